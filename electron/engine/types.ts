@@ -1,0 +1,54 @@
+/**
+ * Engine-internal types shared by its modules. Paths inside a pair are
+ * always relative POSIX paths with no leading or trailing slash; the root is ''.
+ */
+
+export type EntryKind = 'file' | 'dir' | 'symlink';
+
+/** What lstat tells about a local path, reduced to what sync needs. */
+export interface LocalStat {
+  kind: EntryKind;
+  size: number;
+  mtimeNs: bigint;
+  /** Permission bits (mode & 0o7777). */
+  mode: number;
+  ino: bigint;
+  /** Symlink target, for symlinks; null otherwise. */
+  target: string | null;
+}
+
+/**
+ * The last synced state of one path (the three-way base of the next issue).
+ * An entry is written only after the transfer that made both sides agree succeeded.
+ */
+export interface Entry extends LocalStat {
+  path: string;
+  /** Content hash (hex sha256) when known; recorded for racily-clean files and for the two-way base. */
+  hash: string | null;
+  /** When this entry was last confirmed in sync, in ns since the epoch. */
+  syncedAtNs: bigint;
+  /** The remote side's size and mtime after the sync (for two-way change detection), when known. */
+  remoteSize: number | null;
+  remoteMtimeNs: bigint | null;
+}
+
+export type RemoteSpec =
+  | { kind: 'ssh'; user?: string; host: string; port?: number; path: string }
+  | { kind: 'local'; path: string };
+
+export interface SshOptions {
+  /** Directory holding ControlMaster sockets (in the app's data dir, mode 0700). */
+  controlDir: string;
+  /** `ssh -F FILE` instead of ~/.ssh/config, when set. */
+  configFile?: string;
+  /** `ssh -i FILE -o IdentitiesOnly=yes`, when set. */
+  identityFile?: string;
+  /** Seconds for ConnectTimeout (default 10). */
+  connectTimeoutSec?: number;
+}
+
+/** Matches paths against the pair's excludes (gitignore syntax) plus the built-in ones. */
+export interface Excluder {
+  /** relPath: relative POSIX path; isDir: whether it is a directory. */
+  ignores(relPath: string, isDir: boolean): boolean;
+}

@@ -1,0 +1,55 @@
+import { z } from 'zod';
+
+/** Sync directions. The engine implements send-only in this release; the others are refused with "not yet". */
+export const DIRECTIONS = ['two-way', 'send-only', 'receive-only'] as const;
+export type Direction = (typeof DIRECTIONS)[number];
+
+const absPath = z
+  .string()
+  .min(1, 'must not be empty')
+  .refine((p) => p.startsWith('/'), 'must be an absolute path (start with /)');
+
+export const PairSettingsSchema = z.object({
+  /** Stable id: used for the state database file name and CLI references. */
+  id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'must be lower-case letters, digits and dashes'),
+  /** Local directory, absolute. */
+  local: absPath,
+  /** `[user@]host[:port]:/abs/path` or a local absolute path. */
+  remote: z.string().min(1, 'must not be empty'),
+  direction: z.enum(DIRECTIONS).default('send-only'),
+  /** Extra excludes in gitignore syntax (built-in temp-file excludes always apply). */
+  excludes: z.array(z.string()).default([]),
+  /** Bandwidth limit in KiB/s; 0 means no limit. */
+  bwLimitKBps: z.number().int().min(0).default(0),
+  paused: z.boolean().default(false),
+  /** When paused for a while: epoch ms at which the pair resumes by itself. */
+  pausedUntil: z.number().int().nullable().default(null),
+  /** SSH private key to use; default: whatever ssh would pick (~/.ssh/config, agent). */
+  identityFile: absPath.optional(),
+  /** Full rescan interval in seconds (a safety net behind the watcher). */
+  rescanIntervalSec: z.number().int().min(10).max(7 * 24 * 3600).default(3600),
+});
+export type PairSettings = z.infer<typeof PairSettingsSchema>;
+export type PairSettingsInput = z.input<typeof PairSettingsSchema>;
+
+export const SettingsSchema = z.object({
+  version: z.literal(1).default(1),
+  pairs: z.array(PairSettingsSchema).default([]),
+  /** An ssh config file to use instead of ~/.ssh/config (passed as `ssh -F`). */
+  sshConfigFile: absPath.optional(),
+  /** Seconds a batch waits for more events before it goes (debounce). */
+  debounceMs: z.number().int().min(0).max(60_000).default(150),
+  /** Days the trash keeps replaced and deleted versions. */
+  trashDays: z.number().int().min(1).max(3650).default(30),
+});
+export type Settings = z.infer<typeof SettingsSchema>;
+
+/** Turn a zod error into one line per problem, each naming the field. */
+export function describeSettingsError(err: z.ZodError): string {
+  return err.issues
+    .map((i) => {
+      const field = i.path.length ? i.path.map(String).join('.') : '(settings)';
+      return `${field}: ${i.message}`;
+    })
+    .join('\n');
+}

@@ -1,0 +1,54 @@
+import type { Direction } from './settings.js';
+import type { ErrorInfo } from './errors.js';
+
+export type PairState = 'starting' | 'idle' | 'syncing' | 'paused' | 'degraded' | 'error';
+
+export interface TransferProgress {
+  /** Files sent in the current run so far, and how many are queued in it. */
+  filesDone: number;
+  filesTotal: number;
+  bytesDone: number;
+  /** Bytes per second, as rsync reports it. */
+  rateBps: number;
+}
+
+export interface PairStatus {
+  id: string;
+  local: string;
+  remote: string;
+  direction: Direction;
+  state: PairState;
+  /** Why the pair is degraded, in error, or paused. */
+  reason?: ErrorInfo;
+  pausedUntil: number | null;
+  watcher: 'inotifywait' | 'parcel' | 'none';
+  /** Files and directories the state database knows. */
+  entries: number;
+  /** Paths waiting to be synced. */
+  pending: number;
+  lastSyncAt: number | null;
+  lastError?: ErrorInfo;
+  progress?: TransferProgress;
+  warnings: ErrorInfo[];
+}
+
+export interface EngineStatus {
+  pid: number;
+  version: string;
+  startedAt: number;
+  pairs: PairStatus[];
+}
+
+/** One line of the activity log (`lipsync log`), also what "Recent changes" shows. */
+export interface LogRecord {
+  t: number;
+  pair: string;
+  level: 'info' | 'warn' | 'error';
+  /** push: files sent; delete: removed remotely (kept in trash); rename: moved remotely. */
+  event: 'push' | 'delete' | 'rename' | 'mkdir' | 'scan' | 'error' | 'state' | 'start' | 'stop';
+  msg: string;
+  paths?: string[];
+  from?: string;
+  to?: string;
+  bytes?: number;
+}
