@@ -1,0 +1,151 @@
+/**
+ * The local watcher, behind one small interface. Two backends:
+ *  - inotifywait (inotify-tools), run as a child process: the kernel keeps the
+ *    watches, the process holds little memory even for a million files;
+ *  - @parcel/watcher, in process, as a fallback (it keeps the whole tree in
+ *    memory and silently drops inotify queue overflows).
+ *
+ * Events are hints: the caller debounces them, stats the paths and rescans
+ * new folders (a file created right after its folder can be missed while the
+ * watch on the new folder is being added) and the whole tree on overflow.
+ */
+import { accessSync, constants as fsConstants, statSync } from 'node:fs';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import type { Excluder } from '../types.js';
+import { InotifywaitWatcher } from './inotifywait.js';
+import { WatchStartError } from './limits.js';
+import { ParcelWatcher } from './parcel.js';
+
+export { WatchStartError } from './limits.js';
+
+export type WatchEventKind = 'create' | 'modify' | 'delete' | 'move-from' | 'move-to' | 'attrib';
+
+export interface WatchEvent {
+  /** Relative POSIX path inside the root; '' is the root itself. */
+  path: string;
+  kind: WatchEventKind;
+  /** Whether the path is a directory, when the backend knows (parcel: always false). */
+  isDir: boolean;
+}
+
+export interface WatchHandlers {
+  /** Batches as they are read (no debounce here: the caller debounces). */
+  onEvents(events: WatchEvent[]): void;
+  /** The kernel queue overflowed (IN_Q_OVERFLOW): events were lost, the caller must rescan. */
+  onOverflow(): void;
+  /** The watcher failed or died after start. It is stopped by then: no more events follow. */
+  onError(err: WatchFailure): void;
+}
+
+export interface Watcher {
+  readonly backend: 'inotifywait' | 'parcel';
+  /** Resolves once the watches are established; rejects with a WatchStartError. */
+  start(): Promise<void>;
+  /** Stops watching; resolves when the backend is gone (the inotifywait process exited). */
+  stop(): Promise<void>;
+}
+
+export interface WatchFailure {
+  kind: 'watch-limit' | 'instance-limit' | 'watcher-died' | 'unavailable';
+  message: string;
+  fix?: string;
+  detail?: string;
+  limit?: LimitAdvice;
+}
+
+export interface LimitAdvice {
+  sysctl: 'fs.inotify.max_user_watches' | 'fs.inotify.max_user_instances';
+  current: number | null;
+  recommended: number;
+  /** Raises the limit until the next reboot, e.g. `sudo sysctl fs.inotify.max_user_watches=1048576`. */
+  command: string;
+  /** Makes it permanent, e.g. `echo fs.inotify.max_user_watches=1048576 | sudo tee /etc/sysctl.d/90-lipsync-watches.conf && sudo sysctl --system`. */
+  permanent: string;
+}
+
+export interface WatcherOptions {
+  excluder?: Excluder;
+  backend?: 'auto' | 'inotifywait' | 'parcel';
+  /** The inotifywait executable; else env LIPSYNC_INOTIFYWAIT, else `inotifywait` on PATH. */
+  inotifywaitPath?: string;
+}
+
+/** Shown when the parcel backend is used on Linux because inotifywait is missing. */
+export function fallbackNotice(): string {
+  return (
+    'Using @parcel/watcher because inotifywait was not found; install inotify-tools ' +
+    '(sudo apt install inotify-tools) to watch large trees with far less memory.'
+  );
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    accessSync(file, fsConstants.X_OK);
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The inotifywait executable to use, or null when none is found:
+ * opts.inotifywaitPath, else env LIPSYNC_INOTIFYWAIT, else `inotifywait` on PATH.
+ */
+export function findInotifywait(explicit?: string, env: NodeJS.ProcessEnv = process.env): string | null {
+  const configured = explicit ?? (env.LIPSYNC_INOTIFYWAIT || undefined);
+  if (configured !== undefined) {
+    if (!configured.includes('/')) return searchPath(configured, env);
+    const file = isAbsolute(configured) ? configured : resolve(configured);
+    return isExecutable(file) ? file : null;
+  }
+  return searchPath('inotifywait', env);
+}
+
+function searchPath(name: string, env: NodeJS.ProcessEnv): string | null {
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const file = join(dir, name);
+    if (isExecutable(file)) return file;
+  }
+  return null;
+}
+
+/**
+ * Creates (does not start) a watcher for `root`.
+ * backend 'auto': inotifywait on Linux when found, else @parcel/watcher (see fallbackNotice()).
+ * backend 'inotifywait' with no executable found: start() rejects with kind 'unavailable'.
+ */
+export async function createWatcher(
+  root: string,
+  handlers: WatchHandlers,
+  opts: WatcherOptions = {},
+): Promise<Watcher> {
+  const absRoot = resolve(root);
+  const backend = opts.backend ?? 'auto';
+  if (backend === 'parcel') return new ParcelWatcher(absRoot, handlers, opts.excluder);
+  const exe = findInotifywait(opts.inotifywaitPath);
+  if (backend === 'inotifywait') {
+    if (exe === null) return unavailableInotifywait(opts.inotifywaitPath);
+    return new InotifywaitWatcher(absRoot, handlers, { excluder: opts.excluder, executable: exe });
+  }
+  if (process.platform === 'linux' && exe !== null) {
+    return new InotifywaitWatcher(absRoot, handlers, { excluder: opts.excluder, executable: exe });
+  }
+  return new ParcelWatcher(absRoot, handlers, opts.excluder);
+}
+
+function unavailableInotifywait(configured: string | undefined): Watcher {
+  const what = configured ?? process.env.LIPSYNC_INOTIFYWAIT ?? 'inotifywait';
+  return {
+    backend: 'inotifywait',
+    start: () =>
+      Promise.reject(
+        new WatchStartError({
+          kind: 'unavailable',
+          message: `Can't start the file watcher: ${what} was not found or is not executable.`,
+          fix: 'Install inotify-tools (sudo apt install inotify-tools).',
+        }),
+      ),
+    stop: () => Promise.resolve(),
+  };
+}
