@@ -1,0 +1,94 @@
+/**
+ * Exclude patterns (gitignore syntax) for a pair: the built-in ones plus the user's.
+ */
+import ignore, { type Ignore } from 'ignore';
+import type { Excluder } from './types.js';
+
+/** Always excluded; the user's patterns come after these and may negate all but `.lipsync/`. */
+export const BUILTIN_EXCLUDES: readonly string[] = ['.DS_Store', 'Thumbs.db', '*.swp', '~$*', '.lipsync/'];
+
+/** The engine's own directory name: excluded at any depth, whatever the user's patterns say. */
+const LIPSYNC_DIR = '.lipsync';
+
+/**
+ * `ignore` caches the result of every path it was asked about (and of their parent
+ * directories) for the lifetime of the instance. On a tree of a million files that
+ * cache would hold the whole tree, so the instance is replaced (sharing the compiled
+ * rules) every this many lookups.
+ */
+const CACHE_ROTATE_EVERY = 20_000;
+
+/** Whether the path is the `.lipsync` directory or lies inside one, at any depth. */
+function inLipsyncDir(relPath: string, isDir: boolean): boolean {
+  if (isDir && (relPath === LIPSYNC_DIR || relPath.endsWith('/' + LIPSYNC_DIR))) return true;
+  return relPath.startsWith(LIPSYNC_DIR + '/') || relPath.includes('/' + LIPSYNC_DIR + '/');
+}
+
+function newIgnore(): Ignore {
+  // Case-sensitive like git on Linux (core.ignorecase=false): the synced trees live on
+  // case-sensitive file systems, where `Build/` and `build/` are different directories.
+  return ignore({ ignorecase: false });
+}
+
+/**
+ * Builds the excluder for a pair. `patterns` are gitignore lines (blank lines and `#`
+ * comments are allowed); they are applied after the built-ins, so `!Thumbs.db` re-includes
+ * that file, but nothing re-includes `.lipsync/`.
+ */
+export function createExcluder(patterns: string[]): Excluder {
+  const rules = newIgnore().add([...BUILTIN_EXCLUDES, ...patterns]);
+  let current = newIgnore().add(rules);
+  let lookups = 0;
+  return {
+    ignores(relPath: string, isDir: boolean): boolean {
+      if (relPath === '') return false;
+      if (inLipsyncDir(relPath, isDir)) return true;
+      if (++lookups >= CACHE_ROTATE_EVERY) {
+        lookups = 0;
+        current = newIgnore().add(rules);
+      }
+      // A trailing slash tells `ignore` it is a directory, so `build/` matches only dirs.
+      return current.ignores(isDir ? relPath + '/' : relPath);
+    },
+  };
+}
+
+/** Whether the string ends with an odd number of backslashes (an escape with nothing to escape). */
+function endsWithLoneBackslash(s: string): boolean {
+  let n = 0;
+  while (n < s.length && s[s.length - 1 - n] === '\\') n++;
+  return n % 2 === 1;
+}
+
+/**
+ * Checks user exclude patterns, one gitignore line per element.
+ * Returns a message naming the first invalid line, or null when all are valid.
+ */
+export function validateExcludePatterns(patterns: string[]): string | null {
+  for (let i = 0; i < patterns.length; i++) {
+    const raw = patterns[i];
+    const where = `Exclude pattern ${i + 1}`;
+    if (typeof raw !== 'string') return `${where} is not a string.`;
+    if (raw.includes('\0')) return `${where} contains a NUL character.`;
+    if (/[\r\n]/.test(raw)) return `${where} spans several lines; give one pattern per line.`;
+    // Git strips trailing spaces unless escaped with a backslash.
+    let line = raw;
+    while (line.endsWith(' ') && !endsWithLoneBackslash(line.slice(0, -1))) line = line.slice(0, -1);
+    if (line === '' || line.startsWith('#')) continue; // blank line or comment
+    if (endsWithLoneBackslash(line))
+      return `${where} ("${raw}") ends with a lone backslash, which git treats as invalid.`;
+    const body = line.startsWith('!') ? line.slice(1) : line;
+    if (body === '') return `${where} ("${raw}") is a negation of nothing.`;
+    if (body === '/') return `${where} ("${raw}") matches nothing.`;
+    try {
+      // Rules compile lazily: test a file and a directory to force the regexes to be built.
+      const ig = newIgnore().add(line);
+      ig.ignores('x');
+      ig.ignores('x/');
+      ig.ignores('x/y');
+    } catch (err) {
+      return `${where} ("${raw}") is invalid: ${err instanceof Error ? err.message : String(err)}`;
+    }
+  }
+  return null;
+}

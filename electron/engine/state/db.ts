@@ -1,0 +1,314 @@
+/**
+ * The per-pair state database: the last synced state of every path (the base of the
+ * next three-way comparison). One SQLite file per pair, opened with better-sqlite3.
+ *
+ * Nothing here materializes the whole tree: whole-tree reads stream through
+ * `iterateDescendants`, and subtree moves/deletes are single range statements.
+ *
+ * Paths are relative POSIX paths ('' is the root). SQLite compares TEXT with the
+ * BINARY collation, i.e. bytewise over UTF-8, so the descendants of `dir` are exactly
+ * the rows with `dir/` < path < `dir0` ('0' is the byte after '/').
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { Entry, EntryKind } from '../types.js';
+
+type Db = Database.Database;
+type Stmt = Database.Statement;
+
+/** A row of `entries` as read with safeIntegers (every INTEGER is a bigint). */
+interface EntryRow {
+  path: string;
+  parent: string;
+  name: string;
+  kind: string | null;
+  size: bigint | null;
+  mtime_ns: bigint | null;
+  mode: bigint | null;
+  ino: bigint | null;
+  target: string | null;
+  hash: string | null;
+  synced_at_ns: bigint | null;
+  remote_size: bigint | null;
+  remote_mtime_ns: bigint | null;
+}
+
+/** Schema migrations; migration i brings the schema from version i to i + 1. */
+const MIGRATIONS: ((db: Db) => void)[] = [
+  (db) => {
+    db.exec(`
+      CREATE TABLE entries (
+        path TEXT PRIMARY KEY NOT NULL,
+        parent TEXT NOT NULL,
+        name TEXT NOT NULL,
+        kind TEXT,
+        size INTEGER,
+        mtime_ns INTEGER,
+        mode INTEGER,
+        ino INTEGER,
+        target TEXT,
+        hash TEXT,
+        synced_at_ns INTEGER,
+        remote_size INTEGER,
+        remote_mtime_ns INTEGER
+      ) WITHOUT ROWID;
+      CREATE INDEX entries_parent ON entries(parent);
+      CREATE INDEX entries_ino ON entries(ino);
+    `);
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** The parent directory of a relative path ('' for top-level names and for the root). */
+function parentOf(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i < 0 ? '' : p.slice(0, i);
+}
+
+function nameOf(p: string): string {
+  return p.slice(p.lastIndexOf('/') + 1);
+}
+
+/** Bounds of the descendants of `dir` (exclusive on both ends); for the root, every path but ''. */
+function descendantRange(dir: string): [string, string] | null {
+  return dir === '' ? null : [dir + '/', dir + '0'];
+}
+
+function isDescendantOrSelf(p: string, dir: string): boolean {
+  return dir === '' || p === dir || p.startsWith(dir + '/');
+}
+
+function toNumber(v: bigint | null): number {
+  return v === null ? 0 : Number(v);
+}
+
+function rowToEntry(r: EntryRow): Entry {
+  return {
+    path: r.path,
+    kind: (r.kind ?? 'file') as EntryKind,
+    size: toNumber(r.size),
+    mtimeNs: r.mtime_ns ?? 0n,
+    mode: toNumber(r.mode),
+    ino: r.ino ?? 0n,
+    target: r.target,
+    hash: r.hash,
+    syncedAtNs: r.synced_at_ns ?? 0n,
+    remoteSize: r.remote_size === null ? null : Number(r.remote_size),
+    remoteMtimeNs: r.remote_mtime_ns,
+  };
+}
+
+export class StateDb {
+  private readonly stmts: {
+    get: Stmt;
+    children: Stmt;
+    childrenOfRoot: Stmt;
+    byInode: Stmt;
+    upsert: Stmt;
+    deleteOne: Stmt;
+    deleteRange: Stmt;
+    deleteAll: Stmt;
+    moveSelf: Stmt;
+    moveDescendants: Stmt;
+    count: Stmt;
+    getMeta: Stmt;
+    setMeta: Stmt;
+  };
+
+  private constructor(private readonly db: Db) {
+    const prep = (sql: string, safe = true): Stmt => db.prepare(sql).safeIntegers(safe);
+    this.stmts = {
+      get: prep('SELECT * FROM entries WHERE path = ?'),
+      children: prep('SELECT * FROM entries WHERE parent = ? ORDER BY path'),
+      // The root row ('' if ever stored) has parent '' too; it is not its own child.
+      childrenOfRoot: prep("SELECT * FROM entries WHERE parent = '' AND path <> '' ORDER BY path"),
+      byInode: prep('SELECT * FROM entries WHERE ino = ? ORDER BY path'),
+      upsert: prep(
+        `INSERT OR REPLACE INTO entries
+           (path, parent, name, kind, size, mtime_ns, mode, ino, target, hash, synced_at_ns, remote_size, remote_mtime_ns)
+         VALUES
+           (@path, @parent, @name, @kind, @size, @mtimeNs, @mode, @ino, @target, @hash, @syncedAtNs, @remoteSize, @remoteMtimeNs)`,
+      ),
+      deleteOne: prep('DELETE FROM entries WHERE path = ?'),
+      deleteRange: prep('DELETE FROM entries WHERE path > ? AND path < ?'),
+      deleteAll: prep('DELETE FROM entries'),
+      moveSelf: prep('UPDATE entries SET path = @to, parent = @toParent, name = @toName WHERE path = @from'),
+      // length()/substr() count characters on both sides, so the prefix swap is exact
+      // whatever the UTF-8 (or UTF-16) lengths are. Every descendant's parent also starts
+      // with `from`, so it gets the same prefix swap.
+      moveDescendants: prep(
+        `UPDATE entries SET
+           path = @to || substr(path, length(@from) + 1),
+           parent = @to || substr(parent, length(@from) + 1)
+         WHERE path > @lo AND path < @hi`,
+      ),
+      count: prep('SELECT count(*) AS n FROM entries', false),
+      getMeta: prep('SELECT value FROM meta WHERE key = ?', false),
+      setMeta: prep('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)', false),
+    };
+  }
+
+  /** Opens (creating it and its directories if needed) and migrates the database at `file`. */
+  static open(file: string): StateDb {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const db = new Database(file);
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.pragma('busy_timeout = 5000');
+      StateDb.migrate(db);
+      return new StateDb(db);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  private static migrate(db: Db): void {
+    db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)');
+    db.transaction(() => {
+      const row = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as
+        { value: string } | undefined;
+      const version = row ? Number(row.value) : 0;
+      if (!Number.isInteger(version) || version < 0) {
+        throw new Error(`State database has an invalid schema_version: ${row?.value}`);
+      }
+      if (version > MIGRATIONS.length) {
+        throw new Error(
+          `State database schema version ${version} is newer than this lipsync supports (${MIGRATIONS.length}).`,
+        );
+      }
+      for (let v = version; v < MIGRATIONS.length; v++) MIGRATIONS[v]!(db);
+      if (version !== MIGRATIONS.length) {
+        db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)").run(
+          String(MIGRATIONS.length),
+        );
+      }
+    }).immediate();
+  }
+
+  get(p: string): Entry | undefined {
+    const row = this.stmts.get.get(p) as EntryRow | undefined;
+    return row ? rowToEntry(row) : undefined;
+  }
+
+  /** The direct children of one directory, ordered by path. */
+  children(dir: string): Entry[] {
+    const rows = (dir === '' ? this.stmts.childrenOfRoot.all() : this.stmts.children.all(dir)) as EntryRow[];
+    return rows.map(rowToEntry);
+  }
+
+  /**
+   * Every entry below `dir` at any depth (not `dir` itself), in path order, streamed
+   * from SQLite. While the iterator is open the connection cannot write: finish or
+   * `return()` it (a `break` out of for-of does) before calling a mutating method.
+   * Several iterators may be open at once (each gets its own statement).
+   */
+  *iterateDescendants(dir: string): IterableIterator<Entry> {
+    const range = descendantRange(dir);
+    const rows = (
+      range
+        ? this.db
+            .prepare('SELECT * FROM entries WHERE path > ? AND path < ? ORDER BY path')
+            .safeIntegers(true)
+            .iterate(range[0], range[1])
+        : this.db.prepare("SELECT * FROM entries WHERE path > '' ORDER BY path").safeIntegers(true).iterate()
+    ) as IterableIterator<EntryRow>;
+    for (const row of rows) yield rowToEntry(row);
+  }
+
+  /** The entries recorded with inode `ino` (hard links give several). */
+  byInode(ino: bigint): Entry[] {
+    return (this.stmts.byInode.all(ino) as EntryRow[]).map(rowToEntry);
+  }
+
+  /** Inserts or replaces the entries, in one transaction. */
+  upsert(entries: Entry[]): void {
+    const stmt = this.stmts.upsert;
+    this.db.transaction(() => {
+      for (const e of entries) {
+        stmt.run({
+          path: e.path,
+          parent: parentOf(e.path),
+          name: nameOf(e.path),
+          kind: e.kind,
+          size: e.size,
+          mtimeNs: e.mtimeNs,
+          mode: e.mode,
+          ino: e.ino,
+          target: e.target,
+          hash: e.hash,
+          syncedAtNs: e.syncedAtNs,
+          remoteSize: e.remoteSize,
+          remoteMtimeNs: e.remoteMtimeNs,
+        });
+      }
+    })();
+  }
+
+  /** Removes `p` and everything below it; returns the number of rows removed. */
+  deleteTree(p: string): number {
+    return this.db.transaction(() => this.deleteTreeInTx(p))();
+  }
+
+  private deleteTreeInTx(p: string): number {
+    if (p === '') return this.stmts.deleteAll.run().changes;
+    const [lo, hi] = descendantRange(p)!;
+    return this.stmts.deleteOne.run(p).changes + this.stmts.deleteRange.run(lo, hi).changes;
+  }
+
+  /**
+   * Moves the entry at `from` and all its descendants to `to`, in one transaction.
+   * Whatever was recorded at `to` (and below it) is replaced. Moving a path into its
+   * own subtree is impossible on a file system and throws.
+   */
+  renameTree(from: string, to: string): void {
+    if (from === to) return;
+    if (from === '' || to === '') throw new Error('renameTree: cannot move the root');
+    if (isDescendantOrSelf(to, from)) throw new Error(`renameTree: cannot move "${from}" into itself ("${to}")`);
+    this.db.transaction(() => {
+      if (isDescendantOrSelf(from, to)) {
+        // Moving up over an ancestor: the target subtree contains the source. First park the
+        // source under a prefix no real path can have (a leading '/'), so that clearing the
+        // target and moving back never collide with rows still to be moved.
+        const parked = '/' + from;
+        this.move(from, parked);
+        this.deleteTreeInTx(to);
+        this.move(parked, to);
+      } else {
+        this.deleteTreeInTx(to);
+        this.move(from, to);
+      }
+    })();
+  }
+
+  /** Moves `from` and its descendants to `to`; `to` and its subtree must be free. */
+  private move(from: string, to: string): void {
+    this.stmts.moveSelf.run({ from, to, toParent: parentOf(to), toName: nameOf(to) });
+    const [lo, hi] = descendantRange(from)!;
+    this.stmts.moveDescendants.run({ from, to, lo, hi });
+  }
+
+  count(): number {
+    return Number((this.stmts.count.get() as { n: number }).n);
+  }
+
+  getMeta(key: string): string | undefined {
+    return (this.stmts.getMeta.get(key) as { value: string } | undefined)?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.stmts.setMeta.run(key, value);
+  }
+
+  /** Runs `fn` in a transaction (a savepoint when nested); rolls back if it throws. */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
