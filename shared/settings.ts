@@ -27,7 +27,12 @@ export const PairSettingsSchema = z.object({
   /** SSH private key to use; default: whatever ssh would pick (~/.ssh/config, agent). */
   identityFile: absPath.optional(),
   /** Full rescan interval in seconds (a safety net behind the watcher). */
-  rescanIntervalSec: z.number().int().min(10).max(7 * 24 * 3600).default(3600),
+  rescanIntervalSec: z
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 24 * 3600)
+    .default(3600),
 });
 export type PairSettings = z.infer<typeof PairSettingsSchema>;
 export type PairSettingsInput = z.input<typeof PairSettingsSchema>;

@@ -33,8 +33,7 @@ export interface Entry extends LocalStat {
 }
 
 export type RemoteSpec =
-  | { kind: 'ssh'; user?: string; host: string; port?: number; path: string }
-  | { kind: 'local'; path: string };
+  { kind: 'ssh'; user?: string; host: string; port?: number; path: string } | { kind: 'local'; path: string };
 
 export interface SshOptions {
   /** Directory holding ControlMaster sockets (in the app's data dir, mode 0700). */

@@ -376,17 +376,42 @@ describe('compareDir', () => {
     await expect(compareDir(root, db, '', noExcludes)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
-  it.skipIf(process.getuid?.() === 0)('skips an unreadable directory without reporting deletions', async () => {
+  it('skips an unreadable directory without reporting deletions', async () => {
+    const dbFile = path.join(tmp, 'state', 'db.sqlite');
     write('locked/a', '1');
     await record('locked');
     await record('locked/a');
+    db.close();
     fs.chmodSync(abs('locked'), 0o000);
+    // Root reads any directory, so as root the compare runs in a child process as `nobody`.
+    const asRoot = process.getuid?.() === 0;
+    if (asRoot) {
+      for (let d = tmp; d !== path.dirname(d); d = path.dirname(d))
+        if (d.startsWith(os.tmpdir() + '/')) fs.chmodSync(d, 0o755);
+      fs.chmodSync(path.dirname(dbFile), 0o777);
+      for (const f of fs.readdirSync(path.dirname(dbFile))) fs.chmodSync(path.join(path.dirname(dbFile), f), 0o666);
+    }
+    const outDir = path.resolve('out/electron/engine');
+    const code = `
+      const { compareDir } = await import(${JSON.stringify(path.join(outDir, 'scan.js'))});
+      const { StateDb } = await import(${JSON.stringify(path.join(outDir, 'state/db.js'))});
+      const { createExcluder } = await import(${JSON.stringify(path.join(outDir, 'excludes.js'))});
+      const db = StateDb.open(${JSON.stringify(dbFile)});
+      const res = await compareDir(${JSON.stringify(root)}, db, 'locked', createExcluder([]));
+      process.stdout.write(JSON.stringify({ uid: process.getuid(), changes: res.changes.length, skipped: res.skipped }));
+    `;
     try {
-      const res = await compareDir(root, db, 'locked', noExcludes);
-      expect(res.changes).toEqual([]);
+      const out = execFileSync(process.execPath, ['--input-type=module', '-e', code], {
+        encoding: 'utf8',
+        ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
+      });
+      const res = JSON.parse(out);
+      expect(res.uid).not.toBe(0);
+      expect(res.changes).toBe(0);
       expect(res.skipped).toEqual([{ path: 'locked', reason: expect.stringMatching(/EACCES/) }]);
     } finally {
       fs.chmodSync(abs('locked'), 0o755);
+      db = StateDb.open(dbFile);
     }
   });
 });

@@ -19,7 +19,8 @@
  *  - when new folders can't be watched it prints "Couldn't watch new directory
  *    X: No space left on device" and keeps running (reported as 'watch-limit').
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { spawnChild } from '../proc/run.js';
 import { statSync } from 'node:fs';
 import type { Excluder } from '../types.js';
 import { classifyLimitText, limitFailure, WatchStartError } from './limits.js';
@@ -245,7 +246,7 @@ export class InotifywaitWatcher implements Watcher {
         rejectStart(new WatchStartError(failure));
       };
 
-      const child = spawn(this.opts.executable, inotifywaitArgs(this.root), {
+      const child = spawnChild(this.opts.executable, inotifywaitArgs(this.root), {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       this.child = child;

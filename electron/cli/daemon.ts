@@ -1,0 +1,48 @@
+import { Engine, VERSION } from '../engine/engine.js';
+import { ApiServer, acquireDaemonLock, daemonAnswers } from '../engine/api/server.js';
+import { ensurePrivateDir, type AppDirs } from '../engine/paths.js';
+import { formatLogRecord } from '../engine/log.js';
+import { LipsyncError } from '../engine/errors.js';
+
+/** `lipsync run`: the foreground daemon for all pairs. Resolves with the exit code once stopped. */
+export async function runDaemon(dirs: AppDirs, banner?: string): Promise<number> {
+  ensurePrivateDir(dirs.dataDir);
+  if (await daemonAnswers(dirs.dataDir)) {
+    throw new LipsyncError('daemon-running', 'lipsync is already running for this user.', {
+      fix: 'Use `lipsync status` to see it, `lipsync stop` to stop it.',
+    });
+  }
+  const lock = acquireDaemonLock(dirs.dataDir);
+  let stopping: Promise<void> | null = null;
+  let wake: () => void = () => undefined;
+  const stopped = new Promise<void>((r) => (wake = r));
+  const engine = new Engine({ dirs, watch: true, echo: (r) => console.log(formatLogRecord(r)) });
+  const api = new ApiServer(engine, dirs.dataDir, () => void stop());
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      console.log('lipsync: stopping…');
+      await api.close().catch(() => undefined);
+      await engine.stop().catch(() => undefined);
+      lock.release();
+      wake();
+    })();
+    return stopping;
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+  process.on('SIGHUP', () => void stop());
+  try {
+    await api.listen();
+    await engine.start();
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const n = engine.list().length;
+  console.log(
+    banner ?? `lipsync ${VERSION} running (pid ${process.pid}), ${n} pair${n === 1 ? '' : 's'}. Ctrl-C stops.`,
+  );
+  await stopped;
+  console.log('lipsync: stopped.');
+  return 0;
+}

@@ -1,0 +1,191 @@
+import { createServer, createConnection, type Server, type Socket } from 'node:net';
+import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  ApiParamSchemas,
+  isApiMethod,
+  type AddPairParams,
+  type ApiProgressEvent,
+  type ApiRequest,
+  type ApiResponse,
+  type ApiMethod,
+} from '../../../shared/api.js';
+import { describeSettingsError } from '../../../shared/settings.js';
+import type { Engine } from '../engine.js';
+import { LipsyncError, toErrorInfo } from '../errors.js';
+import { dataPaths } from '../paths.js';
+
+/**
+ * The local API: newline-delimited JSON over a Unix socket in the data dir
+ * (directory 0700, socket 0600), so only this user can talk to the engine.
+ * Every request's params are validated against shared/api.ts before use.
+ */
+export class ApiServer {
+  private server: Server | null = null;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly dataDir: string,
+    private readonly onShutdown: () => void,
+  ) {}
+
+  async listen(): Promise<void> {
+    const { socket } = dataPaths(this.dataDir);
+    rmSync(socket, { force: true });
+    const server = createServer((s) => this.serve(s));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socket, () => resolve());
+    });
+    chmodSync(socket, 0o600);
+    this.server = server;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    rmSync(dataPaths(this.dataDir).socket, { force: true });
+  }
+
+  private serve(sock: Socket): void {
+    this.sockets.add(sock);
+    sock.on('close', () => this.sockets.delete(sock));
+    sock.on('error', () => undefined);
+    let buf = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      if (buf.length > 1_000_000) {
+        sock.destroy();
+        return;
+      }
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line.trim()) void this.handle(sock, line);
+      }
+    });
+  }
+
+  private send(sock: Socket, msg: ApiResponse): void {
+    if (!sock.destroyed) sock.write(JSON.stringify(msg) + '\n');
+  }
+
+  private async handle(sock: Socket, line: string): Promise<void> {
+    let req: ApiRequest;
+    try {
+      req = JSON.parse(line) as ApiRequest;
+      if (typeof req !== 'object' || req === null || typeof req.id !== 'number' || typeof req.method !== 'string')
+        throw new Error();
+    } catch {
+      this.send(sock, {
+        id: -1,
+        error: {
+          kind: 'invalid-settings',
+          message: 'Malformed request: expected {"id": number, "method": string, "params": {...}}.',
+        },
+      });
+      return;
+    }
+    try {
+      if (!isApiMethod(req.method)) throw new LipsyncError('invalid-settings', `Unknown method "${req.method}".`);
+      const parsed = ApiParamSchemas[req.method].safeParse(req.params ?? {});
+      if (!parsed.success)
+        throw new LipsyncError(
+          'invalid-settings',
+          `Invalid parameters for ${req.method}:\n${describeSettingsError(parsed.error)}`,
+        );
+      const result = await this.dispatch(req.method, parsed.data, (data) =>
+        this.send(sock, { id: req.id, event: 'progress', data }),
+      );
+      this.send(sock, { id: req.id, result });
+    } catch (e) {
+      this.send(sock, { id: req.id, error: toErrorInfo(e) });
+    }
+  }
+
+  /** `params` has been validated against the method's schema by the caller. */
+  private async dispatch(
+    method: ApiMethod,
+    params: unknown,
+    progress: (d: ApiProgressEvent) => void,
+  ): Promise<unknown> {
+    const e = this.engine;
+    const p = params as { pair?: string; forMs?: number; lines?: number };
+    switch (method) {
+      case 'status':
+        return e.status();
+      case 'list':
+        return e.list();
+      case 'add':
+        return e.add(params as AddPairParams);
+      case 'remove':
+        return e.remove(p.pair!);
+      case 'pause':
+        return e.pause(p.pair, p.forMs);
+      case 'resume':
+        return e.resume(p.pair);
+      case 'sync':
+        return { results: await e.sync(p.pair, (pair, pr) => progress({ pair, progress: pr })) };
+      case 'log':
+        return e.logTail(p.lines, p.pair);
+      case 'shutdown':
+        setImmediate(this.onShutdown);
+        return { ok: true };
+    }
+  }
+}
+
+/**
+ * One engine per user: a pid file taken with O_EXCL. A pid file whose process
+ * is gone is stale and taken over.
+ */
+export function acquireDaemonLock(dataDir: string): { release: () => void } {
+  const { pidFile } = dataPaths(dataDir);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(pidFile, String(process.pid), { flag: 'wx', mode: 0o600 });
+      return { release: () => releaseIfOurs(pidFile) };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = Number(readFileSync(pidFile, 'utf8').trim());
+      if (pid && pid !== process.pid && isAlive(pid)) {
+        throw new LipsyncError('daemon-running', `lipsync is already running (pid ${pid}) for this user.`, {
+          fix: 'Use `lipsync status`, or stop it first (`lipsync stop`, or Ctrl-C in its terminal).',
+        });
+      }
+      rmSync(pidFile, { force: true });
+    }
+  }
+  throw new LipsyncError('daemon-running', 'Could not take the daemon lock.');
+}
+
+function releaseIfOurs(pidFile: string): void {
+  try {
+    if (existsSync(pidFile) && Number(readFileSync(pidFile, 'utf8').trim()) === process.pid) rmSync(pidFile);
+  } catch {
+    // already gone
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** True when a daemon answers on the socket. */
+export function daemonAnswers(dataDir: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection(dataPaths(dataDir).socket);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}

@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SettingsSchema, describeSettingsError } from '../../shared/settings.js';
+import { SettingsStore } from '../../electron/engine/config.js';
+import { parseDuration } from '../../electron/cli/main.js';
+
+describe('settings schema', () => {
+  it('fills defaults', () => {
+    const s = SettingsSchema.parse({ pairs: [{ id: 'docs', local: '/home/a/Docs', remote: 'srv:/data/docs' }] });
+    expect(s.pairs[0]).toMatchObject({
+      direction: 'send-only',
+      excludes: [],
+      bwLimitKBps: 0,
+      paused: false,
+      rescanIntervalSec: 3600,
+    });
+    expect(s.debounceMs).toBe(150);
+  });
+
+  it.each([
+    [{ pairs: [{ id: 'Bad Id', local: '/a', remote: 'x:/y' }] }, 'pairs.0.id'],
+    [{ pairs: [{ id: 'a', local: 'rel', remote: 'x:/y' }] }, 'pairs.0.local'],
+    [{ pairs: [{ id: 'a', local: '/a', remote: 'x:/y', bwLimitKBps: -1 }] }, 'pairs.0.bwLimitKBps'],
+    [{ pairs: [{ id: 'a', local: '/a', remote: 'x:/y', direction: 'sideways' }] }, 'pairs.0.direction'],
+    [{ debounceMs: 'soon' }, 'debounceMs'],
+  ])('names the field of an invalid value (%#)', (input, field) => {
+    const r = SettingsSchema.safeParse(input);
+    expect(r.success).toBe(false);
+    if (!r.success) expect(describeSettingsError(r.error)).toContain(`${field}:`);
+  });
+});
+
+describe('SettingsStore (conf)', () => {
+  it('writes valid settings and refuses invalid ones without writing', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lipsync-conf-'));
+    const store = new SettingsStore(dir);
+    const s = store.read();
+    expect(s.pairs).toEqual([]);
+    store.write({ ...s, pairs: [SettingsSchema.shape.pairs.parse([{ id: 'a', local: '/a', remote: 'h:/r' }])[0]!] });
+    const before = readFileSync(store.path, 'utf8');
+    expect(JSON.parse(before).pairs[0].id).toBe('a');
+    expect(() => store.updatePair('a', { bwLimitKBps: -3 })).toThrow(/bwLimitKBps/);
+    expect(readFileSync(store.path, 'utf8')).toBe(before);
+    expect(() => store.updatePair('zzz', { paused: true })).toThrow(/no folder pair "zzz"/);
+  });
+
+  it('reports a hand-broken file with the field name', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lipsync-conf-'));
+    writeFileSync(
+      join(dir, 'config.json'),
+      JSON.stringify({ version: 1, pairs: [{ id: 'a', local: '/a', remote: 'h:/r', paused: 'yes' }] }),
+    );
+    expect(() => new SettingsStore(dir).read()).toThrow(/paused/);
+  });
+});
+
+describe('parseDuration', () => {
+  it.each([
+    ['30m', 30 * 60_000],
+    ['1h', 3_600_000],
+    ['90s', 90_000],
+    ['2d', 2 * 86_400_000],
+    ['15', 15 * 60_000],
+  ])('%s', (s, ms) => expect(parseDuration(s)).toBe(ms));
+  it('refuses nonsense', () => expect(() => parseDuration('soon')).toThrow(/not a duration/));
+});
