@@ -36,14 +36,34 @@ export const ApiParamSchemas = {
   sync: OptionalPairRef,
   log: z.object({ lines: z.number().int().positive().max(100_000).optional(), pair: z.string().optional() }),
   shutdown: z.object({}),
+  conflicts: z.object({ pair: z.string().min(1).optional() }),
+  resolve: z.object({
+    id: z.number().int().positive(),
+    pair: z.string().min(1).optional(),
+    keep: z.enum(['local', 'remote', 'both']),
+  }),
+  confirm: PairRef,
 } as const;
+
+/** An open conflict: both sides changed `path`; the local version was kept as `copyPath`. */
+export interface ConflictInfo {
+  id: number;
+  pair: string;
+  path: string;
+  copyPath: string;
+  local: { size: number; mtime: number; origin: string };
+  remote: { size: number; mtime: number; origin: string };
+  createdAt: number;
+}
 
 export interface SyncPairResult {
   pair: string;
   ok: boolean;
   filesSent: number;
+  filesReceived: number;
   deleted: number;
   renamed: number;
+  conflicts: number;
   bytesSent: number;
   error?: ErrorInfo;
   warnings: ErrorInfo[];
@@ -59,6 +79,9 @@ export interface ApiResults {
   sync: { results: SyncPairResult[] };
   log: LogRecord[];
   shutdown: { ok: true };
+  conflicts: ConflictInfo[];
+  resolve: { resolved: number; kept: 'local' | 'remote' | 'both' };
+  confirm: { confirmed: string };
 }
 
 export type ApiMethod = keyof typeof ApiParamSchemas;

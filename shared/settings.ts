@@ -1,6 +1,6 @@
 import { z } from 'zod';
 
-/** Sync directions. The engine implements send-only in this release; the others are refused with "not yet". */
+/** Sync directions: both ways (default), only local → server, only server → local. */
 export const DIRECTIONS = ['two-way', 'send-only', 'receive-only'] as const;
 export type Direction = (typeof DIRECTIONS)[number];
 
@@ -16,7 +16,7 @@ export const PairSettingsSchema = z.object({
   local: absPath,
   /** `[user@]host[:port]:/abs/path` or a local absolute path. */
   remote: z.string().min(1, 'must not be empty'),
-  direction: z.enum(DIRECTIONS).default('send-only'),
+  direction: z.enum(DIRECTIONS).default('two-way'),
   /** Extra excludes in gitignore syntax (built-in temp-file excludes always apply). */
   excludes: z.array(z.string()).default([]),
   /** Bandwidth limit in KiB/s; 0 means no limit. */
@@ -44,6 +44,8 @@ export const SettingsSchema = z.object({
   sshConfigFile: absPath.optional(),
   /** Seconds a batch waits for more events before it goes (debounce). */
   debounceMs: z.number().int().min(0).max(60_000).default(150),
+  /** This computer's name in conflict copies and remote locks (default: the host name). */
+  deviceName: z.string().min(1).max(64).optional(),
   /** Days the trash keeps replaced and deleted versions. */
   trashDays: z.number().int().min(1).max(3650).default(30),
 });

@@ -22,6 +22,10 @@ export interface PairStatus {
   reason?: ErrorInfo;
   pausedUntil: number | null;
   watcher: 'inotifywait' | 'parcel' | 'none';
+  /** How the server's changes reach us: streamed (inotify), polled, or not at all (send-only). */
+  remoteWatcher: 'inotify' | 'poll' | 'disconnected' | 'none';
+  /** Open conflicts (both versions kept; see `lipsync conflicts`). */
+  conflicts: number;
   /** Files and directories the state database knows. */
   entries: number;
   /** Paths waiting to be synced. */
@@ -45,7 +49,7 @@ export interface LogRecord {
   pair: string;
   level: 'info' | 'warn' | 'error';
   /** push: files sent; delete: removed remotely (kept in trash); rename: moved remotely. */
-  event: 'push' | 'delete' | 'rename' | 'mkdir' | 'scan' | 'error' | 'state' | 'start' | 'stop';
+  event: 'push' | 'pull' | 'delete' | 'rename' | 'conflict' | 'mkdir' | 'scan' | 'error' | 'state' | 'start' | 'stop';
   msg: string;
   paths?: string[];
   from?: string;

@@ -25,6 +25,10 @@ Commands:
   status               show what each pair is doing
   pause [PAIR]         pause syncing (all pairs, or one); --for 30m pauses for a while
   resume [PAIR]        resume syncing
+  conflicts            list open conflicts (both versions were kept)
+  resolve ID --keep local|remote|both
+                       settle a conflict
+  confirm PAIR         go on with a sync that was paused because it would delete many files
   log                  show recent activity
   stop                 stop the running daemon
   demo                 sync a demo folder to a second local folder, to see lipsync work
@@ -44,7 +48,8 @@ Everything is checked first; nothing is written if a check fails.
 
 Options:
   --id ID                 name of the pair (default: from the folder's name)
-  --direction DIR         send-only (default). two-way and receive-only are not available yet.
+  --direction DIR         two-way (default), send-only (never changes this computer's folder)
+                          or receive-only (never changes the server's folder)
   --exclude PATTERN       exclude files (gitignore syntax); repeat for more
   --bwlimit KBPS          bandwidth limit in KiB/s
   --identity FILE         ssh private key to use
@@ -62,6 +67,12 @@ Options:
   resume: 'Usage: lipsync resume [PAIR]\n\nResume syncing of one pair or all.',
   log: 'Usage: lipsync log [--lines N] [--pair PAIR] [--json]\n\nShow recent activity: files sent, deleted and moved, errors.',
   stop: 'Usage: lipsync stop\n\nStop the running daemon.',
+  conflicts:
+    'Usage: lipsync conflicts [PAIR] [--json]\n\nList open conflicts: files changed on both sides before they could sync. Both versions were kept:\nthe server\'s under the name, this computer\'s as "name (conflicted copy DEVICE DATE TIME).ext".',
+  resolve:
+    "Usage: lipsync resolve ID --keep local|remote|both [--pair PAIR]\n\nSettle conflict ID (see `lipsync conflicts`):\n  local   this computer's version takes the name (the other goes to the trash)\n  remote  the server's version stays; the conflict copy goes to the trash\n  both    keep both files as they are",
+  confirm:
+    "Usage: lipsync confirm PAIR\n\nA sync that would delete more than half of a pair's files (or over 1,000) pauses and asks first.\nThis goes on with it (deleted files are kept in the trash).",
   demo: 'Usage: lipsync demo [DIR]\n\nCreate DIR/local and DIR/server (default ~/lipsync-demo), sync the first to the second, and watch.\nEdit files in DIR/local and see them appear in DIR/server. Ctrl-C stops it.',
 };
 
@@ -130,6 +141,15 @@ async function request<M extends ApiMethod>(
         break;
       case 'shutdown':
         throw new LipsyncError('daemon-unreachable', 'No lipsync daemon is running.');
+      case 'conflicts':
+        result = await engine.conflicts(p.pair);
+        break;
+      case 'resolve':
+        result = await engine.resolve(p.id, p.keep, p.pair);
+        break;
+      case 'confirm':
+        result = await engine.confirm(p.pair);
+        break;
     }
     return { result: result as ApiResults[M], viaDaemon: false };
   } finally {
@@ -149,6 +169,7 @@ function printStatus(s: EngineStatus, viaDaemon: boolean): void {
   for (const p of s.pairs) {
     console.log(describeState(p));
     const last = p.lastSyncAt ? new Date(p.lastSyncAt).toLocaleString() : 'never';
+    if (p.conflicts) console.log(`  conflicts: ${p.conflicts} (see \`lipsync conflicts\`)`);
     console.log(
       `  files known: ${p.entries}  pending: ${p.pending < 0 ? 'full rescan' : p.pending}  last sync: ${last}  watcher: ${p.watcher}`,
     );
@@ -171,7 +192,7 @@ function printStatus(s: EngineStatus, viaDaemon: boolean): void {
 function printSyncResult(r: SyncPairResult): void {
   if (r.ok) {
     console.log(
-      `${r.pair}: synced — ${r.filesSent} file${r.filesSent === 1 ? '' : 's'} sent (${formatBytes(r.bytesSent)} of data), ${r.deleted} deleted, ${r.renamed} moved`,
+      `${r.pair}: synced — ${r.filesSent} file${r.filesSent === 1 ? '' : 's'} sent (${formatBytes(r.bytesSent)} of data), ${r.filesReceived} received, ${r.deleted} deleted, ${r.renamed} moved${r.conflicts ? `, ${r.conflicts} conflict${r.conflicts === 1 ? '' : 's'} (see \`lipsync conflicts\`)` : ''}`,
     );
   } else {
     console.log(`${r.pair}: failed`);
@@ -225,6 +246,7 @@ export async function main(argv: string[]): Promise<number> {
         for: { type: 'string' },
         lines: { type: 'string' },
         pair: { type: 'string' },
+        keep: { type: 'string' },
       },
     });
   } catch (e) {
@@ -347,6 +369,43 @@ export async function main(argv: string[]): Promise<number> {
         });
         if (o.json) json(result);
         else for (const r of result) console.log(formatLogRecord(r));
+        return 0;
+      }
+      case 'conflicts': {
+        const { result } = await request(dirs, 'conflicts', { pair: pos[0] ?? o.pair });
+        if (o.json) json(result);
+        else if (!result.length) console.log('No open conflicts.');
+        else {
+          for (const c of result) {
+            console.log(`${c.id}\t[${c.pair}] ${c.path}`);
+            console.log(
+              `\tserver's version (kept the name): ${formatBytes(c.remote.size)}, modified ${new Date(c.remote.mtime).toLocaleString()} (${c.remote.origin})`,
+            );
+            console.log(
+              `\tthis computer's version: ${c.copyPath}: ${formatBytes(c.local.size)}, modified ${new Date(c.local.mtime).toLocaleString()} (${c.local.origin})`,
+            );
+          }
+          console.log('Settle one with `lipsync resolve ID --keep local|remote|both`.');
+        }
+        return 0;
+      }
+      case 'resolve': {
+        const keep = o.keep;
+        if (pos.length !== 1 || !/^\d+$/.test(pos[0]!) || (keep !== 'local' && keep !== 'remote' && keep !== 'both')) {
+          console.error(HELP.resolve);
+          return 2;
+        }
+        const { result } = await request(dirs, 'resolve', { id: Number(pos[0]), keep, pair: o.pair });
+        console.log(`Conflict ${result.resolved} resolved: kept ${result.kept}.`);
+        return 0;
+      }
+      case 'confirm': {
+        if (pos.length !== 1) {
+          console.error(HELP.confirm);
+          return 2;
+        }
+        const { result } = await request(dirs, 'confirm', { pair: pos[0]! });
+        console.log(`Confirmed: ${result.confirmed} goes on with its deletions.`);
         return 0;
       }
       case 'stop': {

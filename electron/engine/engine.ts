@@ -1,5 +1,7 @@
-import { rmSync } from 'node:fs';
-import type { AddPairParams, SyncPairResult } from '../../shared/api.js';
+import { existsSync, rmSync } from 'node:fs';
+import { StateDb } from './state/db.js';
+import { hostname } from 'node:os';
+import type { AddPairParams, ConflictInfo, SyncPairResult } from '../../shared/api.js';
 import type { PairSettings } from '../../shared/settings.js';
 import type { EngineStatus, LogRecord, TransferProgress } from '../../shared/status.js';
 import { SettingsStore } from './config.js';
@@ -20,6 +22,8 @@ export interface EngineOptions {
   inotifywaitPath?: string;
   /** Called with every log record (the daemon prints them). */
   echo?: (r: LogRecord) => void;
+  /** Remote polling interval when a server has no inotifywait (default 30 s). */
+  remotePollMs?: number;
   /** Called when a pair's state changes (the API pushes status). */
   onChange?: () => void;
 }
@@ -58,6 +62,9 @@ export class Engine {
       ssh: this.sshOptions(),
       log: this.log,
       debounceMs: s.debounceMs,
+      deviceName: s.deviceName ?? (hostname().split('.')[0] || 'computer'),
+      remotePollMs: this.opts.remotePollMs,
+      trashDays: s.trashDays,
       inotifywaitPath: this.opts.inotifywaitPath,
       watch: this.opts.watch,
       onChange: this.opts.onChange,
@@ -81,6 +88,8 @@ export class Engine {
     const pairs = this.settings.pairs().map((p) => {
       const r = this.runners.get(p.id);
       if (r) return r.status();
+      // Not running (no daemon): what the pair's database says.
+      const saved = this.savedState(p.id);
       return {
         id: p.id,
         local: p.local,
@@ -89,13 +98,27 @@ export class Engine {
         state: p.paused ? ('paused' as const) : ('idle' as const),
         pausedUntil: p.pausedUntil,
         watcher: 'none' as const,
-        entries: 0,
+        remoteWatcher: 'none' as const,
+        conflicts: saved.conflicts,
+        entries: saved.entries,
         pending: 0,
-        lastSyncAt: null,
+        lastSyncAt: saved.lastSyncAt,
         warnings: [],
       };
     });
     return { pid: process.pid, version: VERSION, startedAt: this.startedAt, pairs };
+  }
+
+  private savedState(id: string): { entries: number; conflicts: number; lastSyncAt: number | null } {
+    const file = dataPaths(this.opts.dirs.dataDir).stateDb(id);
+    if (!existsSync(file)) return { entries: 0, conflicts: 0, lastSyncAt: null };
+    const db = StateDb.open(file);
+    try {
+      const last = db.getMeta('lastSyncAt');
+      return { entries: db.count(), conflicts: db.openConflicts().length, lastSyncAt: last ? Number(last) : null };
+    } finally {
+      db.close();
+    }
   }
 
   list(): PairSettings[] {
@@ -183,6 +206,59 @@ export class Engine {
       }
     }
     return results;
+  }
+
+  /** Open conflicts of every pair (or one). Pairs that are not running are opened for reading. */
+  async conflicts(pair?: string): Promise<ConflictInfo[]> {
+    const out: ConflictInfo[] = [];
+    for (const p of this.targets(pair)) {
+      const runner = this.runners.get(p.id) ?? (await this.startPair(p));
+      for (const c of runner.openConflicts()) {
+        out.push({
+          id: c.id,
+          pair: p.id,
+          path: c.path,
+          copyPath: c.copyPath,
+          local: c.local,
+          remote: c.remote,
+          createdAt: c.createdAt,
+        });
+      }
+    }
+    return out;
+  }
+
+  async resolve(
+    id: number,
+    keep: 'local' | 'remote' | 'both',
+    pair?: string,
+  ): Promise<{ resolved: number; kept: typeof keep }> {
+    const matches = (await this.conflicts(pair)).filter((c) => c.id === id);
+    if (!matches.length)
+      throw new LipsyncError('pair-unknown', `There is no open conflict ${id}.`, { fix: 'See `lipsync conflicts`.' });
+    if (matches.length > 1) {
+      throw new LipsyncError(
+        'pair-unknown',
+        `Conflict ${id} exists in several pairs (${matches.map((m) => m.pair).join(', ')}).`,
+        {
+          fix: 'Name the pair: lipsync resolve ID --pair PAIR --keep …',
+        },
+      );
+    }
+    const runner = this.runners.get(matches[0]!.pair)!;
+    await runner.resolve(id, keep);
+    // Make both sides agree now (the CLI waits for it).
+    await runner.syncNow();
+    return { resolved: id, kept: keep };
+  }
+
+  async confirm(pair: string): Promise<{ confirmed: string }> {
+    const [p] = this.targets(pair);
+    const runner = this.runners.get(p!.id) ?? (await this.startPair(p!));
+    runner.confirm();
+    this.log.write({ pair: p!.id, level: 'info', event: 'state', msg: 'mass deletion confirmed by the user' });
+    if (!this.opts.watch) await runner.syncNow();
+    return { confirmed: p!.id };
   }
 
   logTail(lines = 50, pair?: string): LogRecord[] {

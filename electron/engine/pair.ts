@@ -1,55 +1,49 @@
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { PairSettings } from '../../shared/settings.js';
 import type { PairState, PairStatus, TransferProgress } from '../../shared/status.js';
 import type { ErrorInfo } from '../../shared/errors.js';
 import type { SyncPairResult } from '../../shared/api.js';
-import type { Entry, Excluder, LocalStat, RemoteSpec, SshOptions } from './types.js';
+import type { Excluder, RemoteCapabilities, RemoteSpec, SshOptions } from './types.js';
 import { StateDb } from './state/db.js';
-import { compareDir, hashFile, isRacy, lstatLocal, sameAsEntry, type ScanChange } from './scan.js';
 import { createExcluder } from './excludes.js';
-import { DirtySet, isUnder, joinPath } from './dirty.js';
+import { DirtySet, type DirtySnapshot } from './dirty.js';
 import { createWatcher, WatchStartError, type Watcher, type WatchFailure } from './watch/watcher.js';
-import { rsyncPush } from './remote/rsync.js';
-import { remoteOps, type RemoteOps } from './remote/ops.js';
+import { purgeLocalTrash, remoteOps, type RemoteOps } from './remote/ops.js';
 import { parseRemote } from './remote/spec.js';
+import { probeCapabilities } from './remote/listing.js';
+import { createRemoteWatcher, type RemoteWatcher } from './remote/watch.js';
+import { Cycle, MassDeleteError, emptyTotals, type CycleTotals } from './cycle.js';
 import { LipsyncError, toErrorInfo } from './errors.js';
 import type { ActivityLog } from './log.js';
 
-/** Paths per rsync run: bounds memory on both ends (rsync keeps its file list in memory). */
-export const BATCH_CAP = 5000;
 const LOCAL_MARKER = join('.lipsync', 'pair-id');
+/** A remote lock not refreshed for this long belongs to a dead client. */
+export const LOCK_TTL_MS = 60_000;
 
 export interface PairDeps {
   stateDbFile: string;
   ssh: SshOptions;
   log: ActivityLog;
   debounceMs: number;
+  /** Shown in conflict copy names and lock owners. */
+  deviceName: string;
   /** Override for tests and unusual systems: path of inotifywait. */
   inotifywaitPath?: string;
   /** Run without a watcher (one-shot `lipsync sync` without a daemon). */
   watch: boolean;
+  /** Days the trash keeps replaced and deleted versions. */
+  trashDays: number;
+  /** Interval of remote polling when the server has no inotifywait. */
+  remotePollMs?: number;
   onChange?: () => void;
-}
-
-interface CycleTotals {
-  filesSent: number;
-  deleted: number;
-  renamed: number;
-  bytesSent: number;
-  warnings: ErrorInfo[];
 }
 
 type Waiter = (r: SyncPairResult) => void;
 
-const nowNs = (): bigint => BigInt(Date.now()) * 1_000_000n;
-
-function trashDirName(d = new Date()): string {
-  const iso = d.toISOString(); // 2026-11-25T13:30:12.345Z
-  const day = iso.slice(0, 10);
-  const time = iso.slice(11, 23).replace(/[:.]/g, '');
-  return `.lipsync/trash/${day}/${time}`;
-}
+class PausedSignal extends Error {}
 
 /**
  * One folder pair: its watcher, its dirty set, its state database and the
@@ -66,6 +60,17 @@ export class PairRunner {
   private db: StateDb | null = null;
   private watcher: Watcher | null = null;
   private readonly dirty = new DirtySet();
+  /** Paths the server's change feed named. */
+  private readonly remoteDirty = new DirtySet();
+  private remoteWatcher: RemoteWatcher | null = null;
+  private remoteFeed: { mode: 'inotify' | 'poll'; connected: boolean; error?: string } | null = null;
+  private caps: RemoteCapabilities | null = null;
+  private massDeleteConfirmed = false;
+  private massDelete: ErrorInfo | undefined;
+  private lockDepth = 0;
+  private readonly clientId = randomBytes(4).toString('hex');
+  private conflictCount = 0;
+  private lastPurgeAt = 0;
   private running = false;
   private stopped = false;
   private kickTimer: NodeJS.Timeout | null = null;
@@ -113,9 +118,11 @@ export class PairRunner {
     if (this.deps.watch) await this.startWatcher();
     this.scheduleRescans();
     this.setState();
+    this.conflictCount = this.db.openConflicts().length;
     if (this.deps.watch) {
-      // Find what changed while nobody was watching: compare the disk with the database.
+      // Find what changed while nobody was watching: compare both sides with the database.
       this.dirty.addFull();
+      this.remoteDirty.addFull();
       this.kick(0);
     }
   }
@@ -126,6 +133,8 @@ export class PairRunner {
     this.kickTimer = this.rescanTimer = this.retryTimer = null;
     await this.watcher?.stop().catch(() => undefined);
     this.watcher = null;
+    await this.remoteWatcher?.stop().catch(() => undefined);
+    this.remoteWatcher = null;
     await this.cycleDone.catch(() => undefined);
     await this.ops.close().catch(() => undefined);
     this.db?.close();
@@ -147,6 +156,7 @@ export class PairRunner {
   }
 
   isPaused(): boolean {
+    if (this.massDelete) return true;
     if (!this.settings.paused) return false;
     return this.settings.pausedUntil === null || this.settings.pausedUntil > Date.now();
   }
@@ -160,10 +170,11 @@ export class PairRunner {
   syncNow(): Promise<SyncPairResult> {
     return new Promise<SyncPairResult>((resolve) => {
       if (this.fatal && !this.checkLocalRoot()) {
-        resolve(this.result({ filesSent: 0, deleted: 0, renamed: 0, bytesSent: 0, warnings: [] }, this.fatal));
+        resolve(this.result(emptyTotals(), this.fatal));
         return;
       }
       this.dirty.addFull();
+      this.remoteDirty.addFull();
       this.pendingWaiters.push(resolve);
       this.kick(0, true);
     });
@@ -176,11 +187,17 @@ export class PairRunner {
       remote: this.settings.remote,
       direction: this.settings.direction,
       state: this.state,
-      reason: this.fatal ?? this.degraded ?? (this.isPaused() ? pausedReason(this.settings) : undefined),
+      reason:
+        this.fatal ?? this.massDelete ?? this.degraded ?? (this.isPaused() ? pausedReason(this.settings) : undefined),
       pausedUntil: this.settings.pausedUntil,
       watcher: this.watcher ? this.watcher.backend : 'none',
+      remoteWatcher: this.remoteFeed ? (this.remoteFeed.connected ? this.remoteFeed.mode : 'disconnected') : 'none',
+      conflicts: this.conflictCount,
       entries: this.db ? this.db.count() : 0,
-      pending: this.dirty.size === Number.POSITIVE_INFINITY ? -1 : this.dirty.size,
+      pending:
+        this.dirty.size === Number.POSITIVE_INFINITY || this.remoteDirty.size === Number.POSITIVE_INFINITY
+          ? -1
+          : this.dirty.size + this.remoteDirty.size,
       lastSyncAt: this.lastSyncAt,
       lastError: this.lastError,
       progress: this.progress,
@@ -263,19 +280,149 @@ export class PairRunner {
         },
       );
     }
+    // The remote root's marker names the shared folder (every client syncing it joins the same id).
     const marker = await this.ops.readMarker();
-    if (marker !== null && marker !== this.id) {
+    const db = this.requireDb();
+    const joined = db.getMeta('remoteFolderId');
+    if (marker === null && (joined || db.count() > 0)) {
+      throw new LipsyncError(
+        'remote-missing',
+        `The remote folder ${this.settings.remote} has lost its lipsync marker (.lipsync/pair-id).`,
+        {
+          fix: 'If it is on a disk that is not mounted on the server, mount it. If the folder was recreated on purpose, remove the pair and add it again. Nothing was deleted.',
+        },
+      );
+    }
+    if (marker !== null && joined && marker !== joined) {
       throw new LipsyncError(
         'remote-not-dir',
-        `The remote folder ${this.settings.remote} belongs to another lipsync pair (${marker}).`,
+        `The remote folder ${this.settings.remote} is not the folder this pair synced before (its marker changed).`,
         {
-          fix: 'Pick another remote folder.',
+          fix: 'If another disk is mounted there, mount the right one. To sync with this folder from scratch, remove the pair and add it again. Nothing was deleted.',
         },
       );
     }
     await this.ops.prepareMeta();
-    if (marker === null) await this.ops.writeMarker(this.id);
+    if (marker === null) {
+      const id = randomUUID();
+      await this.ops.writeMarker(id);
+      db.setMeta('remoteFolderId', id);
+    } else if (!joined) {
+      db.setMeta('remoteFolderId', marker);
+    }
+    this.caps = await probeCapabilities(this.remote, this.sshOptions());
     this.remoteReady = true;
+    this.purgeTrashDaily();
+    if (this.deps.watch && this.settings.direction !== 'send-only' && !this.remoteWatcher)
+      await this.startRemoteWatcher();
+  }
+
+  /** Trash older than the configured age goes, on both sides, once a day. */
+  private purgeTrashDaily(): void {
+    if (Date.now() - this.lastPurgeAt < 24 * 3600_000) return;
+    this.lastPurgeAt = Date.now();
+    const days = this.deps.trashDays;
+    void Promise.all([this.ops.purgeTrash(days), purgeLocalTrash(this.settings.local, days)]).then(
+      ([remote, local]) => {
+        if (remote + local > 0) {
+          this.deps.log.write({
+            pair: this.id,
+            level: 'info',
+            event: 'state',
+            msg: `purged ${remote + local} trash folder(s) older than ${days} days`,
+          });
+        }
+      },
+      () => undefined,
+    );
+  }
+
+  /** The server's change feed: inotifywait streamed over ssh, or polling. */
+  private async startRemoteWatcher(): Promise<void> {
+    const w = createRemoteWatcher(
+      this.remote,
+      this.sshOptions(),
+      this.remote.path,
+      this.caps ?? { inotifywait: false, gnuFind: false },
+      {
+        onChanges: (changes) => {
+          for (const ch of changes) {
+            if (ch.isDir && (ch.kind === 'create' || ch.kind === 'move-to')) this.remoteDirty.addTree(ch.path);
+            else if (ch.isDir && ch.kind === 'modify') this.remoteDirty.markDir(ch.path);
+            else this.remoteDirty.addPath(ch.path);
+          }
+          this.kick();
+        },
+        onRescanNeeded: () => {
+          this.remoteDirty.addFull();
+          this.kick();
+        },
+        onState: (st) => {
+          this.remoteFeed = st;
+          this.deps.onChange?.();
+        },
+      },
+      { excluder: this.excluder, clientId: this.clientId, pollIntervalMs: this.deps.remotePollMs },
+    );
+    this.remoteWatcher = w;
+    try {
+      await w.start();
+      this.remoteFeed = { mode: w.mode, connected: true };
+    } catch (e) {
+      this.remoteFeed = { mode: w.mode, connected: false, error: toErrorInfo(e).message };
+    }
+  }
+
+  /** The user confirmed a mass deletion: the next cycle may delete past the threshold. */
+  confirm(): void {
+    this.massDeleteConfirmed = true;
+    this.massDelete = undefined;
+    this.dirty.addFull();
+    this.remoteDirty.addFull();
+    this.setState();
+    this.kick(0, true);
+  }
+
+  openConflicts() {
+    return this.db ? this.db.openConflicts() : [];
+  }
+
+  /** Settles conflict `id`: keep the local version (the copy), the remote one (the name), or both. */
+  async resolve(id: number, keep: 'local' | 'remote' | 'both'): Promise<void> {
+    const db = this.requireDb();
+    const c = db.getConflict(id);
+    if (!c || c.resolvedAt !== null)
+      throw new LipsyncError('pair-unknown', `There is no open conflict ${id}.`, { fix: 'See `lipsync conflicts`.' });
+    const root = this.settings.local;
+    const trash = join(root, '.lipsync', 'trash', new Date().toISOString().slice(0, 10), `resolve-${id}`);
+    const { renameSync } = await import('node:fs');
+    if (keep === 'local') {
+      // The local version (in the copy) takes the name; the other version goes to the trash.
+      if (existsSync(join(root, c.copyPath))) {
+        if (existsSync(join(root, c.path))) {
+          mkdirSync(join(trash, c.path, '..'), { recursive: true });
+          renameSync(join(root, c.path), join(trash, c.path));
+        }
+        renameSync(join(root, c.copyPath), join(root, c.path));
+      }
+    } else if (keep === 'remote') {
+      if (existsSync(join(root, c.copyPath))) {
+        mkdirSync(join(trash, c.copyPath, '..'), { recursive: true });
+        renameSync(join(root, c.copyPath), join(trash, c.copyPath));
+      }
+    }
+    db.resolveConflict(id, keep);
+    this.conflictCount = db.openConflicts().length;
+    this.deps.log.write({
+      pair: this.id,
+      level: 'info',
+      event: 'conflict',
+      msg: `conflict ${id} (${c.path}) resolved: kept ${keep}`,
+    });
+    this.dirty.addPath(c.path);
+    this.dirty.addPath(c.copyPath);
+    this.kick(0, true);
+    this.setState();
   }
 
   // ---------------------------------------------------------------- watching
@@ -379,20 +526,22 @@ export class PairRunner {
     if (this.running || this.stopped) return;
     this.running = true;
     try {
-      while (!this.stopped && !this.dirty.isEmpty() && (force || !this.isPaused())) {
+      while (!this.stopped && (!this.dirty.isEmpty() || !this.remoteDirty.isEmpty()) && (force || !this.isPaused())) {
         this.forcedCycle = force;
         force = false;
         const waiters = this.pendingWaiters;
         this.pendingWaiters = [];
-        const snap = this.dirty.take();
+        const localSnap = this.dirty.take();
+        const remoteSnap = this.remoteDirty.take();
         this.setState('syncing');
-        const totals: CycleTotals = { filesSent: 0, deleted: 0, renamed: 0, bytesSent: 0, warnings: [] };
+        const totals: CycleTotals = emptyTotals();
         let error: ErrorInfo | undefined;
         try {
           if (!this.checkLocalRoot())
             throw new LipsyncError(this.fatal!.kind, this.fatal!.message, { fix: this.fatal!.fix });
           await this.prepareRemote();
-          await this.runCycle(snap, totals);
+          await this.runCycle(localSnap, remoteSnap, totals);
+          this.conflictCount = this.db ? this.db.openConflicts().length : 0;
           this.lastSyncAt = Date.now();
           this.db?.setMeta('lastSyncAt', String(this.lastSyncAt));
           this.lastError = undefined;
@@ -402,7 +551,24 @@ export class PairRunner {
           if (e instanceof PausedSignal) {
             // Paused mid-cycle: what was done is recorded; the rest is found again on resume.
             this.dirty.addFull();
+            this.remoteDirty.addFull();
             this.pendingWaiters.unshift(...waiters);
+            break;
+          }
+          if (e instanceof MassDeleteError) {
+            // Nothing was deleted: ask first (`lipsync confirm`).
+            this.massDelete = e.toInfo();
+            this.massDelete.fix = `If that is what you want, run \`lipsync confirm ${this.id}\`; otherwise restore the files (or mount the disk).`;
+            this.deps.log.write({
+              pair: this.id,
+              level: 'warn',
+              event: 'state',
+              msg: `paused: ${e.message} Run \`lipsync confirm ${this.id}\` to go on.`,
+            });
+            this.dirty.addFull();
+            this.remoteDirty.addFull();
+            const result = this.result(totals, this.massDelete);
+            for (const w of waiters) w(result);
             break;
           }
           error = toErrorInfo(e);
@@ -417,6 +583,7 @@ export class PairRunner {
           if (isFatalKind(error.kind)) this.fatal = error;
           // Nothing was recorded for what failed: a full compare later finds it again.
           this.dirty.addFull();
+          this.remoteDirty.addFull();
           this.scheduleRetry();
         }
         this.progress = undefined;
@@ -430,7 +597,13 @@ export class PairRunner {
       this.running = false;
       this.setState();
       // Events that arrived while we were busy.
-      if (!this.stopped && !this.dirty.isEmpty() && !this.retryTimer && !this.isPaused()) this.kick();
+      if (
+        !this.stopped &&
+        (!this.dirty.isEmpty() || !this.remoteDirty.isEmpty()) &&
+        !this.retryTimer &&
+        !this.isPaused()
+      )
+        this.kick();
     }
   }
 
@@ -477,58 +650,38 @@ export class PairRunner {
 
   // ---------------------------------------------------------------- planning and executing one cycle
 
-  private async runCycle(snap: ReturnType<DirtySet['take']>, totals: CycleTotals): Promise<void> {
-    const batch = new Batch(this.batchContext(totals));
-    if (snap.full) {
-      await this.scanTree('', batch);
-    } else {
-      for (const t of snap.trees) await this.checkPath(t, batch, true);
-      for (const [dir, names] of snap.dirs) {
-        if (names === 'all') {
-          if (!this.excluder.ignores(dir, true)) await this.scanDir(dir, batch);
-        } else {
-          for (const n of names) await this.checkPath(joinPath(dir, n), batch, false);
-        }
-      }
-    }
-    await batch.flush();
-    // Directories moved remotely: look inside them for changes made around the move.
-    while (batch.movedDirs.length) {
-      const dir = batch.movedDirs.shift()!;
-      await this.scanTree(dir, batch);
-      await batch.flush();
-    }
-  }
-
-  private batchContext(totals: CycleTotals): BatchContext {
-    return {
-      db: () => this.requireDb(),
-      localRoot: this.settings.local,
-      totals,
-      ops: this.ops,
-      push: async (paths, trashDir, filesTotal) => {
-        this.progress = { filesDone: 0, filesTotal, bytesDone: 0, rateBps: 0 };
-        const res = await rsyncPush({
-          localRoot: this.settings.local,
-          remote: this.remote,
-          ssh: this.sshOptions(),
-          paths,
-          trashDir,
-          bwLimitKBps: this.settings.bwLimitKBps || undefined,
-          onProgress: (p) => {
-            this.progress = { filesDone: p.filesDone, filesTotal, bytesDone: p.bytes, rateBps: p.rateBps };
-            for (const l of this.progressListeners) l(this.progress);
-          },
-        });
-        return res;
-      },
-      log: this.deps.log,
+  private async runCycle(local: DirtySnapshot, remote: DirtySnapshot, totals: CycleTotals): Promise<void> {
+    const cycle = new Cycle({
       pair: this.id,
+      db: this.requireDb(),
+      localRoot: this.settings.local,
+      remote: this.remote,
+      remoteLabel: this.remote.kind === 'ssh' ? this.remote.host : this.remote.path,
+      ssh: this.sshOptions(),
+      ops: this.ops,
+      caps: this.caps ?? { inotifywait: false, gnuFind: false },
+      excluder: this.excluder,
+      direction: this.settings.direction,
+      deviceName: this.deps.deviceName,
+      bwLimitKBps: this.settings.bwLimitKBps,
+      log: this.deps.log,
+      totals,
+      massDeleteConfirmed: this.massDeleteConfirmed,
       checkPaused: () => {
         if (this.stopped) throw new LipsyncError('cancelled', 'Stopped.');
         if (!this.forcedCycle && this.isPaused()) throw new PausedSignal();
       },
-    };
+      onProgress: (p) => {
+        this.progress = { filesDone: p.filesDone, filesTotal: p.filesTotal, bytesDone: p.bytes, rateBps: p.rateBps };
+        for (const l of this.progressListeners) l(this.progress);
+      },
+      withRemoteLock: (fn) => this.withRemoteLock(fn),
+      requeueLocalTree: (path) => this.dirty.addTree(path),
+    });
+    await cycle.collect(local, remote);
+    await cycle.checkMassDelete();
+    this.massDeleteConfirmed = false;
+    await cycle.execute();
   }
 
   private requireDb(): StateDb {
@@ -536,101 +689,51 @@ export class PairRunner {
     return this.db;
   }
 
-  /** Walk `start` and everything below it, one directory at a time. */
-  private async scanTree(start: string, batch: Batch): Promise<void> {
-    const stack = [start];
-    while (stack.length) {
-      if (this.stopped) throw new LipsyncError('cancelled', 'Stopped.');
-      const dir = stack.pop()!;
-      const descend = await this.scanDir(dir, batch, false);
-      for (const d of descend) stack.push(d);
-    }
-  }
-
-  /** Compare one directory; returns the subdirectories to descend into (when not recursing itself). */
-  private async scanDir(dir: string, batch: Batch, recurseNew = true): Promise<string[]> {
-    const db = this.requireDb();
-    const { changes, subdirs, skipped } = await compareDir(this.settings.local, db, dir, this.excluder);
-    for (const s of skipped)
-      batch.warn({ kind: 'permission-denied', message: `Skipped ${s.path}: ${s.reason}.`, files: [s.path] });
-    const noDescend = new Set<string>();
-    for (const c of changes) {
-      const moved = await this.consider(c, batch);
-      if (moved) noDescend.add(c.path);
-    }
-    const next = subdirs.filter((d) => !noDescend.has(d));
-    if (recurseNew) {
-      // A directory compare (collapsed events): descend only into directories that are new here.
-      for (const c of changes) {
-        if (c.type !== 'deleted' && c.stat.kind === 'dir' && !noDescend.has(c.path)) await this.scanTree(c.path, batch);
-      }
-      return [];
-    }
-    return next;
-  }
-
-  /** Check one path named by an event; `tree`: also everything below it. */
-  private async checkPath(path: string, batch: Batch, tree: boolean): Promise<void> {
-    const db = this.requireDb();
-    const stat = await lstatLocal(join(this.settings.local, path));
-    if (stat && this.excluder.ignores(path, stat.kind === 'dir')) return;
-    if (!stat && this.excluder.ignores(path, false)) return;
-    const entry = db.get(path);
-    let change: ScanChange | null = null;
-    if (!stat && entry) change = { type: 'deleted', path, entry };
-    else if (stat && !entry) change = { type: 'added', path, stat };
-    else if (stat && entry && !(await this.unchanged(path, stat, entry)))
-      change = { type: 'modified', path, stat, entry };
-    let moved = false;
-    if (change) moved = await this.consider(change, batch);
-    if (
-      stat?.kind === 'dir' &&
-      !moved &&
-      (tree || change?.type === 'added' || (change && change.type === 'modified' && change.entry.kind !== 'dir'))
-    ) {
-      await this.scanTree(path, batch);
-    }
-  }
-
-  private async unchanged(path: string, stat: LocalStat, entry: Entry): Promise<boolean> {
-    if (!sameAsEntry(stat, entry)) return false;
-    if (stat.kind === 'file' && isRacy(stat, entry.syncedAtNs)) {
-      return entry.hash !== null && (await hashFile(join(this.settings.local, path))) === entry.hash;
-    }
-    return true;
-  }
-
-  /** Decide what one change means remotely. Returns true when it is a move (do not descend). */
-  private async consider(c: ScanChange, batch: Batch): Promise<boolean> {
-    if (c.type === 'deleted') {
-      batch.addDelete(c.path, c.entry);
-      return false;
-    }
-    if (c.type === 'added' || (c.type === 'modified' && c.entry.kind !== c.stat.kind)) {
-      const from = await this.movedFrom(c.path, c.stat);
-      if (from !== null) {
-        batch.addMove(from, c.path, c.stat);
-        return true;
-      }
-    }
-    await batch.addUpload(c.path, c.stat);
-    return false;
-  }
-
   /**
-   * Rename detection: a new path whose inode the database knows at another
-   * path that no longer exists locally (or is another file now) was moved there.
+   * Several clients sync one remote root: a short lock in its .lipsync/ serialises
+   * their writes. A lock whose holder stopped refreshing it for LOCK_TTL_MS is stale
+   * and broken by the next client.
    */
-  private async movedFrom(path: string, stat: LocalStat): Promise<string | null> {
-    const db = this.requireDb();
-    for (const cand of db.byInode(stat.ino)) {
-      if (cand.path === path || cand.kind !== stat.kind || isUnder(path, cand.path)) continue;
-      if (this.excluder.ignores(cand.path, cand.kind === 'dir')) continue;
-      const now = await lstatLocal(join(this.settings.local, cand.path));
-      if (now && now.ino === cand.ino) continue; // still there: a hard link, not a move
-      return cand.path;
+  private async withRemoteLock<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.lockDepth > 0) {
+      this.lockDepth++;
+      try {
+        return await fn();
+      } finally {
+        this.lockDepth--;
+      }
     }
-    return null;
+    const owner = `host=${hostname()} pid=${process.pid} device=${this.deps.deviceName} pair=${this.id} client=${this.clientId}`;
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const r = await this.ops.lock(owner, LOCK_TTL_MS);
+      if (r.acquired) break;
+      if (r.holder && holderIsDeadHere(r.holder)) {
+        // Left by a lipsync on this machine that died (kill -9, crash): no need to wait for it to expire.
+        await this.ops.unlock(r.holder).catch(() => undefined);
+        continue;
+      }
+      if (Date.now() > deadline || this.stopped) {
+        throw new LipsyncError(
+          'unknown',
+          `The server folder is locked by another lipsync client (${r.holder ?? 'unknown'}).`,
+          {
+            fix: 'lipsync retries by itself; if that client died, the lock expires within a minute.',
+          },
+        );
+      }
+      await new Promise((res) => setTimeout(res, 200 + Math.random() * 300));
+    }
+    this.lockDepth = 1;
+    const heartbeat = setInterval(() => void this.ops.refreshLock(owner).catch(() => undefined), LOCK_TTL_MS / 3);
+    heartbeat.unref();
+    try {
+      return await fn();
+    } finally {
+      clearInterval(heartbeat);
+      this.lockDepth = 0;
+      await this.ops.unlock(owner).catch(() => undefined);
+    }
   }
 }
 
@@ -639,6 +742,19 @@ function pausedReason(s: PairSettings): ErrorInfo {
     kind: 'cancelled',
     message: s.pausedUntil ? `Paused until ${new Date(s.pausedUntil).toLocaleString()}.` : 'Paused until resumed.',
   };
+}
+
+/** True when a lock owner text names a process on this host that no longer runs. */
+export function holderIsDeadHere(holder: string): boolean {
+  const host = /(?:^|\s)host=(\S+)/.exec(holder)?.[1];
+  const pid = Number(/(?:^|\s)pid=(\d+)/.exec(holder)?.[1]);
+  if (host !== hostname() || !pid || pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+  }
 }
 
 function isFatalKind(kind: ErrorInfo['kind']): boolean {
@@ -650,165 +766,4 @@ function isFatalKind(kind: ErrorInfo['kind']): boolean {
 export function writeLocalMarker(root: string, id: string): void {
   mkdirSync(join(root, '.lipsync'), { recursive: true });
   writeFileSync(join(root, LOCAL_MARKER), id + '\n');
-}
-
-// -------------------------------------------------------------------- the batch
-
-interface BatchContext {
-  db: () => StateDb;
-  localRoot: string;
-  totals: CycleTotals;
-  ops: RemoteOps;
-  push: (paths: string[], trashDir: string, filesTotal: number) => ReturnType<typeof rsyncPush>;
-  log: ActivityLog;
-  pair: string;
-  /** Throws when the cycle must stop before its next remote step (paused, stopping). */
-  checkPaused: () => void;
-}
-
-class PausedSignal extends Error {}
-
-/**
- * Collects what one cycle must do remotely, at most BATCH_CAP paths at a time:
- * moves first (one remote command), then one rsync run for uploads and
- * deletions (deletions via --delete-missing-args, replaced and deleted remote
- * versions into the trash via --backup-dir). The database follows each
- * remote step only once it succeeded.
- */
-class Batch {
-  private uploads = new Map<string, LocalStat>();
-  private deletes = new Map<string, Entry>();
-  private moves = new Map<string, { from: string; stat: LocalStat }>();
-  private moveSources = new Set<string>();
-  readonly movedDirs: string[] = [];
-
-  constructor(private readonly ctx: BatchContext) {}
-
-  private get size(): number {
-    return this.uploads.size + this.deletes.size + this.moves.size;
-  }
-
-  warn(w: ErrorInfo): void {
-    this.ctx.totals.warnings.push(w);
-  }
-
-  async addUpload(path: string, stat: LocalStat): Promise<void> {
-    this.deletes.delete(path);
-    this.uploads.set(path, stat);
-    if (this.size >= BATCH_CAP) await this.flush();
-  }
-
-  addDelete(path: string, entry: Entry): void {
-    if (this.moveSources.has(path) || this.uploads.has(path)) return;
-    this.deletes.set(path, entry);
-  }
-
-  addMove(from: string, to: string, stat: LocalStat): void {
-    this.deletes.delete(from);
-    this.moveSources.add(from);
-    this.moves.set(to, { from, stat });
-  }
-
-  async flush(): Promise<void> {
-    if (this.size) this.ctx.checkPaused();
-    await this.flushMoves();
-    await this.flushTransfers();
-  }
-
-  private async flushMoves(): Promise<void> {
-    if (!this.moves.size) return;
-    const db = this.ctx.db();
-    const list = [...this.moves].map(([to, m]) => ({ from: m.from, to, stat: m.stat }));
-    this.moves.clear();
-    this.moveSources.clear();
-    // Parents before children so a moved directory's moved child finds its new parent.
-    list.sort((a, b) => a.to.length - b.to.length);
-    const results = await this.ctx.ops.rename(
-      list.map(({ from, to }) => ({ from, to })),
-      trashDirName(),
-    );
-    for (const r of results) {
-      const item = list.find((m) => m.from === r.from && m.to === r.to)!;
-      if (r.ok) {
-        db.renameTree(r.from, r.to);
-        this.ctx.totals.renamed++;
-        this.ctx.log.write({
-          pair: this.ctx.pair,
-          level: 'info',
-          event: 'rename',
-          msg: `moved ${r.from} → ${r.to}`,
-          from: r.from,
-          to: r.to,
-        });
-        if (item.stat.kind === 'dir') this.movedDirs.push(r.to);
-        else {
-          const entry = db.get(r.to);
-          if (!entry || !sameAsEntry(item.stat, entry)) this.uploads.set(r.to, item.stat);
-        }
-      } else {
-        // Not there to move: send it instead (and its contents, for a directory).
-        this.uploads.set(r.to, item.stat);
-        if (item.stat.kind === 'dir') this.movedDirs.push(r.to);
-        const entry = db.get(r.from);
-        if (entry) this.deletes.set(r.from, entry);
-      }
-    }
-  }
-
-  private async flushTransfers(): Promise<void> {
-    if (!this.uploads.size && !this.deletes.size) return;
-    const uploads = this.uploads;
-    const deletes = this.deletes;
-    this.uploads = new Map();
-    this.deletes = new Map();
-    const paths = [...deletes.keys(), ...uploads.keys()];
-    const res = await this.ctx.push(paths, trashDirName(), paths.length);
-    this.ctx.totals.warnings.push(...res.warnings.map((w) => w.toInfo()));
-    if (!res.ok) throw res.error ?? new LipsyncError('unknown', 'rsync failed.');
-    const failed = new Set<string>();
-    for (const w of res.warnings) for (const f of w.files ?? []) failed.add(f);
-    const db = this.ctx.db();
-    const records: Entry[] = [];
-    const syncedAtNs = nowNs();
-    for (const [path, stat] of uploads) {
-      if (failed.has(path)) continue;
-      let hash: string | null = null;
-      if (stat.kind === 'file' && isRacy(stat, syncedAtNs)) {
-        try {
-          hash = await hashFile(join(this.ctx.localRoot, path));
-        } catch {
-          continue; // vanished meanwhile: the next event or scan handles it
-        }
-      }
-      records.push({ ...stat, path, hash, syncedAtNs, remoteSize: stat.size, remoteMtimeNs: stat.mtimeNs });
-    }
-    db.transaction(() => {
-      for (const path of deletes.keys()) if (!failed.has(path)) db.deleteTree(path);
-      db.upsert(records);
-    });
-    const sentFiles = res.items.filter((i) => !i.deleted && i.itemize.startsWith('<f')).map((i) => i.path);
-    const deleted = [...deletes.keys()].filter((p) => !failed.has(p));
-    this.ctx.totals.filesSent += res.items.filter((i) => !i.deleted && i.itemize.startsWith('<f')).length;
-    this.ctx.totals.deleted += deleted.length;
-    this.ctx.totals.bytesSent += res.literalBytes;
-    if (sentFiles.length) {
-      this.ctx.log.write({
-        pair: this.ctx.pair,
-        level: 'info',
-        event: 'push',
-        msg: `sent ${sentFiles.length} file${sentFiles.length === 1 ? '' : 's'} (${res.literalBytes} bytes of data)`,
-        paths: sentFiles.slice(0, 1000),
-        bytes: res.literalBytes,
-      });
-    }
-    if (deleted.length) {
-      this.ctx.log.write({
-        pair: this.ctx.pair,
-        level: 'info',
-        event: 'delete',
-        msg: `deleted ${deleted.length} path${deleted.length === 1 ? '' : 's'} on the server (kept in its .lipsync/trash)`,
-        paths: deleted.slice(0, 1000),
-      });
-    }
-  }
 }

@@ -56,16 +56,7 @@ export async function validateNewPair(
   ssh: SshOptions,
   cwd = process.cwd(),
 ): Promise<PairSettings> {
-  const direction = input.direction ?? 'send-only';
-  if (direction !== 'send-only') {
-    throw new LipsyncError(
-      'not-implemented',
-      `The ${direction} direction is not available yet: this version syncs send-only.`,
-      {
-        fix: 'Use --direction send-only for now; two-way sync comes with the next engine release.',
-      },
-    );
-  }
+  const direction = input.direction ?? 'two-way';
   const local = realDir(resolve(cwd, input.local));
   for (const p of existing) {
     let other = p.local;
@@ -159,16 +150,6 @@ export async function validateNewPair(
           fix: 'Create it with the same command plus --create-remote, or check the path.',
         });
       }
-    }
-    const marker = probe.root === 'dir' ? await ops.readMarker() : null;
-    if (marker !== null) {
-      throw new LipsyncError(
-        'pair-exists',
-        `The remote folder ${input.remote} is already used by lipsync pair "${marker}".`,
-        {
-          fix: 'Pick another remote folder; two pairs must not share one.',
-        },
-      );
     }
     const id = input.id ?? makePairId(local, new Set(existing.map((p) => p.id)));
     if (existing.some((p) => p.id === id))

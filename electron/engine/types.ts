@@ -30,6 +30,8 @@ export interface Entry extends LocalStat {
   /** The remote side's size and mtime after the sync (for two-way change detection), when known. */
   remoteSize: number | null;
   remoteMtimeNs: bigint | null;
+  /** The remote inode after the sync, when the server tells it (for remote rename detection). */
+  remoteIno?: bigint | null;
 }
 
 export type RemoteSpec =
@@ -50,4 +52,29 @@ export interface SshOptions {
 export interface Excluder {
   /** relPath: relative POSIX path; isDir: whether it is a directory. */
   ignores(relPath: string, isDir: boolean): boolean;
+}
+
+/**
+ * What the server says about one path. `mtimeNs` has nanosecond precision when
+ * the listing came from GNU find, whole seconds (×1e9) when it came from rsync's
+ * own listing; compare remote mtimes with `sameRemoteTime`, which allows for that.
+ * `ino` is null when the server can't tell it (rsync listing).
+ */
+export interface RemoteStat {
+  kind: EntryKind;
+  size: number;
+  mtimeNs: bigint;
+  mode: number;
+  ino: bigint | null;
+  target: string | null;
+}
+
+export interface RemoteEntry extends RemoteStat {
+  path: string;
+}
+
+/** What the server can do, found once per connection. */
+export interface RemoteCapabilities {
+  inotifywait: boolean;
+  gnuFind: boolean;
 }

@@ -144,9 +144,9 @@ describe('lipsync add refuses bad input with a clear error and writes nothing', 
     await expectRefused(e, ['add', local, `${server.alias}:relative/path`], /absolute/);
   });
 
-  it('directions other than send-only are "not yet"', async () => {
+  it('an unknown direction', async () => {
     const { e, local, remote } = fresh();
-    await expectRefused(e, ['add', local, `${server.alias}:${remote}`, '--direction', 'two-way'], /not available yet/);
+    await expectRefused(e, ['add', local, `${server.alias}:${remote}`, '--direction', 'sideways'], /--direction must be two-way, send-only or receive-only/);
   });
 
   it('an invalid settings file is reported with the field name', async () => {

@@ -50,7 +50,8 @@ async function setupPair(opts: { excludes?: string[]; rescan?: number } = {}): P
   const remote = join(e.dir, 'server');
   mkdirSync(local);
   mkdirSync(remote);
-  const args = ['add', local, `${server.alias}:${remote}`, '--id', 'docs'];
+  // These are the acceptance tests of the send direction; two-way has its own (two-way.test.ts).
+  const args = ['add', local, `${server.alias}:${remote}`, '--id', 'docs', '--direction', 'send-only'];
   for (const x of opts.excludes ?? []) args.push('--exclude', x);
   if (opts.rescan) args.push('--rescan', String(opts.rescan));
   const r = await cli(e, args);
@@ -177,7 +178,7 @@ describe('daemon pushes local changes to the server', () => {
       const deleted = readLogRecords(e)
         .filter((r) => r.t >= since && r.event === 'delete')
         .flatMap((r) => r.paths ?? []);
-      expect(deleted.sort()).toEqual(['f7.txt', 'sub']);
+      expect(deleted.sort()).toEqual(['f7.txt', 'sub', 'sub/inner.txt']);
       expect(trashContent(remote, 'sub/inner.txt')).toEqual(['inner']);
     } finally {
       await d.stop();

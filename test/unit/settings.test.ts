@@ -10,7 +10,7 @@ describe('settings schema', () => {
   it('fills defaults', () => {
     const s = SettingsSchema.parse({ pairs: [{ id: 'docs', local: '/home/a/Docs', remote: 'srv:/data/docs' }] });
     expect(s.pairs[0]).toMatchObject({
-      direction: 'send-only',
+      direction: 'two-way',
       excludes: [],
       bwLimitKBps: 0,
       paused: false,

@@ -22,6 +22,7 @@ function entry(p: string, over: Partial<Entry> = {}): Entry {
     syncedAtNs: 1_700_000_001_000_000_000n,
     remoteSize: null,
     remoteMtimeNs: null,
+    remoteIno: null,
     ...over,
   };
 }
@@ -60,7 +61,7 @@ describe('StateDb.open', () => {
       const indexes = raw
         .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'entries'")
         .all() as { name: string }[];
-      expect(indexes.map((i) => i.name).sort()).toEqual(['entries_ino', 'entries_parent']);
+      expect(indexes.map((i) => i.name).sort()).toEqual(['entries_ino', 'entries_parent', 'entries_remote_ino']);
     } finally {
       raw.close();
     }

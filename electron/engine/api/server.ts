@@ -133,6 +133,14 @@ export class ApiServer {
       case 'shutdown':
         setImmediate(this.onShutdown);
         return { ok: true };
+      case 'conflicts':
+        return e.conflicts(p.pair);
+      case 'resolve': {
+        const r = params as { id: number; keep: 'local' | 'remote' | 'both'; pair?: string };
+        return e.resolve(r.id, r.keep, r.pair);
+      }
+      case 'confirm':
+        return e.confirm(p.pair!);
     }
   }
 }

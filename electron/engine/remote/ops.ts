@@ -5,11 +5,32 @@
  *   is shQuote()d (see ssh.ts for why the script travels on stdin);
  * - local: node:fs.
  * Failures (unreachable, auth, permissions) become LipsyncError.
+ *
+ * The remote LOCK serializes clients writing one server folder: the directory
+ * ROOT/.lipsync/lock, created with a plain (non -p) mkdir, which is atomic on
+ * POSIX file systems (exactly one of several racing mkdirs succeeds; on NFS
+ * too, v3 and later). Its `owner` file says who holds it; the holder touches
+ * that file now and then (refreshLock) so the others can tell a live lock
+ * from one whose holder died (older than the TTL: broken). Ages are computed
+ * with the SERVER's clock (file mtimes are set by it and compared with its
+ * `date +%s`), so a client clock that is off does not matter; see lock().
  */
 
 import { constants as fsConstants } from 'node:fs';
-import { access, lstat, mkdir, readFile, rename as fsRename, rm, stat, writeFile } from 'node:fs/promises';
-import { posix } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import {
+  access,
+  lstat,
+  mkdir,
+  readFile,
+  readdir,
+  rename as fsRename,
+  rm,
+  stat,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
+import { posix, resolve } from 'node:path';
 import type { RemoteSpec, SshOptions } from '../types.js';
 import { LipsyncError, classifyFailure, type FailureContext } from '../errors.js';
 import { closeMaster, shQuote, sshExec } from './ssh.js';
@@ -18,6 +39,22 @@ import type { RunResult } from '../proc/run.js';
 
 export const META_DIR = '.lipsync';
 export const MARKER_FILE = `${META_DIR}/pair-id`;
+/** The remote lock: a directory (mkdir is the atomic test-and-set) holding an `owner` file. */
+export const LOCK_DIR = `${META_DIR}/lock`;
+export const LOCK_OWNER_FILE = `${LOCK_DIR}/owner`;
+/** Taken (mkdir) while breaking a stale lock, so two clients never break and retake concurrently. */
+export const LOCK_BREAK_DIR = `${META_DIR}/lock.break`;
+/** A lock-break dir older than this was left by a client that died mid-break. */
+export const LOCK_BREAK_STALE_MS = 30_000;
+export const TRASH_DIR = `${META_DIR}/trash`;
+
+export interface LockResult {
+  acquired: boolean;
+  /** When not acquired: the owner text of the current holder ('' if it has not written it yet). */
+  holder?: string;
+  /** When acquired by breaking a stale lock: the owner text of that dead holder. */
+  brokeStale?: string;
+}
 
 export type RootState = 'dir' | 'missing' | 'not-dir' | 'no-access';
 
@@ -48,6 +85,36 @@ export interface RemoteOps {
   readMarker(): Promise<string | null>;
   /** Writes root/.lipsync/pair-id (atomically); the root must exist. */
   writeMarker(pairId: string): Promise<void>;
+  /**
+   * Tries once to take the lock ROOT/.lipsync/lock for `owner` (any text
+   * naming this client: host, pid, a random id; it must be unique per
+   * holder). Creates ROOT/.lipsync if needed; the root must exist.
+   * If the lock is held and its owner file (or, before the owner wrote it,
+   * the lock dir) was last modified more than `ttlMs` ago by the SERVER's
+   * clock, the holder is presumed dead: the lock is renamed aside
+   * (.lipsync/lock.stale.<random>, atomic), removed, and taken. Breaking is
+   * done under a second mkdir lock (.lipsync/lock.break) and re-checks the
+   * age inside it, so two clients breaking the same stale lock cannot both
+   * win. Never waits: returns {acquired:false, holder} when someone holds it.
+   *
+   * Limits: ages have whole-second resolution on an ssh remote (GNU/busybox
+   * `stat -c %Y`, else BSD `stat -f %m`; with neither, a lock is never
+   * considered stale). A holder that is alive but stops refreshing for longer
+   * than the TTL loses the lock (refreshLock then returns false). On a network
+   * file system the mtimes come from the file server's clock.
+   */
+  lock(owner: string, ttlMs: number): Promise<LockResult>;
+  /** Heartbeat: touches the owner file if the lock is still `owner`'s; false when it is not (lost or broken). */
+  refreshLock(owner: string): Promise<boolean>;
+  /** Removes the lock only if its owner file says `owner`; returns whether it did. */
+  unlock(owner: string): Promise<boolean>;
+  /**
+   * Removes ROOT/.lipsync/trash/<YYYY-MM-DD> directories whose NAME (the UTC
+   * day the trash dir was made, see trashCutoff) is more than `olderThanDays`
+   * days before `now` (computed on this computer); other entries are left
+   * alone. Returns how many were removed.
+   */
+  purgeTrash(olderThanDays: number, now?: Date): Promise<number>;
   /** Ends the shared ssh connection (no-op for a local remote). */
   close(): Promise<void>;
 }
@@ -68,6 +135,111 @@ export function normalizeRelPath(p: string): string {
 
 function join(root: string, rel: string): string {
   return root === '/' ? `/${rel}` : `${root}/${rel}`;
+}
+
+/** The owner text as stored: trailing newlines dropped (the shell's $(cat) drops them too). */
+function checkOwner(owner: string): string {
+  const o = owner.replace(/\n+$/, '');
+  if (o === '' || o.includes('\0')) {
+    throw new LipsyncError('unknown', `Invalid lock owner ${JSON.stringify(owner)}.`, {
+      detail: 'the owner text must be non-empty and contain no NUL',
+    });
+  }
+  return o;
+}
+
+function checkTtl(ttlMs: number): number {
+  if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new LipsyncError('unknown', `Invalid lock TTL ${ttlMs} ms.`);
+  return ttlMs;
+}
+
+/**
+ * Trash day dirs whose name sorts before this 'YYYY-MM-DD' are older than
+ * `olderThanDays` days. Trash dirs are named by UTC day (toISOString), so
+ * the cutoff is computed in UTC too.
+ */
+export function trashCutoff(olderThanDays: number, now: Date = new Date()): string {
+  if (!Number.isFinite(olderThanDays) || olderThanDays < 0)
+    throw new LipsyncError('unknown', `Invalid trash retention ${olderThanDays} days.`);
+  return new Date(now.getTime() - Math.floor(olderThanDays) * 86_400_000).toISOString().slice(0, 10);
+}
+
+const DAY_DIR = /^\d{4}-\d{2}-\d{2}$/;
+
+/** Removes day DIRECTORIES named before `cutoff` in `trash` (absent: 0); one that cannot be removed is skipped. */
+async function purgeDayDirs(trash: string, cutoff: string): Promise<number> {
+  let names: string[];
+  try {
+    names = (await readdir(trash, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return 0;
+    throw fsError(e, trash, 'read');
+  }
+  let removed = 0;
+  for (const name of names.sort()) {
+    if (!DAY_DIR.test(name) || name >= cutoff) continue;
+    try {
+      await rm(`${trash}/${name}`, { recursive: true, force: true });
+      removed++;
+    } catch {
+      // Left for next time (e.g. a file in it we may not delete); the others still go.
+    }
+  }
+  return removed;
+}
+
+/** The local root must be an existing directory: 'local-missing' / 'local-not-dir' otherwise. */
+async function requireLocalRoot(localRoot: string): Promise<void> {
+  let st;
+  try {
+    st = await stat(localRoot);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT')
+      throw new LipsyncError('local-missing', `The folder ${localRoot} does not exist.`, {
+        fix: 'Check the local folder in the pair settings (is the disk mounted?), or create it.',
+        detail: (e as Error).message,
+      });
+    if (code === 'ENOTDIR')
+      throw new LipsyncError('local-not-dir', `${localRoot} is not a folder.`, {
+        fix: "Choose a folder as the pair's local path.",
+        detail: (e as Error).message,
+      });
+    throw fsError(e, localRoot, 'open');
+  }
+  if (!st.isDirectory())
+    throw new LipsyncError('local-not-dir', `${localRoot} is not a folder.`, {
+      fix: "Choose a folder as the pair's local path.",
+    });
+}
+
+/**
+ * mkdir -p LOCALROOT/.lipsync/{partial,tmp,trash} (what a pull writes into);
+ * the local root itself must exist ('local-missing' otherwise: never created).
+ */
+export async function prepareLocalMeta(localRoot: string): Promise<void> {
+  const root = resolve(localRoot);
+  await requireLocalRoot(root);
+  for (const d of ['partial', 'tmp', 'trash']) {
+    try {
+      await mkdir(join(root, `${META_DIR}/${d}`), { recursive: true });
+    } catch (e) {
+      throw fsError(e, join(root, META_DIR), 'create');
+    }
+  }
+}
+
+/**
+ * Removes LOCALROOT/.lipsync/trash/<YYYY-MM-DD> directories more than
+ * `olderThanDays` days old by their name (as RemoteOps.purgeTrash); returns
+ * how many were removed.
+ */
+export async function purgeLocalTrash(localRoot: string, olderThanDays: number, now?: Date): Promise<number> {
+  const cutoff = trashCutoff(olderThanDays, now);
+  const root = resolve(localRoot);
+  await requireLocalRoot(root);
+  return purgeDayDirs(join(root, TRASH_DIR), cutoff);
 }
 
 export function remoteOps(remote: RemoteSpec, ssh: SshOptions): RemoteOps {
@@ -242,6 +414,142 @@ class LocalOps implements RemoteOps {
     }
   }
 
+  // --- lock -----------------------------------------------------------------
+
+  private get lockDir(): string {
+    return join(this.root, LOCK_DIR);
+  }
+
+  private async readOwner(): Promise<string | null> {
+    try {
+      return (await readFile(join(this.root, LOCK_OWNER_FILE), 'utf8')).replace(/\n+$/, '');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return null;
+      throw fsError(e, join(this.root, LOCK_OWNER_FILE), 'read');
+    }
+  }
+
+  /** ms since `p` was modified, null if it does not exist. */
+  private async ageMs(p: string): Promise<number | null> {
+    try {
+      return Date.now() - (await lstat(p)).mtimeMs;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+      throw fsError(e, p, 'read');
+    }
+  }
+
+  private async isStale(ttlMs: number): Promise<boolean> {
+    const age = (await this.ageMs(join(this.root, LOCK_OWNER_FILE))) ?? (await this.ageMs(this.lockDir));
+    return age !== null && age > ttlMs;
+  }
+
+  /** mkdir `dir`: true if created, false if it exists. */
+  private async tryMkdir(dir: string): Promise<boolean> {
+    try {
+      await mkdir(dir);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw fsError(e, dir, 'create');
+    }
+  }
+
+  private async take(owner: string): Promise<boolean> {
+    if (!(await this.tryMkdir(this.lockDir))) return false;
+    const file = join(this.root, LOCK_OWNER_FILE);
+    const tmp = `${file}.tmp`;
+    try {
+      await writeFile(tmp, owner);
+      await fsRename(tmp, file);
+    } catch (e) {
+      await rm(this.lockDir, { recursive: true, force: true }).catch(() => undefined);
+      throw fsError(e, file, 'write');
+    }
+    return true;
+  }
+
+  /** Under LOCK_BREAK_DIR: if the lock is (still) stale, renames it aside and removes it. Returns the dead holder's text. */
+  private async breakStale(ttlMs: number): Promise<string | null> {
+    const breaker = join(this.root, LOCK_BREAK_DIR);
+    if (!(await this.tryMkdir(breaker))) {
+      const age = await this.ageMs(breaker);
+      if (age === null || age <= LOCK_BREAK_STALE_MS) return null;
+      await rm(breaker, { recursive: true, force: true }).catch(() => undefined);
+      if (!(await this.tryMkdir(breaker))) return null;
+    }
+    try {
+      if (!(await this.isStale(ttlMs))) return null;
+      const dead = (await this.readOwner()) ?? '';
+      const aside = join(this.root, `${META_DIR}/lock.stale.${randomBytes(8).toString('hex')}`);
+      try {
+        await fsRename(this.lockDir, aside);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw fsError(e, this.lockDir, 'move');
+      }
+      await rm(aside, { recursive: true, force: true }).catch(() => undefined);
+      return dead;
+    } finally {
+      await rm(breaker, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+
+  async lock(owner: string, ttlMs: number): Promise<LockResult> {
+    const o = checkOwner(owner);
+    checkTtl(ttlMs);
+    await this.requireRoot();
+    const meta = join(this.root, META_DIR);
+    try {
+      await mkdir(meta, { recursive: true });
+    } catch (e) {
+      throw fsError(e, meta, 'create');
+    }
+    if (await this.take(o)) return { acquired: true };
+    if (await this.isStale(ttlMs)) {
+      const dead = await this.breakStale(ttlMs);
+      if (await this.take(o)) return dead === null ? { acquired: true } : { acquired: true, brokeStale: dead };
+    }
+    return { acquired: false, holder: (await this.readOwner()) ?? '' };
+  }
+
+  async refreshLock(owner: string): Promise<boolean> {
+    const o = checkOwner(owner);
+    if ((await this.readOwner()) !== o) return false;
+    const now = new Date();
+    try {
+      await utimes(join(this.root, LOCK_OWNER_FILE), now, now);
+      return true;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+      throw fsError(e, join(this.root, LOCK_OWNER_FILE), 'write');
+    }
+  }
+
+  async unlock(owner: string): Promise<boolean> {
+    const o = checkOwner(owner);
+    if ((await this.readOwner()) !== o) return false;
+    const aside = join(this.root, `${META_DIR}/lock.released.${randomBytes(8).toString('hex')}`);
+    try {
+      await fsRename(this.lockDir, aside);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+      throw fsError(e, this.lockDir, 'move');
+    }
+    await rm(aside, { recursive: true, force: true }).catch(() => undefined);
+    return true;
+  }
+
+  async purgeTrash(olderThanDays: number, now?: Date): Promise<number> {
+    const cutoff = trashCutoff(olderThanDays, now);
+    await this.requireRoot();
+    return purgeDayDirs(join(this.root, TRASH_DIR), cutoff);
+  }
+
   async close(): Promise<void> {}
 }
 
@@ -259,6 +567,47 @@ async function isDanglingLink(p: string): Promise<boolean> {
 /** Script exit codes (below ssh's 255). */
 const EXIT_ROOT_MISSING = 3;
 const EXIT_ROOT_NOT_DIR = 4;
+
+/** Shell functions of the lock scripts; need R, M (R/.lipsync), L (the lock dir), B (the break dir). */
+const LOCK_FUNCTIONS = `
+M="$R/${META_DIR}"; L="$R/${LOCK_DIR}"; B="$R/${LOCK_BREAK_DIR}"
+lipsync_mtime() {
+  t=$(stat -c %Y -- "$1" 2>/dev/null) || t=$(stat -f %m -- "$1" 2>/dev/null) || t=
+  case $t in ''|*[!0-9]*) return 1 ;; esac
+  printf '%s' "$t"
+}
+lipsync_age() {
+  t=$(lipsync_mtime "$1") || return 1
+  n=$(date +%s)
+  case $n in ''|*[!0-9]*) return 1 ;; esac
+  printf '%s' $((n - t))
+}
+lipsync_stale() {
+  a=$(lipsync_age "$L/owner") || a=$(lipsync_age "$L") || return 1
+  [ "$a" -gt "$TTL" ]
+}
+lipsync_take() {
+  if ! err=$(mkdir -- "$L" 2>&1); then
+    case $err in *'File exists'*) return 1 ;; esac
+    if [ -e "$L" ] || [ -L "$L" ]; then return 1; fi
+    printf '%s\n' "$err" >&2; exit 1
+  fi
+  if printf '%s' "$O" > "$L/owner.tmp" && mv -f -- "$L/owner.tmp" "$L/owner"; then return 0; fi
+  rm -rf -- "$L"
+  exit 1
+}
+lipsync_break() {
+  if ! mkdir -- "$B" 2>/dev/null; then
+    a=$(lipsync_age "$B") && [ "$a" -gt ${Math.round(LOCK_BREAK_STALE_MS / 1000)} ] && rmdir -- "$B" 2>/dev/null && mkdir -- "$B" 2>/dev/null || return 1
+  fi
+  rc=1
+  if lipsync_stale; then
+    S=$(cat -- "$L/owner" 2>/dev/null)
+    if mv -- "$L" "$A" 2>/dev/null; then rm -rf -- "$A"; rc=0; fi
+  fi
+  rmdir -- "$B" 2>/dev/null
+  return $rc
+}`;
 
 /** Lines our scripts print start with this, so a chatty login (motd, echo in .bashrc) is ignored. */
 const OUT = 'LIPSYNC:';
@@ -450,7 +799,102 @@ class SshOps implements RemoteOps {
     );
   }
 
+  async lock(owner: string, ttlMs: number): Promise<LockResult> {
+    const o = checkOwner(owner);
+    const ttlSec = Math.max(1, Math.ceil(checkTtl(ttlMs) / 1000));
+    const aside = join(this.remote.path, `${META_DIR}/lock.stale.${randomBytes(8).toString('hex')}`);
+    const r = await this.exec(
+      `${REQUIRE_ROOT}
+O=${shQuote(o)}; TTL=${ttlSec}; A=${shQuote(aside)}
+${LOCK_FUNCTIONS}
+mkdir -p -- "$M" || exit 1
+if lipsync_take; then printf '${OUT}lock:acquired\\n'; exit 0; fi
+if lipsync_stale; then
+  S=; lipsync_break; broke=$?
+  if lipsync_take; then
+    if [ "$broke" -eq 0 ]; then printf '${OUT}lock:broke\\n${OUT}holder:%s' "$S"; else printf '${OUT}lock:acquired\\n'; fi
+    exit 0
+  fi
+fi
+printf '${OUT}lock:held\\n${OUT}holder:'
+cat -- "$L/owner" 2>/dev/null
+exit 0`,
+    );
+    const { status, holder } = lockAnswer(r.stdout);
+    if (status === 'acquired') return { acquired: true };
+    if (status === 'broke') return { acquired: true, brokeStale: holder };
+    if (status === 'held') return { acquired: false, holder };
+    throw new LipsyncError('unknown', `Unexpected answer from ${this.remote.host} while taking the lock.`, {
+      detail: r.stdout.slice(-2000),
+    });
+  }
+
+  async refreshLock(owner: string): Promise<boolean> {
+    const o = checkOwner(owner);
+    const r = await this.exec(
+      `O=${shQuote(o)}; L="$R/${LOCK_DIR}"
+if c=$(cat -- "$L/owner" 2>/dev/null) && [ "$c" = "$O" ] && touch -c -- "$L/owner" 2>/dev/null; then
+  printf '${OUT}refresh:ok\\n'
+else
+  printf '${OUT}refresh:lost\\n'
+fi`,
+    );
+    return outLines(r.stdout).includes('refresh:ok');
+  }
+
+  async unlock(owner: string): Promise<boolean> {
+    const o = checkOwner(owner);
+    const aside = join(this.remote.path, `${META_DIR}/lock.released.${randomBytes(8).toString('hex')}`);
+    const r = await this.exec(
+      `O=${shQuote(o)}; L="$R/${LOCK_DIR}"; A=${shQuote(aside)}
+if c=$(cat -- "$L/owner" 2>/dev/null) && [ "$c" = "$O" ] && mv -- "$L" "$A" 2>/dev/null; then
+  rm -rf -- "$A"
+  printf '${OUT}unlock:ok\\n'
+else
+  printf '${OUT}unlock:no\\n'
+fi`,
+    );
+    return outLines(r.stdout).includes('unlock:ok');
+  }
+
+  async purgeTrash(olderThanDays: number, now?: Date): Promise<number> {
+    const cutoff = trashCutoff(olderThanDays, now).replace(/-/g, '');
+    const r = await this.exec(
+      `${REQUIRE_ROOT}
+T="$R/${TRASH_DIR}"; C=${cutoff}; n=0
+if [ -d "$T" ]; then
+  for d in "$T"/*; do
+    name=\${d##*/}
+    case $name in [0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]) ;; *) continue ;; esac
+    y=\${name%%-*}; rest=\${name#*-}; m=\${rest%%-*}; dd=\${rest#*-}
+    if [ "$y$m$dd" -lt "$C" ] && [ -d "$d" ] && [ ! -L "$d" ] && rm -rf -- "$d"; then n=$((n + 1)); fi
+  done
+fi
+printf '${OUT}purged:%s\\n' "$n"`,
+    );
+    const line = outLines(r.stdout).find((l) => l.startsWith('purged:'));
+    const n = line === undefined ? NaN : Number(line.slice('purged:'.length));
+    if (!Number.isInteger(n)) {
+      throw new LipsyncError('unknown', `Unexpected answer from ${this.remote.host} while emptying the trash.`, {
+        detail: r.stdout.slice(-2000),
+      });
+    }
+    return n;
+  }
+
   async close(): Promise<void> {
     await closeMaster(this.remote, this.ssh);
   }
+}
+
+/** Parses the lock script's answer: `lock:STATUS` then, for held/broke, `holder:` and the owner text to the end. */
+function lockAnswer(stdout: string): { status: string | undefined; holder: string } {
+  const at = stdout.indexOf(`${OUT}holder:`);
+  const head = at === -1 ? stdout : stdout.slice(0, at);
+  const status = outLines(head)
+    .find((l) => l.startsWith('lock:'))
+    ?.slice('lock:'.length)
+    .trim();
+  const holder = at === -1 ? '' : stdout.slice(at + `${OUT}holder:`.length).replace(/\n+$/, '');
+  return { status, holder };
 }

@@ -1,13 +1,22 @@
 /**
- * Pushing a list of changed paths with ONE rsync run.
+ * Moving a list of changed paths with ONE rsync run, in either direction,
+ * and comparing content with rsync's checksums.
  *
- * The command (see rsyncPushArgs for the exact list and why each flag is there):
+ * Push (see transferArgs for the exact list and why each flag is there):
  *
  *   rsync -s -l -p -t -8 --files-from=- --from0 --no-implied-dirs
  *         --delete-missing-args --force --backup --backup-dir=TRASH
  *         --partial-dir=ROOT/.lipsync/partial --temp-dir=ROOT/.lipsync/tmp
  *         --exclude=/.lipsync/*** --info=progress2 --out-format=MARKER%i|%l|%n
  *         --stats [--bwlimit=N] [-e SSH] LOCALROOT/ [host:]ROOT/
+ *
+ * Pull: the same flags with the roles swapped, `[host:]ROOT/ LOCALROOT/`; the
+ * trash (relative to the destination), partial and temp dirs are then in
+ * LOCALROOT/.lipsync/.
+ *
+ * Compare: `rsync -n -c -s -l -8 --files-from=- --from0 --no-implied-dirs
+ * --delete-missing-args --force --exclude=/.lipsync/*** --out-format=...
+ * LOCALROOT/ [host:]ROOT/` (see rsyncSameContent).
  *
  * Paths go NUL-separated on stdin, each prefixed with './' (else rsync would
  * skip names starting with '#' or ';' as comments), byte-exact (no --iconv); rsync escapes
@@ -16,10 +25,11 @@
 
 import { resolve } from 'node:path';
 import type { RemoteSpec, SshOptions } from '../types.js';
-import { LipsyncError, classifyFailure, unescapeRsyncName, type FailureContext } from '../errors.js';
+import { LipsyncError, classifyFailure, rsyncErrorFiles, unescapeRsyncName, type FailureContext } from '../errors.js';
 import { run, type RunResult } from '../proc/run.js';
+import { rsyncSourcePath } from './listing.js';
 import { rsyncShellArg } from './ssh.js';
-import { remoteOps, normalizeRelPath, META_DIR } from './ops.js';
+import { remoteOps, normalizeRelPath, prepareLocalMeta, META_DIR } from './ops.js';
 import {
   LineSplitter,
   OUT_FORMAT,
@@ -95,6 +105,38 @@ export interface PushOptions {
   onFile?: (f: TransferredItem) => void;
 }
 
+export interface PullOptions {
+  localRoot: string;
+  remote: RemoteSpec;
+  ssh: SshOptions;
+  /**
+   * Relative paths: each is fetched if it exists on the remote, or DELETED
+   * locally if missing there (rsync --delete-missing-args). A listed directory
+   * is created (not recursed into). Paths in .lipsync/ and invalid paths
+   * (absolute, '..') are skipped with a warning.
+   */
+  paths: AsyncIterable<string> | string[];
+  /**
+   * Relative to the LOCAL root, e.g. '.lipsync/trash/2026-11-25/133012345':
+   * local files replaced or deleted by the pull are moved there (--backup
+   * --backup-dir), keeping their relative paths.
+   */
+  trashDir: string;
+  bwLimitKBps?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: PushProgress) => void;
+  onFile?: (f: TransferredItem) => void;
+}
+
+export interface SameContentOptions {
+  localRoot: string;
+  remote: RemoteSpec;
+  ssh: SshOptions;
+  /** Relative paths to compare (normally files present on both sides). */
+  paths: string[];
+  signal?: AbortSignal;
+}
+
 export interface PushResult {
   ok: boolean;
   /** Capped to MAX_ITEMS in memory; use onFile for more. */
@@ -106,6 +148,9 @@ export interface PushResult {
   warnings: LipsyncError[];
 }
 
+/** A pull's result: the same shape as a push's. */
+export type PullResult = PushResult;
+
 export const MAX_ITEMS = 10_000;
 
 function rootWithSlash(p: string): string {
@@ -116,11 +161,32 @@ function metaPath(root: string, sub: string): string {
   return `${root === '/' ? '' : root}/${META_DIR}/${sub}`;
 }
 
-/** The rsync arguments for a push (stdin carries the NUL-separated path list). */
-export function rsyncPushArgs(
-  o: Pick<PushOptions, 'localRoot' | 'remote' | 'ssh' | 'trashDir' | 'bwLimitKBps'>,
-): string[] {
-  const root = o.remote.path;
+/** Which way a transfer goes: push sends local → remote, pull fetches remote → local. */
+type Direction = 'push' | 'pull';
+
+type TransferArgsOptions = Pick<PushOptions, 'localRoot' | 'remote' | 'ssh' | 'trashDir' | 'bwLimitKBps'>;
+
+/** `-e SSH` (for an ssh remote) and the remote endpoint, `[host:]ROOT/`. */
+function remoteEndpoint(remote: RemoteSpec, ssh: SshOptions): { shell: string[]; spec: string } {
+  if (remote.kind === 'ssh') {
+    const host = remote.host.includes(':') ? `[${remote.host}]` : remote.host;
+    // The server's rsync expands wildcards in the remote path even with -s: escape them.
+    return {
+      shell: ['-e', rsyncShellArg(remote, ssh)],
+      spec: `${host}:${rsyncSourcePath(rootWithSlash(remote.path))}`,
+    };
+  }
+  return { shell: [], spec: rootWithSlash(remote.path) };
+}
+
+/**
+ * The arguments of a transfer in either direction. Everything is the same
+ * but the roles: the RECEIVER's root holds the trash (--backup-dir is
+ * relative to the destination) and the partial/temp dirs.
+ */
+function transferArgs(direction: Direction, o: TransferArgsOptions): string[] {
+  const localRoot = resolve(o.localRoot);
+  const receiverRoot = direction === 'push' ? o.remote.path : localRoot;
   const trash = normalizeRelPath(o.trashDir);
   const args = [
     // Protected ("secluded") args: names and option values (the remote root,
@@ -135,12 +201,13 @@ export function rsyncPushArgs(
     '-t',
     // High-bit bytes unescaped in output (control chars are still escaped as \#ooo).
     '-8',
+    // The list is read from OUR stdin; in a pull rsync forwards it to the remote sender.
     '--files-from=-',
     '--from0',
     // Missing parents of a listed path are created with default attributes;
     // existing parents on the receiver are left alone (not replaced, not re-timed).
     '--no-implied-dirs',
-    // A listed path missing locally is deleted on the receiver (recursively, for a directory).
+    // A listed path missing on the sender is deleted on the receiver (recursively, for a directory).
     '--delete-missing-args',
     // Needed to replace a non-empty directory by a file (a deletion that is not --delete).
     '--force',
@@ -148,8 +215,8 @@ export function rsyncPushArgs(
     '--backup',
     `--backup-dir=${trash}`,
     // Absolute, so rsync creates no per-directory partial dirs in the user's tree.
-    `--partial-dir=${metaPath(root, 'partial')}`,
-    `--temp-dir=${metaPath(root, 'tmp')}`,
+    `--partial-dir=${metaPath(receiverRoot, 'partial')}`,
+    `--temp-dir=${metaPath(receiverRoot, 'tmp')}`,
     // Never send into, or delete from, our own meta dir ('***' also matches
     // listed paths inside it: a plain '/.lipsync/' would not, with --files-from).
     `--exclude=/${META_DIR}/***`,
@@ -159,13 +226,52 @@ export function rsyncPushArgs(
   ];
   if (o.bwLimitKBps !== undefined && o.bwLimitKBps > 0)
     args.push(`--bwlimit=${Math.max(1, Math.round(o.bwLimitKBps))}`);
-  if (o.remote.kind === 'ssh') {
-    args.push('-e', rsyncShellArg(o.remote, o.ssh));
-    const host = o.remote.host.includes(':') ? `[${o.remote.host}]` : o.remote.host;
-    args.push(rootWithSlash(resolve(o.localRoot)), `${host}:${rootWithSlash(root)}`);
-  } else {
-    args.push(rootWithSlash(resolve(o.localRoot)), rootWithSlash(root));
-  }
+  const { shell, spec } = remoteEndpoint(o.remote, o.ssh);
+  args.push(...shell);
+  if (direction === 'push') args.push(rootWithSlash(localRoot), spec);
+  else args.push(spec, rootWithSlash(localRoot));
+  return args;
+}
+
+/** The rsync arguments for a push (stdin carries the NUL-separated path list). */
+export function rsyncPushArgs(o: TransferArgsOptions): string[] {
+  return transferArgs('push', o);
+}
+
+/**
+ * The rsync arguments for a pull: the same flags as a push with the roles
+ * swapped (remote root → local root); trash, partial and temp dirs are in the
+ * LOCAL root's .lipsync/.
+ */
+export function rsyncPullArgs(
+  o: Pick<PullOptions, 'localRoot' | 'remote' | 'ssh' | 'trashDir' | 'bwLimitKBps'>,
+): string[] {
+  return transferArgs('pull', o);
+}
+
+/**
+ * The rsync arguments of the content comparison: a dry run (-n) in the push
+ * direction with --checksum, so both sides hash the listed files; no -t/-p,
+ * so equal content with different mtimes or modes is not itemized at all.
+ */
+export function rsyncCompareArgs(o: Pick<SameContentOptions, 'localRoot' | 'remote' | 'ssh'>): string[] {
+  const args = [
+    '-n',
+    '-c',
+    '-s',
+    '-l',
+    '-8',
+    '--files-from=-',
+    '--from0',
+    '--no-implied-dirs',
+    // A path missing locally is itemized '*deleting' (so: different), not an error.
+    '--delete-missing-args',
+    '--force',
+    `--exclude=/${META_DIR}/***`,
+    `--out-format=${OUT_FORMAT}`,
+  ];
+  const { shell, spec } = remoteEndpoint(o.remote, o.ssh);
+  args.push(...shell, rootWithSlash(resolve(o.localRoot)), spec);
   return args;
 }
 
@@ -243,14 +349,87 @@ function failureContext(remote: RemoteSpec, ssh: SshOptions): FailureContext {
   return ctx;
 }
 
+/** The words that differ between the directions, in messages. */
+function words(direction: Direction) {
+  return direction === 'push'
+    ? { sent: 'sent', toSend: 'to send', deleteWhere: 'on the remote', beforeSent: 'before they could be sent' }
+    : {
+        sent: 'fetched',
+        toSend: 'to fetch',
+        deleteWhere: 'here',
+        beforeSent: 'on the server before they could be fetched',
+      };
+}
+
 /**
- * Pushes `paths` with one rsync run. Never rejects: failures are in
- * `result.error` (ok:false). Exit 24 (files vanished while sending) is ok with
- * a 'vanished' warning; exit 23 is ok:false with 'partial-transfer' (or
- * 'permission-denied') naming the files, while `items` still lists what did
- * transfer.
+ * The failure table speaks for a push (the receiver is the server). In a pull
+ * the receiver is this computer: reword what depends on the side, and report
+ * a missing/non-folder remote ROOT (the sender cannot chdir into it; rsync
+ * then stops before deleting anything) as remote-missing/remote-not-dir.
  */
-export async function rsyncPush(o: PushOptions): Promise<PushResult> {
+function classifyPullFailure(code: number | null, stderr: string, o: PullOptions): LipsyncError {
+  const remote = o.remote;
+  const where = remote.kind === 'ssh' ? ` on ${remote.host}` : '';
+  const detail = stderr.length > 4000 ? stderr.slice(-4000) : stderr;
+  const strip = (p: string) => (p.length > 1 ? p.replace(/\/+$/, '') : p);
+  for (const m of stderr.matchAll(
+    /\[sender\] change_dir "(.*)" failed: (No such file or directory|Not a directory)/g,
+  )) {
+    if (strip(unescapeRsyncName(m[1] as string)) !== strip(remote.path)) continue;
+    return m[2] === 'Not a directory'
+      ? new LipsyncError('remote-not-dir', `${remote.path}${where} is not a folder.`, {
+          fix: "Choose a folder as the pair's remote path.",
+          detail,
+        })
+      : new LipsyncError('remote-missing', `The folder ${remote.path} does not exist${where}.`, {
+          fix: 'Check the remote folder in the pair settings (is the disk mounted?), or create it.',
+          detail,
+        });
+  }
+  const e = classifyFailure('rsync', code, stderr, failureContext(remote, o.ssh));
+  const local = resolve(o.localRoot);
+  const server = remote.kind === 'ssh' ? remote.host : 'the server';
+  const n = e.files?.length ?? 0;
+  const count = n === 1 ? 'One file' : n > 1 ? `${n} files` : 'Some files';
+  const redo = (message: string, fix?: string): LipsyncError => {
+    const extra: { fix?: string; files?: string[]; detail?: string; cause?: unknown } = { cause: e };
+    if (fix !== undefined) extra.fix = fix;
+    else if (e.fix !== undefined) extra.fix = e.fix;
+    if (e.files !== undefined) extra.files = e.files;
+    if (e.detail !== undefined) extra.detail = e.detail;
+    return new LipsyncError(e.kind, message, extra);
+  };
+  switch (e.kind) {
+    case 'permission-denied':
+      return redo(
+        `No permission to write some files in ${local}.`,
+        `Check that your user owns or can write ${local} and the files in it.`,
+      );
+    case 'disk-full':
+      return redo(
+        `The disk holding ${local} is full${/quota/i.test(stderr) ? ' (disk quota exceeded)' : ''}: files could not be written.`,
+        `Free some space on this computer (${local}/${META_DIR}/trash holds replaced and deleted files you may remove), then sync again.`,
+      );
+    case 'partial-transfer':
+      return redo(
+        `${count} could not be fetched from ${server}${/Permission denied/.test(stderr) ? ' (no permission to read them there)' : ''}.`,
+        'Check that the files listed can be read on the server; the others were synced.',
+      );
+    case 'vanished':
+      return redo(
+        `${count} changed or disappeared on ${server} before they could be fetched; they will be picked up next time.`,
+      );
+    default:
+      return e;
+  }
+}
+
+/**
+ * One rsync run in either direction, for rsyncPush and rsyncPull. Never
+ * rejects: failures are in `result.error` (ok:false).
+ */
+async function runTransfer(direction: Direction, o: PushOptions | PullOptions): Promise<PushResult> {
+  const w = words(direction);
   const items: TransferredItem[] = [];
   const warnings: LipsyncError[] = [];
   let itemCount = 0;
@@ -258,17 +437,19 @@ export async function rsyncPush(o: PushOptions): Promise<PushResult> {
 
   let args: string[];
   try {
-    args = rsyncPushArgs(o);
+    args = transferArgs(direction, o);
   } catch (e) {
     return fail(e instanceof LipsyncError ? e : new LipsyncError('unknown', String(e)));
   }
   if (o.signal?.aborted) return fail(new LipsyncError('cancelled', 'The transfer was cancelled.'));
 
-  // The temp and partial dirs must exist (rsync creates neither); this also
-  // checks the root exists, so an unmounted disk is never written to.
-  const ops = remoteOps(o.remote, o.ssh);
+  // The receiver's temp and partial dirs must exist (rsync creates neither);
+  // this also checks the receiver's root exists, so an unmounted disk is
+  // never written to. (A pull's missing remote root makes rsync stop before
+  // deleting anything: see classifyPullFailure.)
   try {
-    await ops.prepareMeta();
+    if (direction === 'push') await remoteOps(o.remote, o.ssh).prepareMeta();
+    else await prepareLocalMeta(o.localRoot);
   } catch (e) {
     return fail(e instanceof LipsyncError ? e : new LipsyncError('unknown', (e as Error).message, { cause: e }));
   }
@@ -317,15 +498,7 @@ export async function rsyncPush(o: PushOptions): Promise<PushResult> {
     if (o.signal) runOpts.signal = o.signal;
     r = await run('rsync', args, runOpts);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      return fail(
-        new LipsyncError('rsync-missing-local', 'rsync is not installed on this computer.', {
-          fix: 'Install rsync 3.1 or newer, e.g. `sudo apt install rsync`.',
-          cause: e,
-        }),
-      );
-    }
-    return fail(new LipsyncError('unknown', `Could not start rsync: ${(e as Error).message}`, { cause: e }));
+    return fail(startFailure(e));
   }
   splitter.end();
 
@@ -333,7 +506,7 @@ export async function rsyncPush(o: PushOptions): Promise<PushResult> {
     warnings.push(
       new LipsyncError(
         'unknown',
-        `${skipped.length} path${skipped.length === 1 ? ' was' : 's were'} not sent: invalid, or inside ${META_DIR}/.`,
+        `${skipped.length} path${skipped.length === 1 ? ' was' : 's were'} not ${w.sent}: invalid, or inside ${META_DIR}/.`,
         {
           files: skipped.slice(0, 1000),
         },
@@ -344,7 +517,7 @@ export async function rsyncPush(o: PushOptions): Promise<PushResult> {
     warnings.push(
       new LipsyncError(
         'partial-transfer',
-        'Some folders could not be deleted on the remote because they still hold protected files.',
+        `Some folders could not be deleted ${w.deleteWhere} because they still hold protected files.`,
         {
           files: undeletable,
         },
@@ -367,7 +540,7 @@ export async function rsyncPush(o: PushOptions): Promise<PushResult> {
         ? producerError
         : new LipsyncError(
             'unknown',
-            `The list of paths to send failed: ${(producerError as Error)?.message ?? String(producerError)}`,
+            `The list of paths ${w.toSend} failed: ${(producerError as Error)?.message ?? String(producerError)}`,
             { cause: producerError },
           );
     return done(false, e);
@@ -375,21 +548,23 @@ export async function rsyncPush(o: PushOptions): Promise<PushResult> {
   if (o.signal?.aborted)
     return done(false, new LipsyncError('cancelled', 'The transfer was cancelled.', { detail: r.stderr }));
   if (r.code === 0) return done(true);
-  const ctx = failureContext(o.remote, o.ssh);
-  const error = classifyFailure('rsync', r.code, r.stderr, ctx);
+  const error =
+    direction === 'push'
+      ? classifyFailure('rsync', r.code, r.stderr, failureContext(o.remote, o.ssh))
+      : classifyPullFailure(r.code, r.stderr, o);
   if (r.code === 24 && error.kind === 'vanished' && error.files === undefined) {
     warnings.push(error);
     return done(true);
   }
   if (r.code === 24 && error.kind === 'vanished') {
-    // rsync also reports the absent local parents of a deleted path (a/b for a
-    // listed a/b/c that is gone with its folders) as "vanished": not real ones.
+    // rsync also reports the absent parents (on the sender) of a deleted path
+    // (a/b for a listed a/b/c that is gone with its folders) as "vanished": not real ones.
     const files = (relativize(error.files, roots) ?? []).filter((f) => !parents.has(f));
     if (files.length > 0) {
       warnings.push(
         new LipsyncError(
           'vanished',
-          `${files.length === 1 ? 'One file' : `${files.length} files`} disappeared before they could be sent (changed while syncing); they will be picked up next time.`,
+          `${files.length === 1 ? 'One file' : `${files.length} files`} disappeared ${w.beforeSent} (changed while syncing); they will be picked up next time.`,
           {
             files,
             ...(error.detail !== undefined ? { detail: error.detail } : {}),
@@ -400,4 +575,108 @@ export async function rsyncPush(o: PushOptions): Promise<PushResult> {
     return done(true);
   }
   return done(false, error);
+}
+
+function startFailure(e: unknown): LipsyncError {
+  if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+    return new LipsyncError('rsync-missing-local', 'rsync is not installed on this computer.', {
+      fix: 'Install rsync 3.1 or newer, e.g. `sudo apt install rsync`.',
+      cause: e,
+    });
+  }
+  return new LipsyncError('unknown', `Could not start rsync: ${(e as Error).message}`, { cause: e });
+}
+
+/**
+ * Pushes `paths` with one rsync run. Never rejects: failures are in
+ * `result.error` (ok:false). Exit 24 (files vanished while sending) is ok with
+ * a 'vanished' warning; exit 23 is ok:false with 'partial-transfer' (or
+ * 'permission-denied') naming the files, while `items` still lists what did
+ * transfer.
+ */
+export function rsyncPush(o: PushOptions): Promise<PushResult> {
+  return runTransfer('push', o);
+}
+
+/**
+ * Pulls `paths` from the remote root into the local root with one rsync run:
+ * the mirror of rsyncPush (same flags, roles swapped). Each path is fetched if
+ * it exists remotely, or deleted locally if it does not; every local file
+ * replaced or deleted is kept in `localRoot/trashDir`. Files are written in
+ * `localRoot/.lipsync/tmp` and renamed into place (an interrupted file is kept
+ * in `.lipsync/partial`), so no half-written file is ever visible in the tree.
+ * Never rejects; results and errors as for rsyncPush (items are itemized from
+ * the receiving side: '>f...' for a received file, '*deleting' for a deletion).
+ * A missing remote root fails with 'remote-missing' and deletes nothing.
+ */
+export function rsyncPull(o: PullOptions): Promise<PullResult> {
+  return runTransfer('pull', o);
+}
+
+/**
+ * Whether listed paths have the same CONTENT on both sides, by rsync alone: a
+ * dry run (`-n`) in the push direction with `--checksum`, so each side hashes
+ * its own files and only checksums cross the network. Without -t/-p, equal
+ * content with different mtimes or modes is not itemized; any itemization
+ * other than '.' (attributes only) means different: '>f' (content or size
+ * differs, or missing remotely), '*deleting' (missing locally), 'cL' (symlink
+ * target differs), 'cd'/'>f+++' over another type.
+ *
+ * Result, for every listed path (keys as given): true = same content; false =
+ * different, missing on one side, unreadable (rsync error naming it), or an
+ * invalid/.lipsync path. Two directories count as same (not recursed); a path
+ * absent on both sides counts as same. Rejects with a LipsyncError when rsync
+ * fails as a whole (unreachable, auth...), or on exit 23/24 without naming files.
+ */
+export async function rsyncSameContent(o: SameContentOptions): Promise<Map<string, boolean>> {
+  const result = new Map<string, boolean>();
+  const wanted = new Map<string, string[]>();
+  for (const p of o.paths) {
+    let rel: string;
+    try {
+      rel = normalizeRelPath(p);
+    } catch {
+      result.set(p, false);
+      continue;
+    }
+    if (isMetaPath(rel)) {
+      result.set(p, false);
+      continue;
+    }
+    const originals = wanted.get(rel);
+    if (originals) originals.push(p);
+    else wanted.set(rel, [p]);
+  }
+  if (wanted.size === 0) return result;
+  if (o.signal?.aborted) throw new LipsyncError('cancelled', 'The comparison was cancelled.');
+
+  const different = new Set<string>();
+  const splitter = new LineSplitter((line) => {
+    const item = parseItemLine(line);
+    if (item && wanted.has(item.path) && !item.itemize.startsWith('.')) different.add(item.path);
+  });
+  const list = Buffer.from([...wanted.keys()].map((rel) => `./${rel}\0`).join(''), 'utf8');
+  let r: RunResult;
+  try {
+    const runOpts: Parameters<typeof run>[2] = {
+      input: list,
+      env: rsyncEnv(),
+      onStdout: (c) => splitter.push(c),
+      maxBuffer: 256 * 1024,
+    };
+    if (o.signal) runOpts.signal = o.signal;
+    r = await run('rsync', rsyncCompareArgs(o), runOpts);
+  } catch (e) {
+    throw startFailure(e);
+  }
+  splitter.end();
+  if (o.signal?.aborted) throw new LipsyncError('cancelled', 'The comparison was cancelled.', { detail: r.stderr });
+  if (r.code !== 0) {
+    const roots = [resolve(o.localRoot), o.remote.path];
+    const named = r.code === 23 || r.code === 24 ? (relativize(rsyncErrorFiles(r.stderr), roots) ?? []) : [];
+    if (named.length === 0) throw classifyFailure('rsync', r.code, r.stderr, failureContext(o.remote, o.ssh));
+    for (const f of named) different.add(f.replace(/^(\.\/)+/, '').replace(/\/+$/, ''));
+  }
+  for (const [rel, originals] of wanted) for (const p of originals) result.set(p, !different.has(rel));
+  return result;
 }

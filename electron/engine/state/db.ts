@@ -32,6 +32,47 @@ interface EntryRow {
   synced_at_ns: bigint | null;
   remote_size: bigint | null;
   remote_mtime_ns: bigint | null;
+  remote_ino: bigint | null;
+}
+
+/** A conflict: both sides changed one path differently; both versions were kept. */
+export interface ConflictRecord {
+  id: number;
+  path: string;
+  copyPath: string;
+  local: { size: number; mtime: number; origin: string };
+  remote: { size: number; mtime: number; origin: string };
+  createdAt: number;
+  resolvedAt: number | null;
+  resolution: string | null;
+}
+
+interface ConflictRow {
+  id: number;
+  path: string;
+  copy_path: string;
+  local_size: number;
+  local_mtime: number;
+  local_origin: string;
+  remote_size: number;
+  remote_mtime: number;
+  remote_origin: string;
+  created_at: number;
+  resolved_at: number | null;
+  resolution: string | null;
+}
+
+function rowToConflict(r: ConflictRow): ConflictRecord {
+  return {
+    id: r.id,
+    path: r.path,
+    copyPath: r.copy_path,
+    local: { size: r.local_size, mtime: r.local_mtime, origin: r.local_origin },
+    remote: { size: r.remote_size, mtime: r.remote_mtime, origin: r.remote_origin },
+    createdAt: r.created_at,
+    resolvedAt: r.resolved_at,
+    resolution: r.resolution,
+  };
 }
 
 /** Schema migrations; migration i brings the schema from version i to i + 1. */
@@ -55,6 +96,27 @@ const MIGRATIONS: ((db: Db) => void)[] = [
       ) WITHOUT ROWID;
       CREATE INDEX entries_parent ON entries(parent);
       CREATE INDEX entries_ino ON entries(ino);
+    `);
+  },
+  (db) => {
+    // Two-way sync: the remote inode (rename detection on the server) and the conflict log.
+    db.exec(`
+      ALTER TABLE entries ADD COLUMN remote_ino INTEGER;
+      CREATE INDEX entries_remote_ino ON entries(remote_ino);
+      CREATE TABLE conflicts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        path TEXT NOT NULL,
+        copy_path TEXT NOT NULL,
+        local_size INTEGER NOT NULL,
+        local_mtime INTEGER NOT NULL,
+        local_origin TEXT NOT NULL,
+        remote_size INTEGER NOT NULL,
+        remote_mtime INTEGER NOT NULL,
+        remote_origin TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        resolved_at INTEGER,
+        resolution TEXT
+      );
     `);
   },
 ];
@@ -97,6 +159,7 @@ function rowToEntry(r: EntryRow): Entry {
     syncedAtNs: r.synced_at_ns ?? 0n,
     remoteSize: r.remote_size === null ? null : Number(r.remote_size),
     remoteMtimeNs: r.remote_mtime_ns,
+    remoteIno: r.remote_ino,
   };
 }
 
@@ -127,9 +190,9 @@ export class StateDb {
       byInode: prep('SELECT * FROM entries WHERE ino = ? ORDER BY path'),
       upsert: prep(
         `INSERT OR REPLACE INTO entries
-           (path, parent, name, kind, size, mtime_ns, mode, ino, target, hash, synced_at_ns, remote_size, remote_mtime_ns)
+           (path, parent, name, kind, size, mtime_ns, mode, ino, target, hash, synced_at_ns, remote_size, remote_mtime_ns, remote_ino)
          VALUES
-           (@path, @parent, @name, @kind, @size, @mtimeNs, @mode, @ino, @target, @hash, @syncedAtNs, @remoteSize, @remoteMtimeNs)`,
+           (@path, @parent, @name, @kind, @size, @mtimeNs, @mode, @ino, @target, @hash, @syncedAtNs, @remoteSize, @remoteMtimeNs, @remoteIno)`,
       ),
       deleteOne: prep('DELETE FROM entries WHERE path = ?'),
       deleteRange: prep('DELETE FROM entries WHERE path > ? AND path < ?'),
@@ -243,6 +306,7 @@ export class StateDb {
           syncedAtNs: e.syncedAtNs,
           remoteSize: e.remoteSize,
           remoteMtimeNs: e.remoteMtimeNs,
+          remoteIno: e.remoteIno ?? null,
         });
       }
     })();
@@ -293,6 +357,179 @@ export class StateDb {
 
   count(): number {
     return Number((this.stmts.count.get() as { n: number }).n);
+  }
+
+  /** The entries whose remote side had inode `ino` after their last sync. */
+  byRemoteInode(ino: bigint): Entry[] {
+    return (
+      this.db
+        .prepare('SELECT * FROM entries WHERE remote_ino = ? ORDER BY path')
+        .safeIntegers(true)
+        .all(ino) as EntryRow[]
+    ).map(rowToEntry);
+  }
+
+  /** Number of files (not directories) recorded: the base of the mass-delete threshold. */
+  fileCount(): number {
+    return Number((this.db.prepare("SELECT count(*) AS n FROM entries WHERE kind <> 'dir'").get() as { n: number }).n);
+  }
+
+  // ------------------------------------------------------------ conflicts
+
+  addConflict(c: Omit<ConflictRecord, 'id' | 'resolvedAt' | 'resolution'>): number {
+    const r = this.db
+      .prepare(
+        `INSERT INTO conflicts (path, copy_path, local_size, local_mtime, local_origin, remote_size, remote_mtime, remote_origin, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        c.path,
+        c.copyPath,
+        c.local.size,
+        c.local.mtime,
+        c.local.origin,
+        c.remote.size,
+        c.remote.mtime,
+        c.remote.origin,
+        c.createdAt,
+      );
+    return Number(r.lastInsertRowid);
+  }
+
+  openConflicts(): ConflictRecord[] {
+    return (
+      this.db.prepare('SELECT * FROM conflicts WHERE resolved_at IS NULL ORDER BY id').all() as ConflictRow[]
+    ).map(rowToConflict);
+  }
+
+  getConflict(id: number): ConflictRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM conflicts WHERE id = ?').get(id) as ConflictRow | undefined;
+    return r ? rowToConflict(r) : undefined;
+  }
+
+  resolveConflict(id: number, resolution: string): void {
+    this.db
+      .prepare('UPDATE conflicts SET resolved_at = ?, resolution = ? WHERE id = ?')
+      .run(Date.now(), resolution, id);
+  }
+
+  // ------------------------------------------------------------ per-cycle scratch tables
+  // Candidates of one sync cycle and a full remote listing live in TEMP tables, so a
+  // cycle over a million paths never holds them in JS memory.
+
+  private scratchReady = false;
+
+  private scratch(): void {
+    if (this.scratchReady) return;
+    this.db.exec(`
+      CREATE TEMP TABLE IF NOT EXISTS cand (path TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID;
+      CREATE TEMP TABLE IF NOT EXISTS rscan (
+        path TEXT PRIMARY KEY NOT NULL, kind TEXT, size INTEGER, mtime_ns INTEGER, mode INTEGER, ino INTEGER, target TEXT
+      ) WITHOUT ROWID;
+    `);
+    this.scratchReady = true;
+  }
+
+  candAdd(paths: Iterable<string>): void {
+    this.scratch();
+    const st = this.db.prepare('INSERT OR IGNORE INTO cand (path) VALUES (?)');
+    this.db.transaction(() => {
+      for (const p of paths) st.run(p);
+    })();
+  }
+
+  /** Adds every recorded path strictly below `dir` as a candidate. */
+  candAddDescendants(dir: string): void {
+    this.scratch();
+    const range = descendantRange(dir);
+    if (range)
+      this.db
+        .prepare('INSERT OR IGNORE INTO cand (path) SELECT path FROM entries WHERE path > ? AND path < ?')
+        .run(range[0], range[1]);
+    else this.db.prepare("INSERT OR IGNORE INTO cand (path) SELECT path FROM entries WHERE path > ''").run();
+  }
+
+  candCount(): number {
+    this.scratch();
+    return Number((this.db.prepare('SELECT count(*) AS n FROM cand').get() as { n: number }).n);
+  }
+
+  /** The next `limit` candidates after `after`, in path order (parents before children); removed from the table. */
+  candTake(limit: number): string[] {
+    this.scratch();
+    const rows = this.db.prepare('SELECT path FROM cand ORDER BY path LIMIT ?').all(limit) as { path: string }[];
+    const del = this.db.prepare('DELETE FROM cand WHERE path = ?');
+    this.db.transaction(() => {
+      for (const r of rows) del.run(r.path);
+    })();
+    return rows.map((r) => r.path);
+  }
+
+  candClear(): void {
+    this.scratch();
+    this.db.exec('DELETE FROM cand');
+  }
+
+  rscanClear(): void {
+    this.scratch();
+    this.db.exec('DELETE FROM rscan');
+  }
+
+  rscanInsert(
+    rows: {
+      path: string;
+      kind: string;
+      size: number;
+      mtimeNs: bigint;
+      mode: number;
+      ino: bigint | null;
+      target: string | null;
+    }[],
+  ): void {
+    this.scratch();
+    const st = this.db.prepare(
+      'INSERT OR REPLACE INTO rscan (path, kind, size, mtime_ns, mode, ino, target) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.db.transaction(() => {
+      for (const r of rows) st.run(r.path, r.kind, r.size, r.mtimeNs, r.mode, r.ino, r.target);
+    })();
+  }
+
+  /**
+   * After a full remote listing of the subtree `dir` went into rscan: every path that
+   * is new, changed (kind, size, mtime to the second, target) or gone on the server
+   * relative to the base becomes a candidate. Returns how many were added.
+   */
+  candFromRemoteScan(dir: string, recursive = true): number {
+    this.scratch();
+    const before = this.candCount();
+    const range = descendantRange(dir);
+    let inRange: string;
+    let params: Record<string, string>;
+    if (!recursive) {
+      inRange = "e.parent = @dir AND e.path <> ''";
+      params = { dir };
+    } else {
+      inRange = range ? 'e.path > @lo AND e.path < @hi' : "e.path > ''";
+      params = range ? { lo: range[0], hi: range[1] } : {};
+    }
+    this.db
+      .prepare(
+        `INSERT OR IGNORE INTO cand (path)
+         SELECT r.path FROM rscan r LEFT JOIN entries e ON e.path = r.path
+         WHERE e.path IS NULL OR e.kind IS NOT r.kind
+            OR (r.kind = 'file' AND (e.remote_size IS NOT r.size OR e.remote_mtime_ns IS NULL
+                 OR e.remote_mtime_ns / 1000000000 <> r.mtime_ns / 1000000000
+                 OR (e.mode & 73) <> (r.mode & 73)))
+            OR (r.kind = 'symlink' AND e.target IS NOT r.target)`,
+      )
+      .run();
+    this.db
+      .prepare(
+        `INSERT OR IGNORE INTO cand (path) SELECT e.path FROM entries e LEFT JOIN rscan r ON r.path = e.path WHERE r.path IS NULL AND ${inRange}`,
+      )
+      .run(params);
+    return this.candCount() - before;
   }
 
   getMeta(key: string): string | undefined {

@@ -1,0 +1,717 @@
+/**
+ * One sync cycle of a pair: collect the paths that may have changed on either
+ * side, decide each with the reconciler (reconcile.ts, the one table of rules),
+ * then act in bounded batches: remote moves, one rsync push, one rsync pull,
+ * conflict copies. The base (state database) follows each step only after it
+ * succeeded, so a crash at any instant is recovered by the next cycle.
+ */
+import { existsSync, mkdirSync, renameSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Direction } from '../../shared/settings.js';
+import type { ErrorInfo } from '../../shared/errors.js';
+import type { Entry, Excluder, LocalStat, RemoteCapabilities, RemoteSpec, RemoteStat, SshOptions } from './types.js';
+import type { StateDb } from './state/db.js';
+import type { DirtySnapshot } from './dirty.js';
+import { isUnder, joinPath, parentOf } from './dirty.js';
+import { compareDir, hashFile, isRacy, lstatLocal, sameAsEntry, type ScanChange } from './scan.js';
+import { reconcile, conflictCopyName, type Decision, type SideState } from './reconcile.js';
+import { rsyncPull, rsyncPush, rsyncSameContent, type PushResult } from './remote/rsync.js';
+import { listRemote, statRemote } from './remote/listing.js';
+import type { RemoteOps } from './remote/ops.js';
+import { LipsyncError } from './errors.js';
+import type { ActivityLog } from './log.js';
+
+/** Candidates decided per step: bounds memory and the size of every rsync run. */
+export const CHUNK = 2000;
+
+export interface CycleTotals {
+  filesSent: number;
+  filesReceived: number;
+  deleted: number;
+  renamed: number;
+  conflicts: number;
+  bytesSent: number;
+  warnings: ErrorInfo[];
+}
+
+export const emptyTotals = (): CycleTotals => ({
+  filesSent: 0,
+  filesReceived: 0,
+  deleted: 0,
+  renamed: 0,
+  conflicts: 0,
+  bytesSent: 0,
+  warnings: [],
+});
+
+export interface CycleContext {
+  pair: string;
+  db: StateDb;
+  localRoot: string;
+  remote: RemoteSpec;
+  remoteLabel: string;
+  ssh: SshOptions;
+  ops: RemoteOps;
+  caps: RemoteCapabilities;
+  excluder: Excluder;
+  direction: Direction;
+  deviceName: string;
+  bwLimitKBps: number;
+  log: ActivityLog;
+  totals: CycleTotals;
+  /** Deletions allowed without asking (the user confirmed a mass delete). */
+  massDeleteConfirmed: boolean;
+  /** Throws when the cycle must stop before its next remote step (paused, stopping). */
+  checkPaused: () => void;
+  onProgress: (p: { filesDone: number; filesTotal: number; bytes: number; rateBps: number }) => void;
+  /** Asks for `path` and everything below it to be looked at again in the next cycle. */
+  requeueLocalTree: (path: string) => void;
+  /** Serialises writers of one remote root; returns a release function. */
+  withRemoteLock: <T>(fn: () => Promise<T>) => Promise<T>;
+}
+
+/** The pair is paused because a cycle would delete too much; `lipsync confirm` goes on. */
+export class MassDeleteError extends LipsyncError {
+  constructor(
+    readonly deletions: number,
+    readonly fileCount: number,
+  ) {
+    super(
+      'cancelled',
+      `This sync would delete ${deletions} of ${fileCount} files, so the pair was paused before deleting anything.`,
+      {
+        fix: 'If that is what you want, run `lipsync confirm PAIR`; otherwise restore the files (or mount the disk) and resume.',
+      },
+    );
+  }
+}
+
+const nowNs = (): bigint => BigInt(Date.now()) * 1_000_000n;
+
+function trashDirName(d = new Date()): string {
+  const iso = d.toISOString();
+  return `.lipsync/trash/${iso.slice(0, 10)}/${iso.slice(11, 23).replace(/[:.]/g, '')}`;
+}
+
+const toSide = (s: LocalStat | RemoteStat | Entry): SideState => ({
+  kind: s.kind,
+  size: s.size,
+  mtimeNs: s.mtimeNs,
+  mode: s.mode,
+  target: s.target,
+});
+
+/** The base as a side: what both sides looked like after the last sync. */
+const baseSide = (e: Entry): SideState => ({
+  kind: e.kind,
+  size: e.size,
+  mtimeNs: e.mtimeNs,
+  mode: e.mode,
+  target: e.target,
+});
+
+const sec = (ns: bigint): bigint => ns / 1_000_000_000n;
+
+/** Did the server's side change since the base? Remote times are compared to the second. */
+export function remoteChanged(r: RemoteStat | null, b: Entry): boolean {
+  if (!r) return true;
+  if (r.kind !== b.kind) return true;
+  if (r.kind === 'symlink') return r.target !== b.target;
+  if (r.kind === 'dir') return false;
+  if (b.remoteSize === null || b.remoteMtimeNs === null) return true;
+  if (r.size !== b.remoteSize || sec(r.mtimeNs) !== sec(b.remoteMtimeNs)) return true;
+  return (r.mode & 0o111) !== (b.mode & 0o111);
+}
+
+export class Cycle {
+  private readonly db: StateDb;
+  private readonly deferredDirs: { path: string; side: 'local' | 'remote' }[] = [];
+
+  constructor(private readonly c: CycleContext) {
+    this.db = c.db;
+  }
+
+  // ================================================================ collecting candidates
+
+  async collect(local: DirtySnapshot | null, remote: DirtySnapshot | null): Promise<void> {
+    this.db.candClear();
+    if (local) await this.collectLocal(local);
+    if (remote && this.c.direction !== 'send-only') await this.collectRemote(remote);
+  }
+
+  private async collectLocal(snap: DirtySnapshot): Promise<void> {
+    if (snap.full) return this.scanLocalTree('');
+    for (const t of snap.trees) {
+      await this.checkLocalPath(t);
+      const st = await lstatLocal(join(this.c.localRoot, t));
+      if (st?.kind === 'dir') await this.scanLocalTree(t);
+    }
+    for (const [dir, names] of snap.dirs) {
+      if (names === 'all') {
+        if (!this.c.excluder.ignores(dir, true)) await this.scanLocalDir(dir, true);
+      } else {
+        for (const n of names) await this.checkLocalPath(joinPath(dir, n));
+      }
+    }
+  }
+
+  private async scanLocalTree(start: string): Promise<void> {
+    const stack = [start];
+    while (stack.length) {
+      const dir = stack.pop()!;
+      for (const d of await this.scanLocalDir(dir, false)) stack.push(d);
+    }
+  }
+
+  /** Compares one local directory with the base; returns subdirectories to descend into. */
+  private async scanLocalDir(dir: string, recurseNew: boolean): Promise<string[]> {
+    const { changes, subdirs, skipped } = await compareDir(this.c.localRoot, this.db, dir, this.c.excluder);
+    for (const s of skipped)
+      this.warn({ kind: 'permission-denied', message: `Skipped ${s.path}: ${s.reason}.`, files: [s.path] });
+    const moved = new Set<string>();
+    for (const ch of changes) if (await this.localChange(ch)) moved.add(ch.path);
+    if (recurseNew) {
+      for (const ch of changes) {
+        if (ch.type !== 'deleted' && ch.stat.kind === 'dir' && !moved.has(ch.path)) await this.scanLocalTree(ch.path);
+      }
+      return [];
+    }
+    return subdirs.filter((d) => !moved.has(d));
+  }
+
+  private async checkLocalPath(path: string): Promise<void> {
+    const stat = await lstatLocal(join(this.c.localRoot, path));
+    if (this.c.excluder.ignores(path, stat?.kind === 'dir')) return;
+    const entry = this.db.get(path);
+    if (!stat && entry) await this.localChange({ type: 'deleted', path, entry });
+    else if (stat && !entry) {
+      if (!(await this.localChange({ type: 'added', path, stat })) && stat.kind === 'dir')
+        await this.scanLocalTree(path);
+    } else if (stat && entry && !(await this.localUnchanged(path, stat, entry))) {
+      await this.localChange({ type: 'modified', path, stat, entry });
+      if (stat.kind === 'dir' && entry.kind !== 'dir') await this.scanLocalTree(path);
+    }
+  }
+
+  private async localUnchanged(path: string, stat: LocalStat, entry: Entry): Promise<boolean> {
+    if (!sameAsEntry(stat, entry)) return false;
+    if (stat.kind === 'file' && isRacy(stat, entry.syncedAtNs)) {
+      return entry.hash !== null && (await hashFile(join(this.c.localRoot, path))) === entry.hash;
+    }
+    return true;
+  }
+
+  /** Records one local change as a candidate; returns true when it was a move, done remotely already. */
+  private async localChange(ch: ScanChange): Promise<boolean> {
+    if (ch.type === 'deleted') {
+      this.db.candAdd([ch.path]);
+      if (ch.entry.kind === 'dir') this.db.candAddDescendants(ch.path);
+      return false;
+    }
+    if (ch.type === 'added' && this.c.direction !== 'receive-only') {
+      const from = await this.localMovedFrom(ch.path, ch.stat);
+      if (from !== null && (await this.moveRemote(from, ch.path, ch.stat))) return true;
+    }
+    this.db.candAdd([ch.path]);
+    return false;
+  }
+
+  /** A new local path whose inode the base knows at a path that is gone locally was moved there. */
+  private async localMovedFrom(path: string, stat: LocalStat): Promise<string | null> {
+    for (const cand of this.db.byInode(stat.ino)) {
+      if (cand.path === path || cand.kind !== stat.kind || isUnder(path, cand.path)) continue;
+      if (this.c.excluder.ignores(cand.path, cand.kind === 'dir')) continue;
+      const now = await lstatLocal(join(this.c.localRoot, cand.path));
+      if (now && now.ino === cand.ino) continue; // a hard link, not a move
+      return cand.path;
+    }
+    return null;
+  }
+
+  /**
+   * Applies a local move on the server, if the server still has the source as
+   * the base knows it and nothing at the target. Returns false when it did not
+   * (the paths are then synced as a deletion and a creation).
+   */
+  private async moveRemote(from: string, to: string, stat: LocalStat): Promise<boolean> {
+    const base = this.db.get(from);
+    if (!base) return false;
+    const [rFrom, rTo] = await statRemote(this.c.remote, this.c.ssh, this.rootPath(), [from, to], this.c.caps);
+    if (!rFrom || rTo || remoteChanged(rFrom, base)) return false;
+    this.c.checkPaused();
+    const results = await this.c.withRemoteLock(() => this.c.ops.rename([{ from, to }], trashDirName()));
+    if (!results[0]?.ok) return false;
+    this.db.renameTree(from, to);
+    this.c.totals.renamed++;
+    this.c.log.write({
+      pair: this.c.pair,
+      level: 'info',
+      event: 'rename',
+      msg: `moved ${from} → ${to} on the server`,
+      from,
+      to,
+    });
+    // The moved path itself may have changed too (an edit around the move): decide it normally.
+    const entry = this.db.get(to);
+    if (!entry || !sameAsEntry(stat, entry)) this.db.candAdd([to]);
+    if (stat.kind === 'dir') await this.scanLocalTree(to);
+    return true;
+  }
+
+  private rootPath(): string {
+    return this.c.remote.path;
+  }
+
+  private async collectRemote(snap: DirtySnapshot): Promise<void> {
+    if (snap.full) {
+      await this.scanRemote('', true);
+      return;
+    }
+    for (const t of snap.trees) {
+      if (await this.remoteMoveCheck(t)) continue;
+      this.db.candAdd([t]);
+      await this.scanRemote(t, true);
+    }
+    for (const [dir, names] of snap.dirs) {
+      if (names === 'all') {
+        this.db.candAdd(dir === '' ? [] : [dir]);
+        await this.scanRemote(dir, false);
+      } else {
+        const paths = names.map((n) => joinPath(dir, n)).filter((p) => !this.c.excluder.ignores(p, false));
+        this.db.candAdd(paths);
+      }
+    }
+  }
+
+  /** Lists a remote subtree (or one directory) into the scratch table and adds what differs from the base. */
+  private async scanRemote(start: string, recursive: boolean): Promise<void> {
+    this.db.rscanClear();
+    let buf: Parameters<StateDb['rscanInsert']>[0] = [];
+    for await (const e of listRemote(this.c.remote, this.c.ssh, this.rootPath(), start, this.c.caps, {
+      recursive,
+      excluder: this.c.excluder,
+    })) {
+      buf.push(e);
+      if (buf.length >= 5000) {
+        this.db.rscanInsert(buf);
+        buf = [];
+      }
+    }
+    this.db.rscanInsert(buf);
+    this.db.candFromRemoteScan(start, recursive);
+  }
+
+  /**
+   * A new directory on the server whose inode the base knows at a path that is
+   * gone there was moved: move it locally too instead of fetching it again.
+   */
+  private async remoteMoveCheck(to: string): Promise<boolean> {
+    if (!this.c.caps.gnuFind || this.c.direction === 'send-only') return false;
+    const [rTo] = await statRemote(this.c.remote, this.c.ssh, this.rootPath(), [to], this.c.caps);
+    if (!rTo || rTo.ino === null) return false;
+    for (const cand of this.db.byRemoteInode(rTo.ino)) {
+      if (cand.path === to || cand.kind !== rTo.kind || isUnder(to, cand.path)) continue;
+      const [rFrom] = await statRemote(this.c.remote, this.c.ssh, this.rootPath(), [cand.path], this.c.caps);
+      if (rFrom && rFrom.ino === rTo.ino) continue; // hard link
+      const lFrom = await lstatLocal(join(this.c.localRoot, cand.path));
+      const lTo = await lstatLocal(join(this.c.localRoot, to));
+      if (!lFrom || lTo || !sameAsEntry(lFrom, cand)) return false;
+      this.c.checkPaused();
+      mkdirSync(join(this.c.localRoot, parentOf(to)), { recursive: true });
+      renameSync(join(this.c.localRoot, cand.path), join(this.c.localRoot, to));
+      this.db.renameTree(cand.path, to);
+      this.c.totals.renamed++;
+      this.c.log.write({
+        pair: this.c.pair,
+        level: 'info',
+        event: 'rename',
+        msg: `moved ${cand.path} → ${to} here (moved on the server)`,
+        from: cand.path,
+        to,
+      });
+      if (rTo.kind === 'dir') await this.scanRemote(to, true);
+      this.db.candAdd([to]);
+      return true;
+    }
+    return false;
+  }
+
+  // ================================================================ deciding and acting
+
+  /** Counts what the candidates would delete; throws MassDeleteError past the threshold. */
+  async checkMassDelete(): Promise<void> {
+    const n = this.db.candCount();
+    const files = this.db.fileCount();
+    if (this.c.massDeleteConfirmed || n <= 2 || (n <= 1000 && n <= files / 2)) return;
+    let deletions = 0;
+    // Peek without consuming: candidates are re-added after counting.
+    const all: string[] = [];
+    for (;;) {
+      const chunk = this.db.candTake(CHUNK);
+      if (!chunk.length) break;
+      all.push(...chunk);
+      const decided = await this.decideChunk(chunk);
+      for (const d of decided) {
+        if (d.decision.action === 'delete-local' || d.decision.action === 'delete-remote') {
+          if ((d.base?.kind ?? 'file') !== 'dir') deletions++;
+        }
+      }
+    }
+    this.db.candAdd(all);
+    if (deletions > 2 && (deletions > 1000 || deletions > files / 2)) throw new MassDeleteError(deletions, files);
+  }
+
+  async execute(): Promise<void> {
+    for (;;) {
+      this.c.checkPaused();
+      const chunk = this.db.candTake(CHUNK);
+      if (!chunk.length) break;
+      await this.act(await this.decideChunk(chunk));
+    }
+    await this.deleteDeferredDirs();
+  }
+
+  private async decideChunk(paths: string[]): Promise<Decided[]> {
+    const wanted = paths.filter((p) => p !== '' && !this.c.excluder.ignores(p, false));
+    const locals = await Promise.all(wanted.map((p) => lstatLocal(join(this.c.localRoot, p))));
+    const remotes = await statRemote(this.c.remote, this.c.ssh, this.rootPath(), wanted, this.c.caps);
+    const out: Decided[] = [];
+    for (let i = 0; i < wanted.length; i++) {
+      const path = wanted[i]!;
+      const local = locals[i] ?? null;
+      if (local?.kind === 'dir' && this.c.excluder.ignores(path, true)) continue;
+      const remote = remotes[i] ?? null;
+      const base = this.db.get(path) ?? null;
+      const localChanged = base ? !local || !(await this.localUnchanged(path, local, base)) : local !== null;
+      const rChanged = base ? remoteChanged(remote, base) : remote !== null;
+      const decision = reconcile({
+        path,
+        base: base ? baseSide(base) : null,
+        local: local ? toSide(local) : null,
+        remote: remote ? toSide(remote) : null,
+        localChanged,
+        remoteChanged: rChanged,
+        direction: this.c.direction,
+      });
+      out.push({ path, local, remote, base, decision });
+    }
+    return out;
+  }
+
+  private async act(items: Decided[]): Promise<void> {
+    // Content comparisons first: they turn into record or conflict.
+    const toCompare = items.filter((d) => d.decision.action === 'compare');
+    if (toCompare.length) {
+      const same = await rsyncSameContent({
+        localRoot: this.c.localRoot,
+        remote: this.c.remote,
+        ssh: this.c.ssh,
+        paths: toCompare.map((d) => d.path),
+      });
+      for (const d of toCompare) {
+        d.decision = reconcile({
+          path: d.path,
+          base: d.base ? baseSide(d.base) : null,
+          local: d.local ? toSide(d.local) : null,
+          remote: d.remote ? toSide(d.remote) : null,
+          localChanged: true,
+          remoteChanged: true,
+          sameContent: same.get(d.path) ?? false,
+          direction: this.c.direction,
+        });
+      }
+    }
+
+    const push: Decided[] = [];
+    const pull: Decided[] = [];
+    const record: Decided[] = [];
+    for (const d of items) {
+      const a = d.decision.action;
+      if (a === 'none') continue;
+      if (a === 'record') record.push(d);
+      else if (a === 'forget') this.db.deleteTree(d.path);
+      else if (a === 'push' || a === 'delete-remote') push.push(d);
+      else if (a === 'pull' || a === 'delete-local') pull.push(d);
+      else if (a === 'delete-dir-if-empty-local') this.deferredDirs.push({ path: d.path, side: 'local' });
+      else if (a === 'delete-dir-if-empty-remote') this.deferredDirs.push({ path: d.path, side: 'remote' });
+      else if (a === 'conflict' || a === 'keep-local-aside') {
+        const copy = this.keepLocalAside(d);
+        if (copy && d.local?.kind === 'dir') {
+          // A directory moved aside: its contents are new paths, found by the next cycle.
+          this.c.requeueLocalTree(copy);
+          this.db.deleteTree(d.path);
+          pull.push({ ...d, local: null });
+        } else if (copy) {
+          pull.push({ ...d, local: null });
+          if (a === 'conflict') {
+            const st = await lstatLocal(join(this.c.localRoot, copy));
+            if (st)
+              push.push({
+                path: copy,
+                local: st,
+                remote: null,
+                base: null,
+                decision: { action: 'push', rule: d.decision.rule, why: 'conflict copy' },
+              });
+          }
+        }
+      }
+    }
+    if (record.length) this.record(record);
+    if (push.length) await this.c.withRemoteLock(() => this.push(push));
+    if (pull.length) await this.pull(pull);
+  }
+
+  /** Renames the local version aside as a conflict copy; returns the copy's path. */
+  private keepLocalAside(d: Decided): string | null {
+    if (!d.local) return null;
+    const copy = conflictCopyName(d.path, this.c.deviceName, new Date(), (p) => existsSync(join(this.c.localRoot, p)));
+    renameSync(join(this.c.localRoot, d.path), join(this.c.localRoot, copy));
+    this.db.addConflict({
+      path: d.path,
+      copyPath: copy,
+      local: { size: d.local.size, mtime: Number(d.local.mtimeNs / 1_000_000n), origin: this.c.deviceName },
+      remote: {
+        size: d.remote?.size ?? 0,
+        mtime: d.remote ? Number(d.remote.mtimeNs / 1_000_000n) : 0,
+        origin: this.c.remoteLabel,
+      },
+      createdAt: Date.now(),
+    });
+    this.c.totals.conflicts++;
+    this.c.log.write({
+      pair: this.c.pair,
+      level: 'warn',
+      event: 'conflict',
+      msg: `conflict: ${d.path} changed on both sides; this computer's version was kept as ${copy}`,
+      paths: [d.path, copy],
+    });
+    return copy;
+  }
+
+  private record(items: Decided[]): void {
+    const syncedAtNs = nowNs();
+    const rows: Entry[] = [];
+    for (const d of items) {
+      if (!d.local || !d.remote) continue;
+      rows.push(this.entryFor(d.path, d.local, d.remote, null, syncedAtNs));
+    }
+    this.db.upsert(rows);
+  }
+
+  private entryFor(path: string, l: LocalStat, r: RemoteStat | null, hash: string | null, syncedAtNs: bigint): Entry {
+    return {
+      ...l,
+      path,
+      hash,
+      syncedAtNs,
+      remoteSize: r ? r.size : l.size,
+      remoteMtimeNs: r ? r.mtimeNs : l.mtimeNs,
+      remoteIno: r ? r.ino : null,
+    };
+  }
+
+  private async push(items: Decided[]): Promise<void> {
+    this.c.checkPaused();
+    const paths = items.map((d) => d.path);
+    const res = await rsyncPush({
+      localRoot: this.c.localRoot,
+      remote: this.c.remote,
+      ssh: this.c.ssh,
+      paths,
+      trashDir: trashDirName(),
+      bwLimitKBps: this.c.bwLimitKBps || undefined,
+      onProgress: (p) =>
+        this.c.onProgress({ filesDone: p.filesDone, filesTotal: paths.length, bytes: p.bytes, rateBps: p.rateBps }),
+    });
+    const failed = this.failedFiles(res);
+    const sentNow = items.filter((d) => d.local && !failed.has(d.path));
+    const after = await statRemote(
+      this.c.remote,
+      this.c.ssh,
+      this.rootPath(),
+      sentNow.map((d) => d.path),
+      this.c.caps,
+    );
+    const syncedAtNs = nowNs();
+    const rows: Entry[] = [];
+    for (let i = 0; i < sentNow.length; i++) {
+      const d = sentNow[i]!;
+      rows.push(
+        this.entryFor(
+          d.path,
+          d.local!,
+          after[i] ?? null,
+          await this.racyHash(d.path, d.local!, syncedAtNs),
+          syncedAtNs,
+        ),
+      );
+    }
+    const deleted = items.filter((d) => !d.local && !failed.has(d.path)).map((d) => d.path);
+    this.db.transaction(() => {
+      for (const p of deleted) this.db.deleteTree(p);
+      this.db.upsert(rows);
+    });
+    const files = res.items.filter((i) => !i.deleted && i.itemize.startsWith('<f')).map((i) => i.path);
+    this.c.totals.filesSent += files.length;
+    this.c.totals.deleted += deleted.length;
+    this.c.totals.bytesSent += res.literalBytes;
+    if (files.length) {
+      this.c.log.write({
+        pair: this.c.pair,
+        level: 'info',
+        event: 'push',
+        msg: `sent ${files.length} file${files.length === 1 ? '' : 's'} (${res.literalBytes} bytes of data)`,
+        paths: files.slice(0, 1000),
+        bytes: res.literalBytes,
+      });
+    }
+    if (deleted.length) {
+      this.c.log.write({
+        pair: this.c.pair,
+        level: 'info',
+        event: 'delete',
+        msg: `deleted ${deleted.length} path${deleted.length === 1 ? '' : 's'} on the server (kept in its .lipsync/trash)`,
+        paths: deleted.slice(0, 1000),
+      });
+    }
+  }
+
+  private async pull(items: Decided[]): Promise<void> {
+    this.c.checkPaused();
+    const paths = items.map((d) => d.path);
+    const res = await rsyncPull({
+      localRoot: this.c.localRoot,
+      remote: this.c.remote,
+      ssh: this.c.ssh,
+      paths,
+      trashDir: trashDirName(),
+      bwLimitKBps: this.c.bwLimitKBps || undefined,
+      onProgress: (p) =>
+        this.c.onProgress({ filesDone: p.filesDone, filesTotal: paths.length, bytes: p.bytes, rateBps: p.rateBps }),
+    });
+    const failed = this.failedFiles(res);
+    const syncedAtNs = nowNs();
+    const rows: Entry[] = [];
+    const deleted: string[] = [];
+    for (const d of items) {
+      if (failed.has(d.path)) continue;
+      if (!d.remote) {
+        deleted.push(d.path);
+        continue;
+      }
+      const l = await lstatLocal(join(this.c.localRoot, d.path));
+      if (!l) continue;
+      rows.push(this.entryFor(d.path, l, d.remote, await this.racyHash(d.path, l, syncedAtNs), syncedAtNs));
+    }
+    this.db.transaction(() => {
+      for (const p of deleted) this.db.deleteTree(p);
+      this.db.upsert(rows);
+    });
+    const files = res.items.filter((i) => !i.deleted && i.itemize.startsWith('>f')).map((i) => i.path);
+    this.c.totals.filesReceived += files.length;
+    this.c.totals.deleted += deleted.length;
+    if (files.length) {
+      this.c.log.write({
+        pair: this.c.pair,
+        level: 'info',
+        event: 'pull',
+        msg: `received ${files.length} file${files.length === 1 ? '' : 's'} (${res.literalBytes} bytes of data)`,
+        paths: files.slice(0, 1000),
+        bytes: res.literalBytes,
+      });
+    }
+    if (deleted.length) {
+      this.c.log.write({
+        pair: this.c.pair,
+        level: 'info',
+        event: 'delete',
+        msg: `deleted ${deleted.length} path${deleted.length === 1 ? '' : 's'} here, as on the server (kept in .lipsync/trash)`,
+        paths: deleted.slice(0, 1000),
+      });
+    }
+  }
+
+  private async racyHash(path: string, st: LocalStat, syncedAtNs: bigint): Promise<string | null> {
+    if (st.kind !== 'file' || !isRacy(st, syncedAtNs)) return null;
+    try {
+      return await hashFile(join(this.c.localRoot, path));
+    } catch {
+      return null;
+    }
+  }
+
+  /** Paths rsync reported as failed or vanished; throws when the run failed as a whole. */
+  private failedFiles(res: PushResult): Set<string> {
+    this.c.totals.warnings.push(...res.warnings.map((w) => w.toInfo()));
+    const failed = new Set<string>();
+    for (const w of res.warnings) for (const f of w.files ?? []) failed.add(f);
+    if (!res.ok) {
+      if (
+        res.error &&
+        (res.error.kind === 'partial-transfer' || res.error.kind === 'permission-denied') &&
+        res.error.files?.length
+      ) {
+        this.c.totals.warnings.push(res.error.toInfo());
+        for (const f of res.error.files) failed.add(f);
+        return failed;
+      }
+      throw res.error ?? new LipsyncError('unknown', 'rsync failed.');
+    }
+    return failed;
+  }
+
+  /** Directories whose contents were all deleted on the other side go last, deepest first, and only if empty. */
+  private async deleteDeferredDirs(): Promise<void> {
+    const dirs = this.deferredDirs.sort((a, b) => b.path.length - a.path.length);
+    const remoteGone: string[] = [];
+    for (const { path, side } of dirs) {
+      if (side === 'local') {
+        try {
+          rmdirSync(join(this.c.localRoot, path));
+          this.db.deleteTree(path);
+          this.c.totals.deleted++;
+        } catch {
+          // not empty (something new arrived in it) or gone already: the next cycle decides again
+        }
+      } else {
+        // Empty, or holding only directories that go too (deepest come first).
+        let empty = true;
+        for await (const child of listRemote(this.c.remote, this.c.ssh, this.rootPath(), path, this.c.caps, {
+          recursive: false,
+        })) {
+          if (!remoteGone.includes(child.path)) {
+            empty = false;
+            break;
+          }
+        }
+        if (empty) remoteGone.push(path);
+      }
+    }
+    if (remoteGone.length) {
+      await this.c.withRemoteLock(() =>
+        this.push(
+          remoteGone.map((p) => ({
+            path: p,
+            local: null,
+            remote: null,
+            base: this.db.get(p) ?? null,
+            decision: { action: 'delete-remote', rule: '', why: '' },
+          })),
+        ),
+      );
+    }
+  }
+
+  private warn(w: ErrorInfo): void {
+    this.c.totals.warnings.push(w);
+  }
+}
+
+interface Decided {
+  path: string;
+  local: LocalStat | null;
+  remote: RemoteStat | null;
+  base: Entry | null;
+  decision: Decision;
+}
