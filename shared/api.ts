@@ -2,12 +2,38 @@ import { z } from 'zod';
 import { DIRECTIONS, type PairSettings } from './settings.js';
 import type { EngineStatus, LogRecord, TransferProgress } from './status.js';
 import type { ErrorInfo } from './errors.js';
+import { SetupParamSchemas, type SetupResults } from './setup.js';
 
 /**
  * The engine's local API: every request the CLI (and later the UI) can make,
  * with a runtime schema for its params. The daemon validates every incoming
  * payload against these schemas; a bad payload is refused, never half-applied.
  */
+
+export const INITIAL_SYNC_MODES = ['merge', 'take-server', 'take-local'] as const;
+export type InitialSyncMode = (typeof INITIAL_SYNC_MODES)[number];
+
+/** The settings of a pair that may change after it was added (`update`). */
+export const PairPatchSchema = z
+  .object({
+    direction: z.enum(DIRECTIONS).optional(),
+    excludes: z.array(z.string()).max(10_000).optional(),
+    bwLimitKBps: z.number().int().min(0).optional(),
+    rescanIntervalSec: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 24 * 3600)
+      .optional(),
+  })
+  .strict();
+export type PairPatch = z.infer<typeof PairPatchSchema>;
+
+/** Events of the activity log that are changes to files (what "Recent changes" lists). */
+export const RECENT_EVENTS = ['push', 'pull', 'delete', 'rename', 'conflict'] as const;
+
+/** At most this many paths are listed by `previewExcludes`. */
+export const PREVIEW_EXCLUDES_LIMIT = 200;
 
 export const AddPairParamsSchema = z.object({
   local: z.string().min(1),
@@ -20,6 +46,12 @@ export const AddPairParamsSchema = z.object({
   rescanIntervalSec: z.number().int().min(1).optional(),
   /** Create the remote folder when it does not exist. */
   createRemote: z.boolean().optional(),
+  /**
+   * How the first sync treats files that exist on both sides: `merge` (default: keep both
+   * sides' files, conflicts keep both versions), `take-server` (the server's folder wins),
+   * `take-local` (this computer's folder wins). Only `merge` is implemented so far.
+   */
+  initialSync: z.enum(INITIAL_SYNC_MODES).optional(),
 });
 export type AddPairParams = z.infer<typeof AddPairParamsSchema>;
 
@@ -43,7 +75,30 @@ export const ApiParamSchemas = {
     keep: z.enum(['local', 'remote', 'both']),
   }),
   confirm: PairRef,
+  /** Change a pair's settings; a change of excludes triggers a rescan. */
+  update: PairRef.extend({ patch: PairPatchSchema }),
+  /** Which existing local files and folders these exclude patterns would leave out. */
+  previewExcludes: PairRef.extend({ excludes: z.array(z.string()).max(10_000) }),
+  /** Recent file changes (push, pull, delete, rename, conflict), newest last. */
+  recent: z.object({
+    pair: z.string().min(1).optional(),
+    limit: z.number().int().positive().max(10_000).optional(),
+  }),
+  /**
+   * The setup wizard (shared/setup.ts): testConnection, trustHostKey, listKeys,
+   * generateKey, installKey, browseRemote.
+   */
+  ...SetupParamSchemas,
 } as const;
+
+export interface PreviewExcludesResult {
+  /** Relative paths of existing local files and folders the patterns exclude (first PREVIEW_EXCLUDES_LIMIT). */
+  excluded: string[];
+  /** How many were found (equals `excluded.length`). */
+  count: number;
+  /** True when the walk stopped early: more paths may be excluded than listed. */
+  truncated: boolean;
+}
 
 /** An open conflict: both sides changed `path`; the local version was kept as `copyPath`. */
 export interface ConflictInfo {
@@ -69,7 +124,7 @@ export interface SyncPairResult {
   warnings: ErrorInfo[];
 }
 
-export interface ApiResults {
+export interface ApiResults extends SetupResults {
   status: EngineStatus;
   list: PairSettings[];
   add: PairSettings;
@@ -82,6 +137,9 @@ export interface ApiResults {
   conflicts: ConflictInfo[];
   resolve: { resolved: number; kept: 'local' | 'remote' | 'both' };
   confirm: { confirmed: string };
+  update: PairSettings;
+  previewExcludes: PreviewExcludesResult;
+  recent: LogRecord[];
 }
 
 export type ApiMethod = keyof typeof ApiParamSchemas;

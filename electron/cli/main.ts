@@ -6,6 +6,9 @@ import type { EngineStatus, PairStatus, TransferProgress } from '../../shared/st
 import { defaultDirs, type AppDirs } from '../engine/paths.js';
 import { Engine, VERSION } from '../engine/engine.js';
 import { ApiClient } from '../engine/api/client.js';
+import { dispatch } from '../engine/api/dispatch.js';
+import { readWebInfo } from '../engine/api/web.js';
+import { DEFAULT_WEB_PORT, validateRequest } from '../../shared/ipc.js';
 import { LipsyncError, toErrorInfo } from '../engine/errors.js';
 import { formatLogRecord } from '../engine/log.js';
 import { runDaemon } from './daemon.js';
@@ -20,7 +23,8 @@ Commands:
   add LOCAL REMOTE     add a folder pair (REMOTE: [user@]host[:port]:/abs/path, or /abs/local/path)
   remove PAIR          forget a pair (never deletes files)
   list                 list the pairs
-  run                  run the sync daemon in the foreground (Ctrl-C stops it)
+  run                  run the sync daemon in the foreground (Ctrl-C stops it);
+                       --web also serves the lipsync UI to this computer's browser
   sync [PAIR]          sync now and wait; the exit code tells the result
   status               show what each pair is doing
   pause [PAIR]         pause syncing (all pairs, or one); --for 30m pauses for a while
@@ -30,6 +34,7 @@ Commands:
                        settle a conflict
   confirm PAIR         go on with a sync that was paused because it would delete many files
   log                  show recent activity
+  web-url              print the address of the web UI of the running daemon (lipsync run --web)
   stop                 stop the running daemon
   demo                 sync a demo folder to a second local folder, to see lipsync work
 
@@ -58,7 +63,17 @@ Options:
   --json                  print the new pair as JSON`,
   remove: 'Usage: lipsync remove PAIR\n\nForget a pair and its sync state. No file is deleted, here or on the server.',
   list: 'Usage: lipsync list [--json]\n\nList the folder pairs.',
-  run: 'Usage: lipsync run\n\nRun the sync daemon in the foreground for all pairs. Ctrl-C stops it cleanly, with its rsync, ssh and inotifywait children.\nOnly one daemon runs per user; while it runs, the other commands talk to it.',
+  run: `Usage: lipsync run [--web [--port N]]
+
+Run the sync daemon in the foreground for all pairs. Ctrl-C stops it cleanly, with its rsync, ssh and inotifywait children.
+Only one daemon runs per user; while it runs, the other commands talk to it.
+
+Options:
+  --web                   also serve the lipsync UI on http://127.0.0.1:PORT (this computer only),
+                          protected by a secret token in the printed address (see \`lipsync web-url\`)
+  --port N                port of the web UI (default ${DEFAULT_WEB_PORT})`,
+  'web-url':
+    'Usage: lipsync web-url\n\nPrint the address of the web UI of the running daemon (started with `lipsync run --web`).\nThe address holds a secret token: whoever has it can control lipsync.',
   sync: 'Usage: lipsync sync [PAIR] [--json]\n\nSync now (all pairs, or one) and wait. Exit code 0 when everything was synced, 1 otherwise.\nShows a progress bar on a terminal, plain lines otherwise.',
   status:
     'Usage: lipsync status [--json]\n\nShow each pair: idle, syncing, paused, degraded or error, with counts, last sync and the reason for any problem.',
@@ -109,48 +124,11 @@ async function request<M extends ApiMethod>(
       client.close();
     }
   }
+  const v = validateRequest(method, params);
+  if (!v.ok) throw LipsyncError.fromInfo(v.error);
   const engine = new Engine({ dirs, watch: false });
   try {
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    const p = params as any;
-    let result: unknown;
-    switch (method) {
-      case 'status':
-        result = engine.status();
-        break;
-      case 'list':
-        result = engine.list();
-        break;
-      case 'add':
-        result = await engine.add(p);
-        break;
-      case 'remove':
-        result = await engine.remove(p.pair);
-        break;
-      case 'pause':
-        result = await engine.pause(p.pair, p.forMs);
-        break;
-      case 'resume':
-        result = await engine.resume(p.pair);
-        break;
-      case 'sync':
-        result = { results: await engine.sync(p.pair, onProgress) };
-        break;
-      case 'log':
-        result = engine.logTail(p.lines, p.pair);
-        break;
-      case 'shutdown':
-        throw new LipsyncError('daemon-unreachable', 'No lipsync daemon is running.');
-      case 'conflicts':
-        result = await engine.conflicts(p.pair);
-        break;
-      case 'resolve':
-        result = await engine.resolve(p.id, p.keep, p.pair);
-        break;
-      case 'confirm':
-        result = await engine.confirm(p.pair);
-        break;
-    }
+    const result = await dispatch(engine, v, { onProgress: (e) => onProgress?.(e.pair, e.progress) });
     return { result: result as ApiResults[M], viaDaemon: false };
   } finally {
     await engine.stop();
@@ -247,6 +225,8 @@ export async function main(argv: string[]): Promise<number> {
         lines: { type: 'string' },
         pair: { type: 'string' },
         keep: { type: 'string' },
+        web: { type: 'boolean' },
+        port: { type: 'string' },
       },
     });
   } catch (e) {
@@ -269,8 +249,26 @@ export async function main(argv: string[]): Promise<number> {
 
   try {
     switch (cmd) {
-      case 'run':
-        return await runDaemon(dirs);
+      case 'run': {
+        const port = intOpt('port', o.port);
+        if (port !== undefined && (port < 1 || port > 65535))
+          throw new LipsyncError('invalid-settings', `--port must be between 1 and 65535, not ${port}.`);
+        if (port !== undefined && !o.web)
+          throw new LipsyncError('invalid-settings', '--port only applies with --web.', {
+            fix: `lipsync run --web --port ${port}`,
+          });
+        return await runDaemon(dirs, undefined, o.web ? { web: { port: port ?? DEFAULT_WEB_PORT } } : {});
+      }
+      case 'web-url': {
+        const info = await readWebInfo(dirs.dataDir);
+        if (!info) {
+          console.error('error: No lipsync daemon with a web UI is running.');
+          console.error('  fix: Start one with `lipsync run --web`.');
+          return 1;
+        }
+        console.log(info.url);
+        return 0;
+      }
       case 'demo':
         return await runDemo(pos[0]);
       case 'add': {

@@ -366,7 +366,12 @@ export class Cycle {
       this.c.checkPaused();
       const chunk = this.db.candTake(CHUNK);
       if (!chunk.length) break;
-      await this.act(await this.decideChunk(chunk));
+      // A chunk that changes the server is decided again, and acted on, under the
+      // server lock, so another client cannot change the server between our look at
+      // it and our writes. A chunk that only reads the server needs no lock.
+      const decided = await this.decideChunk(chunk);
+      if (!decided.some((d) => WRITES_REMOTE.has(d.decision.action))) await this.act(decided);
+      else await this.c.withRemoteLock(async () => this.act(await this.decideChunk(chunk)));
     }
     await this.deleteDeferredDirs();
   }
@@ -552,7 +557,7 @@ export class Cycle {
       for (const p of deleted) this.db.deleteTree(p);
       this.db.upsert(rows);
     });
-    const files = res.items.filter((i) => !i.deleted && i.itemize.startsWith('<f')).map((i) => i.path);
+    const files = res.items.filter((i) => !i.deleted && /^[<>]f/.test(i.itemize)).map((i) => i.path);
     this.c.totals.filesSent += files.length;
     this.c.totals.deleted += deleted.length;
     this.c.totals.bytesSent += res.literalBytes;
@@ -577,8 +582,19 @@ export class Cycle {
     }
   }
 
-  private async pull(items: Decided[]): Promise<void> {
+  private async pull(all: Decided[]): Promise<void> {
     this.c.checkPaused();
+    // The local side must still be what the decision saw; a path changed since is decided again next cycle.
+    const items: Decided[] = [];
+    for (const d of all) {
+      const now = await lstatLocal(join(this.c.localRoot, d.path));
+      const same = !now
+        ? !d.local
+        : !!d.local && now.kind === d.local.kind && now.size === d.local.size && now.mtimeNs === d.local.mtimeNs;
+      if (same) items.push(d);
+      else this.c.requeueLocalTree(d.path);
+    }
+    if (!items.length) return;
     const paths = items.map((d) => d.path);
     const res = await rsyncPull({
       localRoot: this.c.localRoot,
@@ -608,7 +624,7 @@ export class Cycle {
       for (const p of deleted) this.db.deleteTree(p);
       this.db.upsert(rows);
     });
-    const files = res.items.filter((i) => !i.deleted && i.itemize.startsWith('>f')).map((i) => i.path);
+    const files = res.items.filter((i) => !i.deleted && /^[<>]f/.test(i.itemize)).map((i) => i.path);
     this.c.totals.filesReceived += files.length;
     this.c.totals.deleted += deleted.length;
     if (files.length) {
@@ -707,6 +723,15 @@ export class Cycle {
     this.c.totals.warnings.push(w);
   }
 }
+
+/** Decisions that change the server's side. */
+const WRITES_REMOTE = new Set<Decision['action']>([
+  'push',
+  'delete-remote',
+  'conflict',
+  'delete-dir-if-empty-remote',
+  'compare',
+]);
 
 interface Decided {
   path: string;

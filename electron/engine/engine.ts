@@ -1,19 +1,48 @@
 import { existsSync, rmSync } from 'node:fs';
+import { opendir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { StateDb } from './state/db.js';
 import { hostname } from 'node:os';
-import type { AddPairParams, ConflictInfo, SyncPairResult } from '../../shared/api.js';
+import {
+  PREVIEW_EXCLUDES_LIMIT,
+  RECENT_EVENTS,
+  type AddPairParams,
+  type ConflictInfo,
+  type PairPatch,
+  type PreviewExcludesResult,
+  type SyncPairResult,
+} from '../../shared/api.js';
 import type { PairSettings } from '../../shared/settings.js';
 import type { EngineStatus, LogRecord, TransferProgress } from '../../shared/status.js';
 import { SettingsStore } from './config.js';
 import { ActivityLog } from './log.js';
 import { PairRunner } from './pair.js';
 import { validateNewPair } from './pairs.js';
+import { createExcluder, validateExcludePatterns } from './excludes.js';
+import * as setup from './setup.js';
+import type {
+  BrowseRemoteInput,
+  BrowseRemoteResult,
+  GenerateKeyParams,
+  InstallKeyParams,
+  SshKeyInfo,
+  TestConnectionParams,
+  TestConnectionResult,
+  TrustHostKeyParams,
+} from '../../shared/setup.js';
 import { dataPaths, ensurePrivateDir, type AppDirs } from './paths.js';
 import { LipsyncError } from './errors.js';
 import { stopAllChildren } from './proc/run.js';
 import type { SshOptions } from './types.js';
 
 export const VERSION = '0.1.0';
+
+/** State snapshots are pushed at most this often. */
+export const STATE_INTERVAL_MS = 100;
+
+/** `previewExcludes` gives up walking after this long or this many entries (and says so). */
+const PREVIEW_TIME_LIMIT_MS = 10_000;
+const PREVIEW_ENTRY_LIMIT = 2_000_000;
 
 export interface EngineOptions {
   dirs: AppDirs;
@@ -35,12 +64,60 @@ export class Engine {
   private readonly runners = new Map<string, PairRunner>();
   private readonly startedAt = Date.now();
   private resumeTimers = new Map<string, NodeJS.Timeout>();
+  private readonly stateListeners = new Set<(s: EngineStatus) => void>();
+  private stateTimer: NodeJS.Timeout | null = null;
+  private lastStateAt = 0;
+  private progressOffs = new Map<string, () => void>();
 
   constructor(private readonly opts: EngineOptions) {
     ensurePrivateDir(opts.dirs.dataDir);
     ensurePrivateDir(dataPaths(opts.dirs.dataDir).sshControlDir);
     this.settings = new SettingsStore(opts.dirs.configDir);
     this.log = new ActivityLog(dataPaths(opts.dirs.dataDir).log, opts.echo);
+    // A log record means something happened (files sent, an error...): counts may have changed.
+    this.log.onRecord(() => this.changed());
+  }
+
+  // ---------------------------------------------------------------- events
+
+  /**
+   * State snapshots, coalesced: after any change (a pair's state, progress, settings,
+   * a log record) one snapshot goes out, at most one every STATE_INTERVAL_MS.
+   * Only changes are pushed; call `status()` for the current state.
+   */
+  onState(cb: (s: EngineStatus) => void): () => void {
+    this.stateListeners.add(cb);
+    return () => this.stateListeners.delete(cb);
+  }
+
+  /** Every activity-log record as it is written. */
+  onLog(cb: (r: LogRecord) => void): () => void {
+    return this.log.onRecord(cb);
+  }
+
+  /** Something changed: schedule one coalesced snapshot. */
+  private changed(): void {
+    this.opts.onChange?.();
+    if (!this.stateListeners.size || this.stateTimer) return;
+    const wait = Math.max(0, this.lastStateAt + STATE_INTERVAL_MS - Date.now());
+    this.stateTimer = setTimeout(() => {
+      this.stateTimer = null;
+      this.lastStateAt = Date.now();
+      if (!this.stateListeners.size) return;
+      let snapshot: EngineStatus;
+      try {
+        snapshot = this.status();
+      } catch {
+        return; // settings unreadable for a moment (being rewritten): the next change retries
+      }
+      for (const l of [...this.stateListeners]) {
+        try {
+          l(snapshot);
+        } catch {
+          // a listener's failure is its own
+        }
+      }
+    }, wait);
   }
 
   sshOptions(): SshOptions {
@@ -67,9 +144,15 @@ export class Engine {
       trashDays: s.trashDays,
       inotifywaitPath: this.opts.inotifywaitPath,
       watch: this.opts.watch,
-      onChange: this.opts.onChange,
+      onChange: () => this.changed(),
     });
     this.runners.set(p.id, runner);
+    this.progressOffs.get(p.id)?.();
+    this.progressOffs.set(
+      p.id,
+      runner.onProgress(() => this.changed()),
+    );
+    this.changed();
     this.armResume(p);
     this.log.write({ pair: p.id, level: 'info', event: 'start', msg: `watching ${p.local} → ${p.remote}` });
     await runner.start();
@@ -79,6 +162,11 @@ export class Engine {
   async stop(): Promise<void> {
     for (const t of this.resumeTimers.values()) clearTimeout(t);
     this.resumeTimers.clear();
+    if (this.stateTimer) clearTimeout(this.stateTimer);
+    this.stateTimer = null;
+    this.stateListeners.clear();
+    for (const off of this.progressOffs.values()) off();
+    this.progressOffs.clear();
     await Promise.all([...this.runners.values()].map((r) => r.stop()));
     this.runners.clear();
     await stopAllChildren();
@@ -126,11 +214,21 @@ export class Engine {
   }
 
   async add(params: AddPairParams): Promise<PairSettings> {
+    if (params.initialSync && params.initialSync !== 'merge') {
+      throw new LipsyncError(
+        'not-implemented',
+        `initialSync "${params.initialSync}" is not implemented yet: the first sync can only merge both folders.`,
+        {
+          fix: 'Use initialSync "merge" (the default): files on both sides are kept, and files changed on both sides keep both versions.',
+        },
+      );
+    }
     const s = this.settings.read();
     const pair = await validateNewPair(params, s.pairs, this.sshOptions());
     this.settings.write({ ...s, pairs: [...s.pairs, pair] });
     this.log.write({ pair: pair.id, level: 'info', event: 'state', msg: `added ${pair.local} → ${pair.remote}` });
     if (this.opts.watch) await this.startPair(pair);
+    this.changed();
     return pair;
   }
 
@@ -140,10 +238,13 @@ export class Engine {
     if (!s.pairs.some((p) => p.id === id)) throw unknownPair(id);
     await this.runners.get(id)?.stop();
     this.runners.delete(id);
+    this.progressOffs.get(id)?.();
+    this.progressOffs.delete(id);
     this.settings.write({ ...s, pairs: s.pairs.filter((p) => p.id !== id) });
     const db = dataPaths(this.opts.dirs.dataDir).stateDb(id);
     for (const f of [db, `${db}-wal`, `${db}-shm`]) rmSync(f, { force: true });
     this.log.write({ pair: id, level: 'info', event: 'state', msg: 'removed (no files were deleted)' });
+    this.changed();
     return { removed: id };
   }
 
@@ -169,6 +270,7 @@ export class Engine {
       });
       paused.push(p.id);
     }
+    this.changed();
     return { paused };
   }
 
@@ -181,6 +283,7 @@ export class Engine {
       this.log.write({ pair: p.id, level: 'info', event: 'state', msg: 'resumed' });
       resumed.push(p.id);
     }
+    this.changed();
     return { resumed };
   }
 
@@ -263,6 +366,130 @@ export class Engine {
 
   logTail(lines = 50, pair?: string): LogRecord[] {
     return this.log.tail(lines, pair);
+  }
+
+  /**
+   * Change a pair's settings. Everything is validated before anything is written; a
+   * change of excludes makes the pair rescan, a change of direction restarts it.
+   */
+  async update(pair: string, patch: PairPatch): Promise<PairSettings> {
+    const [p] = this.targets(pair);
+    if (patch.excludes) {
+      const err = validateExcludePatterns(patch.excludes);
+      if (err) throw new LipsyncError('invalid-settings', `patch.excludes: ${err}`);
+    }
+    const clean: Partial<PairSettings> = {};
+    if (patch.direction !== undefined) clean.direction = patch.direction;
+    if (patch.excludes !== undefined) clean.excludes = patch.excludes;
+    if (patch.bwLimitKBps !== undefined) clean.bwLimitKBps = patch.bwLimitKBps;
+    if (patch.rescanIntervalSec !== undefined) clean.rescanIntervalSec = patch.rescanIntervalSec;
+    const next = this.settings.updatePair(p!.id, clean);
+    const runner = this.runners.get(p!.id);
+    if (runner) {
+      if (next.direction !== p!.direction) {
+        // The remote change feed is started (or not) by direction: start the pair afresh.
+        await runner.stop();
+        this.runners.delete(p!.id);
+        await this.startPair(next);
+      } else {
+        await runner.update(next);
+      }
+    }
+    const changes = Object.keys(clean);
+    this.log.write({
+      pair: p!.id,
+      level: 'info',
+      event: 'state',
+      msg: changes.length ? `settings changed: ${changes.join(', ')}` : 'settings unchanged',
+    });
+    this.changed();
+    return next;
+  }
+
+  /**
+   * Which existing local files and folders `excludes` would leave out: a breadth-first
+   * walk of the pair's local folder that stops after PREVIEW_EXCLUDES_LIMIT matches (an
+   * excluded folder is listed once, not its contents). Symlinks are not followed.
+   */
+  async previewExcludes(pair: string, excludes: string[]): Promise<PreviewExcludesResult> {
+    const [p] = this.targets(pair);
+    const err = validateExcludePatterns(excludes);
+    if (err) throw new LipsyncError('invalid-settings', `excludes: ${err}`);
+    const excluder = createExcluder(excludes);
+    const root = p!.local;
+    const excluded: string[] = [];
+    let truncated = false;
+    let seen = 0;
+    const deadline = Date.now() + PREVIEW_TIME_LIMIT_MS;
+    const queue: string[] = [''];
+    walk: for (let qi = 0; qi < queue.length; qi++) {
+      const rel = queue[qi]!;
+      queue[qi] = '';
+      let dir;
+      try {
+        dir = await opendir(rel ? join(root, rel) : root);
+      } catch {
+        continue; // unreadable or gone meanwhile
+      }
+      for await (const d of dir) {
+        if (d.name === '.lipsync' && d.isDirectory()) continue; // lipsync's own folder
+        const path = rel ? `${rel}/${d.name}` : d.name;
+        const isDir = d.isDirectory();
+        if (excluder.ignores(path, isDir)) {
+          if (excluded.length >= PREVIEW_EXCLUDES_LIMIT) {
+            truncated = true;
+            break walk;
+          }
+          excluded.push(path);
+        } else if (isDir) queue.push(path);
+        if (++seen >= PREVIEW_ENTRY_LIMIT || Date.now() > deadline) {
+          truncated = true;
+          break walk;
+        }
+      }
+    }
+    return { excluded, count: excluded.length, truncated };
+  }
+
+  // ---------------------------------------------------------------- setup wizard (electron/engine/setup.ts)
+
+  /** What the setup functions need: the ssh config file of the settings, the control socket dir. */
+  setupContext(): setup.SetupContext {
+    return { sshConfigFile: this.settings.read().sshConfigFile, controlDir: this.sshOptions().controlDir };
+  }
+
+  testConnection(p: TestConnectionParams): Promise<TestConnectionResult> {
+    return setup.testConnection(p, this.setupContext());
+  }
+
+  trustHostKey(p: TrustHostKeyParams): Promise<{ trusted: true }> {
+    return setup.trustHostKey(p, this.setupContext());
+  }
+
+  listKeys(): Promise<SshKeyInfo[]> {
+    return setup.listKeys({}, this.setupContext());
+  }
+
+  generateKey(p: GenerateKeyParams): Promise<SshKeyInfo> {
+    return setup.generateKey(p, this.setupContext());
+  }
+
+  installKey(p: InstallKeyParams): Promise<{ installed: true }> {
+    return setup.installKey(p, this.setupContext());
+  }
+
+  browseRemote(p: BrowseRemoteInput): Promise<BrowseRemoteResult> {
+    return setup.browseRemote(p, this.setupContext());
+  }
+
+  /** Recent changes to files (push, pull, delete, rename, conflict), newest last. */
+  recent(pair?: string, limit = 50): LogRecord[] {
+    if (pair) this.targets(pair);
+    const kinds: readonly string[] = RECENT_EVENTS;
+    return this.log
+      .tail(Number.MAX_SAFE_INTEGER, pair)
+      .filter((r) => kinds.includes(r.event))
+      .slice(-limit);
   }
 }
 

@@ -90,6 +90,8 @@ export class PairRunner {
   private cycleDone: Promise<void> = Promise.resolve();
   /** The running cycle was asked for by "sync now": a pause does not interrupt it. */
   private forcedCycle = false;
+  /** "Sync now" was asked while a cycle ran: the next cycle runs even if paused. */
+  private forceRequested = false;
 
   constructor(
     settings: PairSettings,
@@ -176,6 +178,7 @@ export class PairRunner {
       this.dirty.addFull();
       this.remoteDirty.addFull();
       this.pendingWaiters.push(resolve);
+      this.forceRequested = true;
       this.kick(0, true);
     });
   }
@@ -526,8 +529,13 @@ export class PairRunner {
     if (this.running || this.stopped) return;
     this.running = true;
     try {
-      while (!this.stopped && (!this.dirty.isEmpty() || !this.remoteDirty.isEmpty()) && (force || !this.isPaused())) {
-        this.forcedCycle = force;
+      while (
+        !this.stopped &&
+        (!this.dirty.isEmpty() || !this.remoteDirty.isEmpty()) &&
+        (force || this.forceRequested || !this.isPaused())
+      ) {
+        this.forcedCycle = force || this.forceRequested;
+        this.forceRequested = false;
         force = false;
         const waiters = this.pendingWaiters;
         this.pendingWaiters = [];
@@ -568,7 +576,8 @@ export class PairRunner {
             this.dirty.addFull();
             this.remoteDirty.addFull();
             const result = this.result(totals, this.massDelete);
-            for (const w of waiters) w(result);
+            // Everyone waiting gets the answer now, also who asked during this cycle.
+            for (const w of [...waiters, ...this.pendingWaiters.splice(0)]) w(result);
             break;
           }
           error = toErrorInfo(e);
@@ -590,11 +599,18 @@ export class PairRunner {
         if (totals.warnings.length) this.warnings.push(...totals.warnings);
         if (this.warnings.length > 100) this.warnings.splice(0, this.warnings.length - 100);
         const result = this.result(totals, error);
-        for (const w of waiters) w(result);
+        for (const w of error ? [...waiters, ...this.pendingWaiters.splice(0)] : waiters) w(result);
         if (error) break;
       }
     } finally {
       this.running = false;
+      if (this.stopped && this.pendingWaiters.length) {
+        const r = this.result(emptyTotals(), {
+          kind: 'cancelled',
+          message: 'lipsync stopped before this sync finished.',
+        });
+        for (const w of this.pendingWaiters.splice(0)) w(r);
+      }
       this.setState();
       // Events that arrived while we were busy.
       if (

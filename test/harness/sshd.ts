@@ -7,6 +7,9 @@
 //
 // Works as root (sshd needs /run/sshd for privilege separation) and as an
 // ordinary user (sshd then runs unprivileged and can only log in that user).
+//
+// The `password` option (ROOT ONLY) also lets one extra system user log in
+// with a password; see StartSshdOptions.password.
 
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -26,6 +29,26 @@ export interface StartSshdOptions {
   noRsync?: boolean;
   /** How long to wait for sshd to accept a real ssh login. Default 10 s. */
   readyTimeoutMs?: number;
+  /**
+   * NEEDS ROOT. Lets `user` log in with `password` (password and
+   * keyboard-interactive authentication for that user only, in a
+   * `Match User` block; everyone else stays key-only). The system user is
+   * created when missing (`useradd -m -s /bin/sh`) and its password set with
+   * `chpasswd`; sshd runs with `UsePAM no`, so it checks /etc/shadow itself.
+   * That user's keys are read from its own `~/.ssh/authorized_keys`.
+   * The name must start with `lipsync-` (a test-only account, e.g.
+   * `lipsync-pw-test`): the harness refuses to touch any other account.
+   * stop() leaves the user in place; remove it with removePasswordUser().
+   * startSshd() checks that a real password login works before returning.
+   */
+  password?: { user: string; password: string };
+}
+
+export interface PasswordUser {
+  user: string;
+  password: string;
+  /** The user's home directory (from getent passwd). */
+  home: string;
 }
 
 export interface ExecResult {
@@ -49,6 +72,8 @@ export interface SshServer {
   knownHostsFile: string;
   /** Client config with `Host lipsync-test` and `Host 127.0.0.1` blocks. */
   sshConfigFile: string;
+  /** The extra user that may log in with a password (the `password` option), else undefined. */
+  passwordUser: PasswordUser | undefined;
   pid: number;
   /** ssh args to reach the server, e.g. ['-F', cfg, 'lipsync-test']; append a command. */
   sshArgs: string[];
@@ -109,6 +134,30 @@ function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<ExecResul
         resolve({ code, stdout, stderr });
       },
     );
+  });
+}
+
+/** Like run(), with `input` on stdin (used for secrets: never on a command line). */
+function runWithInput(cmd: string, args: string[], input: string, env?: NodeJS.ProcessEnv): Promise<ExecResult> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: env ?? process.env });
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      resolve({ code: 127, stdout, stderr: `${stderr}${err.message}` });
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? 1, stdout, stderr });
+    });
+    child.stdin.on('error', () => {
+      // The child exited without reading its input; its exit code tells.
+    });
+    child.stdin.end(input);
   });
 }
 
@@ -220,7 +269,8 @@ function sshdConfig(o: {
   dir: string;
   user: string;
   authorizedKeys: string;
-  pathOverride?: string;
+  pathOverride?: string | undefined;
+  passwordUser?: string | undefined;
 }): string {
   const lines = [
     `ListenAddress 127.0.0.1:${o.port}`,
@@ -233,7 +283,7 @@ function sshdConfig(o: {
     'UsePAM no',
     'StrictModes no',
     'PermitRootLogin prohibit-password',
-    `AllowUsers ${o.user}`,
+    `AllowUsers ${o.passwordUser && o.passwordUser !== o.user ? `${o.user} ${o.passwordUser}` : o.user}`,
     'LogLevel VERBOSE',
     'MaxSessions 50',
     'MaxStartups 100:30:200',
@@ -245,6 +295,15 @@ function sshdConfig(o: {
   ];
   // SetEnv comes after sshd's own default PATH, so it replaces it in every session.
   if (o.pathOverride !== undefined) lines.push(`SetEnv PATH=${o.pathOverride}`);
+  // Match blocks last: everything after a Match line belongs to it.
+  if (o.passwordUser !== undefined) {
+    lines.push(
+      `Match User ${o.passwordUser}`,
+      '  PasswordAuthentication yes',
+      '  KbdInteractiveAuthentication yes',
+      '  AuthorizedKeysFile .ssh/authorized_keys',
+    );
+  }
   return lines.join('\n') + '\n';
 }
 
@@ -262,6 +321,88 @@ function clientConfig(o: { port: number; user: string; identityFile: string; kno
     'ConnectTimeout 10',
   ].map((line) => `  ${line}`);
   return [`Host ${SSH_ALIAS}`, ...settings, '', 'Host 127.0.0.1', ...settings, ''].join('\n');
+}
+
+/** Test-only account names the `password` option may create and change. */
+const PASSWORD_USER_RE = /^lipsync-[a-z0-9-]{1,24}$/;
+
+/** Creates the password user when missing and sets its password (root only). */
+async function ensurePasswordUser(o: { user: string; password: string }): Promise<PasswordUser> {
+  if (process.getuid?.() !== 0) {
+    throw new Error('startSshd({ password }) needs root: it creates a system user and sets its password');
+  }
+  if (!PASSWORD_USER_RE.test(o.user)) {
+    throw new Error(
+      `startSshd({ password }): refusing user ${JSON.stringify(o.user)} (must match ${PASSWORD_USER_RE})`,
+    );
+  }
+  if (o.password === '' || /[\n\r]/.test(o.password)) {
+    throw new Error('startSshd({ password }): the password must be one non-empty line');
+  }
+  let ent = await run('getent', ['passwd', o.user]);
+  if (ent.code !== 0) {
+    const added = await run('useradd', ['-m', '-s', '/bin/sh', o.user]);
+    // 9: created meanwhile by another test process.
+    if (added.code !== 0 && added.code !== 9)
+      throw new Error(`useradd ${o.user} failed (${added.code}): ${added.stderr}`);
+    ent = await run('getent', ['passwd', o.user]);
+  }
+  const home = ent.stdout.trim().split(':')[5];
+  if (ent.code !== 0 || !home) throw new Error(`no passwd entry for ${o.user}: ${ent.stderr}`);
+  // chpasswd reads `user:password` lines on stdin: the password is never on a command line.
+  const set = await runWithInput('chpasswd', [], `${o.user}:${o.password}\n`);
+  if (set.code !== 0) throw new Error(`chpasswd failed (${set.code}): ${set.stderr}`);
+  return { user: o.user, password: o.password, home };
+}
+
+/**
+ * Deletes a user created by the `password` option, with its home (`userdel -r`).
+ * Root only; refuses names the harness would not have created.
+ */
+export async function removePasswordUser(user: string): Promise<void> {
+  if (!PASSWORD_USER_RE.test(user)) throw new Error(`refusing to remove user ${JSON.stringify(user)}`);
+  if ((await run('getent', ['passwd', user])).code !== 0) return;
+  await runOrThrow('userdel', ['-r', user]);
+}
+
+/**
+ * A real password login (`id -un`) as `pw.user`: ssh reads the password from
+ * an SSH_ASKPASS script that prints an environment variable; public keys are
+ * not offered; host key checking stays strict.
+ */
+export async function passwordLogin(
+  server: { port: number; knownHostsFile: string; dir: string },
+  user: string,
+  password: string,
+  command = 'id -un',
+): Promise<ExecResult> {
+  const askpass = join(server.dir, 'harness-askpass.sh');
+  if (!existsSync(askpass)) {
+    await writeFile(askpass, '#!/bin/sh\nprintf \'%s\\n\' "$LIPSYNC_HARNESS_PASSWORD"\n', { mode: 0o700 });
+  }
+  const options = [
+    'BatchMode=no',
+    'StrictHostKeyChecking=yes',
+    `UserKnownHostsFile=${server.knownHostsFile}`,
+    'GlobalKnownHostsFile=/dev/null',
+    'PreferredAuthentications=password,keyboard-interactive',
+    'PubkeyAuthentication=no',
+    'NumberOfPasswordPrompts=1',
+    'ControlPath=none',
+    'ConnectTimeout=10',
+  ];
+  return runWithInput(
+    'ssh',
+    ['-F', 'none', ...options.flatMap((o) => ['-o', o]), '-p', String(server.port), '-l', user, '127.0.0.1', command],
+    '',
+    {
+      ...process.env,
+      SSH_ASKPASS: askpass,
+      SSH_ASKPASS_REQUIRE: 'force',
+      DISPLAY: process.env.DISPLAY ?? ':0',
+      LIPSYNC_HARNESS_PASSWORD: password,
+    },
+  );
 }
 
 /** A bin dir of symlinks to sh and coreutils, without rsync. */
@@ -333,6 +474,8 @@ export async function startSshd(opts: StartSshdOptions = {}): Promise<SshServer>
     await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
   }
 
+  const passwordUser = opts.password ? await ensurePasswordUser(opts.password) : undefined;
+
   const dir = await makeTempDir('lipsync-sshd');
   try {
     const hostKey = join(dir, 'host_ed25519');
@@ -356,7 +499,11 @@ export async function startSshd(opts: StartSshdOptions = {}): Promise<SshServer>
     let lastError: unknown;
     for (let attempt = 0; attempt < 5; attempt++) {
       const port = await freePort();
-      await writeFile(configFile, sshdConfig({ port, dir, user, authorizedKeys, pathOverride }), { mode: 0o600 });
+      await writeFile(
+        configFile,
+        sshdConfig({ port, dir, user, authorizedKeys, pathOverride, passwordUser: passwordUser?.user }),
+        { mode: 0o600 },
+      );
       await writeFile(
         knownHostsFile,
         [`[127.0.0.1]:${port} ${hostPub}`, `[${SSH_ALIAS}]:${port} ${hostPub}`, `${SSH_ALIAS} ${hostPub}`, ''].join(
@@ -407,6 +554,17 @@ export async function startSshd(opts: StartSshdOptions = {}): Promise<SshServer>
         return stopping;
       };
 
+      if (passwordUser) {
+        const login = await passwordLogin({ port, knownHostsFile, dir }, passwordUser.user, passwordUser.password);
+        if (login.code !== 0 || login.stdout.trim() !== passwordUser.user) {
+          const sshdLog = log();
+          await stop();
+          throw new Error(
+            `password login as ${passwordUser.user} failed (${login.code}):\n${login.stderr}\nsshd stderr:\n${sshdLog}`,
+          );
+        }
+      }
+
       return {
         host: '127.0.0.1',
         port,
@@ -417,6 +575,7 @@ export async function startSshd(opts: StartSshdOptions = {}): Promise<SshServer>
         wrongIdentityFile,
         knownHostsFile,
         sshConfigFile,
+        passwordUser,
         pid,
         sshArgs,
         // -n: stdin from /dev/null, so a command reading stdin cannot hang.

@@ -106,7 +106,11 @@ describe('two-way: links, permissions, empty directories, names', () => {
     await sync();
     expect(readFileSync(join(local, nfc), 'utf8')).toBe('composed');
     expect(readFileSync(join(remote, nfd), 'utf8')).toBe('decomposed');
-    expect(readdirSync(local).filter((n) => n.startsWith('caf')).sort()).toEqual([nfc, nfd].sort());
+    expect(
+      readdirSync(local)
+        .filter((n) => n.startsWith('caf'))
+        .sort(),
+    ).toEqual([nfc, nfd].sort());
     expect(treeSnapshot(remote)).toEqual(treeSnapshot(local));
   });
 
@@ -138,5 +142,23 @@ describe('two-way: links, permissions, empty directories, names', () => {
     };
     walk(trash);
     expect(found).toEqual(['version 1']);
+  });
+
+  it('with a local-path remote (a mounted disk), logs what it sent and received', async () => {
+    const e = makeCliEnv();
+    const local = join(e.dir, 'local');
+    const disk = join(e.dir, 'disk');
+    mkdirSync(local);
+    mkdirSync(disk);
+    expect((await cli(e, ['add', local, disk, '--id', 'disk'])).code).toBe(0);
+    writeFileSync(join(local, 'up.txt'), 'up');
+    writeFileSync(join(disk, 'down.txt'), 'down');
+    const r = await cli(e, ['sync']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/1 file sent .*1 received/);
+    const log = JSON.parse((await cli(e, ['log', '--json'])).stdout) as { event: string; paths?: string[] }[];
+    expect(log.filter((x) => x.event === 'push').flatMap((x) => x.paths)).toEqual(['up.txt']);
+    expect(log.filter((x) => x.event === 'pull').flatMap((x) => x.paths)).toEqual(['down.txt']);
+    expect(treeSnapshot(disk)).toEqual(treeSnapshot(local));
   });
 });

@@ -1,23 +1,16 @@
 import { createServer, createConnection, type Server, type Socket } from 'node:net';
 import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import {
-  ApiParamSchemas,
-  isApiMethod,
-  type AddPairParams,
-  type ApiProgressEvent,
-  type ApiRequest,
-  type ApiResponse,
-  type ApiMethod,
-} from '../../../shared/api.js';
-import { describeSettingsError } from '../../../shared/settings.js';
+import type { ApiRequest, ApiResponse } from '../../../shared/api.js';
 import type { Engine } from '../engine.js';
-import { LipsyncError, toErrorInfo } from '../errors.js';
+import { LipsyncError } from '../errors.js';
+import { handleRequest } from './dispatch.js';
 import { dataPaths } from '../paths.js';
 
 /**
  * The local API: newline-delimited JSON over a Unix socket in the data dir
  * (directory 0700, socket 0600), so only this user can talk to the engine.
- * Every request's params are validated against shared/api.ts before use.
+ * Every request is validated (shared/ipc.ts `validateRequest`) and run by dispatch.ts,
+ * the same code the web transport uses.
  */
 export class ApiServer {
   private server: Server | null = null;
@@ -88,60 +81,11 @@ export class ApiServer {
       });
       return;
     }
-    try {
-      if (!isApiMethod(req.method)) throw new LipsyncError('invalid-settings', `Unknown method "${req.method}".`);
-      const parsed = ApiParamSchemas[req.method].safeParse(req.params ?? {});
-      if (!parsed.success)
-        throw new LipsyncError(
-          'invalid-settings',
-          `Invalid parameters for ${req.method}:\n${describeSettingsError(parsed.error)}`,
-        );
-      const result = await this.dispatch(req.method, parsed.data, (data) =>
-        this.send(sock, { id: req.id, event: 'progress', data }),
-      );
-      this.send(sock, { id: req.id, result });
-    } catch (e) {
-      this.send(sock, { id: req.id, error: toErrorInfo(e) });
-    }
-  }
-
-  /** `params` has been validated against the method's schema by the caller. */
-  private async dispatch(
-    method: ApiMethod,
-    params: unknown,
-    progress: (d: ApiProgressEvent) => void,
-  ): Promise<unknown> {
-    const e = this.engine;
-    const p = params as { pair?: string; forMs?: number; lines?: number };
-    switch (method) {
-      case 'status':
-        return e.status();
-      case 'list':
-        return e.list();
-      case 'add':
-        return e.add(params as AddPairParams);
-      case 'remove':
-        return e.remove(p.pair!);
-      case 'pause':
-        return e.pause(p.pair, p.forMs);
-      case 'resume':
-        return e.resume(p.pair);
-      case 'sync':
-        return { results: await e.sync(p.pair, (pair, pr) => progress({ pair, progress: pr })) };
-      case 'log':
-        return e.logTail(p.lines, p.pair);
-      case 'shutdown':
-        setImmediate(this.onShutdown);
-        return { ok: true };
-      case 'conflicts':
-        return e.conflicts(p.pair);
-      case 'resolve': {
-        const r = params as { id: number; keep: 'local' | 'remote' | 'both'; pair?: string };
-        return e.resolve(r.id, r.keep, r.pair);
-      }
-      case 'confirm':
-        return e.confirm(p.pair!);
-    }
+    const { response } = await handleRequest(this.engine, req.method, req.params, {
+      onProgress: (data) => this.send(sock, { id: req.id, event: 'progress', data }),
+      onShutdown: this.onShutdown,
+    });
+    this.send(sock, { id: req.id, ...response });
   }
 }
 

@@ -1,0 +1,131 @@
+import { z } from 'zod';
+import type { ErrorInfo } from './errors.js';
+
+/**
+ * The first-run setup wizard's requests (engine side: electron/engine/setup.ts):
+ * server host/port/user → test the connection → trust the host key → an SSH
+ * key (existing or generated) installed with a password typed once → pick
+ * the remote folder. Schemas validate what crosses the API; the result
+ * types are what the engine returns.
+ */
+
+const host = z.string().min(1);
+const port = z.number().int().min(1).max(65535);
+
+export const TestConnectionParamsSchema = z.object({
+  /** A host name, an address, or a Host alias from the user's ~/.ssh/config. */
+  host,
+  port: port.optional(),
+  user: z.string().min(1).optional(),
+  /** The private key to log in with; default: whatever ssh would pick. */
+  identityFile: z.string().optional(),
+});
+export type TestConnectionParams = z.infer<typeof TestConnectionParamsSchema>;
+
+export interface HostKeyInfo {
+  /** Key type as `ssh-keygen -l` shows it: 'ED25519', 'ECDSA', 'RSA'... */
+  type: string;
+  /** 'SHA256:…', as `ssh-keygen -l` prints it (and ssh shows it when it asks). */
+  fingerprint: string;
+  /**
+   * known: the computer already trusts this key for this host.
+   * unknown: never seen; show the fingerprint and ask (trustHostKey).
+   * changed: the host has a DIFFERENT trusted key: a hard stop, never trusted automatically.
+   */
+  status: 'known' | 'unknown' | 'changed';
+}
+
+export interface TestConnectionResult {
+  /** The server's SSH service answered. */
+  reachable: boolean;
+  /** The server's host key (ed25519 preferred); null when unreachable. */
+  hostKey: HostKeyInfo | null;
+  /**
+   * ok: a key login worked (BatchMode). needs-key: the server refused our keys
+   * (Permission denied): go to the key step. failed: the login failed for another
+   * reason (see error). not-tried: the host key is not trusted (yet).
+   */
+  auth: 'ok' | 'needs-key' | 'failed' | 'not-tried';
+  /** The server's rsync version ('3.2.7'), null when unknown or rsync is missing there. */
+  rsyncVersion: string | null;
+  /** Why it is not a success: unreachable, changed host key (hard stop), failed login. */
+  error?: ErrorInfo;
+}
+
+export const TrustHostKeyParamsSchema = z.object({
+  host,
+  port: port.optional(),
+  /** The fingerprint the user saw and accepted (HostKeyInfo.fingerprint). */
+  fingerprint: z.string().min(1),
+});
+export type TrustHostKeyParams = z.infer<typeof TrustHostKeyParamsSchema>;
+
+export interface SshKeyInfo {
+  /** The private key file. */
+  path: string;
+  /** The public key line (`ssh-ed25519 AAAA… comment`). */
+  publicKey: string;
+  /** As `ssh-keygen -l` shows it: 'ED25519', 'RSA'... */
+  type: string;
+  fingerprint: string;
+  comment: string;
+}
+
+export const ListKeysParamsSchema = z.object({});
+export type ListKeysParams = z.infer<typeof ListKeysParamsSchema>;
+
+export const GenerateKeyParamsSchema = z.object({
+  /** Default `<sshDir>/id_ed25519_lipsync`; a relative path is taken inside sshDir. Never overwritten. */
+  path: z.string().optional(),
+  /** Default `lipsync@<this computer's host name>`. */
+  comment: z.string().optional(),
+});
+export type GenerateKeyParams = z.infer<typeof GenerateKeyParamsSchema>;
+
+export const InstallKeyParamsSchema = z.object({
+  host,
+  port: port.optional(),
+  user: z.string().min(1),
+  /** Used once for this login; never stored, logged or put on a command line. */
+  password: z.string().min(1),
+  /** The `.pub` file to add to the server's ~/.ssh/authorized_keys. */
+  publicKeyPath: z.string().min(1),
+});
+export type InstallKeyParams = z.infer<typeof InstallKeyParamsSchema>;
+
+export const BrowseRemoteParamsSchema = z.object({
+  host,
+  port: port.optional(),
+  user: z.string().min(1).optional(),
+  identityFile: z.string().optional(),
+  /** Absolute, `~`, `~/…`, or relative to the home directory. */
+  path: z.string().default('~'),
+});
+export type BrowseRemoteParams = z.infer<typeof BrowseRemoteParamsSchema>;
+export type BrowseRemoteInput = z.input<typeof BrowseRemoteParamsSchema>;
+
+export interface BrowseRemoteResult {
+  /** The absolute path that was listed (`~` resolved). */
+  path: string;
+  /** Names of its subdirectories (symlinks to directories included), sorted; hidden ('.'-prefixed) names are left out. */
+  dirs: string[];
+}
+
+/** Every setup request's params schema, by request name. */
+export const SetupParamSchemas = {
+  testConnection: TestConnectionParamsSchema,
+  trustHostKey: TrustHostKeyParamsSchema,
+  listKeys: ListKeysParamsSchema,
+  generateKey: GenerateKeyParamsSchema,
+  installKey: InstallKeyParamsSchema,
+  browseRemote: BrowseRemoteParamsSchema,
+} as const;
+
+export interface SetupResults {
+  testConnection: TestConnectionResult;
+  trustHostKey: { trusted: true };
+  listKeys: SshKeyInfo[];
+  generateKey: SshKeyInfo;
+  installKey: { installed: true };
+  browseRemote: BrowseRemoteResult;
+}
