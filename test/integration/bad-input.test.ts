@@ -146,7 +146,11 @@ describe('lipsync add refuses bad input with a clear error and writes nothing', 
 
   it('an unknown direction', async () => {
     const { e, local, remote } = fresh();
-    await expectRefused(e, ['add', local, `${server.alias}:${remote}`, '--direction', 'sideways'], /--direction must be two-way, send-only or receive-only/);
+    await expectRefused(
+      e,
+      ['add', local, `${server.alias}:${remote}`, '--direction', 'sideways'],
+      /--direction must be two-way, send-only or receive-only/,
+    );
   });
 
   it('an invalid settings file is reported with the field name', async () => {

@@ -1,0 +1,63 @@
+import type * as Ipc from '../../shared/ipc.js';
+import type { IpcResponse, LipsyncBridge } from '../../shared/ipc.js';
+import type { ErrorInfo } from '../../shared/errors.js';
+import type { EngineStatus, LogRecord } from '../../shared/status.js';
+
+// The channel names of shared/ipc.ts, restated so the sandboxed preload does not bundle
+// shared/ipc.ts (and zod with it): the type annotations make tsc fail if they drift.
+export const REQUEST_CHANNEL: typeof Ipc.REQUEST_CHANNEL = 'lipsync:request';
+export const EVENT_CHANNELS: typeof Ipc.EVENT_CHANNELS = { state: 'lipsync:state', log: 'lipsync:log' };
+
+/** The same shape as shared/ipc.ts `IpcError` (`info` holds the engine's ErrorInfo). */
+export class BridgeError extends Error {
+  readonly info: ErrorInfo;
+  constructor(info: ErrorInfo) {
+    // contextBridge copies only `message` into the page: it carries the ErrorInfo as JSON.
+    super(JSON.stringify(info));
+    this.name = 'IpcError';
+    this.info = info;
+  }
+}
+
+/** The part of `ipcRenderer` the bridge needs (so it is tested with a fake and never exposed). */
+export interface IpcRendererLike {
+  invoke(channel: string, ...args: unknown[]): Promise<unknown>;
+  on(channel: string, listener: (event: unknown, ...args: unknown[]) => void): unknown;
+  removeListener(channel: string, listener: (event: unknown, ...args: unknown[]) => void): unknown;
+}
+
+/**
+ * `window.lipsync`: the renderer's only way to the engine. It sends `{ method, params }`
+ * on REQUEST_CHANNEL (main validates it and checks the sender) and relays the state
+ * and log events; the Electron event object is never handed to the page, nor is
+ * ipcRenderer itself.
+ *
+ * A failed call rejects with a `BridgeError` (named IpcError, with `info`). contextBridge
+ * copies only the `message` of an Error into the page, so that message is the ErrorInfo
+ * as JSON (renderer/src/api.ts `toErrorInfo` parses it back into kind, message and fix).
+ */
+export function createBridge(ipc: IpcRendererLike): LipsyncBridge {
+  const subscribe = <T>(channel: string, cb: (v: T) => void): (() => void) => {
+    if (typeof cb !== 'function') throw new TypeError('expected a callback function');
+    const listener = (_event: unknown, payload: unknown) => cb(payload as T);
+    ipc.on(channel, listener);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      ipc.removeListener(channel, listener);
+    };
+  };
+  return {
+    async call(method, params) {
+      const res = (await ipc.invoke(REQUEST_CHANNEL, { method, params })) as IpcResponse | undefined;
+      if (!res || typeof res !== 'object') {
+        throw new BridgeError({ kind: 'unknown', message: 'No answer from the lipsync main process.' });
+      }
+      if ('error' in res) throw new BridgeError(res.error);
+      return res.result as never;
+    },
+    onState: (cb) => subscribe<EngineStatus>(EVENT_CHANNELS.state, cb),
+    onLog: (cb) => subscribe<LogRecord>(EVENT_CHANNELS.log, cb),
+  };
+}

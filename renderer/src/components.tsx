@@ -1,0 +1,48 @@
+import type { ReactNode } from 'react';
+import type { ErrorInfo } from '../../shared/errors.js';
+import type { Tone } from './format.js';
+
+export function ErrorBox({ error, title, onRetry }: { error: ErrorInfo; title?: string; onRetry?: () => void }) {
+  return (
+    <div className="notice notice-error" role="alert">
+      {title ? <strong className="notice-title">{title}</strong> : null}
+      <p className="notice-message">{error.message}</p>
+      {error.fix ? (
+        <p className="notice-fix">
+          <span className="fix-label">How to fix: </span>
+          {error.fix}
+        </p>
+      ) : null}
+      {error.files && error.files.length > 0 ? (
+        <ul className="notice-files">
+          {error.files.slice(0, 10).map((f) => (
+            <li key={f}>
+              <code>{f}</code>
+            </li>
+          ))}
+        </ul>
+      ) : null}
+      {onRetry ? (
+        <button type="button" onClick={onRetry}>
+          Try again
+        </button>
+      ) : null}
+    </div>
+  );
+}
+
+export function Loading({ what }: { what: string }) {
+  return (
+    <div className="loading" role="status" aria-live="polite">
+      <span className="spinner" aria-hidden="true" /> Loading {what}…
+    </div>
+  );
+}
+
+export function Empty({ children }: { children: ReactNode }) {
+  return <div className="empty">{children}</div>;
+}
+
+export function Badge({ tone, children }: { tone: Tone; children: ReactNode }) {
+  return <span className={`badge badge-${tone}`}>{children}</span>;
+}

@@ -1,0 +1,105 @@
+import type { PairStatus } from '../../shared/status.js';
+
+export function formatBytes(n: number): string {
+  if (!Number.isFinite(n) || n < 0) return '—';
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+export function formatRate(bps: number): string {
+  return `${formatBytes(bps)}/s`;
+}
+
+export function formatTime(t: number): string {
+  return new Date(t).toLocaleString();
+}
+
+/** "just now", "5 min ago", "3 h ago", else the date. */
+export function formatAgo(t: number | null, now = Date.now()): string {
+  if (t === null) return 'never';
+  const s = Math.round((now - t) / 1000);
+  if (s < 10) return 'just now';
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+  return formatTime(t);
+}
+
+export type Tone = 'ok' | 'busy' | 'warn' | 'error' | 'muted';
+
+/**
+ * What a pair's badge says. "Up to date" only when the pair is idle, has no
+ * conflicts, nothing pending and no problem: never while conflicts > 0 or degraded/error.
+ */
+export function pairStateLabel(p: PairStatus): { label: string; tone: Tone } {
+  switch (p.state) {
+    case 'error':
+      return { label: 'Error', tone: 'error' };
+    case 'degraded':
+      return { label: 'Degraded', tone: 'warn' };
+    case 'paused':
+      return {
+        label: p.pausedUntil ? `Paused until ${new Date(p.pausedUntil).toLocaleTimeString()}` : 'Paused',
+        tone: 'muted',
+      };
+    case 'syncing':
+      return { label: 'Syncing…', tone: 'busy' };
+    case 'starting':
+      return { label: 'Starting…', tone: 'busy' };
+    case 'idle':
+    default:
+      if (p.conflicts > 0)
+        return { label: `${p.conflicts} conflict${p.conflicts === 1 ? '' : 's'} to resolve`, tone: 'warn' };
+      if (p.reason || p.lastError) return { label: 'Needs attention', tone: 'warn' };
+      if (p.pending > 0) return { label: `${p.pending} change${p.pending === 1 ? '' : 's'} waiting`, tone: 'busy' };
+      return { label: 'Up to date', tone: 'ok' };
+  }
+}
+
+/** `user@host:port:/path` (port only when not 22 … always kept explicit here for clarity). */
+export function remoteSpec(user: string, host: string, port: number, path: string): string {
+  const h = host.includes(':') ? `[${host}]` : host;
+  return `${user ? `${user}@` : ''}${h}:${port}:${path}`;
+}
+
+export interface ParsedRemote {
+  user?: string;
+  host: string;
+  port?: number;
+  path: string;
+}
+
+/** Best-effort parse of `[user@]host[:port]:/path` for the "known servers" list; null for local paths. */
+export function parseRemoteSpec(spec: string): ParsedRemote | null {
+  if (spec.startsWith('/')) return null;
+  const m = /^(?:([^@/]+)@)?(\[[^\]]+\]|[^:/]+)(?::(\d{1,5}))?:(\/.*)$/.exec(spec);
+  if (!m) return null;
+  const out: ParsedRemote = { host: (m[2] as string).replace(/^\[|\]$/g, ''), path: m[4] as string };
+  if (m[1]) out.user = m[1];
+  if (m[3]) out.port = Number(m[3]);
+  return out;
+}
+
+/** Exclude textarea → pattern list (drops blank lines and `#` comments). */
+export function parseExcludes(text: string): string[] {
+  return text
+    .split('\n')
+    .map((l) => l.replace(/\s+$/, ''))
+    .filter((l) => l.length > 0 && !l.startsWith('#'));
+}
+
+export function joinPath(dir: string, rel: string): string {
+  return `${dir.replace(/\/+$/, '')}/${rel.replace(/^\/+/, '')}`;
+}
+
+export function parentPath(p: string): string {
+  const trimmed = p.replace(/\/+$/, '');
+  const i = trimmed.lastIndexOf('/');
+  return i <= 0 ? '/' : trimmed.slice(0, i);
+}

@@ -1,0 +1,281 @@
+// The lipsync UI end to end in a real Chromium: `lipsync run --web` (the real daemon)
+// against the real test sshd, driven with playwright-core. Nothing is faked: the setup
+// wizard generates a key, installs it with a password typed in the page, browses the
+// server, and the first sync, a conflict, excludes, pause/resume and Sync now all go
+// through the real engine. Screenshots of every screen: test-results/screenshots/.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { freePort, makeTempDir, startSshd, type SshServer } from '../harness/sshd.js';
+import { BIN, ROOT, makeCliEnv, requireBuild, waitFor, type CliEnv } from '../support/cli.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const SHOTS = join(ROOT, 'test-results', 'screenshots');
+const PW_USER = 'lipsync-ui-e2e';
+const PASSWORD = `ui ${randomBytes(6).toString('hex')} 'q' $(x)`;
+
+describe('lipsync UI in a real browser (lipsync run --web)', () => {
+  let server: SshServer;
+  let base: string;
+  let env: CliEnv;
+  let daemon: ChildProcess;
+  let daemonOut = '';
+  let browser: Browser;
+  let page: Page;
+  let url: string;
+  let local: string;
+  let remote: string;
+  let uid: number;
+  let gid: number;
+
+  const shot = (name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+
+  /** Write a file on the server side as the server user (so its rsync can replace it). */
+  const remoteWrite = (rel: string, content: string) => {
+    const p = join(remote, rel);
+    writeFileSync(p, content);
+    chownSync(p, uid, gid);
+  };
+
+  beforeAll(async () => {
+    requireBuild();
+    if (!existsSync(join(ROOT, 'out', 'renderer', 'index.html'))) {
+      const r = spawnSync(
+        process.execPath,
+        [join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--config', 'renderer/vite.config.ts'],
+        { cwd: ROOT, encoding: 'utf8' },
+      );
+      if (r.status !== 0) throw new Error(`renderer build failed:\n${r.stdout}\n${r.stderr}`);
+    }
+    mkdirSync(SHOTS, { recursive: true });
+
+    server = await startSshd({ password: { user: PW_USER, password: PASSWORD } });
+    const pwUser = server.passwordUser;
+    if (!pwUser) throw new Error('sshd harness did not create the password user');
+    uid = Number(spawnSync('id', ['-u', PW_USER], { encoding: 'utf8' }).stdout.trim());
+    gid = Number(spawnSync('id', ['-g', PW_USER], { encoding: 'utf8' }).stdout.trim());
+
+    // The server folder (with one file) and the local folder (with one file).
+    remote = join(pwUser.home, `ui-sync-${randomBytes(3).toString('hex')}`);
+    rmSync(remote, { recursive: true, force: true });
+    mkdirSync(remote);
+    chownSync(remote, uid, gid);
+    remoteWrite('from-server.txt', 'hello from the server\n');
+
+    base = await makeTempDir('lipsync-ui-e2e');
+    local = join(base, 'local');
+    mkdirSync(local);
+    writeFileSync(join(local, 'from-laptop.txt'), 'hello from the laptop\n');
+    writeFileSync(join(local, 'debug.log'), 'noise\n');
+
+    // ssh state of this "computer" stays in the temp dir: known_hosts via the ssh config, keys via HOME.
+    const home = join(base, 'home');
+    mkdirSync(home, { mode: 0o700 });
+    const cfg = join(base, 'ssh_config');
+    writeFileSync(
+      cfg,
+      [
+        'Host *',
+        `  UserKnownHostsFile ${join(base, 'known_hosts')}`,
+        '  GlobalKnownHostsFile /dev/null',
+        '  IdentitiesOnly yes',
+        '',
+      ].join('\n'),
+    );
+    env = makeCliEnv({ sshConfigFile: cfg, debounceMs: 100, extraEnv: { HOME: home } });
+
+    const port = await freePort();
+    daemon = spawn(process.execPath, [BIN, 'run', '--web', '--port', String(port)], {
+      env: env.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    daemon.stdout!.on('data', (d) => (daemonOut += d));
+    daemon.stderr!.on('data', (d) => (daemonOut += d));
+    await waitFor(
+      () => existsSync(join(env.dataDir, 'web-token')) || daemon.exitCode !== null,
+      20_000,
+      () => `the web daemon to start:\n${daemonOut}`,
+    );
+    if (daemon.exitCode !== null) throw new Error(`daemon exited:\n${daemonOut}`);
+    const token = readFileSync(join(env.dataDir, 'web-token'), 'utf8').trim();
+    url = `http://127.0.0.1:${port}/#token=${token}`;
+
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+    });
+    page = await browser.newPage({ viewport: { width: 1100, height: 820 }, colorScheme: 'light' });
+    page.on('pageerror', (e) => (daemonOut += `\n[pageerror] ${e.message}`));
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close().catch(() => undefined);
+    if (daemon && daemon.exitCode === null) {
+      const exited = new Promise((r) => daemon.once('close', r));
+      daemon.kill('SIGINT');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+      if (daemon.exitCode === null) daemon.kill('SIGKILL');
+    }
+    await server?.stop();
+    if (remote) rmSync(remote, { recursive: true, force: true });
+    if (base) rmSync(base, { recursive: true, force: true });
+  }, 60_000);
+
+  it('setup wizard, first sync, recent changes, conflict, excludes, pause/resume, Sync now', async () => {
+    const failMsg = () => `daemon output:\n${daemonOut.slice(-4000)}`;
+    try {
+      await page.goto(url);
+
+      // ---- Setup wizard: server → host key → key → install → folders → first sync.
+      await page.getByRole('heading', { name: 'Welcome to lipsync' }).waitFor();
+      await page.getByLabel('Server address').fill('127.0.0.1');
+      await page.getByLabel('Port').fill(String(server.port));
+      await page.getByLabel('User name').fill(PW_USER);
+      await shot('01-wizard-server');
+      await page.getByRole('button', { name: 'Test connection' }).click();
+
+      const fp = page.getByTestId('fingerprint');
+      await fp.waitFor({ timeout: 20_000 });
+      const expectedFp = spawnSync('ssh-keygen', ['-l', '-f', join(server.dir, 'host_ed25519.pub')], {
+        encoding: 'utf8',
+      }).stdout.split(' ')[1];
+      expect(await fp.textContent()).toBe(expectedFp);
+      await shot('02-wizard-hostkey');
+      await page.getByRole('button', { name: 'Trust this server' }).click();
+      await page.getByText('Next, set up an SSH key').waitFor({ timeout: 20_000 });
+      await shot('03-wizard-verified');
+      await page.getByRole('button', { name: 'Continue' }).click();
+
+      await page.getByRole('button', { name: 'Generate a new ed25519 key' }).click();
+      const keyRadio = page.getByRole('radio', { name: /id_ed25519/ });
+      await keyRadio.waitFor({ timeout: 20_000 });
+      expect(await keyRadio.isChecked()).toBe(true);
+      await page.getByLabel('Server password').fill(PASSWORD);
+      await shot('04-wizard-key');
+      await page.getByRole('button', { name: 'Install on server' }).click();
+
+      await page.getByText(`Folder on 127.0.0.1`).waitFor({ timeout: 30_000 });
+      expect(await page.content()).not.toContain(PASSWORD);
+      const folderName = remote.split('/').pop() as string;
+      await page.getByRole('button', { name: `Open folder ${folderName}` }).click();
+      await waitFor(async () => (await page.getByTestId('remote-path').textContent()) === remote, 15_000);
+      await page.getByLabel('Local folder (absolute path)').fill(local);
+      await shot('05-wizard-folders');
+      await page.getByRole('button', { name: 'Next' }).click();
+      expect(await page.getByRole('radio', { name: /Merge both/ }).isChecked()).toBe(true);
+      await shot('06-wizard-first-sync');
+      await page.getByRole('button', { name: 'Finish' }).click();
+      await page.getByText(/is set up$/).waitFor({ timeout: 30_000 });
+      await shot('07-wizard-done');
+      await page.getByRole('button', { name: 'Go to status' }).click();
+
+      // ---- Status: the first sync brings both files to both sides.
+      const card = page.locator('article.pair-card').first();
+      const pairId = (await card.getAttribute('data-pair')) as string;
+      const state = page.getByTestId(`state-${pairId}`);
+      await waitFor(
+        () => existsSync(join(local, 'from-server.txt')) && existsSync(join(remote, 'from-laptop.txt')),
+        30_000,
+        () => 'the first sync',
+      );
+      await waitFor(
+        async () => (await state.textContent()) === 'Up to date',
+        30_000,
+        () => 'Up to date',
+      );
+      await shot('08-status');
+
+      // ---- A new local file shows up in Recent changes (live).
+      await page.getByRole('navigation').getByRole('button', { name: 'Recent changes' }).click();
+      await page.getByRole('list', { name: 'Recent changes' }).waitFor({ timeout: 10_000 });
+      writeFileSync(join(local, 'new-note.txt'), 'written while the UI watched\n');
+      await page.getByText('new-note.txt').first().waitFor({ timeout: 30_000 });
+      await waitFor(
+        () => existsSync(join(remote, 'new-note.txt')),
+        20_000,
+        () => 'new-note.txt on the server',
+      );
+      await shot('09-recent');
+
+      // ---- Pause, edit both sides, resume: a conflict, resolved in the UI.
+      await page.getByRole('navigation').getByRole('button', { name: 'Status' }).click();
+      await card.getByRole('button', { name: 'Pause' }).click();
+      await waitFor(
+        async () => (await state.textContent())?.startsWith('Paused') ?? false,
+        15_000,
+        () => 'Paused',
+      );
+      await shot('10-status-paused');
+      writeFileSync(join(local, 'new-note.txt'), 'the laptop version, longer than the other\n');
+      remoteWrite('new-note.txt', 'the server version\n');
+      await card.getByRole('button', { name: 'Resume' }).click();
+      await waitFor(
+        async () => /conflict/.test((await state.textContent()) ?? ''),
+        45_000,
+        () => `a conflict in the status (state: ${daemonOut.slice(-1500)})`,
+      );
+      expect(await page.getByText('Up to date').count()).toBe(0);
+      await shot('11-status-conflict');
+      await page
+        .getByRole('navigation')
+        .getByRole('button', { name: /Conflicts/ })
+        .click();
+      const row = page.locator('li.conflict-row', { hasText: 'new-note.txt' });
+      await row.waitFor({ timeout: 15_000 });
+      expect(await row.locator('table').textContent()).toMatch(/Local.*Remote/s);
+      await shot('12-conflicts');
+      await row.getByRole('checkbox').check();
+      await page.getByRole('button', { name: 'Keep remote for selected' }).click();
+      await page.getByText(/^No conflicts/).waitFor({ timeout: 30_000 });
+      await waitFor(
+        () => readFileSync(join(local, 'new-note.txt'), 'utf8') === 'the server version\n',
+        30_000,
+        () => 'the remote version locally',
+      );
+      await shot('13-conflicts-resolved');
+
+      // ---- Folder settings: an exclude with its live preview, saved.
+      await page.getByRole('navigation').getByRole('button', { name: 'Folder settings' }).click();
+      await page.getByLabel('Excludes').fill('*.log');
+      const preview = page.getByLabel('Exclude preview');
+      await preview.getByText('debug.log').waitFor({ timeout: 15_000 });
+      expect(await preview.textContent()).toContain('Excludes 1 existing file');
+      await page.getByRole('button', { name: 'Save' }).click();
+      await page.getByText('Saved.').waitFor({ timeout: 15_000 });
+      await preview.getByText('debug.log').waitFor({ timeout: 15_000 });
+      await shot('14-settings-excludes');
+
+      // ---- Sync now.
+      await page.getByRole('navigation').getByRole('button', { name: 'Status' }).click();
+      await waitFor(
+        async () => (await state.textContent()) === 'Up to date',
+        30_000,
+        () => 'Up to date again',
+      );
+      await card.getByRole('button', { name: 'Sync now' }).click();
+      await page.getByText(/^Last run:/).waitFor({ timeout: 30_000 });
+      await card.getByRole('button', { name: 'Sync now' }).waitFor();
+      await shot('15-status-synced');
+
+      // ---- Dark theme.
+      const toggle = page.getByRole('button', { name: /Change theme/ });
+      await toggle.click(); // light
+      await toggle.click(); // dark
+      await shot('16-status-dark');
+    } catch (e) {
+      await shot('99-failure').catch(() => undefined);
+      throw new Error(`${(e as Error).message}\n${failMsg()}`, { cause: e });
+    }
+  }, 300_000);
+});

@@ -1,0 +1,106 @@
+// @vitest-environment jsdom
+import { afterEach, describe, expect, it } from 'vitest';
+import { createWebBridge, pickBridge, tokenFromHash } from '../../renderer/src/bridge.js';
+import { ApiError, toErrorInfo } from '../../renderer/src/api.js';
+import type { EngineStatus } from '../../shared/status.js';
+
+class FakeWS {
+  static all: FakeWS[] = [];
+  onopen: (() => void) | null = null;
+  onclose: (() => void) | null = null;
+  onerror: (() => void) | null = null;
+  onmessage: ((ev: { data: string }) => void) | null = null;
+  constructor(
+    public url: string,
+    public protocols: string[],
+  ) {
+    FakeWS.all.push(this);
+  }
+  close() {
+    this.onclose?.();
+  }
+}
+
+afterEach(() => {
+  FakeWS.all = [];
+});
+
+describe('web bridge', () => {
+  it('reads the token from the hash', () => {
+    expect(tokenFromHash('#token=abc123')).toBe('abc123');
+    expect(tokenFromHash('#x=1&token=t')).toBe('t');
+    expect(tokenFromHash('')).toBeNull();
+  });
+
+  it('posts calls with the bearer token and maps {error} to ApiError', async () => {
+    const seen: { url: string; init: RequestInit }[] = [];
+    const fetchImpl = (async (url: string, init: RequestInit) => {
+      seen.push({ url, init });
+      const body = JSON.parse(String(init.body)) as { method: string };
+      if (body.method === 'status') return new Response(JSON.stringify({ result: { pairs: [] } }), { status: 200 });
+      return new Response(
+        JSON.stringify({ error: { kind: 'pair-unknown', message: 'No pair x.', fix: 'List pairs.' } }),
+        {
+          status: 400,
+        },
+      );
+    }) as unknown as typeof fetch;
+    const b = createWebBridge({
+      origin: 'http://127.0.0.1:9',
+      token: 'tok',
+      fetchImpl,
+      WebSocketImpl: FakeWS as unknown as typeof WebSocket,
+    });
+    expect(await b.call('status', {})).toEqual({ pairs: [] });
+    expect(seen[0]?.url).toBe('http://127.0.0.1:9/api/call');
+    expect((seen[0]?.init.headers as Record<string, string>).Authorization).toBe('Bearer tok');
+    const err = await b.call('remove', { pair: 'x' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect(toErrorInfo(err)).toMatchObject({ kind: 'pair-unknown', fix: 'List pairs.' });
+    b.close();
+  });
+
+  it('pushes state and log from the socket and reconnects when it drops', async () => {
+    const b = createWebBridge({
+      origin: 'http://127.0.0.1:9',
+      token: 'tok',
+      reconnectMinMs: 5,
+      WebSocketImpl: FakeWS as unknown as typeof WebSocket,
+    });
+    const conns: string[] = [];
+    b.onConnection((c) => conns.push(c));
+    const states: EngineStatus[] = [];
+    const logs: unknown[] = [];
+    b.onState((s) => states.push(s));
+    b.onLog((r) => logs.push(r));
+    const ws = FakeWS.all[0] as FakeWS;
+    expect(ws.url).toBe('ws://127.0.0.1:9/api/events');
+    expect(ws.protocols).toEqual(['lipsync', 'lipsync.tok']);
+    ws.onopen?.();
+    ws.onmessage?.({ data: JSON.stringify({ type: 'state', data: { pairs: [] } }) });
+    ws.onmessage?.({ data: JSON.stringify({ type: 'log', data: { event: 'push' } }) });
+    ws.onmessage?.({ data: 'not json' });
+    expect(states).toHaveLength(1);
+    expect(logs).toHaveLength(1);
+    ws.onclose?.();
+    await new Promise((r) => setTimeout(r, 30));
+    expect(FakeWS.all).toHaveLength(2);
+    FakeWS.all[1]?.onopen?.();
+    expect(conns).toEqual(['connecting', 'open', 'closed', 'connecting', 'open']);
+    b.close();
+  });
+
+  it('prefers window.lipsync (Electron preload) and explains a missing token', async () => {
+    const preload = { call: async () => 1, onState: () => () => {}, onLog: () => () => {} };
+    expect(pickBridge({ lipsync: preload, location: { hash: '', origin: 'x' } } as unknown as Window)).toBe(preload);
+    const none = pickBridge({ location: { hash: '', origin: 'http://x' } } as unknown as Window);
+    const e = await none.call('status', {}).catch((x: unknown) => x);
+    expect(toErrorInfo(e).message).toMatch(/without its access token/);
+  });
+
+  it('unwraps Electron invoke errors carrying ErrorInfo JSON', () => {
+    const info = { kind: 'disk-full', message: 'Disk full.', fix: 'Free space.' };
+    const e = new Error(`Error invoking remote method 'lipsync:call': Error: ${JSON.stringify(info)}`);
+    expect(toErrorInfo(e)).toEqual(info);
+  });
+});

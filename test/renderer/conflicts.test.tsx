@@ -1,0 +1,117 @@
+// @vitest-environment jsdom
+import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ConflictInfo } from '../../shared/api.js';
+import { makeApi } from '../../renderer/src/api.js';
+import { ApiContext } from '../../renderer/src/context.js';
+import { ConflictsView } from '../../renderer/src/views/ConflictsView.js';
+import { conflict, deferred, fakeBridge, type FakeBridge } from './fake-bridge.js';
+
+afterEach(cleanup);
+
+function renderConflicts(b: FakeBridge) {
+  return render(
+    <ApiContext.Provider value={makeApi(b)}>
+      <ConflictsView version={0} />
+    </ApiContext.Provider>,
+  );
+}
+
+function store(initial: ConflictInfo[]) {
+  let open = [...initial];
+  return {
+    conflicts: () => open,
+    resolve: (p: Record<string, unknown>) => {
+      open = open.filter((c) => !(c.id === p.id && c.pair === p.pair));
+      return { resolved: p.id, kept: p.keep };
+    },
+  };
+}
+
+describe('Conflicts', () => {
+  it('shows both versions of every conflict across pairs', async () => {
+    const b = fakeBridge(
+      store([
+        conflict({ id: 1, pair: 'docs', path: 'notes.txt' }),
+        conflict({ id: 1, pair: 'photos', path: 'cat.jpg' }),
+      ]),
+    );
+    renderConflicts(b);
+    const row = (await screen.findByText('notes.txt')).closest('li') as HTMLElement;
+    expect(screen.getByText('cat.jpg')).toBeTruthy();
+    const table = within(row).getByRole('table');
+    expect(within(table).getByRole('rowheader', { name: 'Local' })).toBeTruthy();
+    expect(within(table).getByRole('rowheader', { name: 'Remote (newer)' })).toBeTruthy();
+    expect(table.textContent).toContain('100 B');
+    expect(table.textContent).toContain('250 B');
+    expect(table.textContent).toContain('laptop');
+    expect(table.textContent).toContain('nas');
+    for (const name of ['Keep local', 'Keep remote', 'Keep both'])
+      expect(within(row).getByRole('button', { name: new RegExp(name) })).toBeTruthy();
+  });
+
+  it('resolves one row with its own button', async () => {
+    const b = fakeBridge(store([conflict({ id: 7, path: 'a.txt' })]));
+    renderConflicts(b);
+    fireEvent.click(await screen.findByRole('button', { name: 'Keep remote for a.txt' }));
+    await waitFor(() => expect(b.callsOf('resolve')).toEqual([{ id: 7, pair: 'docs', keep: 'remote' }]));
+    expect(await screen.findByText(/No conflicts/)).toBeTruthy();
+  });
+
+  it('selects many and applies one choice to all of them', async () => {
+    const b = fakeBridge(
+      store([
+        conflict({ id: 1, path: 'a.txt' }),
+        conflict({ id: 2, path: 'b.txt' }),
+        conflict({ id: 3, pair: 'photos', path: 'c.jpg' }),
+      ]),
+    );
+    renderConflicts(b);
+    await screen.findByText('a.txt');
+    const bulkBoth = screen.getByRole('button', { name: 'Keep both for selected' });
+    expect(bulkBoth).toHaveProperty('disabled', true);
+    fireEvent.click(screen.getByRole('checkbox', { name: 'Select a.txt (docs)' }));
+    fireEvent.click(screen.getByRole('checkbox', { name: 'Select c.jpg (photos)' }));
+    expect(screen.getByText('2 selected')).toBeTruthy();
+    fireEvent.click(bulkBoth);
+    await waitFor(() =>
+      expect(b.callsOf('resolve')).toEqual([
+        { id: 1, pair: 'docs', keep: 'both' },
+        { id: 3, pair: 'photos', keep: 'both' },
+      ]),
+    );
+    await waitFor(() => expect(screen.queryByText('a.txt')).toBeNull());
+    expect(screen.getByText('b.txt')).toBeTruthy();
+    expect(screen.getByText('0 selected')).toBeTruthy();
+
+    // Select all + keep local.
+    fireEvent.click(screen.getByRole('checkbox', { name: 'Select all' }));
+    fireEvent.click(screen.getByRole('button', { name: 'Keep local for selected' }));
+    await waitFor(() => expect(b.callsOf('resolve').at(-1)).toEqual({ id: 2, pair: 'docs', keep: 'local' }));
+    expect(await screen.findByText(/No conflicts/)).toBeTruthy();
+  });
+
+  it('shows a resolve failure with its fix, and loading/error states', async () => {
+    const d = deferred<ConflictInfo[]>();
+    const b = fakeBridge({
+      conflicts: () => d.promise,
+      resolve: () => {
+        throw { kind: 'host-unreachable', message: 'Server down.', fix: 'Try again when it is back.' };
+      },
+    });
+    renderConflicts(b);
+    expect(screen.getByText(/Loading conflicts/)).toBeTruthy();
+    d.resolve([conflict()]);
+    fireEvent.click(await screen.findByRole('button', { name: 'Keep local for notes.txt' }));
+    expect((await screen.findByRole('alert')).textContent).toContain('Try again when it is back.');
+    cleanup();
+
+    const b2 = fakeBridge({
+      conflicts: () => {
+        throw { kind: 'daemon-unreachable', message: 'No service.' };
+      },
+    });
+    renderConflicts(b2);
+    expect((await screen.findByRole('alert')).textContent).toContain('No service.');
+  });
+});

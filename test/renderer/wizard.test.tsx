@@ -1,0 +1,268 @@
+// @vitest-environment jsdom
+import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
+import { afterEach, describe, expect, it } from 'vitest';
+import { App } from '../../renderer/src/App.js';
+import type { TestConnectionResult } from '../../renderer/src/api.js';
+import { deferred, engineStatus, fakeBridge, pairSettings, pairStatus } from './fake-bridge.js';
+
+afterEach(cleanup);
+
+const FP = 'SHA256:abcDEF0123456789abcdef0123456789ABCDEFghijk';
+const conn = (over: Partial<TestConnectionResult>): TestConnectionResult => ({
+  reachable: true,
+  hostKey: { type: 'ssh-ed25519', fingerprint: FP, status: 'known' },
+  auth: 'ok',
+  rsyncVersion: '3.2.7',
+  ...over,
+});
+
+function fillServer(host = 'nas.local', port = '2222', user = 'ann') {
+  fireEvent.change(screen.getByLabelText('Server address'), { target: { value: host } });
+  fireEvent.change(screen.getByLabelText('Port'), { target: { value: port } });
+  fireEvent.change(screen.getByLabelText('User name'), { target: { value: user } });
+  fireEvent.click(screen.getByRole('button', { name: 'Test connection' }));
+}
+
+describe('Setup wizard', () => {
+  it('walks every step: test, trust, generate key, install with password, browse, local, initial sync, finish', async () => {
+    let trusted = false;
+    let installed = false;
+    const install = deferred<unknown>();
+    const tree: Record<string, string[]> = { '~': ['Docs', 'Music'], '/home/ann/Docs': ['Old'] };
+    const b = fakeBridge({
+      status: () => engineStatus([]),
+      list: () => [],
+      testConnection: () =>
+        !trusted
+          ? conn({
+              hostKey: { type: 'ssh-ed25519', fingerprint: FP, status: 'unknown' },
+              auth: 'not-tried',
+              rsyncVersion: null,
+            })
+          : conn({ auth: installed ? 'ok' : 'needs-key' }),
+      trustHostKey: () => {
+        trusted = true;
+        return { trusted: true };
+      },
+      listKeys: () => [],
+      generateKey: () => ({
+        path: '/home/ann/.ssh/id_ed25519',
+        publicKey: 'ssh-ed25519 AAAAC3Nz lipsync@nas.local',
+        type: 'ed25519',
+        fingerprint: 'SHA256:key',
+        comment: 'lipsync@nas.local',
+      }),
+      installKey: async () => {
+        await install.promise;
+        installed = true;
+        return { installed: true };
+      },
+      browseRemote: (p) => {
+        const path = p.path === '~' ? '/home/ann' : String(p.path);
+        return { path, dirs: tree[p.path === '~' ? '~' : path] ?? [] };
+      },
+      add: (p) => pairSettings({ id: 'docs', local: String(p.local), remote: String(p.remote) }),
+    });
+    render(<App bridge={b} />);
+
+    // 1. Server: first-run wizard, unknown host key → fingerprint + trust.
+    expect(await screen.findByRole('heading', { name: 'Welcome to lipsync' })).toBeTruthy();
+    fillServer();
+    expect(await screen.findByTestId('fingerprint')).toHaveProperty('textContent', FP);
+    expect(b.callsOf('testConnection')[0]).toEqual({ host: 'nas.local', port: 2222, user: 'ann' });
+    fireEvent.click(screen.getByRole('button', { name: 'Trust this server' }));
+    await waitFor(() =>
+      expect(b.callsOf('trustHostKey')).toEqual([{ host: 'nas.local', port: 2222, fingerprint: FP }]),
+    );
+    expect(await screen.findByText(/Server identity verified/)).toBeTruthy();
+    fireEvent.click(screen.getByRole('button', { name: 'Continue' }));
+
+    // 2. Key: none yet → generate ed25519.
+    expect(await screen.findByText('You have no SSH keys yet.')).toBeTruthy();
+    expect(screen.getByRole('list', { name: 'Setup steps' }).querySelector('[aria-current="step"]')?.textContent).toBe(
+      'SSH key',
+    );
+    fireEvent.click(screen.getByRole('button', { name: 'Generate a new ed25519 key' }));
+    const radio = await screen.findByRole('radio', { name: /id_ed25519/ });
+    expect(radio).toHaveProperty('checked', true);
+
+    // 3. Install with a password: cleared from the field as soon as the call goes out, and after it.
+    const pw = screen.getByLabelText('Server password') as HTMLInputElement;
+    expect(pw.type).toBe('password');
+    fireEvent.change(pw, { target: { value: 's3cret' } });
+    fireEvent.click(screen.getByRole('button', { name: 'Install on server' }));
+    await waitFor(() => expect(b.callsOf('installKey')).toHaveLength(1));
+    expect(b.callsOf('installKey')[0]).toEqual({
+      host: 'nas.local',
+      port: 2222,
+      user: 'ann',
+      password: 's3cret',
+      publicKeyPath: '/home/ann/.ssh/id_ed25519.pub',
+    });
+    expect(pw.value).toBe('');
+    expect(screen.getByRole('button', { name: 'Installing…' })).toBeTruthy();
+    install.resolve(undefined);
+
+    // 4. Folders: browse the server by clicking through directories; type the local path.
+    expect(await screen.findByRole('button', { name: 'Open folder Docs' })).toBeTruthy();
+    expect(screen.queryByLabelText('Server password')).toBeNull();
+    expect(document.body.innerHTML).not.toContain('s3cret');
+    expect(screen.getByTestId('remote-path').textContent).toBe('/home/ann');
+    fireEvent.click(screen.getByRole('button', { name: 'Open folder Docs' }));
+    expect(await screen.findByRole('button', { name: 'Open folder Old' })).toBeTruthy();
+    expect(screen.getByTestId('remote-path').textContent).toBe('/home/ann/Docs');
+    expect(b.callsOf('browseRemote').at(-1)).toEqual({
+      host: 'nas.local',
+      port: 2222,
+      user: 'ann',
+      identityFile: '/home/ann/.ssh/id_ed25519',
+      path: '/home/ann/Docs',
+    });
+    expect(b.callsOf('testConnection').at(-1)).toMatchObject({ identityFile: '/home/ann/.ssh/id_ed25519' });
+    const next = screen.getByRole('button', { name: 'Next' });
+    expect(next).toHaveProperty('disabled', true);
+    fireEvent.change(screen.getByLabelText('Local folder (absolute path)'), { target: { value: '/home/me/Docs' } });
+    fireEvent.click(next);
+
+    // 5. Initial sync: merge by default; take the server's copy mentions the trash.
+    const merge = await screen.findByRole('radio', { name: /Merge both/ });
+    expect(merge).toHaveProperty('checked', true);
+    const takeServer = screen.getByRole('radio', { name: /Take the server's copy/ });
+    expect(takeServer.closest('label')?.textContent).toMatch(/trash/);
+    fireEvent.click(takeServer);
+    fireEvent.click(screen.getByRole('button', { name: 'Finish' }));
+    await waitFor(() =>
+      expect(b.callsOf('add')).toEqual([
+        {
+          local: '/home/me/Docs',
+          remote: 'ann@nas.local:2222:/home/ann/Docs',
+          direction: 'two-way',
+          initialSync: 'take-server',
+          identityFile: '/home/ann/.ssh/id_ed25519',
+        },
+      ]),
+    );
+
+    // 6. Done: the first sync's progress, from live status.
+    expect(await screen.findByText('docs is set up')).toBeTruthy();
+    b.pushState(
+      engineStatus([
+        pairStatus({ state: 'syncing', progress: { filesDone: 1, filesTotal: 4, bytesDone: 2048, rateBps: 1024 } }),
+      ]),
+    );
+    expect(screen.getByRole('progressbar').getAttribute('aria-valuetext')).toBe('1 of 4 files');
+    fireEvent.click(screen.getByRole('button', { name: 'Go to status' }));
+    expect(await screen.findByRole('heading', { name: 'Status' })).toBeTruthy();
+  });
+
+  it('a changed host key is a hard stop: explanation, no trust button, no way on', async () => {
+    const b = fakeBridge({
+      status: () => engineStatus([]),
+      list: () => [],
+      testConnection: () =>
+        conn({ hostKey: { type: 'ssh-ed25519', fingerprint: FP, status: 'changed' }, auth: 'not-tried' }),
+    });
+    render(<App bridge={b} />);
+    await screen.findByRole('heading', { name: 'Welcome to lipsync' });
+    fillServer('evil.example', '22', 'ann');
+    const stop = await screen.findByText(/identity has changed/);
+    const box = stop.closest('[role="alert"]') as HTMLElement;
+    expect(box.textContent).toContain('will not connect');
+    expect(box.textContent).toContain('ssh-keygen -R evil.example');
+    expect(screen.queryByRole('button', { name: /Trust/ })).toBeNull();
+    expect(screen.queryByRole('button', { name: 'Continue' })).toBeNull();
+    expect(b.callsOf('trustHostKey')).toHaveLength(0);
+  });
+
+  it('an unreachable server shows the reason and fix; a known server with a working key skips the key step', async () => {
+    let reachable = false;
+    const b = fakeBridge({
+      status: () => engineStatus([]),
+      list: () => [],
+      testConnection: () =>
+        reachable
+          ? conn({})
+          : conn({
+              reachable: false,
+              hostKey: null,
+              auth: 'not-tried',
+              rsyncVersion: null,
+              error: { kind: 'host-unreachable', message: 'Connection refused.', fix: 'Is sshd running on port 2222?' },
+            }),
+      browseRemote: () => ({ path: '/home/ann', dirs: [] }),
+    });
+    render(<App bridge={b} />);
+    await screen.findByRole('heading', { name: 'Welcome to lipsync' });
+    fillServer();
+    expect((await screen.findByRole('alert')).textContent).toContain('Is sshd running on port 2222?');
+    expect(screen.queryByRole('button', { name: 'Continue' })).toBeNull();
+    reachable = true;
+    fireEvent.click(screen.getByRole('button', { name: 'Test connection' }));
+    expect(await screen.findByText('You can already log in with an SSH key.')).toBeTruthy();
+    fireEvent.click(screen.getByRole('button', { name: 'Continue' }));
+    expect(await screen.findByText('No sub-folders here.')).toBeTruthy();
+    expect(b.callsOf('listKeys')).toHaveLength(0);
+  });
+
+  it('a failed install shows the error and still clears the password', async () => {
+    const b = fakeBridge({
+      status: () => engineStatus([]),
+      list: () => [],
+      testConnection: () => conn({ auth: 'needs-key' }),
+      listKeys: () => [
+        {
+          path: '/home/ann/.ssh/id_rsa',
+          publicKey: 'ssh-rsa AAA',
+          type: 'rsa',
+          fingerprint: 'SHA256:r',
+          comment: 'ann',
+        },
+      ],
+      installKey: () => {
+        throw { kind: 'auth-failed', message: 'Wrong password.', fix: 'Type the password of ann on the server.' };
+      },
+    });
+    render(<App bridge={b} />);
+    await screen.findByRole('heading', { name: 'Welcome to lipsync' });
+    fillServer();
+    fireEvent.click(await screen.findByRole('button', { name: 'Continue' }));
+    expect(await screen.findByRole('radio', { name: /id_rsa/ })).toHaveProperty('checked', true);
+    const pw = screen.getByLabelText('Server password') as HTMLInputElement;
+    fireEvent.change(pw, { target: { value: 'nope' } });
+    fireEvent.click(screen.getByRole('button', { name: 'Install on server' }));
+    expect((await screen.findByRole('alert')).textContent).toContain('Type the password of ann on the server.');
+    expect(pw.value).toBe('');
+    expect(b.callsOf('installKey')[0]?.publicKeyPath).toBe('/home/ann/.ssh/id_rsa.pub');
+  });
+
+  it('"Add folder" with a known server skips the connection and key steps', async () => {
+    const b = fakeBridge({
+      status: () => engineStatus([pairStatus()]),
+      list: () => [pairSettings({ remote: 'ann@nas:2222:/srv/docs', identityFile: '/home/ann/.ssh/id_ed25519' })],
+      browseRemote: (p) =>
+        p.path === '~' ? { path: '/srv', dirs: ['docs', 'music'] } : { path: String(p.path), dirs: [] },
+      add: (p) => pairSettings({ id: 'music', local: String(p.local), remote: String(p.remote) }),
+    });
+    render(<App bridge={b} />);
+    await screen.findByTestId('state-docs');
+    fireEvent.click(screen.getAllByRole('button', { name: 'Add folder' })[0] as HTMLElement);
+    expect(await screen.findByRole('heading', { name: 'Add a folder' })).toBeTruthy();
+    fireEvent.click(await screen.findByRole('button', { name: 'ann@nas:2222' }));
+    fireEvent.click(await screen.findByRole('button', { name: 'Open folder music' }));
+    await waitFor(() => expect(screen.getByTestId('remote-path').textContent).toBe('/srv/music'));
+    fireEvent.change(screen.getByLabelText('Local folder (absolute path)'), { target: { value: '/home/me/Music' } });
+    fireEvent.click(screen.getByRole('button', { name: 'Next' }));
+    fireEvent.click(await screen.findByRole('button', { name: 'Finish' }));
+    await waitFor(() => expect(b.callsOf('add')).toHaveLength(1));
+    expect(b.callsOf('add')[0]).toEqual({
+      local: '/home/me/Music',
+      remote: 'ann@nas:2222:/srv/music',
+      direction: 'two-way',
+      initialSync: 'merge',
+      identityFile: '/home/ann/.ssh/id_ed25519',
+    });
+    expect(b.callsOf('testConnection')).toHaveLength(0);
+    expect(b.callsOf('installKey')).toHaveLength(0);
+    expect(within(document.body).getByText('music is set up')).toBeTruthy();
+  });
+});
