@@ -49,7 +49,8 @@ export const AddPairParamsSchema = z.object({
   /**
    * How the first sync treats files that exist on both sides: `merge` (default: keep both
    * sides' files, conflicts keep both versions), `take-server` (the server's folder wins),
-   * `take-local` (this computer's folder wins). Only `merge` is implemented so far.
+   * `take-local` (this computer's folder wins; the replaced version goes to that side's
+   * trash). Applies only until the pair's first sync completes (docs/sync-semantics.md F1–F3).
    */
   initialSync: z.enum(INITIAL_SYNC_MODES).optional(),
 });
@@ -85,6 +86,15 @@ export const ApiParamSchemas = {
     limit: z.number().int().positive().max(10_000).optional(),
   }),
   /**
+   * What the first sync of a new pair would find (for the setup wizard): counts of paths
+   * on one side only, on both sides alike, on both sides different (size or mtime).
+   */
+  previewInitialSync: z.object({
+    local: z.string().min(1),
+    remote: z.string().min(1),
+    identityFile: z.string().optional(),
+  }),
+  /**
    * The setup wizard (shared/setup.ts): testConnection, trustHostKey, listKeys,
    * generateKey, installKey, browseRemote.
    */
@@ -97,6 +107,20 @@ export interface PreviewExcludesResult {
   /** How many were found (equals `excluded.length`). */
   count: number;
   /** True when the walk stopped early: more paths may be excluded than listed. */
+  truncated: boolean;
+}
+
+/**
+ * `previewInitialSync`: files and symlinks (not directories) by where they are. Both
+ * present with equal size and mtime (to the second) counts as `same`, without reading
+ * content; `different` is what a first sync would conflict on (merge) or replace.
+ */
+export interface PreviewInitialSyncResult {
+  localOnly: number;
+  remoteOnly: number;
+  different: number;
+  same: number;
+  /** True when the walk stopped early (too many files or too long): the counts are a lower bound. */
   truncated: boolean;
 }
 
@@ -139,6 +163,7 @@ export interface ApiResults extends SetupResults {
   confirm: { confirmed: string };
   update: PairSettings;
   previewExcludes: PreviewExcludesResult;
+  previewInitialSync: PreviewInitialSyncResult;
   recent: LogRecord[];
 }
 

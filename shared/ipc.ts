@@ -42,6 +42,13 @@ export const REQUEST_CHANNEL = 'lipsync:request';
 export const EVENT_CHANNELS = { state: 'lipsync:state', log: 'lipsync:log' } as const;
 export type EventName = keyof typeof EVENT_CHANNELS;
 
+/**
+ * Desktop only: open a file or folder inside a pair's local folder with the default app
+ * (`ipcRenderer.invoke(OPEN_PATH_CHANNEL, path)` → `IpcOpenPathResponse`). Main checks the
+ * sender and that the realpath lies inside a configured pair's local folder.
+ */
+export const OPEN_PATH_CHANNEL = 'lipsync:open-path';
+
 /** HTTP paths of the web transport (`lipsync run --web`). */
 export const WEB_PATHS = { call: '/api/call', events: '/api/events' } as const;
 
@@ -63,6 +70,8 @@ export interface IpcRequest<M extends ApiMethod = ApiMethod> {
 }
 
 export type IpcResponse<M extends ApiMethod = ApiMethod> = { result: ApiResults[M] } | { error: ErrorInfo };
+
+export type IpcOpenPathResponse = { ok: true } | { error: ErrorInfo };
 
 /** A frame on the web transport's event socket. */
 export type WebEventMessage = { type: 'state'; data: EngineStatus } | { type: 'log'; data: LogRecord };

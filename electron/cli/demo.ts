@@ -2,14 +2,14 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Engine } from '../engine/engine.js';
-import { runDaemon } from './daemon.js';
+import { runDaemon, type DaemonOptions } from './daemon.js';
 
 /**
  * `lipsync demo` (what `npm start` runs until the desktop app exists): a local
  * folder synced to a second local folder, with its own settings and state
  * inside the demo directory so the user's real settings are untouched.
  */
-export async function runDemo(dir?: string): Promise<number> {
+export async function runDemo(dir?: string, opts: DaemonOptions = {}): Promise<number> {
   const base = resolve(dir ?? join(homedir(), 'lipsync-demo'));
   const local = join(base, 'local');
   const server = join(base, 'server');
@@ -27,6 +27,7 @@ export async function runDemo(dir?: string): Promise<number> {
   }
   return runDaemon(
     dirs,
-    `lipsync demo: syncing ${local}\n           to ${server}\nChange files in the first folder and watch the second follow (deleted and replaced versions go to ${server}/.lipsync/trash). Ctrl-C stops.`,
+    `lipsync demo: syncing ${local}\n           with ${server} (both ways)\nChange files in either folder and watch the other follow (replaced and deleted versions go to .lipsync/trash). Ctrl-C stops.`,
+    opts,
   );
 }

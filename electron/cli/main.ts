@@ -88,7 +88,7 @@ Options:
     "Usage: lipsync resolve ID --keep local|remote|both [--pair PAIR]\n\nSettle conflict ID (see `lipsync conflicts`):\n  local   this computer's version takes the name (the other goes to the trash)\n  remote  the server's version stays; the conflict copy goes to the trash\n  both    keep both files as they are",
   confirm:
     "Usage: lipsync confirm PAIR\n\nA sync that would delete more than half of a pair's files (or over 1,000) pauses and asks first.\nThis goes on with it (deleted files are kept in the trash).",
-  demo: 'Usage: lipsync demo [DIR]\n\nCreate DIR/local and DIR/server (default ~/lipsync-demo), sync the first to the second, and watch.\nEdit files in DIR/local and see them appear in DIR/server. Ctrl-C stops it.',
+  demo: 'Usage: lipsync demo [DIR] [--web [--port N]]\n\nCreate DIR/local and DIR/server (default ~/lipsync-demo), sync them both ways, and watch.\nEdit files in either and see them appear in the other. With --web, also serve the web UI on 127.0.0.1 (the URL is printed). Ctrl-C stops it.',
 };
 
 export function parseDuration(s: string): number {
@@ -270,7 +270,7 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case 'demo':
-        return await runDemo(pos[0]);
+        return await runDemo(pos[0], o.web ? { web: { port: intOpt('port', o.port) ?? DEFAULT_WEB_PORT } } : {});
       case 'add': {
         if (pos.length !== 2) {
           console.error(`lipsync add: expected LOCAL and REMOTE.\n\n${HELP.add}`);

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, renameSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Direction } from '../../shared/settings.js';
 import type { ErrorInfo } from '../../shared/errors.js';
+import type { InitialSyncMode } from '../../shared/api.js';
 import type { Entry, Excluder, LocalStat, RemoteCapabilities, RemoteSpec, RemoteStat, SshOptions } from './types.js';
 import type { StateDb } from './state/db.js';
 import type { DirtySnapshot } from './dirty.js';
@@ -68,6 +69,11 @@ export interface CycleContext {
   requeueLocalTree: (path: string) => void;
   /** Serialises writers of one remote root; returns a release function. */
   withRemoteLock: <T>(fn: () => Promise<T>) => Promise<T>;
+  /**
+   * The pair's initial-sync mode while it has never completed a sync (F1–F3 of
+   * docs/sync-semantics.md); undefined (or 'merge') once it has.
+   */
+  initialSync?: InitialSyncMode;
 }
 
 /** The pair is paused because a cycle would delete too much; `lipsync confirm` goes on. */
@@ -398,7 +404,7 @@ export class Cycle {
         remoteChanged: rChanged,
         direction: this.c.direction,
       });
-      out.push({ path, local, remote, base, decision });
+      out.push({ path, local, remote, base, decision: this.firstSyncOverride(base, local, remote, decision) });
     }
     return out;
   }
@@ -424,8 +430,10 @@ export class Cycle {
           sameContent: same.get(d.path) ?? false,
           direction: this.c.direction,
         });
+        d.decision = this.firstSyncOverride(d.base, d.local, d.remote, d.decision);
       }
     }
+    this.logFirstSyncReplacements(items);
 
     const push: Decided[] = [];
     const pull: Decided[] = [];
@@ -465,6 +473,56 @@ export class Cycle {
     if (record.length) this.record(record);
     if (push.length) await this.c.withRemoteLock(() => this.push(push));
     if (pull.length) await this.pull(pull);
+  }
+
+  /**
+   * F2/F3 (docs/sync-semantics.md, "First sync"): while the pair has never completed a
+   * sync, a path with no base that both sides hold differently (R19) is not a conflict
+   * when the pair was added with `take-server` / `take-local`: that side's version wins
+   * and the other goes to its side's trash (the ordinary pull / push backup).
+   * Only same-kind files and symlinks; different kinds stay a conflict.
+   */
+  private firstSyncOverride(
+    base: Entry | null,
+    local: LocalStat | null,
+    remote: RemoteStat | null,
+    decision: Decision,
+  ): Decision {
+    const mode = this.c.initialSync;
+    if (!mode || mode === 'merge' || base || !local || !remote) return decision;
+    if (local.kind !== remote.kind || local.kind === 'dir') return decision;
+    if (decision.action !== 'conflict' && decision.action !== 'keep-local-aside') return decision;
+    if (mode === 'take-server' && this.c.direction !== 'send-only')
+      return {
+        action: 'pull',
+        rule: 'F2',
+        why: "first sync, take the server's copy: this computer's version goes to the trash",
+      };
+    if (mode === 'take-local' && this.c.direction === 'two-way')
+      return {
+        action: 'push',
+        rule: 'F3',
+        why: "first sync, take the local copy: the server's version goes to its trash",
+      };
+    return decision;
+  }
+
+  private logFirstSyncReplacements(items: Decided[]): void {
+    for (const rule of ['F2', 'F3'] as const) {
+      const paths = items.filter((d) => d.decision.rule === rule).map((d) => d.path);
+      if (!paths.length) continue;
+      const n = `${paths.length} file${paths.length === 1 ? '' : 's'}`;
+      this.c.log.write({
+        pair: this.c.pair,
+        level: 'info',
+        event: 'state',
+        msg:
+          rule === 'F2'
+            ? `first sync (take the server's copy): ${n} replaced here by the server's version; this computer's versions are in .lipsync/trash`
+            : `first sync (take the local copy): ${n} replaced on the server by this computer's version; the server's versions are in its .lipsync/trash`,
+        paths: paths.slice(0, 1000),
+      });
+    }
   }
 
   /** Renames the local version aside as a conflict copy; returns the copy's path. */
@@ -553,33 +611,7 @@ export class Cycle {
       );
     }
     const deleted = items.filter((d) => !d.local && !failed.has(d.path)).map((d) => d.path);
-    this.db.transaction(() => {
-      for (const p of deleted) this.db.deleteTree(p);
-      this.db.upsert(rows);
-    });
-    const files = res.items.filter((i) => !i.deleted && /^[<>]f/.test(i.itemize)).map((i) => i.path);
-    this.c.totals.filesSent += files.length;
-    this.c.totals.deleted += deleted.length;
-    this.c.totals.bytesSent += res.literalBytes;
-    if (files.length) {
-      this.c.log.write({
-        pair: this.c.pair,
-        level: 'info',
-        event: 'push',
-        msg: `sent ${files.length} file${files.length === 1 ? '' : 's'} (${res.literalBytes} bytes of data)`,
-        paths: files.slice(0, 1000),
-        bytes: res.literalBytes,
-      });
-    }
-    if (deleted.length) {
-      this.c.log.write({
-        pair: this.c.pair,
-        level: 'info',
-        event: 'delete',
-        msg: `deleted ${deleted.length} path${deleted.length === 1 ? '' : 's'} on the server (kept in its .lipsync/trash)`,
-        paths: deleted.slice(0, 1000),
-      });
-    }
+    this.recordTransfer('push', res, rows, deleted);
   }
 
   private async pull(all: Decided[]): Promise<void> {
@@ -620,19 +652,33 @@ export class Cycle {
       if (!l) continue;
       rows.push(this.entryFor(d.path, l, d.remote, await this.racyHash(d.path, l, syncedAtNs), syncedAtNs));
     }
+    this.recordTransfer('pull', res, rows, deleted);
+  }
+
+  /**
+   * After a transfer succeeded: the base follows (in one transaction), the totals
+   * count it, and the activity log says what moved, which way.
+   */
+  private recordTransfer(way: 'push' | 'pull', res: PushResult, rows: Entry[], deleted: string[]): void {
     this.db.transaction(() => {
       for (const p of deleted) this.db.deleteTree(p);
       this.db.upsert(rows);
     });
     const files = res.items.filter((i) => !i.deleted && /^[<>]f/.test(i.itemize)).map((i) => i.path);
-    this.c.totals.filesReceived += files.length;
+    const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+    if (way === 'push') {
+      this.c.totals.filesSent += files.length;
+      this.c.totals.bytesSent += res.literalBytes;
+    } else {
+      this.c.totals.filesReceived += files.length;
+    }
     this.c.totals.deleted += deleted.length;
     if (files.length) {
       this.c.log.write({
         pair: this.c.pair,
         level: 'info',
-        event: 'pull',
-        msg: `received ${files.length} file${files.length === 1 ? '' : 's'} (${res.literalBytes} bytes of data)`,
+        event: way,
+        msg: `${way === 'push' ? 'sent' : 'received'} ${plural(files.length, 'file')} (${res.literalBytes} bytes of data)`,
         paths: files.slice(0, 1000),
         bytes: res.literalBytes,
       });
@@ -642,7 +688,10 @@ export class Cycle {
         pair: this.c.pair,
         level: 'info',
         event: 'delete',
-        msg: `deleted ${deleted.length} path${deleted.length === 1 ? '' : 's'} here, as on the server (kept in .lipsync/trash)`,
+        msg:
+          way === 'push'
+            ? `deleted ${plural(deleted.length, 'path')} on the server (kept in its .lipsync/trash)`
+            : `deleted ${plural(deleted.length, 'path')} here, as on the server (kept in .lipsync/trash)`,
         paths: deleted.slice(0, 1000),
       });
     }

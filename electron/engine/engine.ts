@@ -1,6 +1,6 @@
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { opendir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { StateDb } from './state/db.js';
 import { hostname } from 'node:os';
 import {
@@ -10,6 +10,7 @@ import {
   type ConflictInfo,
   type PairPatch,
   type PreviewExcludesResult,
+  type PreviewInitialSyncResult,
   type SyncPairResult,
 } from '../../shared/api.js';
 import type { PairSettings } from '../../shared/settings.js';
@@ -34,6 +35,9 @@ import { dataPaths, ensurePrivateDir, type AppDirs } from './paths.js';
 import { LipsyncError } from './errors.js';
 import { stopAllChildren } from './proc/run.js';
 import type { SshOptions } from './types.js';
+import { parseRemote } from './remote/spec.js';
+import { listRemote, probeCapabilities } from './remote/listing.js';
+import { lstatLocal } from './scan.js';
 
 export const VERSION = '0.1.0';
 
@@ -43,6 +47,11 @@ export const STATE_INTERVAL_MS = 100;
 /** `previewExcludes` gives up walking after this long or this many entries (and says so). */
 const PREVIEW_TIME_LIMIT_MS = 10_000;
 const PREVIEW_ENTRY_LIMIT = 2_000_000;
+
+/** `previewInitialSync` holds at most this many local paths, and gives up after this long (and says so). */
+const PREVIEW_INITIAL_LOCAL_LIMIT = 500_000;
+const PREVIEW_INITIAL_TIME_LIMIT_MS = 30_000;
+const NS = 1_000_000_000n;
 
 export interface EngineOptions {
   dirs: AppDirs;
@@ -214,19 +223,25 @@ export class Engine {
   }
 
   async add(params: AddPairParams): Promise<PairSettings> {
-    if (params.initialSync && params.initialSync !== 'merge') {
-      throw new LipsyncError(
-        'not-implemented',
-        `initialSync "${params.initialSync}" is not implemented yet: the first sync can only merge both folders.`,
-        {
-          fix: 'Use initialSync "merge" (the default): files on both sides are kept, and files changed on both sides keep both versions.',
-        },
-      );
-    }
     const s = this.settings.read();
     const pair = await validateNewPair(params, s.pairs, this.sshOptions());
+    // The first sync's mode lives in the pair's database, read until its first sync completes (F1–F3).
+    const dbFile = dataPaths(this.opts.dirs.dataDir).stateDb(pair.id);
+    mkdirSync(dirname(dbFile), { recursive: true, mode: 0o700 });
+    const db = StateDb.open(dbFile);
+    try {
+      db.setMeta('initialSync', params.initialSync ?? 'merge');
+    } finally {
+      db.close();
+    }
     this.settings.write({ ...s, pairs: [...s.pairs, pair] });
-    this.log.write({ pair: pair.id, level: 'info', event: 'state', msg: `added ${pair.local} → ${pair.remote}` });
+    const mode = params.initialSync && params.initialSync !== 'merge' ? ` (first sync: ${params.initialSync})` : '';
+    this.log.write({
+      pair: pair.id,
+      level: 'info',
+      event: 'state',
+      msg: `added ${pair.local} → ${pair.remote}${mode}`,
+    });
     if (this.opts.watch) await this.startPair(pair);
     this.changed();
     return pair;
@@ -449,6 +464,73 @@ export class Engine {
       }
     }
     return { excluded, count: excluded.length, truncated };
+  }
+
+  /**
+   * What the first sync of a new pair would find: a walk of the local folder (at most
+   * PREVIEW_INITIAL_LOCAL_LIMIT paths held) compared, as the remote listing streams in,
+   * by kind, size and mtime to the second (no content is read: equal size and mtime
+   * count as the same). Directories are not counted. A remote folder that does not exist
+   * yet is empty; so is a local one.
+   */
+  async previewInitialSync(p: {
+    local: string;
+    remote: string;
+    identityFile?: string;
+  }): Promise<PreviewInitialSyncResult> {
+    const root = resolve(p.local);
+    const remote = parseRemote(p.remote);
+    const ssh: SshOptions = { ...this.sshOptions(), ...(p.identityFile ? { identityFile: p.identityFile } : {}) };
+    const excluder = createExcluder([]);
+    const deadline = Date.now() + PREVIEW_INITIAL_TIME_LIMIT_MS;
+    const res: PreviewInitialSyncResult = { localOnly: 0, remoteOnly: 0, different: 0, same: 0, truncated: false };
+    type Seen = { kind: string; size: number; sec: bigint; target: string | null };
+    const local = new Map<string, Seen>();
+    const stack: string[] = [''];
+    walk: while (stack.length) {
+      const rel = stack.pop()!;
+      let dir;
+      try {
+        dir = await opendir(rel ? join(root, rel) : root);
+      } catch {
+        continue; // missing (a new folder), unreadable, or gone meanwhile
+      }
+      for await (const d of dir) {
+        const path = rel ? `${rel}/${d.name}` : d.name;
+        if (excluder.ignores(path, d.isDirectory())) continue;
+        if (local.size >= PREVIEW_INITIAL_LOCAL_LIMIT || Date.now() > deadline) {
+          res.truncated = true;
+          break walk;
+        }
+        const st = await lstatLocal(join(root, path));
+        if (!st) continue;
+        local.set(path, { kind: st.kind, size: st.size, sec: st.mtimeNs / NS, target: st.target });
+        if (st.kind === 'dir') stack.push(path);
+      }
+    }
+    try {
+      const caps = await probeCapabilities(remote, ssh);
+      for await (const r of listRemote(remote, ssh, remote.path, '', caps, { recursive: true, excluder })) {
+        const l = local.get(r.path);
+        if (l) local.delete(r.path);
+        if (r.kind === 'dir') {
+          if (l && l.kind !== 'dir') res.different++;
+        } else if (!l) res.remoteOnly++;
+        else if (l.kind !== r.kind) res.different++;
+        else if (r.kind === 'symlink' ? l.target === r.target : l.size === r.size && l.sec === r.mtimeNs / NS)
+          res.same++;
+        else res.different++;
+        if (Date.now() > deadline) {
+          res.truncated = true;
+          break;
+        }
+      }
+    } catch (e) {
+      // A remote folder that does not exist yet (the wizard creates it) holds nothing.
+      if (!(e instanceof LipsyncError && e.kind === 'remote-missing')) throw e;
+    }
+    for (const l of local.values()) if (l.kind !== 'dir') res.localOnly++;
+    return res;
   }
 
   // ---------------------------------------------------------------- setup wizard (electron/engine/setup.ts)

@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import type { PairSettings } from '../../shared/settings.js';
 import type { PairState, PairStatus, TransferProgress } from '../../shared/status.js';
 import type { ErrorInfo } from '../../shared/errors.js';
-import type { SyncPairResult } from '../../shared/api.js';
+import { INITIAL_SYNC_MODES, type InitialSyncMode, type SyncPairResult } from '../../shared/api.js';
 import type { Excluder, RemoteCapabilities, RemoteSpec, SshOptions } from './types.js';
 import { StateDb } from './state/db.js';
 import { createExcluder } from './excludes.js';
@@ -666,6 +666,13 @@ export class PairRunner {
 
   // ---------------------------------------------------------------- planning and executing one cycle
 
+  /** The initial-sync mode the pair was added with, while it has never completed a sync (F1–F3). */
+  private initialSyncMode(): InitialSyncMode | undefined {
+    if (this.lastSyncAt !== null || !this.db || this.db.getMeta('lastSyncAt')) return undefined;
+    const mode = this.db.getMeta('initialSync');
+    return (INITIAL_SYNC_MODES as readonly string[]).includes(mode ?? '') ? (mode as InitialSyncMode) : undefined;
+  }
+
   private async runCycle(local: DirtySnapshot, remote: DirtySnapshot, totals: CycleTotals): Promise<void> {
     const cycle = new Cycle({
       pair: this.id,
@@ -683,6 +690,7 @@ export class PairRunner {
       log: this.deps.log,
       totals,
       massDeleteConfirmed: this.massDeleteConfirmed,
+      initialSync: this.initialSyncMode(),
       checkPaused: () => {
         if (this.stopped) throw new LipsyncError('cancelled', 'Stopped.');
         if (!this.forcedCycle && this.isPaused()) throw new PausedSignal();

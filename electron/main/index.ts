@@ -1,14 +1,16 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { realpath } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { app, dialog, ipcMain, Notification, shell, type IpcMainInvokeEvent } from './electron-seam.js';
-import { EVENT_CHANNELS, REQUEST_CHANNEL } from '../../shared/ipc.js';
+import { EVENT_CHANNELS, OPEN_PATH_CHANNEL, REQUEST_CHANNEL } from '../../shared/ipc.js';
 import type { EngineStatus } from '../../shared/status.js';
 import { toErrorInfo } from '../engine/errors.js';
 import { defaultDirs } from '../engine/paths.js';
 import { EngineHost } from './engine-host.js';
 import { handleRequest } from './logic/ipc.js';
+import { handleOpenPath } from './logic/open-path.js';
 import { isTrustedSender } from './logic/trust.js';
 import { NotificationBatcher } from './logic/notifications.js';
 import { pairName, type TrayAction } from './logic/tray.js';
@@ -98,6 +100,16 @@ async function main(): Promise<void> {
       (req) => host!.run(req, { onShutdown: () => app.quit() }),
       (err) => host!.toErrorInfo(err),
     ),
+  );
+
+  // "Open" in Recent changes: only paths inside a pair's local folder (logic/open-path.ts).
+  ipcMain.handle(OPEN_PATH_CHANNEL, (event: IpcMainInvokeEvent, payload: unknown) =>
+    handleOpenPath(event.senderFrame?.url, allowed, payload, {
+      roots: () => host!.engine.list().map((x) => x.local),
+      realpath: (x) => realpath(x),
+      openPath: (x) => shell.openPath(x),
+      showItemInFolder: (x) => shell.showItemInFolder(x),
+    }),
   );
 
   const p = prefs.get();

@@ -1,5 +1,5 @@
 import type * as Ipc from '../../shared/ipc.js';
-import type { IpcResponse, LipsyncBridge } from '../../shared/ipc.js';
+import type { IpcOpenPathResponse, IpcResponse, LipsyncBridge } from '../../shared/ipc.js';
 import type { ErrorInfo } from '../../shared/errors.js';
 import type { EngineStatus, LogRecord } from '../../shared/status.js';
 
@@ -7,6 +7,13 @@ import type { EngineStatus, LogRecord } from '../../shared/status.js';
 // shared/ipc.ts (and zod with it): the type annotations make tsc fail if they drift.
 export const REQUEST_CHANNEL: typeof Ipc.REQUEST_CHANNEL = 'lipsync:request';
 export const EVENT_CHANNELS: typeof Ipc.EVENT_CHANNELS = { state: 'lipsync:state', log: 'lipsync:log' };
+export const OPEN_PATH_CHANNEL: typeof Ipc.OPEN_PATH_CHANNEL = 'lipsync:open-path';
+
+/** The desktop bridge: the shared contract plus `openPath` (renderer/src/ipc.ts shows "Open" when it exists). */
+export type DesktopBridge = LipsyncBridge & {
+  /** Open a file or folder inside a pair's local folder with the default app (main checks the path). */
+  openPath(path: string): Promise<void>;
+};
 
 /** The same shape as shared/ipc.ts `IpcError` (`info` holds the engine's ErrorInfo). */
 export class BridgeError extends Error {
@@ -27,7 +34,8 @@ export interface IpcRendererLike {
 }
 
 /**
- * `window.lipsync`: the renderer's only way to the engine. It sends `{ method, params }`
+ * `window.lipsync`: the renderer's only way to the engine (and, with `openPath`, to
+ * opening a synced file: OPEN_PATH_CHANNEL, checked by main). It sends `{ method, params }`
  * on REQUEST_CHANNEL (main validates it and checks the sender) and relays the state
  * and log events; the Electron event object is never handed to the page, nor is
  * ipcRenderer itself.
@@ -36,7 +44,7 @@ export interface IpcRendererLike {
  * copies only the `message` of an Error into the page, so that message is the ErrorInfo
  * as JSON (renderer/src/api.ts `toErrorInfo` parses it back into kind, message and fix).
  */
-export function createBridge(ipc: IpcRendererLike): LipsyncBridge {
+export function createBridge(ipc: IpcRendererLike): DesktopBridge {
   const subscribe = <T>(channel: string, cb: (v: T) => void): (() => void) => {
     if (typeof cb !== 'function') throw new TypeError('expected a callback function');
     const listener = (_event: unknown, payload: unknown) => cb(payload as T);
@@ -59,5 +67,13 @@ export function createBridge(ipc: IpcRendererLike): LipsyncBridge {
     },
     onState: (cb) => subscribe<EngineStatus>(EVENT_CHANNELS.state, cb),
     onLog: (cb) => subscribe<LogRecord>(EVENT_CHANNELS.log, cb),
+    async openPath(path) {
+      if (typeof path !== 'string') throw new TypeError('expected a path');
+      const res = (await ipc.invoke(OPEN_PATH_CHANNEL, path)) as IpcOpenPathResponse | undefined;
+      if (!res || typeof res !== 'object') {
+        throw new BridgeError({ kind: 'unknown', message: 'No answer from the lipsync main process.' });
+      }
+      if ('error' in res) throw new BridgeError(res.error);
+    },
   };
 }

@@ -6,7 +6,7 @@ import type { ApiMethod, ApiParams, ApiResults } from '../../shared/api.js';
 import type { ErrorInfo } from '../../shared/errors.js';
 import type { LipsyncBridge } from './ipc.js';
 
-export type { InitialSyncMode, PairPatch } from '../../shared/api.js';
+export type { InitialSyncMode, PairPatch, PreviewInitialSyncResult } from '../../shared/api.js';
 export type { HostKeyInfo, SshKeyInfo, TestConnectionResult } from '../../shared/setup.js';
 
 /** An API failure carrying the engine's ErrorInfo (message + fix). */

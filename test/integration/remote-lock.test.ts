@@ -2,12 +2,13 @@
 // local-path remote and over the harness sshd (same machine: the remote
 // directory is prepared and inspected directly).
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
-import { makeTempDir, startSshd, type SshServer } from '../harness/sshd.js';
+import { makeTempDir } from '../harness/sshd.js';
+import { REMOTE_KINDS, useRemote } from '../support/remotes.js';
 import {
   LOCK_BREAK_DIR,
   LOCK_DIR,
@@ -19,7 +20,6 @@ import {
 } from '../../electron/engine/remote/ops.js';
 import { LipsyncError } from '../../electron/engine/errors.js';
 import { run } from '../../electron/engine/proc/run.js';
-import type { RemoteSpec, SshOptions } from '../../electron/engine/types.js';
 
 const RAND = randomBytes(6).toString('hex');
 const PWNED = `/tmp/lipsync-pwned-lock-${RAND}`;
@@ -37,35 +37,15 @@ async function age(path: string, ago = '-10 min'): Promise<void> {
   expect(r.code).toBe(0);
 }
 
-describe.each(['local', 'ssh'] as const)('the remote lock on a %s remote', (kind) => {
-  let server: SshServer | undefined;
-  let base: string;
-  let ssh: SshOptions;
-  let n = 0;
-
-  beforeAll(async () => {
-    base = await makeTempDir('lipsync-lock');
-    ssh = { controlDir: join(base, 'ctl') };
-    if (kind === 'ssh') {
-      server = await startSshd();
-      ssh.configFile = server.sshConfigFile;
-    }
+describe.each(REMOTE_KINDS)('the remote lock on a %s remote', (kind) => {
+  const fx = useRemote(kind, {
+    tempPrefix: 'lipsync-lock',
+    closeSsh: (_server, o) => remoteOps({ kind: 'ssh', host: 'lipsync-test', path: '/' }, o).close(),
+    afterCleanup: () => expect(existsSync(PWNED)).toBe(false),
   });
-
-  afterAll(async () => {
-    if (server) {
-      await remoteOps({ kind: 'ssh', host: 'lipsync-test', path: '/' }, ssh).close();
-      await server.stop();
-    }
-    if (base) await rm(base, { recursive: true, force: true });
-    expect(existsSync(PWNED)).toBe(false);
-  });
-
-  const spec = (path: string): RemoteSpec =>
-    kind === 'ssh' ? { kind: 'ssh', host: 'lipsync-test', path } : { kind: 'local', path };
+  const { ssh, spec } = fx;
   async function root(name = "root 'q' $(x)"): Promise<{ dir: string; ops: RemoteOps }> {
-    n++;
-    const dir = join(base, `t${n}`, name);
+    const dir = join(fx.base, `t${fx.next()}`, name);
     await mkdir(dir, { recursive: true });
     return { dir, ops: remoteOps(spec(dir), ssh) };
   }

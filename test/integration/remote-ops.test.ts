@@ -7,6 +7,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { freePort, makeTempDir, startSshd, type SshServer } from '../harness/sshd.js';
+import { REMOTE_KINDS, useRemote } from '../support/remotes.js';
 import { remoteOps } from '../../electron/engine/remote/ops.js';
 import { LipsyncError } from '../../electron/engine/errors.js';
 import { run } from '../../electron/engine/proc/run.js';
@@ -32,35 +33,15 @@ async function rejection(p: Promise<unknown>): Promise<LipsyncError> {
   throw new Error('expected a rejection');
 }
 
-describe.each(['local', 'ssh'] as const)('remoteOps on a %s remote', (kind) => {
-  let server: SshServer | undefined;
-  let base: string;
-  let ssh: SshOptions;
-  let n = 0;
-
-  beforeAll(async () => {
-    base = await makeTempDir('lipsync-ops');
-    ssh = { controlDir: join(base, 'ctl') };
-    if (kind === 'ssh') {
-      server = await startSshd();
-      ssh.configFile = server.sshConfigFile;
-    }
+describe.each(REMOTE_KINDS)('remoteOps on a %s remote', (kind) => {
+  const fx = useRemote(kind, {
+    tempPrefix: 'lipsync-ops',
+    closeSsh: (_server, o) => remoteOps({ kind: 'ssh', host: 'lipsync-test', path: '/' }, o).close(),
+    afterCleanup: () => expect(existsSync(PWNED)).toBe(false),
   });
-
-  afterAll(async () => {
-    if (server) {
-      await remoteOps({ kind: 'ssh', host: 'lipsync-test', path: '/' }, ssh).close();
-      await server.stop();
-    }
-    if (base) await rm(base, { recursive: true, force: true });
-    expect(existsSync(PWNED)).toBe(false);
-  });
-
-  const spec = (path: string): RemoteSpec =>
-    kind === 'ssh' ? { kind: 'ssh', host: 'lipsync-test', path } : { kind: 'local', path };
+  const { ssh, spec } = fx;
   async function root(name = 'root'): Promise<string> {
-    n++;
-    const dir = join(base, `t${n}`, name);
+    const dir = join(fx.base, `t${fx.next()}`, name);
     await mkdir(dir, { recursive: true });
     return dir;
   }

@@ -2,12 +2,21 @@
 // and over the harness sshd (same machine, so the remote directory is
 // prepared and inspected directly).
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
-import { chmod, mkdir, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { existsSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { chmod, mkdir, rm, symlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { dirname, join } from 'node:path';
-import { makeTempDir, startSshd, type SshServer } from '../harness/sshd.js';
+import { join } from 'node:path';
+import { REMOTE_KINDS, useRemote } from '../support/remotes.js';
+import {
+  expectBothUnicodeForms,
+  put,
+  read,
+  strangeNames,
+  strangeRootName,
+  transferredPaths,
+  tree,
+} from '../support/trees.js';
 import {
   rsyncPull,
   rsyncPullArgs,
@@ -15,35 +24,12 @@ import {
   type PullResult,
   type TransferredItem,
 } from '../../electron/engine/remote/rsync.js';
-import { closeMaster } from '../../electron/engine/remote/ssh.js';
 import type { RemoteSpec, SshOptions } from '../../electron/engine/types.js';
 
 const RAND = randomBytes(6).toString('hex');
 const PWNED = [1, 2, 3, 4].map((i) => `/tmp/lipsync-pwned-pull-${RAND}-${i}`);
 const OLD = new Date('2020-01-02T03:04:05Z');
 const OLDER = new Date('2019-05-06T07:08:09Z');
-
-async function put(root: string, rel: string, content: string | Buffer, mtime?: Date): Promise<void> {
-  const p = join(root, rel);
-  await mkdir(dirname(p), { recursive: true });
-  await writeFile(p, content);
-  if (mtime) await utimes(p, mtime, mtime);
-}
-
-const read = (root: string, rel: string) => readFileSync(join(root, rel), 'utf8');
-
-/** Every path under root (files and dirs, relative, sorted), skipping .lipsync. */
-function tree(root: string, sub = ''): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(join(root, sub))) {
-    const rel = sub ? `${sub}/${name}` : name;
-    if (rel === '.lipsync') continue;
-    const st = lstatSync(join(root, rel));
-    out.push(st.isDirectory() ? `${rel}/` : rel);
-    if (st.isDirectory()) out.push(...tree(root, rel));
-  }
-  return out.sort();
-}
 
 function expectOk(r: PullResult): void {
   if (!r.ok) throw new Error(`pull failed: ${r.error?.kind}: ${r.error?.message}\n${r.error?.detail ?? ''}`);
@@ -91,40 +77,23 @@ describe('rsyncPullArgs', () => {
   });
 });
 
-describe.each(['local', 'ssh'] as const)('rsyncPull from a %s remote', (kind) => {
-  let server: SshServer | undefined;
-  let base: string;
-  let ssh: SshOptions;
-  let n = 0;
-
-  beforeAll(async () => {
-    base = await makeTempDir('lipsync-pull');
-    ssh = { controlDir: join(base, 'ctl') };
-    if (kind === 'ssh') {
-      server = await startSshd();
-      ssh.configFile = server.sshConfigFile;
-    }
+describe.each(REMOTE_KINDS)('rsyncPull from a %s remote', (kind) => {
+  const fx = useRemote(kind, {
+    tempPrefix: 'lipsync-pull',
+    afterCleanup: () => {
+      for (const p of PWNED) expect(existsSync(p), `${p} must not exist`).toBe(false);
+    },
   });
-
-  afterAll(async () => {
-    if (server) {
-      await closeMaster({ host: server.alias }, ssh);
-      await server.stop();
-    }
-    if (base) await rm(base, { recursive: true, force: true });
-    for (const p of PWNED) expect(existsSync(p), `${p} must not exist`).toBe(false);
-  });
+  const { ssh, spec } = fx;
 
   /** A fresh, empty local dir (named `localName`) and an existing, empty remote dir. */
   async function pair(localName = 'local'): Promise<{ local: string; src: string; remote: RemoteSpec }> {
-    n++;
-    const local = join(base, `l${n}`, localName);
-    const src = join(base, `r${n}`, 'remote');
+    const n = fx.next();
+    const local = join(fx.base, `l${n}`, localName);
+    const src = join(fx.base, `r${n}`, 'remote');
     await mkdir(local, { recursive: true });
     await mkdir(src, { recursive: true });
-    const remote: RemoteSpec =
-      kind === 'ssh' ? { kind: 'ssh', host: 'lipsync-test', path: src } : { kind: 'local', path: src };
-    return { local, src, remote };
+    return { local, src, remote: spec(src) };
   }
 
   const pull = (
@@ -229,46 +198,14 @@ describe.each(['local', 'ssh'] as const)('rsyncPull from a %s remote', (kind) =>
   });
 
   it('strange names arrive byte-exact, in a strange local root, and nothing is executed', async () => {
-    const { local, src, remote } = await pair(`root 'q' "dq" $(touch ${PWNED[2]}) \`touch ${PWNED[3]}\``);
-    const names = [
-      'sp ace',
-      'new\nline',
-      'tab\tx',
-      'cr\rx',
-      'back\\slash',
-      'lit\\#012x',
-      '-rf',
-      '--help',
-      '"dq"',
-      "it's",
-      '$HOME',
-      '*',
-      ' leading',
-      'trailing ',
-      '#hash',
-      ';semi',
-      '.hidden',
-      '~tilde',
-      'é'.repeat(100), // 200 bytes of UTF-8
-      'caf\u00e9', // NFC
-      'cafe\u0301', // NFD: a different name
-      '漢字 🎉',
-      `$(touch ${PWNED[0]})`, // a nested path: "$(touch " / "tmp" / "lipsync-pwned-...)"
-      `'; touch ${PWNED[1]}; '`,
-    ];
+    const { local, src, remote } = await pair(strangeRootName(PWNED));
+    const names = strangeNames(PWNED);
     for (const name of names) await put(src, name, `content of ${name}`, OLD);
     const r = await pull(local, remote, names);
     expectOk(r);
     for (const name of names) expect(read(local, name), JSON.stringify(name)).toBe(`content of ${name}`);
-    const top = readdirSync(local, { encoding: 'buffer' }).map((b) => b.toString('hex'));
-    expect(top).toContain(Buffer.from('caf\u00e9').toString('hex'));
-    expect(top).toContain(Buffer.from('cafe\u0301').toString('hex'));
-    expect(
-      r.items
-        .filter((i) => !i.itemize.startsWith('c'))
-        .map((i) => i.path)
-        .sort(),
-    ).toEqual([...names].sort());
+    expectBothUnicodeForms(local);
+    expect(transferredPaths(r.items)).toEqual([...names].sort());
 
     // The remote changes each (the local versions go to the local trash), then deletes each.
     for (const name of names) await put(src, name, `v2 of ${name}`);
@@ -379,8 +316,7 @@ describe.each(['local', 'ssh'] as const)('rsyncPull from a %s remote', (kind) =>
   it('fails with remote-missing when the remote root is gone, deleting nothing locally', async () => {
     const { local, src } = await pair();
     const missing = join(src, 'not', 'there');
-    const remote: RemoteSpec =
-      kind === 'ssh' ? { kind: 'ssh', host: 'lipsync-test', path: missing } : { kind: 'local', path: missing };
+    const remote = spec(missing);
     await put(local, 'a', 'a');
     await put(local, 'd/b', 'b');
     const r = await pull(local, remote, ['a', 'd', 'd/b']);
@@ -402,38 +338,19 @@ describe.each(['local', 'ssh'] as const)('rsyncPull from a %s remote', (kind) =>
   });
 });
 
-describe.each(['local', 'ssh'] as const)('rsyncSameContent with a %s remote', (kind) => {
-  let server: SshServer | undefined;
-  let base: string;
-  let ssh: SshOptions;
-  let n = 0;
-
-  beforeAll(async () => {
-    base = await makeTempDir('lipsync-same');
-    ssh = { controlDir: join(base, 'ctl') };
-    if (kind === 'ssh') {
-      server = await startSshd();
-      ssh.configFile = server.sshConfigFile;
-    }
+describe.each(REMOTE_KINDS)('rsyncSameContent with a %s remote', (kind) => {
+  const fx = useRemote(kind, {
+    tempPrefix: 'lipsync-same',
   });
-
-  afterAll(async () => {
-    if (server) {
-      await closeMaster({ host: server.alias }, ssh);
-      await server.stop();
-    }
-    if (base) await rm(base, { recursive: true, force: true });
-  });
+  const { ssh, spec } = fx;
 
   async function pair(): Promise<{ local: string; dst: string; remote: RemoteSpec }> {
-    n++;
-    const local = join(base, `l${n}`);
-    const dst = join(base, `r${n}`, "remote 'q' $(x)");
+    const n = fx.next();
+    const local = join(fx.base, `l${n}`);
+    const dst = join(fx.base, `r${n}`, "remote 'q' $(x)");
     await mkdir(local, { recursive: true });
     await mkdir(dst, { recursive: true });
-    const remote: RemoteSpec =
-      kind === 'ssh' ? { kind: 'ssh', host: 'lipsync-test', path: dst } : { kind: 'local', path: dst };
-    return { local, dst, remote };
+    return { local, dst, remote: spec(dst) };
   }
 
   it('tells same content from different content, whatever the mtimes and sizes say', async () => {

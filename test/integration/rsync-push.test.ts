@@ -2,11 +2,21 @@
 // (same machine, so the remote directory is inspected directly).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
-import { mkdir, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { dirname, join } from 'node:path';
-import { makeTempDir, startSshd, type SshServer } from '../harness/sshd.js';
+import { join } from 'node:path';
+import { makeTempDir, startSshd } from '../harness/sshd.js';
+import { REMOTE_KINDS, useRemote } from '../support/remotes.js';
+import {
+  expectBothUnicodeForms,
+  put,
+  read,
+  strangeNames,
+  strangeRootName,
+  transferredPaths,
+  tree,
+} from '../support/trees.js';
 import { rsyncPush, type PushResult, type TransferredItem } from '../../electron/engine/remote/rsync.js';
 import { closeMaster } from '../../electron/engine/remote/ssh.js';
 import type { RemoteSpec, SshOptions } from '../../electron/engine/types.js';
@@ -15,67 +25,28 @@ const RAND = randomBytes(6).toString('hex');
 const PWNED = [1, 2, 3, 4].map((i) => `/tmp/lipsync-pwned-${RAND}-${i}`);
 const OLD = new Date('2020-01-02T03:04:05Z');
 
-async function put(root: string, rel: string, content: string | Buffer, mtime?: Date): Promise<void> {
-  const p = join(root, rel);
-  await mkdir(dirname(p), { recursive: true });
-  await writeFile(p, content);
-  if (mtime) await utimes(p, mtime, mtime);
-}
-
-const read = (root: string, rel: string) => readFileSync(join(root, rel), 'utf8');
-
-/** Every path under root (files and dirs, relative, sorted), skipping .lipsync. */
-function tree(root: string, sub = ''): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(join(root, sub))) {
-    const rel = sub ? `${sub}/${name}` : name;
-    if (rel === '.lipsync') continue;
-    const st = lstatSync(join(root, rel));
-    out.push(st.isDirectory() ? `${rel}/` : rel);
-    if (st.isDirectory()) out.push(...tree(root, rel));
-  }
-  return out.sort();
-}
-
 function expectOk(r: PushResult): void {
   if (!r.ok) throw new Error(`push failed: ${r.error?.kind}: ${r.error?.message}\n${r.error?.detail ?? ''}`);
   expect(r.error).toBeUndefined();
 }
 
-describe.each(['local', 'ssh'] as const)('rsyncPush to a %s remote', (kind) => {
-  let server: SshServer | undefined;
-  let base: string;
-  let ssh: SshOptions;
-  let n = 0;
-
-  beforeAll(async () => {
-    base = await makeTempDir('lipsync-push');
-    ssh = { controlDir: join(base, 'ctl') };
-    if (kind === 'ssh') {
-      server = await startSshd();
-      ssh.configFile = server.sshConfigFile;
-    }
+describe.each(REMOTE_KINDS)('rsyncPush to a %s remote', (kind) => {
+  const fx = useRemote(kind, {
+    tempPrefix: 'lipsync-push',
+    afterCleanup: () => {
+      for (const p of PWNED) expect(existsSync(p), `${p} must not exist`).toBe(false);
+    },
   });
-
-  afterAll(async () => {
-    if (server) {
-      await closeMaster({ host: server.alias }, ssh);
-      await server.stop();
-    }
-    if (base) await rm(base, { recursive: true, force: true });
-    for (const p of PWNED) expect(existsSync(p), `${p} must not exist`).toBe(false);
-  });
+  const { ssh, spec } = fx;
 
   /** A fresh local dir and an existing, empty remote dir. */
   async function pair(remoteName = 'remote'): Promise<{ local: string; dst: string; remote: RemoteSpec }> {
-    n++;
-    const local = join(base, `local-${n}`);
-    const dst = join(base, `r${n}`, remoteName);
+    const n = fx.next();
+    const local = join(fx.base, `local-${n}`);
+    const dst = join(fx.base, `r${n}`, remoteName);
     await mkdir(local, { recursive: true });
     await mkdir(dst, { recursive: true });
-    const remote: RemoteSpec =
-      kind === 'ssh' ? { kind: 'ssh', host: 'lipsync-test', path: dst } : { kind: 'local', path: dst };
-    return { local, dst, remote };
+    return { local, dst, remote: spec(dst) };
   }
 
   const push = (
@@ -173,47 +144,15 @@ describe.each(['local', 'ssh'] as const)('rsyncPush to a %s remote', (kind) => {
   });
 
   it('strange names arrive byte-exact, in a strange root, and nothing is executed', async () => {
-    const { local, dst, remote } = await pair(`root 'q' "dq" $(touch ${PWNED[2]}) \`touch ${PWNED[3]}\``);
-    const names = [
-      'sp ace',
-      'new\nline',
-      'tab\tx',
-      'cr\rx',
-      'back\\slash',
-      'lit\\#012x',
-      '-rf',
-      '--help',
-      '"dq"',
-      "it's",
-      '$HOME',
-      '*',
-      ' leading',
-      'trailing ',
-      '#hash',
-      ';semi',
-      '.hidden',
-      '~tilde',
-      'é'.repeat(100), // 200 bytes of UTF-8
-      'caf\u00e9', // NFC
-      'cafe\u0301', // NFD: a different name
-      '漢字 🎉',
-      `$(touch ${PWNED[0]})`, // a nested path: "$(touch " / "tmp" / "lipsync-pwned-...)"
-      `'; touch ${PWNED[1]}; '`,
-    ];
+    const { local, dst, remote } = await pair(strangeRootName(PWNED));
+    const names = strangeNames(PWNED);
     for (const name of names) await put(local, name, `content of ${name}`, OLD);
     const r = await push(local, remote, names);
     expectOk(r);
     for (const name of names) expect(read(dst, name), JSON.stringify(name)).toBe(`content of ${name}`);
     // Both Unicode forms exist as two files, byte-exact.
-    const top = readdirSync(dst, { encoding: 'buffer' }).map((b) => b.toString('hex'));
-    expect(top).toContain(Buffer.from('caf\u00e9').toString('hex'));
-    expect(top).toContain(Buffer.from('cafe\u0301').toString('hex'));
-    expect(
-      r.items
-        .filter((i) => !i.itemize.startsWith('c'))
-        .map((i) => i.path)
-        .sort(),
-    ).toEqual([...names].sort());
+    expectBothUnicodeForms(dst);
+    expect(transferredPaths(r.items)).toEqual([...names].sort());
 
     // Replace each (old versions go to the trash), then delete each.
     for (const name of names) await put(local, name, `v2 of ${name}`);
@@ -330,8 +269,7 @@ describe.each(['local', 'ssh'] as const)('rsyncPush to a %s remote', (kind) => {
   it('fails with remote-missing, without creating a missing root', async () => {
     const { local, dst } = await pair();
     const missing = join(dst, 'not', 'there');
-    const remote: RemoteSpec =
-      kind === 'ssh' ? { kind: 'ssh', host: 'lipsync-test', path: missing } : { kind: 'local', path: missing };
+    const remote = spec(missing);
     await put(local, 'a', 'a');
     const r = await push(local, remote, ['a']);
     expect(r.ok).toBe(false);

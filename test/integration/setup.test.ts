@@ -45,7 +45,13 @@ async function fingerprintOfFile(pub: string): Promise<string> {
 function filesUnder(dir: string): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
   if (!existsSync(dir)) return out;
-  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true, recursive: true });
+  } catch {
+    return out; // a directory vanished while being read (the askpass dir is removed concurrently)
+  }
+  for (const e of entries) {
     const p = join(e.parentPath, e.name);
     if (e.isFile()) {
       try {

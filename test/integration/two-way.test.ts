@@ -123,6 +123,8 @@ describe('two clients through one server', () => {
       5_000,
     );
     expect(read(remote, 'hello.txt')).toBe('hello from A');
+    // The log record is written once the batch is recorded, a moment after the file is in place.
+    await waitFor(() => loggedPaths(b, 'pull', since).includes('hello.txt'), 5_000, () => "B's pull record");
     expect(loggedPaths(a, 'push', since)).toContain('hello.txt');
     expect(loggedPaths(b, 'pull', since), "B's log names what it fetched (event 'pull')").toContain('hello.txt');
 

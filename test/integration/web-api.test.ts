@@ -3,49 +3,21 @@
  * driven against the real daemon process, syncing over the real sshd of the test harness.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { freePort, startSshd, type SshServer } from '../harness/sshd.js';
-import { BIN, cli, makeCliEnv, requireBuild, waitFor, type CliEnv } from '../support/cli.js';
+import { cli, makeCliEnv, requireBuild, startDaemon, waitFor, type CliEnv, type Daemon } from '../support/cli.js';
 import type { PreviewExcludesResult } from '../../shared/api.js';
 import type { PairSettings } from '../../shared/settings.js';
 import type { EngineStatus, LogRecord } from '../../shared/status.js';
 import { WebEventMessageSchema, type WebEventMessage } from '../../shared/ipc.js';
 
-interface WebDaemon {
-  proc: ChildProcess;
-  output: () => string;
-  stop(): Promise<number | null>;
-}
-
-async function startWebDaemon(e: CliEnv, port: number): Promise<WebDaemon> {
-  const proc = spawn(process.execPath, [BIN, 'run', '--web', '--port', String(port)], {
-    env: e.env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  proc.stdout!.on('data', (d) => (out += d));
-  proc.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((r) => proc.on('close', (code) => r(code)));
-  await waitFor(
-    () => out.includes('web UI: http') || proc.exitCode !== null,
-    20_000,
-    () => `daemon did not start:\n${out}`,
-  );
-  if (proc.exitCode !== null) throw new Error(`daemon exited at start:\n${out}`);
-  return {
-    proc,
-    output: () => out,
-    async stop() {
-      if (proc.exitCode === null) proc.kill('SIGINT');
-      return exited;
-    },
-  };
-}
+/** `lipsync run --web --port N`, started once the web UI address is printed. */
+const startWebDaemon = (e: CliEnv, port: number): Promise<Daemon> =>
+  startDaemon(e, {}, { args: ['--web', '--port', String(port)], readyText: 'web UI: http' });
 
 let e: CliEnv;
 let local: string;
@@ -53,7 +25,7 @@ let remote: string;
 let port: number;
 let token: string;
 let base: string;
-let daemon: WebDaemon;
+let daemon: Daemon;
 let configFile: string;
 let server: SshServer;
 
@@ -379,12 +351,12 @@ describe('lipsync run --web: API calls', () => {
     expect(bad.body.error!.message).toMatch(/password/);
   });
 
-  it('add with an initialSync other than merge is refused as not implemented, and nothing is added', async () => {
+  it('add with an unknown initialSync is refused, and nothing is added', async () => {
     const other = join(e.dir, 'other');
     mkdirSync(other);
-    const r = await call('add', { local: other, remote: join(e.dir, 'other-server'), initialSync: 'take-server' });
-    expect(r.status).toBe(501);
-    expect(r.body.error!.kind).toBe('not-implemented');
+    const r = await call('add', { local: other, remote: join(e.dir, 'other-server'), initialSync: 'overwrite' });
+    expect(r.status).toBe(400);
+    expect(r.body.error!.message).toMatch(/initialSync/);
     expect((await ok<PairSettings[]>('list')).map((p) => p.id)).toEqual(['docs']);
   });
 });

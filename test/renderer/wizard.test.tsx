@@ -62,7 +62,12 @@ describe('Setup wizard', () => {
         return { path, dirs: tree[p.path === '~' ? '~' : path] ?? [] };
       },
       add: (p) => pairSettings({ id: 'docs', local: String(p.local), remote: String(p.remote) }),
+      previewInitialSync: async () => {
+        await preview.promise;
+        return { localOnly: 3, remoteOnly: 1, different: 2, same: 7, truncated: false };
+      },
     });
+    const preview = deferred<unknown>();
     render(<App bridge={b} />);
 
     // 1. Server: first-run wizard, unknown host key → fingerprint + trust.
@@ -124,9 +129,30 @@ describe('Setup wizard', () => {
     fireEvent.change(screen.getByLabelText('Local folder (absolute path)'), { target: { value: '/home/me/Docs' } });
     fireEvent.click(next);
 
-    // 5. Initial sync: merge by default; take the server's copy mentions the trash.
+    // 5. Initial sync: merge by default; take the server's copy mentions the trash. Both folders
+    // are compared once they are chosen, and each choice says what it would replace.
     const merge = await screen.findByRole('radio', { name: /Merge both/ });
     expect(merge).toHaveProperty('checked', true);
+    expect(screen.getByTestId('preview-summary').textContent).toBe('Comparing the two folders…');
+    expect(screen.queryByTestId('preview-merge')).toBeNull();
+    await waitFor(() =>
+      expect(b.callsOf('previewInitialSync')).toEqual([
+        {
+          local: '/home/me/Docs',
+          remote: 'ann@nas.local:2222:/home/ann/Docs',
+          identityFile: '/home/ann/.ssh/id_ed25519',
+        },
+      ]),
+    );
+    preview.resolve(undefined);
+    expect((await screen.findByTestId('preview-merge')).textContent).toBe('Nothing replaced, 2 conflict copies.');
+    expect(screen.getByTestId('preview-take-server').textContent).toBe('2 local files replaced, kept in the trash.');
+    expect(screen.getByTestId('preview-take-local').textContent).toBe(
+      '2 files on the server replaced, kept in its trash.',
+    );
+    expect(screen.getByTestId('preview-summary').textContent).toMatch(
+      /^3 files only here, 1 only on the server .*7 the same on both sides, 2 different\.$/,
+    );
     const takeServer = screen.getByRole('radio', { name: /Take the server's copy/ });
     expect(takeServer.closest('label')?.textContent).toMatch(/trash/);
     fireEvent.click(takeServer);
@@ -252,6 +278,9 @@ describe('Setup wizard', () => {
     await waitFor(() => expect(screen.getByTestId('remote-path').textContent).toBe('/srv/music'));
     fireEvent.change(screen.getByLabelText('Local folder (absolute path)'), { target: { value: '/home/me/Music' } });
     fireEvent.click(screen.getByRole('button', { name: 'Next' }));
+    // No preview (the engine could not compare): the step says so and still finishes.
+    expect((await screen.findByTestId('preview-summary')).textContent).toMatch(/^Could not compare the two folders: /);
+    expect(screen.queryByTestId('preview-merge')).toBeNull();
     fireEvent.click(await screen.findByRole('button', { name: 'Finish' }));
     await waitFor(() => expect(b.callsOf('add')).toHaveLength(1));
     expect(b.callsOf('add')[0]).toEqual({

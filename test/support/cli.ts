@@ -82,8 +82,20 @@ export interface Daemon {
   kill9(): Promise<void>;
 }
 
-export async function startDaemon(e: CliEnv, extraEnv: NodeJS.ProcessEnv = {}): Promise<Daemon> {
-  const proc = spawn(process.execPath, [BIN, 'run'], {
+export interface DaemonOptions {
+  /** More arguments after `lipsync run` (e.g. `--web --port N`). */
+  args?: string[];
+  /** The output that tells the daemon is up; `running (pid` by default. */
+  readyText?: string;
+}
+
+export async function startDaemon(
+  e: CliEnv,
+  extraEnv: NodeJS.ProcessEnv = {},
+  opts: DaemonOptions = {},
+): Promise<Daemon> {
+  const readyText = opts.readyText ?? 'running (pid';
+  const proc = spawn(process.execPath, [BIN, 'run', ...(opts.args ?? [])], {
     env: { ...e.env, ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -92,7 +104,7 @@ export async function startDaemon(e: CliEnv, extraEnv: NodeJS.ProcessEnv = {}): 
   proc.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((r) => proc.on('close', (code) => r(code)));
   await waitFor(
-    () => out.includes('running (pid') || proc.exitCode !== null,
+    () => out.includes(readyText) || proc.exitCode !== null,
     20_000,
     () => `daemon did not start:\n${out}`,
   );

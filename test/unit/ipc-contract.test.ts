@@ -28,6 +28,7 @@ const METHODS = {
   confirm: true,
   update: true,
   previewExcludes: true,
+  previewInitialSync: true,
   recent: true,
   testConnection: true,
   trustHostKey: true,
@@ -106,6 +107,8 @@ describe('the IPC contract', () => {
       params: { pair: 'docs', patch: { excludes: ['*.log'], bwLimitKBps: 100 } },
     });
     expect(validateRequest('previewExcludes', { pair: 'docs', excludes: [] }).ok).toBe(true);
+    expect(validateRequest('previewInitialSync', { local: '/a', remote: 'h:/b' }).ok).toBe(true);
+    expect(validateRequest('previewInitialSync', { local: '', remote: 'h:/b' }).ok).toBe(false);
     expect(validateRequest('recent', { limit: 20 }).ok).toBe(true);
     expect(validateRequest('add', { local: '/a', remote: 'h:/b', initialSync: 'merge' }).ok).toBe(true);
     expect(validateRequest('browseRemote', { host: 'server' })).toEqual({

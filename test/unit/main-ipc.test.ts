@@ -1,10 +1,20 @@
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it, vi } from 'vitest';
-import { EVENT_CHANNELS as SHARED_EVENTS, REQUEST_CHANNEL as SHARED_REQUEST } from '../../shared/ipc.js';
+import {
+  EVENT_CHANNELS as SHARED_EVENTS,
+  OPEN_PATH_CHANNEL as SHARED_OPEN_PATH,
+  REQUEST_CHANNEL as SHARED_REQUEST,
+} from '../../shared/ipc.js';
 import type { ValidRequest } from '../../shared/ipc.js';
 import { handleRequest } from '../../electron/main/logic/ipc.js';
 import { contentSecurityPolicy, isTrustedSender } from '../../electron/main/logic/trust.js';
-import { BridgeError, createBridge, EVENT_CHANNELS, REQUEST_CHANNEL } from '../../electron/preload/bridge.js';
+import {
+  BridgeError,
+  createBridge,
+  EVENT_CHANNELS,
+  OPEN_PATH_CHANNEL,
+  REQUEST_CHANNEL,
+} from '../../electron/preload/bridge.js';
 import { toErrorInfo } from '../../electron/engine/errors.js';
 import { LipsyncError } from '../../electron/engine/errors.js';
 
@@ -197,7 +207,19 @@ describe('preload bridge', () => {
     expect(ipc.count('lipsync:log')).toBe(0);
   });
 
-  it('exposes only call, onState and onLog', () => {
-    expect(Object.keys(createBridge(fakeIpc())).sort()).toEqual(['call', 'onLog', 'onState']);
+  it('exposes only call, onState, onLog and openPath', () => {
+    expect(Object.keys(createBridge(fakeIpc())).sort()).toEqual(['call', 'onLog', 'onState', 'openPath']);
+  });
+
+  it('openPath sends the path on the open-path channel and rejects with the ErrorInfo', async () => {
+    expect(OPEN_PATH_CHANNEL).toBe(SHARED_OPEN_PATH);
+    const ipc = fakeIpc({ ok: true });
+    await expect(createBridge(ipc).openPath('/home/me/docs/a.txt')).resolves.toBeUndefined();
+    expect(ipc.invoke).toHaveBeenCalledWith('lipsync:open-path', '/home/me/docs/a.txt');
+    const info = { kind: 'permission-denied' as const, message: 'Not inside a synced folder.' };
+    const err = await createBridge(fakeIpc({ error: info }))
+      .openPath('/etc/passwd')
+      .catch((e: unknown) => e);
+    expect((err as BridgeError).info).toEqual(info);
   });
 });

@@ -50,6 +50,8 @@ export async function dispatch(engine: Engine, req: ValidRequest, ctx: DispatchC
       return e.update(req.params.pair, req.params.patch);
     case 'previewExcludes':
       return e.previewExcludes(req.params.pair, req.params.excludes);
+    case 'previewInitialSync':
+      return e.previewInitialSync(req.params);
     case 'recent':
       return e.recent(req.params.pair, req.params.limit);
     case 'testConnection':

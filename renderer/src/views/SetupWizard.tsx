@@ -2,7 +2,13 @@ import { useCallback, useEffect, useId, useState, type FormEvent } from 'react';
 import type { ErrorInfo } from '../../../shared/errors.js';
 import type { PairSettings } from '../../../shared/settings.js';
 import type { PairStatus } from '../../../shared/status.js';
-import { toErrorInfo, type InitialSyncMode, type SshKeyInfo, type TestConnectionResult } from '../api.js';
+import {
+  toErrorInfo,
+  type InitialSyncMode,
+  type PreviewInitialSyncResult,
+  type SshKeyInfo,
+  type TestConnectionResult,
+} from '../api.js';
 import { Empty, ErrorBox, Loading } from '../components.js';
 import { useApi } from '../context.js';
 import { joinPath, parentPath, parseRemoteSpec, remoteSpec } from '../format.js';
@@ -71,6 +77,8 @@ export function SetupWizard({
   const [local, setLocal] = useState('');
   // Initial sync
   const [initial, setInitial] = useState<InitialSyncMode>('merge');
+  const [preview, setPreview] = useState<PreviewInitialSyncResult | null>(null);
+  const [previewError, setPreviewError] = useState<ErrorInfo | null>(null);
   const [adding, setAdding] = useState(false);
   const [addError, setAddError] = useState<ErrorInfo | null>(null);
   const [added, setAdded] = useState<PairSettings | null>(null);
@@ -255,6 +263,30 @@ export function SetupWizard({
   const newFolderValid = newFolderName === '' || /^[^/\0]+$/.test(newFolderName);
   const remotePath = browsePath ? (newFolderName ? joinPath(browsePath, newFolderName) : browsePath) : null;
   const localValid = local.trim().startsWith('/');
+
+  // First sync step: what each choice would do, from a comparison of both folders (sizes and times).
+  const previewLocal = step === 'initial' ? local.trim() : '';
+  const previewRemote =
+    step === 'initial' && remotePath ? remoteSpec(server.user, server.host, server.port, remotePath) : '';
+  useEffect(() => {
+    if (!previewLocal || !previewRemote) return;
+    let live = true;
+    setPreview(null);
+    setPreviewError(null);
+    api
+      .call('previewInitialSync', {
+        local: previewLocal,
+        remote: previewRemote,
+        ...(identityFile ? { identityFile } : {}),
+      })
+      .then(
+        (r) => live && setPreview(r),
+        (e: unknown) => live && setPreviewError(toErrorInfo(e)),
+      );
+    return () => {
+      live = false;
+    };
+  }, [api, previewLocal, previewRemote, identityFile]);
 
   const finish = async () => {
     if (!remotePath) return;
@@ -633,6 +665,12 @@ export function SetupWizard({
                 <span className="muted small">
                   Files from both sides end up in both places. A file that differs keeps both versions.
                 </span>
+                {preview ? (
+                  <span className="preview-count small" data-testid="preview-merge">
+                    <br />
+                    Nothing replaced, {plural(preview.different, 'conflict copy', 'conflict copies')}.
+                  </span>
+                ) : null}
               </span>
             </label>
             <label className="radio-card">
@@ -649,6 +687,12 @@ export function SetupWizard({
                   This computer&apos;s folder becomes like the server&apos;s. Replaced local files go to the trash, not
                   deleted.
                 </span>
+                {preview ? (
+                  <span className="preview-count small" data-testid="preview-take-server">
+                    <br />
+                    {plural(preview.different, 'local file')} replaced, kept in the trash.
+                  </span>
+                ) : null}
               </span>
             </label>
             <label className="radio-card">
@@ -665,9 +709,22 @@ export function SetupWizard({
                   The server&apos;s folder becomes like this computer&apos;s. Replaced server files go to the trash, not
                   deleted.
                 </span>
+                {preview ? (
+                  <span className="preview-count small" data-testid="preview-take-local">
+                    <br />
+                    {plural(preview.different, 'file')} on the server replaced, kept in its trash.
+                  </span>
+                ) : null}
               </span>
             </label>
           </fieldset>
+          <p className="muted small" role="status" data-testid="preview-summary">
+            {preview
+              ? `${plural(preview.localOnly, 'file')} only here, ${preview.remoteOnly} only on the server (copied both ways in every case); ${preview.same} the same on both sides, ${preview.different} different.${preview.truncated ? ' (Stopped counting early: there may be more.)' : ''}`
+              : previewError
+                ? `Could not compare the two folders: ${previewError.message}`
+                : 'Comparing the two folders…'}
+          </p>
           {addError ? <ErrorBox error={addError} title="Could not add the folder" /> : null}
           <div className="actions">
             <button type="button" className="primary" onClick={finish} disabled={adding}>
@@ -696,4 +753,8 @@ export function SetupWizard({
       ) : null}
     </section>
   );
+}
+
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
 }
