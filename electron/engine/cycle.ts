@@ -23,7 +23,7 @@ import { LipsyncError } from './errors.js';
 import type { ActivityLog } from './log.js';
 
 /** Candidates decided per step: bounds memory and the size of every rsync run. */
-export const CHUNK = 2000;
+export const CHUNK = 5000;
 
 export interface CycleTotals {
   filesSent: number;
@@ -132,6 +132,8 @@ export function remoteChanged(r: RemoteStat | null, b: Entry): boolean {
 export class Cycle {
   private readonly db: StateDb;
   private readonly deferredDirs: { path: string; side: 'local' | 'remote' }[] = [];
+  /** Candidates that came from local changes (they will most likely be pushed). */
+  private localCandidates = 0;
 
   constructor(private readonly c: CycleContext) {
     this.db = c.db;
@@ -209,6 +211,7 @@ export class Cycle {
 
   /** Records one local change as a candidate; returns true when it was a move, done remotely already. */
   private async localChange(ch: ScanChange): Promise<boolean> {
+    this.localCandidates++;
     if (ch.type === 'deleted') {
       this.db.candAdd([ch.path]);
       if (ch.entry.kind === 'dir') this.db.candAddDescendants(ch.path);
@@ -368,13 +371,20 @@ export class Cycle {
   }
 
   async execute(): Promise<void> {
+    // A chunk that changes the server is decided and acted on under the server lock,
+    // so another client cannot change the server between our look at it and our
+    // writes; the lock is let go between chunks. Local changes will most likely be
+    // written, so their chunks take the lock first; a chunk of server changes only
+    // reads the server, and is decided again under the lock if it turns out to write.
+    const lockFirst = this.localCandidates > 0 && this.c.direction !== 'receive-only';
     for (;;) {
       this.c.checkPaused();
       const chunk = this.db.candTake(CHUNK);
       if (!chunk.length) break;
-      // A chunk that changes the server is decided again, and acted on, under the
-      // server lock, so another client cannot change the server between our look at
-      // it and our writes. A chunk that only reads the server needs no lock.
+      if (lockFirst) {
+        await this.c.withRemoteLock(async () => this.act(await this.decideChunk(chunk)));
+        continue;
+      }
       const decided = await this.decideChunk(chunk);
       if (!decided.some((d) => WRITES_REMOTE.has(d.decision.action))) await this.act(decided);
       else await this.c.withRemoteLock(async () => this.act(await this.decideChunk(chunk)));
