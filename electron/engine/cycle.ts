@@ -118,14 +118,23 @@ const baseSide = (e: Entry): SideState => ({
 
 const sec = (ns: bigint): bigint => ns / 1_000_000_000n;
 
-/** Did the server's side change since the base? Remote times are compared to the second. */
+/**
+ * Remote times come with nanoseconds from GNU find, in whole seconds from rsync's
+ * listing: compare exactly when both have a fraction, else to the second.
+ */
+export function sameRemoteTime(a: bigint, b: bigint): boolean {
+  if (a % 1_000_000_000n === 0n || b % 1_000_000_000n === 0n) return sec(a) === sec(b);
+  return a === b;
+}
+
+/** Did the server's side change since the base? (Times: see sameRemoteTime.) */
 export function remoteChanged(r: RemoteStat | null, b: Entry): boolean {
   if (!r) return true;
   if (r.kind !== b.kind) return true;
   if (r.kind === 'symlink') return r.target !== b.target;
   if (r.kind === 'dir') return false;
   if (b.remoteSize === null || b.remoteMtimeNs === null) return true;
-  if (r.size !== b.remoteSize || sec(r.mtimeNs) !== sec(b.remoteMtimeNs)) return true;
+  if (r.size !== b.remoteSize || !sameRemoteTime(r.mtimeNs, b.remoteMtimeNs)) return true;
   return (r.mode & 0o111) !== (b.mode & 0o111);
 }
 

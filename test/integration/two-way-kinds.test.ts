@@ -17,6 +17,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -160,5 +161,24 @@ describe('two-way: links, permissions, empty directories, names', () => {
     expect(log.filter((x) => x.event === 'push').flatMap((x) => x.paths)).toEqual(['up.txt']);
     expect(log.filter((x) => x.event === 'pull').flatMap((x) => x.paths)).toEqual(['down.txt']);
     expect(treeSnapshot(disk)).toEqual(treeSnapshot(local));
+  });
+
+  it('sends an edit of the same size made within the same second (rsync would skip it by size and time)', async () => {
+    const { local, remote, sync } = await pair();
+    const f = join(local, 'same-size.txt');
+    writeFileSync(f, 'version A');
+    utimesSync(f, 1_700_000_000.1, 1_700_000_000.1);
+    await sync();
+    expect(readFileSync(join(remote, 'same-size.txt'), 'utf8')).toBe('version A');
+    writeFileSync(f, 'version B');
+    utimesSync(f, 1_700_000_000.6, 1_700_000_000.6);
+    await sync();
+    expect(readFileSync(join(remote, 'same-size.txt'), 'utf8')).toBe('version B');
+    // And the other way: an edit on the server within the same second.
+    const g = join(remote, 'same-size.txt');
+    writeFileSync(g, 'version C');
+    utimesSync(g, 1_700_000_000.9, 1_700_000_000.9);
+    await sync();
+    expect(readFileSync(f, 'utf8')).toBe('version C');
   });
 });

@@ -199,6 +199,10 @@ function transferArgs(direction: Direction, o: TransferArgsOptions): string[] {
     '-l',
     '-p',
     '-t',
+    // Every listed file is one the engine found changed: never skip it because size and
+    // mtime (compared to the second) match, as a second edit within the same second
+    // of the same size would be skipped. The delta algorithm still sends only what differs.
+    '--ignore-times',
     // High-bit bytes unescaped in output (control chars are still escaped as \#ooo).
     '-8',
     // The list is read from OUR stdin; in a pull rsync forwards it to the remote sender.

@@ -519,7 +519,9 @@ export class StateDb {
          SELECT r.path FROM rscan r LEFT JOIN entries e ON e.path = r.path
          WHERE e.path IS NULL OR e.kind IS NOT r.kind
             OR (r.kind = 'file' AND (e.remote_size IS NOT r.size OR e.remote_mtime_ns IS NULL
-                 OR e.remote_mtime_ns / 1000000000 <> r.mtime_ns / 1000000000
+                 OR (CASE WHEN e.remote_mtime_ns % 1000000000 = 0 OR r.mtime_ns % 1000000000 = 0
+                          THEN e.remote_mtime_ns / 1000000000 <> r.mtime_ns / 1000000000
+                          ELSE e.remote_mtime_ns <> r.mtime_ns END)
                  OR (e.mode & 73) <> (r.mode & 73)))
             OR (r.kind = 'symlink' AND e.target IS NOT r.target)`,
       )
