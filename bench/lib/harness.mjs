@@ -1,0 +1,22 @@
+// Loads the test harness (test/harness/sshd.ts, TypeScript) without editing it:
+// transpiles it with the project's own TypeScript compiler into out/bench/ and imports it.
+import { mkdirSync, readFileSync, writeFileSync, statSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import ts from 'typescript';
+
+export const ROOT = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
+
+export async function loadHarness() {
+  const src = join(ROOT, 'test/harness/sshd.ts');
+  const outDir = join(ROOT, 'out/bench/harness');
+  const out = join(outDir, 'sshd.mjs');
+  if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) {
+    const js = ts.transpileModule(readFileSync(src, 'utf8'), {
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+      fileName: src,
+    }).outputText;
+    mkdirSync(outDir, { recursive: true });
+    writeFileSync(out, js);
+  }
+  return import(out);
+}
