@@ -199,10 +199,10 @@ function transferArgs(direction: Direction, o: TransferArgsOptions): string[] {
     '-l',
     '-p',
     '-t',
-    // Every listed file is one the engine found changed: never skip it because size and
-    // mtime (compared to the second) match, as a second edit within the same second
-    // of the same size would be skipped. The delta algorithm still sends only what differs.
-    '--ignore-times',
+    // Compare mtimes to the nanosecond in the quick check (receivers >= 3.1.3; older
+    // ones compare seconds): a second edit of the same size within the same second
+    // must not be skipped, while unchanged files still are.
+    '--modify-window=-1',
     // High-bit bytes unescaped in output (control chars are still escaped as \#ooo).
     '-8',
     // The list is read from OUR stdin; in a pull rsync forwards it to the remote sender.
