@@ -43,6 +43,9 @@ import { LipsyncError, classifyFailure, unescapeRsyncName, type FailureContext }
 import { run, spawnChild, stopProcess, type RunResult } from '../proc/run.js';
 import { REMOTE_SH, rsyncShellArg, shQuote, sshArgs, wrapScript } from './ssh.js';
 import { normalizeRelPath } from './ops.js';
+import { NulFieldSplitter } from '../proc/nul-fields.js';
+
+export { NulFieldSplitter };
 import { findInotifywait } from '../watch/watcher.js';
 import { isIgnoredPath } from '../watch/inotifywait.js';
 
@@ -147,39 +150,6 @@ export function findFieldsToStat(f: readonly string[]): RemoteStat | null {
     ino: BigInt(inoText),
     target: kind === 'symlink' ? (f[5] as string) : null,
   };
-}
-
-/**
- * Splits a NUL-separated stream into fields. Incremental: chunks may be cut
- * anywhere, even inside a UTF-8 sequence (fields are decoded once complete).
- */
-export class NulFieldSplitter {
-  private partial: Buffer[] = [];
-
-  push(chunk: Buffer): string[] {
-    const out: string[] = [];
-    let start = 0;
-    for (;;) {
-      const nul = chunk.indexOf(0, start);
-      if (nul === -1) break;
-      let field: Buffer = chunk.subarray(start, nul);
-      if (this.partial.length > 0) {
-        this.partial.push(field);
-        field = Buffer.concat(this.partial);
-        this.partial = [];
-      }
-      out.push(field.toString('utf8'));
-      start = nul + 1;
-    }
-    // Copy the rest so the chunk isn't kept alive by a few bytes.
-    if (start < chunk.length) this.partial.push(Buffer.from(chunk.subarray(start)));
-    return out;
-  }
-
-  /** Bytes held for an incomplete field. */
-  pendingBytes(): number {
-    return this.partial.reduce((n, b) => n + b.length, 0);
-  }
 }
 
 /**

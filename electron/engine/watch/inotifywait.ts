@@ -21,6 +21,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { spawnChild } from '../proc/run.js';
+import { NulFieldSplitter } from '../proc/nul-fields.js';
 import { statSync } from 'node:fs';
 import type { Excluder } from '../types.js';
 import { classifyLimitText, limitFailure, WatchStartError } from './limits.js';
@@ -70,37 +71,25 @@ export interface InotifyRecord {
  * UTF-8 sequence) and returns the records completed by that chunk.
  */
 export class InotifyRecordParser {
-  private partial: Buffer[] = [];
+  private readonly fields = new NulFieldSplitter();
   private eventsField: string | null = null;
 
   push(chunk: Buffer): InotifyRecord[] {
     const out: InotifyRecord[] = [];
-    let start = 0;
-    for (;;) {
-      const nul = chunk.indexOf(0, start);
-      if (nul === -1) break;
-      let field: Buffer = chunk.subarray(start, nul);
-      if (this.partial.length > 0) {
-        this.partial.push(field);
-        field = Buffer.concat(this.partial);
-        this.partial = [];
-      }
-      start = nul + 1;
+    for (const field of this.fields.push(chunk)) {
       if (this.eventsField === null) {
-        this.eventsField = field.toString('latin1');
+        this.eventsField = field;
       } else {
-        out.push({ events: this.eventsField.split(','), path: field.toString('utf8') });
+        out.push({ events: this.eventsField.split(','), path: field });
         this.eventsField = null;
       }
     }
-    // Copy the rest so the (64 KiB) chunk isn't kept alive by a few bytes.
-    if (start < chunk.length) this.partial.push(Buffer.from(chunk.subarray(start)));
     return out;
   }
 
   /** Bytes held for an incomplete record. */
   pendingBytes(): number {
-    return this.partial.reduce((n, b) => n + b.length, 0) + (this.eventsField?.length ?? 0);
+    return this.fields.pendingBytes() + (this.eventsField?.length ?? 0);
   }
 }
 
