@@ -16,7 +16,7 @@ import type { DirtySnapshot } from './dirty.js';
 import { isUnder, joinPath, parentOf } from './dirty.js';
 import { compareDir, hashFile, isRacy, lstatLocal, sameAsEntry, type ScanChange } from './scan.js';
 import { reconcile, conflictCopyName, type Decision, type SideState } from './reconcile.js';
-import { rsyncPull, rsyncPush, rsyncSameContent, type PushResult } from './remote/rsync.js';
+import { rsyncPull, rsyncPush, rsyncSameContent, type PushOptions, type PushResult } from './remote/rsync.js';
 import { listRemote, statRemote } from './remote/listing.js';
 import type { RemoteOps } from './remote/ops.js';
 import { LipsyncError } from './errors.js';
@@ -593,10 +593,9 @@ export class Cycle {
     };
   }
 
-  private async push(items: Decided[]): Promise<void> {
-    this.c.checkPaused();
-    const paths = items.map((d) => d.path);
-    const res = await rsyncPush({
+  /** One rsync run over `paths`, either way: a fresh trash folder, the bandwidth limit, progress. */
+  private transferOptions(paths: string[]): PushOptions {
+    return {
       localRoot: this.c.localRoot,
       remote: this.c.remote,
       ssh: this.c.ssh,
@@ -605,7 +604,12 @@ export class Cycle {
       bwLimitKBps: this.c.bwLimitKBps || undefined,
       onProgress: (p) =>
         this.c.onProgress({ filesDone: p.filesDone, filesTotal: paths.length, bytes: p.bytes, rateBps: p.rateBps }),
-    });
+    };
+  }
+
+  private async push(items: Decided[]): Promise<void> {
+    this.c.checkPaused();
+    const res = await rsyncPush(this.transferOptions(items.map((d) => d.path)));
     const failed = this.failedFiles(res);
     const sentNow = items.filter((d) => d.local && !failed.has(d.path));
     const after = await statRemote(
@@ -646,17 +650,7 @@ export class Cycle {
       else this.c.requeueLocalTree(d.path);
     }
     if (!items.length) return;
-    const paths = items.map((d) => d.path);
-    const res = await rsyncPull({
-      localRoot: this.c.localRoot,
-      remote: this.c.remote,
-      ssh: this.c.ssh,
-      paths,
-      trashDir: trashDirName(),
-      bwLimitKBps: this.c.bwLimitKBps || undefined,
-      onProgress: (p) =>
-        this.c.onProgress({ filesDone: p.filesDone, filesTotal: paths.length, bytes: p.bytes, rateBps: p.rateBps }),
-    });
+    const res = await rsyncPull(this.transferOptions(items.map((d) => d.path)));
     const failed = this.failedFiles(res);
     const syncedAtNs = nowNs();
     const rows: Entry[] = [];

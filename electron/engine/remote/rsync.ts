@@ -82,20 +82,21 @@ export interface PushProgress {
   filesDone: number;
 }
 
-export interface PushOptions {
+/** What one transfer run needs, in either direction. */
+interface TransferOptions {
   localRoot: string;
   remote: RemoteSpec;
   ssh: SshOptions;
   /**
-   * Relative paths: each is uploaded if it exists locally, or DELETED on the
-   * remote if missing locally (rsync --delete-missing-args). A listed
-   * directory is created (not recursed into). Paths in .lipsync/ and invalid
-   * paths (absolute, '..') are skipped with a warning.
+   * Relative paths: each is copied if it exists on the sending side, or DELETED
+   * on the receiving side if missing on the sender (rsync --delete-missing-args).
+   * A listed directory is created (not recursed into). Paths in .lipsync/ and
+   * invalid paths (absolute, '..') are skipped with a warning.
    */
   paths: AsyncIterable<string> | string[];
   /**
-   * Relative to the remote root, e.g. '.lipsync/trash/2026-11-25/133012-345':
-   * replaced and deleted remote files are moved there (--backup --backup-dir),
+   * Relative to the RECEIVING root, e.g. '.lipsync/trash/2026-11-25/133012345':
+   * files replaced or deleted there are moved into it (--backup --backup-dir),
    * keeping their relative paths.
    */
   trashDir: string;
@@ -105,28 +106,11 @@ export interface PushOptions {
   onFile?: (f: TransferredItem) => void;
 }
 
-export interface PullOptions {
-  localRoot: string;
-  remote: RemoteSpec;
-  ssh: SshOptions;
-  /**
-   * Relative paths: each is fetched if it exists on the remote, or DELETED
-   * locally if missing there (rsync --delete-missing-args). A listed directory
-   * is created (not recursed into). Paths in .lipsync/ and invalid paths
-   * (absolute, '..') are skipped with a warning.
-   */
-  paths: AsyncIterable<string> | string[];
-  /**
-   * Relative to the LOCAL root, e.g. '.lipsync/trash/2026-11-25/133012345':
-   * local files replaced or deleted by the pull are moved there (--backup
-   * --backup-dir), keeping their relative paths.
-   */
-  trashDir: string;
-  bwLimitKBps?: number;
-  signal?: AbortSignal;
-  onProgress?: (p: PushProgress) => void;
-  onFile?: (f: TransferredItem) => void;
-}
+/** Local → remote: the sender is the local root, the trash is on the server. */
+export type PushOptions = TransferOptions;
+
+/** Remote → local: the sender is the server, the trash is in the local root. */
+export type PullOptions = TransferOptions;
 
 export interface SameContentOptions {
   localRoot: string;
