@@ -74,7 +74,7 @@ export const FIND_STAT_FORMAT = 'F\\0%p\\0%y\\0%s\\0%T@\\0%m\\0%i\\0%l\\0';
 const STDERR_TAIL = 16 * 1024;
 const STAT_TIMEOUT_MS = 120_000;
 /** Paths per find invocation (the shell rebuilds "$@" per path: keep it small) and per ssh call. */
-const STAT_PATHS_PER_FIND = 500;
+const STAT_PATHS_PER_FIND = 5000;
 const STAT_BYTES_PER_FIND = 64 * 1024;
 const STAT_PATHS_PER_CALL = 20_000;
 const STAT_BYTES_PER_CALL = 4 * 1024 * 1024;
@@ -594,12 +594,21 @@ function localFsError(e: unknown, path: string): LipsyncError {
   });
 }
 
-/** The statRemote shell function: tags missing / inaccessible paths, one find for the rest. */
+/**
+ * The statRemote shell function: one find prints the paths that exist; only when
+ * some did not (find exits 1) is each of those told apart as missing (M) or
+ * inaccessible (E: a parent cannot be searched). Linear in the number of paths;
+ * any other failure of find (126/127: it could not run) fails the script, so an
+ * existing path is never reported missing.
+ */
 const STAT_FUNCTION = `
 lipsync_stat() {
+  find "$@" -maxdepth 0 -printf '${FIND_STAT_FORMAT}' 2>/dev/null
+  rc=$?
+  [ "$rc" -eq 0 ] && return 0
+  if [ "$rc" -ne 1 ]; then echo "lipsync: find failed with status $rc" >&2; exit 3; fi
   for p do
-    shift
-    if [ -e "$p" ] || [ -L "$p" ]; then set -- "$@" "$p"; continue; fi
+    if [ -e "$p" ] || [ -L "$p" ]; then continue; fi
     d=$p
     while :; do
       d=\${d%/*}
@@ -608,7 +617,6 @@ lipsync_stat() {
     done
     if [ -d "$d" ] && [ ! -x "$d" ]; then printf 'E\\0%s\\0' "$p"; else printf 'M\\0%s\\0' "$p"; fi
   done
-  if [ $# -gt 0 ]; then find "$@" -maxdepth 0 -printf '${FIND_STAT_FORMAT}'; fi
   return 0
 }`;
 
