@@ -454,6 +454,18 @@ export class StateDb {
     return Number((this.db.prepare('SELECT count(*) AS n FROM cand').get() as { n: number }).n);
   }
 
+  /** Candidates the base knows as a file (or symlink): the most a cycle could delete. */
+  candBaseFileCount(): number {
+    this.scratch();
+    return Number(
+      (
+        this.db
+          .prepare("SELECT count(*) AS n FROM cand c JOIN entries e ON e.path = c.path WHERE e.kind <> 'dir'")
+          .get() as { n: number }
+      ).n,
+    );
+  }
+
   /** The next `limit` candidates after `after`, in path order (parents before children); removed from the table. */
   candTake(limit: number): string[] {
     this.scratch();
