@@ -42,8 +42,11 @@ export const SettingsSchema = z.object({
   pairs: z.array(PairSettingsSchema).default([]),
   /** An ssh config file to use instead of ~/.ssh/config (passed as `ssh -F`). */
   sshConfigFile: absPath.optional(),
-  /** Seconds a batch waits for more events before it goes (debounce). */
-  debounceMs: z.number().int().min(0).max(60_000).default(150),
+  /**
+   * Milliseconds without a new event before a batch goes (debounce); a burst that
+   * goes on goes anyway after 1 s. Local events are reported when a file is closed.
+   */
+  debounceMs: z.number().int().min(0).max(60_000).default(20),
   /** This computer's name in conflict copies and remote locks (default: the host name). */
   deviceName: z.string().min(1).max(64).optional(),
   /** Days the trash keeps replaced and deleted versions. */

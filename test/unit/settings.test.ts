@@ -16,7 +16,7 @@ describe('settings schema', () => {
       paused: false,
       rescanIntervalSec: 3600,
     });
-    expect(s.debounceMs).toBe(150);
+    expect(s.debounceMs).toBe(20);
   });
 
   it.each([
