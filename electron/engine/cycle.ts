@@ -13,7 +13,9 @@ import type { InitialSyncMode } from '../../shared/api.js';
 import type { Entry, Excluder, LocalStat, RemoteCapabilities, RemoteSpec, RemoteStat, SshOptions } from './types.js';
 import type { StateDb } from './state/db.js';
 import type { DirtySnapshot } from './dirty.js';
-import { isUnder, joinPath, parentOf } from './dirty.js';
+import { DirtySet, isUnder, joinPath, parentOf } from './dirty.js';
+import { localChangedSince } from './since.js';
+import { listChangedSince } from './remote/watch.js';
 import { compareDir, hashFile, isRacy, lstatLocal, sameAsEntry, type ScanChange } from './scan.js';
 import { reconcile, conflictCopyName, type Decision, type SideState } from './reconcile.js';
 import { rsyncPull, rsyncPush, rsyncSameContent, type PushOptions, type PushResult } from './remote/rsync.js';
@@ -74,6 +76,12 @@ export interface CycleContext {
    * docs/sync-semantics.md); undefined (or 'merge') once it has.
    */
   initialSync?: InitialSyncMode;
+  /**
+   * True when the server's changes since the marker were listed already (poll
+   * mode: the poll watcher's first poll uses the same marker), so a snapshot's
+   * `since` needs no listing of its own.
+   */
+  remoteSincePolled?: boolean;
 }
 
 /** The pair is paused because a cycle would delete too much; `lipsync confirm` goes on. */
@@ -141,6 +149,8 @@ export function remoteChanged(r: RemoteStat | null, b: Entry): boolean {
 export class Cycle {
   private readonly db: StateDb;
   private readonly deferredDirs: { path: string; side: 'local' | 'remote' }[] = [];
+  /** What the clean-stop shortcut looked at, for the log ("12 paths here", "everything on the server"). */
+  private readonly sinceReport: string[] = [];
   /** Candidates that came from local changes (they will most likely be pushed). */
   private localCandidates = 0;
 
@@ -154,10 +164,25 @@ export class Cycle {
     this.db.candClear();
     if (local) await this.collectLocal(local);
     if (remote && this.c.direction !== 'send-only') await this.collectRemote(remote);
+    if (this.sinceReport.length) {
+      this.c.log.write({
+        pair: this.c.pair,
+        level: 'info',
+        event: 'state',
+        msg: `started after a clean stop: looked at what changed since (${this.sinceReport.join(', ')}), not at every file`,
+      });
+    }
   }
 
   private async collectLocal(snap: DirtySnapshot): Promise<void> {
     if (snap.full) return this.scanLocalTree('');
+    if (snap.since !== null) {
+      // After a clean stop: only what find says changed since (else everything).
+      const changed = await localChangedSince(this.c.localRoot, Number(snap.since));
+      this.sinceReport.push(changed && !changed.full ? `${sizeOf(changed)} here` : 'everything here');
+      if (!changed || changed.full) return this.scanLocalTree('');
+      await this.collectLocal(changed);
+    }
     for (const t of snap.trees) {
       await this.checkLocalPath(t);
       const st = await lstatLocal(join(this.c.localRoot, t));
@@ -285,6 +310,25 @@ export class Cycle {
       await this.scanRemote('', true);
       return;
     }
+    if (snap.since !== null && !this.c.remoteSincePolled) {
+      // After a clean stop: what changed on the server since our marker (else everything).
+      const changed = new DirtySet();
+      const r = this.c.caps.gnuFind
+        ? await listChangedSince(this.c.remote, this.c.ssh, this.rootPath(), snap.since, this.c.excluder, (b) => {
+            for (const ch of b) {
+              if (ch.isDir) changed.markDir(ch.path);
+              changed.addPath(ch.path);
+            }
+          })
+        : { result: 'no-marker' as const };
+      const found = changed.take();
+      this.sinceReport.push(r.result === 'ok' && !found.full ? `${sizeOf(found)} on the server` : 'everything on the server');
+      if (r.result !== 'ok' || found.full) {
+        await this.scanRemote('', true);
+        return;
+      }
+      await this.collectRemote(found);
+    }
     for (const t of snap.trees) {
       if (await this.remoteMoveCheck(t)) continue;
       this.db.candAdd([t]);
@@ -358,9 +402,12 @@ export class Cycle {
 
   /** Counts what the candidates would delete; throws MassDeleteError past the threshold. */
   async checkMassDelete(): Promise<void> {
-    const n = this.db.candCount();
+    if (this.c.massDeleteConfirmed) return;
+    // Only paths the base knows as files can be deleted: when even all of them stay
+    // under the threshold (always so on a first sync), there is nothing to count.
+    const n = this.db.candBaseFileCount();
     const files = this.db.fileCount();
-    if (this.c.massDeleteConfirmed || n <= 2 || (n <= 1000 && n <= files / 2)) return;
+    if (!tooManyDeletions(n, files)) return;
     let deletions = 0;
     // Peek without consuming: candidates are re-added after counting.
     const all: string[] = [];
@@ -376,7 +423,7 @@ export class Cycle {
       }
     }
     this.db.candAdd(all);
-    if (deletions > 2 && (deletions > 1000 || deletions > files / 2)) throw new MassDeleteError(deletions, files);
+    if (tooManyDeletions(deletions, files)) throw new MassDeleteError(deletions, files);
   }
 
   async execute(): Promise<void> {
@@ -784,6 +831,17 @@ export class Cycle {
   private warn(w: ErrorInfo): void {
     this.c.totals.warnings.push(w);
   }
+}
+
+/** The mass-delete threshold (docs/sync-semantics.md): more than half of the files, or more than 1,000; never one or two. */
+export function tooManyDeletions(deletions: number, files: number): boolean {
+  return deletions > 2 && (deletions > 1000 || deletions > files / 2);
+}
+
+/** "N path(s)" in a snapshot of changes: trees, names and whole directories each count one. */
+function sizeOf(snap: DirtySnapshot): string {
+  const n = snap.trees.length + snap.dirs.reduce((a, [, names]) => a + (names === 'all' ? 1 : names.length), 0);
+  return `${n} path${n === 1 ? '' : 's'}`;
 }
 
 /** Decisions that change the server's side. */

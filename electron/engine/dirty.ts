@@ -12,6 +12,13 @@ export interface DirtySnapshot {
   trees: string[];
   /** Per directory: the names to check, or 'all' to compare the directory's direct children. */
   dirs: [string, string[] | 'all'][];
+  /**
+   * Look for what changed since a point both sides were known to be in the
+   * database (after a clean stop), instead of comparing the whole tree: the
+   * local side's ctime horizon (ms), or the server's marker (see pair.ts,
+   * "clean stop"). Null when not asked; dropped when `full` is set.
+   */
+  since: string | null;
 }
 
 export interface DirtyLimits {
@@ -39,6 +46,7 @@ export function isUnder(path: string, ancestor: string): boolean {
 
 export class DirtySet {
   private full = false;
+  private since: string | null = null;
   private trees = new Set<string>();
   private dirs = new Map<string, Set<string> | 'all'>();
   private count = 0;
@@ -46,15 +54,21 @@ export class DirtySet {
   constructor(private readonly limits: DirtyLimits = DEFAULT_DIRTY_LIMITS) {}
 
   get size(): number {
-    return this.full ? Number.POSITIVE_INFINITY : this.count;
+    return this.full || this.since !== null ? Number.POSITIVE_INFINITY : this.count;
   }
 
   isEmpty(): boolean {
-    return !this.full && this.count === 0;
+    return !this.full && this.since === null && this.count === 0;
+  }
+
+  /** Ask for what changed since `token` (see DirtySnapshot.since); a full compare covers it. */
+  addSince(token: string): void {
+    if (!this.full) this.since = token;
   }
 
   addFull(): void {
     this.full = true;
+    this.since = null;
     this.trees.clear();
     this.dirs.clear();
     this.count = 0;
@@ -104,7 +118,7 @@ export class DirtySet {
 
   /** Take everything collected so far and start empty. */
   take(): DirtySnapshot {
-    const snap: DirtySnapshot = { full: this.full, trees: [], dirs: [] };
+    const snap: DirtySnapshot = { full: this.full, trees: [], dirs: [], since: this.full ? null : this.since };
     if (!this.full) {
       // Drop trees inside other trees: the outer walk covers them.
       const sorted = [...this.trees].sort();
@@ -115,6 +129,7 @@ export class DirtySet {
       for (const [dir, names] of this.dirs) snap.dirs.push([dir, names === 'all' ? 'all' : [...names]]);
     }
     this.full = false;
+    this.since = null;
     this.trees.clear();
     this.dirs.clear();
     this.count = 0;

@@ -14,7 +14,7 @@ import { createWatcher, WatchStartError, type Watcher, type WatchFailure } from 
 import { purgeLocalTrash, remoteOps, type RemoteOps } from './remote/ops.js';
 import { parseRemote } from './remote/spec.js';
 import { probeCapabilities } from './remote/listing.js';
-import { createRemoteWatcher, type RemoteWatcher } from './remote/watch.js';
+import { createRemoteWatcher, setChangeMarker, type RemoteWatcher } from './remote/watch.js';
 import { Cycle, MassDeleteError, emptyTotals, type CycleTotals } from './cycle.js';
 import { LipsyncError, toErrorInfo } from './errors.js';
 import type { ActivityLog } from './log.js';
@@ -22,6 +22,23 @@ import type { ActivityLog } from './log.js';
 const LOCAL_MARKER = join('.lipsync', 'pair-id');
 /** A remote lock not refreshed for this long belongs to a dead client. */
 export const LOCK_TTL_MS = 60_000;
+/** Meta key of the clean-stop record (see PairRunner.recordCleanStop). */
+const CLEAN_STOP_META = 'cleanStop';
+/** The clean-stop horizons are dated this far back: events still in flight at the stop are looked at again. */
+const CLEAN_STOP_MARGIN_MS = 5000;
+
+interface CleanStop {
+  v: 1;
+  /** Local paths with a ctime after this (ms) are looked at on the next start. */
+  localSinceMs: number;
+  /** The server's marker was set at the stop (else the server is compared whole). */
+  remote: boolean;
+  /** cleanStopSettings() at the stop. */
+  settings: string;
+}
+
+/** The longest a batch waits for a burst of events to settle before it goes anyway. */
+export const MAX_BATCH_WAIT_MS = 1000;
 
 export interface PairDeps {
   stateDbFile: string;
@@ -74,6 +91,13 @@ export class PairRunner {
   private running = false;
   private stopped = false;
   private kickTimer: NodeJS.Timeout | null = null;
+  /** For the clean-stop record: when this run started, and whether anything in it may have been missed. */
+  private startedAt = 0;
+  private cleanRun = true;
+  private stopCycleFailed = false;
+  /** When the last event (kick) came, and when the batch waiting for it began (see kick). */
+  private lastKickAt = 0;
+  private batchStartedAt = 0;
   private rescanTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private retryDelayMs = 1000;
@@ -112,6 +136,9 @@ export class PairRunner {
 
   async start(): Promise<void> {
     this.stopped = false;
+    this.startedAt = Date.now();
+    this.cleanRun = true;
+    this.stopCycleFailed = false;
     mkdirSync(join(this.deps.stateDbFile, '..'), { recursive: true, mode: 0o700 });
     this.db = StateDb.open(this.deps.stateDbFile);
     const last = this.db.getMeta('lastSyncAt');
@@ -121,23 +148,99 @@ export class PairRunner {
     this.scheduleRescans();
     this.setState();
     this.conflictCount = this.db.openConflicts().length;
+    const clean = this.takeCleanStop();
     if (this.deps.watch) {
-      // Find what changed while nobody was watching: compare both sides with the database.
-      this.dirty.addFull();
-      this.remoteDirty.addFull();
+      // Find what changed while nobody was watching: after a clean stop, what changed
+      // since it (docs/sync-semantics.md, "Restart after a clean stop"); else compare
+      // both sides with the database.
+      if (clean) this.dirty.addSince(String(clean.localSinceMs));
+      else this.dirty.addFull();
+      if (clean?.remote) this.remoteDirty.addSince(this.remoteMarkerId());
+      else this.remoteDirty.addFull();
       this.kick(0);
     }
+  }
+
+  /**
+   * The record of the last clean stop, if the settings that matter are unchanged;
+   * always cleared, so a crash from now on is never taken for a clean stop.
+   */
+  private takeCleanStop(): CleanStop | null {
+    const db = this.requireDb();
+    const raw = db.getMeta(CLEAN_STOP_META);
+    if (!raw) return null;
+    db.setMeta(CLEAN_STOP_META, '');
+    try {
+      const c = JSON.parse(raw) as CleanStop;
+      if (c.v !== 1 || typeof c.localSinceMs !== 'number' || c.settings !== this.cleanStopSettings()) return null;
+      return c;
+    } catch {
+      return null;
+    }
+  }
+
+  /** What must not have changed between a clean stop and the next start for the stop to count. */
+  private cleanStopSettings(): string {
+    return JSON.stringify([this.settings.local, this.settings.remote, this.settings.direction, this.settings.excludes]);
+  }
+
+  /** This pair's stable change marker on the server (.lipsync/poll-marker-ID), kept in the database. */
+  private remoteMarkerId(): string {
+    const db = this.requireDb();
+    let id = db.getMeta('remoteMarkerId');
+    if (!id) {
+      id = `p${randomBytes(8).toString('hex')}`;
+      db.setMeta('remoteMarkerId', id);
+    }
+    return id;
+  }
+
+  /**
+   * At stop: when everything seen in this run is in the database (a sync finished,
+   * nothing pending, no error or warning, both watchers healthy throughout), the
+   * next start needs to look only at what changed since now. The server side gets
+   * its marker dated back (server clock); the local side a ctime horizon likewise.
+   */
+  private async recordCleanStop(): Promise<void> {
+    const db = this.db;
+    if (!db || !this.deps.watch || !this.cleanRun || this.stopCycleFailed) return;
+    if (this.lastSyncAt === null || this.lastSyncAt < this.startedAt) return;
+    if (!this.dirty.isEmpty() || !this.remoteDirty.isEmpty()) return;
+    if (this.lastError || this.fatal || this.massDelete || this.degraded || this.isPaused()) return;
+    const localSinceMs = Date.now() - CLEAN_STOP_MARGIN_MS;
+    let remote = false;
+    if (this.settings.direction === 'send-only') remote = true; // the server's changes are never read
+    else if (this.remoteReady && this.caps?.gnuFind && this.remoteFeed?.connected) {
+      if (this.remoteFeed.mode === 'poll') remote = true; // the poll marker is where the last poll left it
+      else {
+        remote = await setChangeMarker(
+          this.remote,
+          this.sshOptions(),
+          this.remote.path,
+          this.remoteMarkerId(),
+          CLEAN_STOP_MARGIN_MS / 1000,
+        ).then(
+          () => true,
+          () => false,
+        );
+      }
+    }
+    const c: CleanStop = { v: 1, localSinceMs, remote, settings: this.cleanStopSettings() };
+    db.setMeta(CLEAN_STOP_META, JSON.stringify(c));
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of [this.kickTimer, this.rescanTimer, this.retryTimer]) if (t) clearTimeout(t);
     this.kickTimer = this.rescanTimer = this.retryTimer = null;
+    // A cycle cut short by the stop leaves work behind: the stop is then not clean.
+    this.stopCycleFailed = this.running;
     await this.watcher?.stop().catch(() => undefined);
     this.watcher = null;
     await this.remoteWatcher?.stop().catch(() => undefined);
     this.remoteWatcher = null;
     await this.cycleDone.catch(() => undefined);
+    await this.recordCleanStop().catch(() => undefined);
     await this.ops.close().catch(() => undefined);
     this.db?.close();
     this.db = null;
@@ -365,7 +468,7 @@ export class PairRunner {
           this.deps.onChange?.();
         },
       },
-      { excluder: this.excluder, clientId: this.clientId, pollIntervalMs: this.deps.remotePollMs },
+      { excluder: this.excluder, clientId: this.remoteMarkerId(), pollIntervalMs: this.deps.remotePollMs },
     );
     this.remoteWatcher = w;
     try {
@@ -462,6 +565,7 @@ export class PairRunner {
 
   private watcherFailed(f: WatchFailure, restart = true): void {
     this.watcher = null;
+    this.cleanRun = false;
     const kind = f.kind === 'watch-limit' || f.kind === 'instance-limit' ? 'watch-limit' : 'watcher-died';
     this.degraded = {
       kind,
@@ -508,32 +612,62 @@ export class PairRunner {
 
   // ---------------------------------------------------------------- the loop
 
-  /** Ask the loop to run after the debounce delay (or now). */
+  /**
+   * Ask the loop to run once events have settled (or now, with delay 0): a batch
+   * goes when no new event came for `delayMs` (the debounce, 20 ms by default),
+   * or MAX_BATCH_WAIT_MS after its first event while a burst goes on. One saved
+   * file is thus on its way within milliseconds, and a burst (a copy, an
+   * `rm -r`) goes as few large batches, which the mass-delete check sees whole.
+   */
   private kick(delayMs = this.deps.debounceMs, force = false): void {
     if (this.stopped) return;
     if (this.isPaused() && !force) {
       this.setState();
       return;
     }
+    this.lastKickAt = Date.now();
     if (this.running) return; // the loop looks again when the cycle ends
-    // The first event of a burst starts the clock; the rest join the same batch.
-    if (this.kickTimer && delayMs > 0) return;
+    if (this.kickTimer && delayMs > 0) return; // the pending batch takes this event too
     if (this.kickTimer) clearTimeout(this.kickTimer);
-    this.kickTimer = setTimeout(() => {
+    this.batchStartedAt = this.lastKickAt;
+    const fire = (): void => {
+      const wait = delayMs > 0 ? this.settleWait(delayMs) : 0;
+      if (wait > 0) {
+        this.kickTimer = setTimeout(fire, wait);
+        return;
+      }
       this.kickTimer = null;
       this.cycleDone = this.loop(force);
-    }, delayMs);
+    };
+    this.kickTimer = setTimeout(fire, delayMs);
+  }
+
+  /** How much longer a batch should wait for events to settle (0: go now). */
+  private settleWait(quietMs: number): number {
+    const now = Date.now();
+    if (now - this.batchStartedAt >= MAX_BATCH_WAIT_MS) return 0;
+    const quietFor = now - this.lastKickAt;
+    return quietFor >= quietMs ? 0 : Math.min(quietMs - quietFor, MAX_BATCH_WAIT_MS - (now - this.batchStartedAt));
   }
 
   private async loop(force: boolean): Promise<void> {
     if (this.running || this.stopped) return;
     this.running = true;
+    let first = true;
     try {
       while (
         !this.stopped &&
         (!this.dirty.isEmpty() || !this.remoteDirty.isEmpty()) &&
         (force || this.forceRequested || !this.isPaused())
       ) {
+        if (!first && !force && !this.forceRequested && this.deps.debounceMs > 0) {
+          // Events that came during the last cycle: let a burst still going on settle first.
+          this.batchStartedAt = Date.now();
+          for (let w = this.settleWait(this.deps.debounceMs); w > 0; w = this.settleWait(this.deps.debounceMs))
+            await new Promise((r) => setTimeout(r, w));
+          if (this.stopped) break;
+        }
+        first = false;
         this.forcedCycle = force || this.forceRequested;
         this.forceRequested = false;
         force = false;
@@ -596,7 +730,10 @@ export class PairRunner {
           this.scheduleRetry();
         }
         this.progress = undefined;
-        if (totals.warnings.length) this.warnings.push(...totals.warnings);
+        if (totals.warnings.length) {
+          this.warnings.push(...totals.warnings);
+          this.cleanRun = false; // a path that failed is retried by a full compare, not by ctime
+        }
         if (this.warnings.length > 100) this.warnings.splice(0, this.warnings.length - 100);
         const result = this.result(totals, error);
         for (const w of error ? [...waiters, ...this.pendingWaiters.splice(0)] : waiters) w(result);
@@ -691,6 +828,7 @@ export class PairRunner {
       totals,
       massDeleteConfirmed: this.massDeleteConfirmed,
       initialSync: this.initialSyncMode(),
+      remoteSincePolled: this.remoteFeed?.mode === 'poll',
       checkPaused: () => {
         if (this.stopped) throw new LipsyncError('cancelled', 'Stopped.');
         if (!this.forcedCycle && this.isPaused()) throw new PausedSignal();

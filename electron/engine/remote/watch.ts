@@ -537,6 +537,86 @@ if [ $rc -eq 0 ]; then mv -f -- "$N" "$M" || exit ${EXIT_META_FAILED}; else rm -
 exit $rc`;
 }
 
+/**
+ * Lists what changed on the server since the marker `markerId` (GNU find, see
+ * pollScript) in batches to `onChanges`, and moves the marker to now (− 1 s).
+ * 'no-marker': there was none (one was created; the caller must compare
+ * everything); 'partial': some folders could not be read (the marker was kept).
+ */
+export async function listChangedSince(
+  remote: RemoteSpec,
+  ssh: SshOptions,
+  root: string,
+  markerId: string,
+  excluder: Excluder | undefined,
+  onChanges: (changes: RemoteChange[]) => void,
+): Promise<{ result: 'ok' | 'no-marker' | 'partial'; detail?: string }> {
+  const r = normalizeRoot(root);
+  const gate = new StreamGate();
+  const parser = new FindListParser('');
+  let batch: RemoteChange[] = [];
+  let parseError: unknown = null;
+  const flush = (): void => {
+    if (batch.length > 0) {
+      const b = batch;
+      batch = [];
+      onChanges(b);
+    }
+  };
+  const res = await runScript(remote, ssh, pollScript(r, markerId), {
+    timeoutMs: POLL_TIMEOUT_MS,
+    onStdout: (chunk) => {
+      if (parseError !== null) return;
+      const data = gate.push(chunk);
+      if (data === null) return;
+      try {
+        for (const e of parser.push(data)) {
+          const isDir = e.kind === 'dir';
+          if (e.path === META_DIR_NAME || e.path.startsWith(`${META_DIR_NAME}/`)) continue;
+          if (isIgnoredPath(e.path, isDir, excluder)) continue;
+          batch.push({ path: e.path, isDir, kind: 'modify' });
+          if (batch.length >= POLL_BATCH) flush();
+        }
+      } catch (err) {
+        parseError = err;
+      }
+    },
+  });
+  flush();
+  if (res.code === EXIT_FIRST_POLL) return { result: 'no-marker' };
+  if (res.code === 1 && gate.passed) return { result: 'partial', detail: res.stderr.trim().split('\n').pop() ?? '' };
+  if (res.code !== 0 || res.timedOut) throw scriptFailure(remote, ssh, res, r);
+  if (parseError !== null || !gate.passed || parser.incomplete()) {
+    throw new LipsyncError('unknown', `Unexpected answer while looking for changes in ${r}.`, {
+      detail: `${String(parseError ?? 'incomplete output')}\n${res.stderr.slice(-2000)}`,
+    });
+  }
+  return { result: 'ok' };
+}
+
+/**
+ * Sets the marker `markerId` to `backSec` seconds before the server's now: what
+ * changed after that is listed by the next listChangedSince.
+ */
+export async function setChangeMarker(
+  remote: RemoteSpec,
+  ssh: SshOptions,
+  root: string,
+  markerId: string,
+  backSec: number,
+): Promise<void> {
+  const r = normalizeRoot(root);
+  const script = `${requireRootScript(r)}
+D=${shQuote(absPath(r, META_DIR_NAME))}
+M=${shQuote(absPath(r, pollMarkerPath(markerId)))}
+mkdir -p -- "$D" 2>/dev/null || { echo "lipsync: cannot create $D" >&2; exit ${EXIT_META_FAILED}; }
+t=$(date +%s 2>/dev/null)
+case $t in ''|*[!0-9]*) echo "lipsync: no clock" >&2; exit ${EXIT_META_FAILED} ;; esac
+touch -d "@$((t - ${Math.max(0, Math.floor(backSec))}))" -- "$M.new" && mv -f -- "$M.new" "$M" || exit ${EXIT_META_FAILED}`;
+  const res = await runScript(remote, ssh, script, { timeoutMs: 30_000 });
+  if (res.code !== 0 || res.timedOut) throw scriptFailure(remote, ssh, res, r);
+}
+
 export class PollWatcher implements RemoteWatcher {
   readonly mode = 'poll' as const;
   private readonly interval: number;
@@ -623,52 +703,18 @@ export class PollWatcher implements RemoteWatcher {
       this.handlers.onRescanNeeded('no GNU find on the server: full listing');
       return;
     }
-    const gate = new StreamGate();
-    const parser = new FindListParser('');
-    let batch: RemoteChange[] = [];
-    let parseError: unknown = null;
-    const flush = (): void => {
-      if (batch.length > 0) {
-        const b = batch;
-        batch = [];
-        this.handlers.onChanges(b);
-      }
-    };
-    const res = await runScript(this.remote, this.ssh, pollScript(this.root, this.clientId), {
-      timeoutMs: POLL_TIMEOUT_MS,
-      onStdout: (chunk) => {
-        if (parseError !== null) return;
-        const data = gate.push(chunk);
-        if (data === null) return;
-        try {
-          for (const e of parser.push(data)) {
-            const isDir = e.kind === 'dir';
-            if (e.path === META_DIR_NAME || e.path.startsWith(`${META_DIR_NAME}/`)) continue;
-            if (isIgnoredPath(e.path, isDir, this.opts.excluder)) continue;
-            batch.push({ path: e.path, isDir, kind: 'modify' });
-            if (batch.length >= POLL_BATCH) flush();
-          }
-        } catch (err) {
-          parseError = err;
-        }
-      },
-    });
-    flush();
-    if (res.code === EXIT_FIRST_POLL) {
+    const r = await listChangedSince(this.remote, this.ssh, this.root, this.clientId, this.opts.excluder, (b) =>
+      this.handlers.onChanges(b),
+    );
+    if (r.result === 'no-marker') {
       this.state(true);
       this.handlers.onRescanNeeded('first poll');
       return;
     }
-    if (res.code === 1 && gate.passed) {
+    if (r.result === 'partial') {
       // find reported what it could read; the marker was kept, so the next poll covers this window again.
-      this.state(true, `Some folders in ${this.root} could not be read: ${res.stderr.trim().split('\n').pop() ?? ''}`);
+      this.state(true, `Some folders in ${this.root} could not be read: ${r.detail}`);
       return;
-    }
-    if (res.code !== 0 || res.timedOut) throw scriptFailure(this.remote, this.ssh, res, this.root);
-    if (parseError !== null || !gate.passed || parser.incomplete()) {
-      throw new LipsyncError('unknown', `Unexpected answer while polling ${this.root} for changes.`, {
-        detail: `${String(parseError ?? 'incomplete output')}\n${res.stderr.slice(-2000)}`,
-      });
     }
     this.state(true);
   }

@@ -1,0 +1,148 @@
+/**
+ * Restart after a clean stop (docs/sync-semantics.md, "Restart after a clean
+ * stop"): the daemon looks only at what changed since the stop (local ctimes,
+ * the server's marker), not at every file, and still finds every kind of
+ * change made while it was stopped, on both sides. After a kill -9, or with
+ * settings changed while stopped, it compares everything again.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, renameSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startSshd, type SshServer } from '../harness/sshd.js';
+import { readLogRecords, requireBuild, treeSnapshot } from '../support/cli.js';
+import {
+  kill9,
+  liveFiles,
+  makeClient,
+  makeServerDir,
+  patchConfig,
+  start,
+  stop,
+  waitIdle,
+  waitStreaming,
+  type Client,
+} from '../support/twoway.js';
+import { put, read } from '../support/trees.js';
+
+let server: SshServer;
+const running: Client[] = [];
+
+beforeAll(async () => {
+  requireBuild();
+  server = await startSshd();
+});
+afterAll(async () => {
+  for (const c of running) await stop(c);
+  await server?.stop();
+});
+
+const SINCE_MSG = /started after a clean stop: looked at what changed since/;
+
+/** The clean-stop messages logged after `t`. */
+function sinceMessages(c: Client, t: number): string[] {
+  return readLogRecords(c.e)
+    .filter((r) => r.t >= t && SINCE_MSG.test(String(r.msg)))
+    .map((r) => String(r.msg));
+}
+
+/** A client with a synced tree of a few folders, its daemon stopped cleanly. */
+async function syncedClient(): Promise<{ c: Client; remote: string }> {
+  const remote = makeServerDir();
+  for (let d = 0; d < 3; d++) for (let f = 0; f < 5; f++) await put(remote, `d${d}/f${f}.txt`, `server ${d}/${f}\n`);
+  const c = await makeClient(server, remote, 'r');
+  for (let f = 0; f < 3; f++) await put(c.local, `mine/m${f}.txt`, `local ${f}\n`);
+  running.push(c);
+  await start(c);
+  await waitIdle(c, 60_000);
+  await waitStreaming(c);
+  expect(treeSnapshot(c.local)).toEqual(treeSnapshot(remote));
+  return { c, remote };
+}
+
+const sameTrees = (c: Client, remote: string) => expect(treeSnapshot(c.local)).toEqual(treeSnapshot(remote));
+
+describe('restart after a clean stop', () => {
+  it('finds every change made on either side while stopped, looking only at what changed', async () => {
+    const { c, remote } = await syncedClient();
+    expect(await stop(c)).toBe(0);
+
+    // While stopped, here: an edit, a deletion, a rename of a folder, a folder moved in
+    // from outside the pair (its files keep their old ctimes), an emptied folder.
+    await put(c.local, 'd0/f0.txt', 'edited here while stopped\n');
+    unlinkSync(join(c.local, 'd0/f1.txt'));
+    renameSync(join(c.local, 'd1'), join(c.local, 'd1-renamed'));
+    const outside = join(tmpdir(), `lipsync-outside-${process.pid}-${Date.now()}`);
+    for (let f = 0; f < 4; f++) await put(outside, `deep/er/o${f}.txt`, `moved in ${f}\n`);
+    renameSync(outside, join(c.local, 'moved-in'));
+    for (let f = 0; f < 3; f++) unlinkSync(join(c.local, `mine/m${f}.txt`));
+    // ... and on the server: an edit, a deletion, a new file in a new folder.
+    await put(remote, 'd2/f0.txt', 'edited on the server while stopped\n');
+    unlinkSync(join(remote, 'd2/f1.txt'));
+    await put(remote, 'new-on-server/n.txt', 'new on the server\n');
+
+    const t = Date.now();
+    await start(c);
+    await waitIdle(c, 60_000);
+    const msgs = sinceMessages(c, t);
+    expect(msgs).toHaveLength(1);
+    expect(msgs[0]).not.toMatch(/everything/);
+
+    sameTrees(c, remote);
+    expect(read(remote, 'd0/f0.txt')).toBe('edited here while stopped\n');
+    expect(existsSync(join(remote, 'd0/f1.txt'))).toBe(false);
+    expect(existsSync(join(remote, 'd1'))).toBe(false);
+    expect(read(remote, 'd1-renamed/f3.txt')).toBe('server 1/3\n');
+    expect(read(remote, 'moved-in/deep/er/o2.txt')).toBe('moved in 2\n');
+    expect(liveFiles(remote).filter((f) => f.startsWith('mine/'))).toEqual([]);
+    expect(read(c.local, 'd2/f0.txt')).toBe('edited on the server while stopped\n');
+    expect(existsSync(join(c.local, 'd2/f1.txt'))).toBe(false);
+    expect(read(c.local, 'new-on-server/n.txt')).toBe('new on the server\n');
+
+    // A second clean restart with nothing changed finds nothing to do.
+    expect(await stop(c)).toBe(0);
+    const t2 = Date.now();
+    await start(c);
+    await waitIdle(c, 60_000);
+    expect(sinceMessages(c, t2)).toHaveLength(1);
+    const moved = readLogRecords(c.e).filter(
+      (r) => r.t >= t2 && ['push', 'pull', 'delete', 'rename', 'conflict'].includes(String(r.event)),
+    );
+    expect(moved).toEqual([]);
+    sameTrees(c, remote);
+    await stop(c);
+  });
+
+  it('compares everything after a kill -9, and when the excludes changed while stopped', async () => {
+    const { c, remote } = await syncedClient();
+    // Excluded while running: stays here only.
+    patchConfig(c.e, {}, { excludes: ['*.tmp'] });
+    await stop(c);
+    await start(c);
+    await waitIdle(c, 60_000);
+    await put(c.local, 'keep.tmp', 'excluded at first\n');
+    await new Promise((r) => setTimeout(r, 500));
+    await waitIdle(c, 60_000);
+    expect(existsSync(join(remote, 'keep.tmp'))).toBe(false);
+
+    // Unclean end: the next start must not trust the database.
+    await kill9(c);
+    await put(c.local, 'after-kill.txt', 'written while dead\n');
+    const t = Date.now();
+    await start(c);
+    await waitIdle(c, 60_000);
+    expect(sinceMessages(c, t)).toEqual([]);
+    expect(read(remote, 'after-kill.txt')).toBe('written while dead\n');
+
+    // Excludes removed while stopped: keep.tmp (unchanged, old ctime) must now go up.
+    expect(await stop(c)).toBe(0);
+    patchConfig(c.e, {}, { excludes: [] });
+    const t2 = Date.now();
+    await start(c);
+    await waitIdle(c, 60_000);
+    expect(sinceMessages(c, t2)).toEqual([]);
+    expect(read(remote, 'keep.tmp')).toBe('excluded at first\n');
+    sameTrees(c, remote);
+    await stop(c);
+  });
+});
