@@ -23,6 +23,7 @@ import { listRemote, statRemote } from './remote/listing.js';
 import type { RemoteOps } from './remote/ops.js';
 import { LipsyncError } from './errors.js';
 import type { ActivityLog } from './log.js';
+import { traced } from './trace.js';
 
 /** Candidates decided per step: bounds memory and the size of every rsync run. */
 export const CHUNK = 5000;
@@ -67,6 +68,14 @@ export interface CycleContext {
   /** Throws when the cycle must stop before its next remote step (paused, stopping). */
   checkPaused: () => void;
   onProgress: (p: { filesDone: number; filesTotal: number; bytes: number; rateBps: number }) => void;
+  /**
+   * The paths a push is about to write (null: the push and the stat after it are
+   * done). The server watcher's reports of those writes are then not looked at
+   * again: the stat after the push checks each of them instead.
+   */
+  expectEcho?: (paths: string[] | null) => void;
+  /** Asks for `path` on the server to be looked at again in the next cycle. */
+  requeueRemote?: (path: string) => void;
   /** Asks for `path` and everything below it to be looked at again in the next cycle. */
   requeueLocalTree: (path: string) => void;
   /** Serialises writers of one remote root; returns a release function. */
@@ -82,6 +91,8 @@ export interface CycleContext {
    * `since` needs no listing of its own.
    */
   remoteSincePolled?: boolean;
+  /** The local clean-stop listing, already started (by the pair's start) for this cycle's `since`. */
+  localSincePrefetch?: Promise<DirtySnapshot | null>;
 }
 
 /** The pair is paused because a cycle would delete too much; `lipsync confirm` goes on. */
@@ -149,6 +160,9 @@ export function remoteChanged(r: RemoteStat | null, b: Entry): boolean {
 export class Cycle {
   private readonly db: StateDb;
   private readonly deferredDirs: { path: string; side: 'local' | 'remote' }[] = [];
+  /** The clean-stop listings, started together by collect(). */
+  private localSince: Promise<DirtySnapshot | null> | null = null;
+  private remoteSince: Promise<DirtySnapshot | null> | null = null;
   /** What the clean-stop shortcut looked at, for the log ("12 paths here", "everything on the server"). */
   private readonly sinceReport: string[] = [];
   /** Candidates that came from local changes (they will most likely be pushed). */
@@ -162,8 +176,16 @@ export class Cycle {
 
   async collect(local: DirtySnapshot | null, remote: DirtySnapshot | null): Promise<void> {
     this.db.candClear();
-    if (local) await this.collectLocal(local);
-    if (remote && this.c.direction !== 'send-only') await this.collectRemote(remote);
+    // After a clean stop both sides are listed at once (each is a walk by find).
+    if (local?.since != null && !local.full)
+      this.localSince = this.c.localSincePrefetch ?? localChangedSince(this.c.localRoot, Number(local.since));
+    if (remote?.since != null && !remote.full && this.c.direction !== 'send-only' && !this.c.remoteSincePolled)
+      this.remoteSince = this.remoteChangedSince(remote.since);
+    // Not awaited yet: a failure is seen where it is used.
+    this.localSince?.catch(() => undefined);
+    this.remoteSince?.catch(() => undefined);
+    if (local) await traced('collect local', () => this.collectLocal(local));
+    if (remote && this.c.direction !== 'send-only') await traced('collect remote', () => this.collectRemote(remote));
     if (this.sinceReport.length) {
       this.c.log.write({
         pair: this.c.pair,
@@ -178,7 +200,8 @@ export class Cycle {
     if (snap.full) return this.scanLocalTree('');
     if (snap.since !== null) {
       // After a clean stop: only what find says changed since (else everything).
-      const changed = await localChangedSince(this.c.localRoot, Number(snap.since));
+      const changed = await (this.localSince ?? localChangedSince(this.c.localRoot, Number(snap.since)));
+      this.localSince = null;
       this.sinceReport.push(changed && !changed.full ? `${sizeOf(changed)} here` : 'everything here');
       if (!changed || changed.full) return this.scanLocalTree('');
       await this.collectLocal(changed);
@@ -211,7 +234,15 @@ export class Cycle {
     for (const s of skipped)
       this.warn({ kind: 'permission-denied', message: `Skipped ${s.path}: ${s.reason}.`, files: [s.path] });
     const moved = new Set<string>();
-    for (const ch of changes) if (await this.localChange(ch)) moved.add(ch.path);
+    const outer = this.candBatch; // a move found below may scan (and batch) a tree of its own
+    this.candBatch = [];
+    try {
+      for (const ch of changes) if (await this.localChange(ch)) moved.add(ch.path);
+    } finally {
+      const batch = this.candBatch;
+      this.candBatch = outer;
+      this.db.candAdd(batch);
+    }
     if (recurseNew) {
       for (const ch of changes) {
         if (ch.type !== 'deleted' && ch.stat.kind === 'dir' && !moved.has(ch.path)) await this.scanLocalTree(ch.path);
@@ -247,16 +278,32 @@ export class Cycle {
   private async localChange(ch: ScanChange): Promise<boolean> {
     this.localCandidates++;
     if (ch.type === 'deleted') {
-      this.db.candAdd([ch.path]);
+      this.addCandidate(ch.path);
       if (ch.entry.kind === 'dir') this.db.candAddDescendants(ch.path);
       return false;
     }
-    if (ch.type === 'added' && this.c.direction !== 'receive-only') {
+    if (ch.type === 'added' && this.c.direction !== 'receive-only' && this.baseHasEntries()) {
       const from = await this.localMovedFrom(ch.path, ch.stat);
       if (from !== null && (await this.moveRemote(from, ch.path, ch.stat))) return true;
     }
-    this.db.candAdd([ch.path]);
+    this.addCandidate(ch.path);
     return false;
+  }
+
+  /** Candidates of one directory's scan are inserted together (see scanLocalDir). */
+  private candBatch: string[] | null = null;
+
+  private addCandidate(path: string): void {
+    if (this.candBatch) this.candBatch.push(path);
+    else this.db.candAdd([path]);
+  }
+
+  /** Whether the base has any entry (a move needs one; a first sync has none). Asked once per cycle. */
+  private baseNonEmpty: boolean | null = null;
+
+  private baseHasEntries(): boolean {
+    this.baseNonEmpty ??= this.db.count() > 0;
+    return this.baseNonEmpty;
   }
 
   /** A new local path whose inode the base knows at a path that is gone locally was moved there. */
@@ -312,18 +359,10 @@ export class Cycle {
     }
     if (snap.since !== null && !this.c.remoteSincePolled) {
       // After a clean stop: what changed on the server since our marker (else everything).
-      const changed = new DirtySet();
-      const r = this.c.caps.gnuFind
-        ? await listChangedSince(this.c.remote, this.c.ssh, this.rootPath(), snap.since, this.c.excluder, (b) => {
-            for (const ch of b) {
-              if (ch.isDir) changed.markDir(ch.path);
-              changed.addPath(ch.path);
-            }
-          })
-        : { result: 'no-marker' as const };
-      const found = changed.take();
-      this.sinceReport.push(r.result === 'ok' && !found.full ? `${sizeOf(found)} on the server` : 'everything on the server');
-      if (r.result !== 'ok' || found.full) {
+      const found = await (this.remoteSince ?? this.remoteChangedSince(snap.since));
+      this.remoteSince = null;
+      this.sinceReport.push(found ? `${sizeOf(found)} on the server` : 'everything on the server');
+      if (!found) {
         await this.scanRemote('', true);
         return;
       }
@@ -343,6 +382,20 @@ export class Cycle {
         this.db.candAdd(paths);
       }
     }
+  }
+
+  /** What changed on the server since the marker `markerId`; null when it must be compared whole. */
+  private async remoteChangedSince(markerId: string): Promise<DirtySnapshot | null> {
+    if (!this.c.caps.gnuFind) return null;
+    const changed = new DirtySet();
+    const r = await listChangedSince(this.c.remote, this.c.ssh, this.rootPath(), markerId, this.c.excluder, (b) => {
+      for (const ch of b) {
+        if (ch.isDir) changed.markDir(ch.path);
+        changed.addPath(ch.path);
+      }
+    });
+    const found = changed.take();
+    return r.result === 'ok' && !found.full ? found : null;
   }
 
   /** Lists a remote subtree (or one directory) into the scratch table and adds what differs from the base. */
@@ -406,6 +459,7 @@ export class Cycle {
     // Only paths the base knows as files can be deleted: when even all of them stay
     // under the threshold (always so on a first sync), there is nothing to count.
     const n = this.db.candBaseFileCount();
+    if (n <= 2) return;
     const files = this.db.fileCount();
     if (!tooManyDeletions(n, files)) return;
     let deletions = 0;
@@ -451,7 +505,9 @@ export class Cycle {
   private async decideChunk(paths: string[]): Promise<Decided[]> {
     const wanted = paths.filter((p) => p !== '' && !this.c.excluder.ignores(p, false));
     const locals = await Promise.all(wanted.map((p) => lstatLocal(join(this.c.localRoot, p))));
-    const remotes = await statRemote(this.c.remote, this.c.ssh, this.rootPath(), wanted, this.c.caps);
+    const remotes = await traced(`stat ${wanted.length} on the server`, () =>
+      statRemote(this.c.remote, this.c.ssh, this.rootPath(), wanted, this.c.caps),
+    );
     const out: Decided[] = [];
     for (let i = 0; i < wanted.length; i++) {
       const path = wanted[i]!;
@@ -656,32 +712,40 @@ export class Cycle {
 
   private async push(items: Decided[]): Promise<void> {
     this.c.checkPaused();
-    const res = await rsyncPush(this.transferOptions(items.map((d) => d.path)));
-    const failed = this.failedFiles(res);
-    const sentNow = items.filter((d) => d.local && !failed.has(d.path));
-    const after = await statRemote(
-      this.c.remote,
-      this.c.ssh,
-      this.rootPath(),
-      sentNow.map((d) => d.path),
-      this.c.caps,
-    );
-    const syncedAtNs = nowNs();
-    const rows: Entry[] = [];
-    for (let i = 0; i < sentNow.length; i++) {
-      const d = sentNow[i]!;
-      rows.push(
-        this.entryFor(
-          d.path,
-          d.local!,
-          after[i] ?? null,
-          await this.racyHash(d.path, d.local!, syncedAtNs),
-          syncedAtNs,
+    this.c.expectEcho?.(items.filter((d) => d.local).map((d) => d.path));
+    try {
+      const res = await traced(`rsync push ${items.length}`, () =>
+        rsyncPush(this.transferOptions(items.map((d) => d.path))),
+      );
+      const failed = this.failedFiles(res);
+      const sentNow = items.filter((d) => d.local && !failed.has(d.path));
+      const after = await traced(`stat ${sentNow.length} on the server after the push`, () =>
+        statRemote(
+          this.c.remote,
+          this.c.ssh,
+          this.rootPath(),
+          sentNow.map((d) => d.path),
+          this.c.caps,
         ),
       );
+      const syncedAtNs = nowNs();
+      const rows: Entry[] = [];
+      for (let i = 0; i < sentNow.length; i++) {
+        const d = sentNow[i]!;
+        let r = after[i] ?? null;
+        if (!r || !landedAsSent(d.local!, r)) {
+          // Not what was sent (changed on the server meanwhile, or gone): the base records
+          // what was sent, so the server's side counts as changed and is looked at again.
+          r = null;
+          this.c.requeueRemote?.(d.path);
+        }
+        rows.push(this.entryFor(d.path, d.local!, r, await this.racyHash(d.path, d.local!, syncedAtNs), syncedAtNs));
+      }
+      const deleted = items.filter((d) => !d.local && !failed.has(d.path)).map((d) => d.path);
+      this.recordTransfer('push', res, rows, deleted);
+    } finally {
+      this.c.expectEcho?.(null);
     }
-    const deleted = items.filter((d) => !d.local && !failed.has(d.path)).map((d) => d.path);
-    this.recordTransfer('push', res, rows, deleted);
   }
 
   private async pull(all: Decided[]): Promise<void> {
@@ -697,7 +761,7 @@ export class Cycle {
       else this.c.requeueLocalTree(d.path);
     }
     if (!items.length) return;
-    const res = await rsyncPull(this.transferOptions(items.map((d) => d.path)));
+    const res = await traced(`rsync pull ${items.length}`, () => rsyncPull(this.transferOptions(items.map((d) => d.path))));
     const failed = this.failedFiles(res);
     const syncedAtNs = nowNs();
     const rows: Entry[] = [];
@@ -831,6 +895,14 @@ export class Cycle {
   private warn(w: ErrorInfo): void {
     this.c.totals.warnings.push(w);
   }
+}
+
+/** Does the server's state after a push show what was sent (kind, size, mtime, symlink target)? */
+function landedAsSent(l: LocalStat, r: RemoteStat): boolean {
+  if (l.kind !== r.kind) return false;
+  if (l.kind === 'symlink') return l.target === r.target;
+  if (l.kind === 'dir') return true;
+  return l.size === r.size && sameRemoteTime(l.mtimeNs, r.mtimeNs);
 }
 
 /** The mass-delete threshold (docs/sync-semantics.md): more than half of the files, or more than 1,000; never one or two. */

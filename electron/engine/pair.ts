@@ -15,9 +15,11 @@ import { purgeLocalTrash, remoteOps, type RemoteOps } from './remote/ops.js';
 import { parseRemote } from './remote/spec.js';
 import { probeCapabilities } from './remote/listing.js';
 import { createRemoteWatcher, setChangeMarker, type RemoteWatcher } from './remote/watch.js';
+import { localChangedSince } from './since.js';
 import { Cycle, MassDeleteError, emptyTotals, type CycleTotals } from './cycle.js';
 import { LipsyncError, toErrorInfo } from './errors.js';
 import type { ActivityLog } from './log.js';
+import { traced } from './trace.js';
 
 const LOCAL_MARKER = join('.lipsync', 'pair-id');
 /** A remote lock not refreshed for this long belongs to a dead client. */
@@ -112,6 +114,10 @@ export class PairRunner {
   private remoteReady = false;
   private readonly progressListeners = new Set<(p: TransferProgress) => void>();
   private cycleDone: Promise<void> = Promise.resolve();
+  private preparing: Promise<void> | null = null;
+  /** Paths being pushed (see CycleContext.expectEcho): the server watcher's events for them are ours. */
+  private echo: Set<string> | null = null;
+  private localSincePrefetch: { token: string; result: Promise<DirtySnapshot | null> } | null = null;
   /** The running cycle was asked for by "sync now": a pause does not interrupt it. */
   private forcedCycle = false;
   /** "Sync now" was asked while a cycle ran: the next cycle runs even if paused. */
@@ -144,6 +150,8 @@ export class PairRunner {
     const last = this.db.getMeta('lastSyncAt');
     this.lastSyncAt = last ? Number(last) : null;
     if (!this.checkLocalRoot()) return;
+    // The ssh connection and the server's checks start now, alongside the local watcher.
+    if (this.deps.watch && !this.isPaused()) this.prepareRemote().catch(() => undefined);
     if (this.deps.watch) await this.startWatcher();
     this.scheduleRescans();
     this.setState();
@@ -153,7 +161,15 @@ export class PairRunner {
       // Find what changed while nobody was watching: after a clean stop, what changed
       // since it (docs/sync-semantics.md, "Restart after a clean stop"); else compare
       // both sides with the database.
-      if (clean) this.dirty.addSince(String(clean.localSinceMs));
+      if (clean) {
+        this.dirty.addSince(String(clean.localSinceMs));
+        // The local listing needs no server: it runs while the server is being connected.
+        this.localSincePrefetch = {
+          token: String(clean.localSinceMs),
+          result: localChangedSince(this.settings.local, clean.localSinceMs),
+        };
+        this.localSincePrefetch.result.catch(() => undefined);
+      }
       else this.dirty.addFull();
       if (clean?.remote) this.remoteDirty.addSince(this.remoteMarkerId());
       else this.remoteDirty.addFull();
@@ -237,6 +253,7 @@ export class PairRunner {
     this.stopCycleFailed = this.running;
     await this.watcher?.stop().catch(() => undefined);
     this.watcher = null;
+    await this.preparing?.catch(() => undefined);
     await this.remoteWatcher?.stop().catch(() => undefined);
     this.remoteWatcher = null;
     await this.cycleDone.catch(() => undefined);
@@ -357,7 +374,16 @@ export class PairRunner {
     return true;
   }
 
-  private async prepareRemote(): Promise<void> {
+  /** Connects and checks the server once (concurrent callers share the attempt). */
+  private prepareRemote(): Promise<void> {
+    if (this.remoteReady) return Promise.resolve();
+    this.preparing ??= this.connectRemote().finally(() => {
+      this.preparing = null;
+    });
+    return this.preparing;
+  }
+
+  private async connectRemote(): Promise<void> {
     if (this.remoteReady) return;
     const probe = await this.ops.probe();
     if (probe.root === 'missing') {
@@ -419,7 +445,7 @@ export class PairRunner {
     this.caps = await probeCapabilities(this.remote, this.sshOptions());
     this.remoteReady = true;
     this.purgeTrashDaily();
-    if (this.deps.watch && this.settings.direction !== 'send-only' && !this.remoteWatcher)
+    if (this.deps.watch && !this.stopped && this.settings.direction !== 'send-only' && !this.remoteWatcher)
       await this.startRemoteWatcher();
   }
 
@@ -452,12 +478,16 @@ export class PairRunner {
       this.caps ?? { inotifywait: false, gnuFind: false },
       {
         onChanges: (changes) => {
+          let fresh = 0;
           for (const ch of changes) {
+            // Our own push, reported back: the stat after the push records that state.
+            if (this.echo?.has(ch.path) && ch.kind !== 'delete' && ch.kind !== 'move-from') continue;
+            fresh++;
             if (ch.isDir && (ch.kind === 'create' || ch.kind === 'move-to')) this.remoteDirty.addTree(ch.path);
             else if (ch.isDir && ch.kind === 'modify') this.remoteDirty.markDir(ch.path);
             else this.remoteDirty.addPath(ch.path);
           }
-          this.kick();
+          if (fresh) this.kick();
         },
         onRescanNeeded: () => {
           this.remoteDirty.addFull();
@@ -681,8 +711,8 @@ export class PairRunner {
         try {
           if (!this.checkLocalRoot())
             throw new LipsyncError(this.fatal!.kind, this.fatal!.message, { fix: this.fatal!.fix });
-          await this.prepareRemote();
-          await this.runCycle(localSnap, remoteSnap, totals);
+          await traced('prepare remote', () => this.prepareRemote());
+          await traced('cycle', () => this.runCycle(localSnap, remoteSnap, totals));
           this.conflictCount = this.db ? this.db.openConflicts().length : 0;
           this.lastSyncAt = Date.now();
           this.db?.setMeta('lastSyncAt', String(this.lastSyncAt));
@@ -829,6 +859,7 @@ export class PairRunner {
       massDeleteConfirmed: this.massDeleteConfirmed,
       initialSync: this.initialSyncMode(),
       remoteSincePolled: this.remoteFeed?.mode === 'poll',
+      localSincePrefetch: this.takeLocalSincePrefetch(local),
       checkPaused: () => {
         if (this.stopped) throw new LipsyncError('cancelled', 'Stopped.');
         if (!this.forcedCycle && this.isPaused()) throw new PausedSignal();
@@ -838,12 +869,23 @@ export class PairRunner {
         for (const l of this.progressListeners) l(this.progress);
       },
       withRemoteLock: (fn) => this.withRemoteLock(fn),
+      expectEcho: (paths) => {
+        this.echo = paths ? new Set(paths) : null;
+      },
+      requeueRemote: (path) => this.remoteDirty.addPath(path),
       requeueLocalTree: (path) => this.dirty.addTree(path),
     });
-    await cycle.collect(local, remote);
-    await cycle.checkMassDelete();
+    await traced('collect', () => cycle.collect(local, remote));
+    await traced('mass-delete check', () => cycle.checkMassDelete());
     this.massDeleteConfirmed = false;
-    await cycle.execute();
+    await traced('execute', () => cycle.execute());
+  }
+
+  /** The local clean-stop listing started by start(), if this snapshot asks for that one. */
+  private takeLocalSincePrefetch(snap: DirtySnapshot): Promise<DirtySnapshot | null> | undefined {
+    const p = this.localSincePrefetch;
+    this.localSincePrefetch = null;
+    return p && snap.since === p.token && !snap.full ? p.result : undefined;
   }
 
   private requireDb(): StateDb {
@@ -868,7 +910,7 @@ export class PairRunner {
     const owner = `host=${hostname()} pid=${process.pid} device=${this.deps.deviceName} pair=${this.id} client=${this.clientId}`;
     const deadline = Date.now() + 60_000;
     for (;;) {
-      const r = await this.ops.lock(owner, LOCK_TTL_MS);
+      const r = await traced('lock', () => this.ops.lock(owner, LOCK_TTL_MS));
       if (r.acquired) break;
       if (r.holder && holderIsDeadHere(r.holder)) {
         // Left by a lipsync on this machine that died (kill -9, crash): no need to wait for it to expire.
@@ -894,7 +936,7 @@ export class PairRunner {
     } finally {
       clearInterval(heartbeat);
       this.lockDepth = 0;
-      await this.ops.unlock(owner).catch(() => undefined);
+      await traced('unlock', () => this.ops.unlock(owner)).catch(() => undefined);
     }
   }
 }

@@ -607,15 +607,20 @@ lipsync_stat() {
   rc=$?
   [ "$rc" -eq 0 ] && return 0
   if [ "$rc" -ne 1 ]; then echo "lipsync: find failed with status $rc" >&2; exit 3; fi
+  last=
   for p do
     if [ -e "$p" ] || [ -L "$p" ]; then continue; fi
-    d=$p
-    while :; do
-      d=\${d%/*}
-      [ -z "$d" ] && d=/
-      if [ -e "$d" ] || [ "$d" = / ]; then break; fi
-    done
-    if [ -d "$d" ] && [ ! -x "$d" ]; then printf 'E\\0%s\\0' "$p"; else printf 'M\\0%s\\0' "$p"; fi
+    d=\${p%/*}
+    if [ "$d" != "$last" ] || [ -z "$last" ]; then
+      last=$d
+      while :; do
+        [ -z "$d" ] && d=/
+        if [ -e "$d" ] || [ "$d" = / ]; then break; fi
+        d=\${d%/*}
+      done
+      if [ -d "$d" ] && [ ! -x "$d" ]; then tag=E; else tag=M; fi
+    fi
+    printf '%s\\0%s\\0' "$tag" "$p"
   done
   return 0
 }`;

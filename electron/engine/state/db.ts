@@ -418,6 +418,7 @@ export class StateDb {
   // cycle over a million paths never holds them in JS memory.
 
   private scratchReady = false;
+  private candInsert: Database.Statement | null = null;
 
   private scratch(): void {
     if (this.scratchReady) return;
@@ -432,7 +433,7 @@ export class StateDb {
 
   candAdd(paths: Iterable<string>): void {
     this.scratch();
-    const st = this.db.prepare('INSERT OR IGNORE INTO cand (path) VALUES (?)');
+    const st = (this.candInsert ??= this.db.prepare('INSERT OR IGNORE INTO cand (path) VALUES (?)'));
     this.db.transaction(() => {
       for (const p of paths) st.run(p);
     })();
@@ -460,7 +461,7 @@ export class StateDb {
     return Number(
       (
         this.db
-          .prepare("SELECT count(*) AS n FROM cand c JOIN entries e ON e.path = c.path WHERE e.kind <> 'dir'")
+          .prepare("SELECT count(*) AS n FROM cand c CROSS JOIN entries e ON e.path = c.path WHERE e.kind <> 'dir'")
           .get() as { n: number }
       ).n,
     );
