@@ -386,9 +386,23 @@ try {
       await waitUpToDate(eA, t0, 3_600_000, 50);
       xs.push(performance.now() - p0);
     }
-    stoppers.push(() => dA.stop());
     rec('restart', 'lipsync', stats(xs));
     log(`lipsync restart: p50 ${fmtS(median(xs))} all ${xs.map(Math.round).join(' ')}`);
+    // 4b: after a kill -9 there is no clean-stop record: the start compares everything.
+    const ys = [];
+    for (let i = 0; i < SLOW_REPS; i++) {
+      const gone = new Promise((r) => dA.proc.once('close', r));
+      dA.proc.kill('SIGKILL');
+      await gone;
+      const t0 = Date.now();
+      const p0 = performance.now();
+      dA = await startDaemon(eA);
+      await waitUpToDate(eA, t0, 3_600_000, 50);
+      ys.push(performance.now() - p0);
+    }
+    stoppers.push(() => dA.stop());
+    rec('restartFull', 'lipsync', stats(ys));
+    log(`lipsync restart after kill -9: p50 ${fmtS(median(ys))} all ${ys.map(Math.round).join(' ')}`);
     // daemon's own report of its cycles, for the analysis
     writeFileSync(join(work, 'daemonA-restart.log'), dA.output());
   }
@@ -762,6 +776,17 @@ const g = (m, w) => R[m]?.[w];
       peer === 'rsync' ? met(l && p ? l.p50 <= 0.5 * p.p50 : undefined) : '',
     ]);
   }
+  const k = g('restartFull', 'lipsync'),
+    p = g('restart', 'rsync');
+  rows.push([
+    '4b. restart after kill -9 (no clean stop: compares everything)',
+    lat(k),
+    'rsync -a no-op',
+    lat(p),
+    ratio(k?.p50, p?.p50),
+    '(info)',
+    '',
+  ]);
 }
 {
   const l = g('first', 'lipsync'),
