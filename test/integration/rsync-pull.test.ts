@@ -60,7 +60,7 @@ describe('rsyncPullArgs', () => {
         '--backup',
         '--backup-dir=.lipsync/trash/2026-11-25/133012345',
         '--partial-dir=/home/u/Sync/.lipsync/partial',
-        '--temp-dir=/home/u/Sync/.lipsync/tmp',
+        '--temp-dir=.lipsync/tmp',
         '--exclude=/.lipsync/***',
         '--bwlimit=500',
       ]),

@@ -188,7 +188,7 @@ describe('rsyncPushArgs', () => {
         '--backup',
         '--backup-dir=.lipsync/trash/T',
         '--partial-dir=/mnt/nas/x/.lipsync/partial',
-        '--temp-dir=/mnt/nas/x/.lipsync/tmp',
+        '--temp-dir=.lipsync/tmp',
         '--exclude=/.lipsync/***',
         '--info=progress2',
         '--stats',
