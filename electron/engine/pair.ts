@@ -20,6 +20,7 @@ import { Cycle, MassDeleteError, emptyTotals, type CycleTotals } from './cycle.j
 import { LipsyncError, toErrorInfo } from './errors.js';
 import type { ActivityLog } from './log.js';
 import { traced } from './trace.js';
+import { scheduleHeapRelease } from './memory.js';
 
 const LOCAL_MARKER = join('.lipsync', 'pair-id');
 /** A remote lock not refreshed for this long belongs to a dead client. */
@@ -787,6 +788,8 @@ export class PairRunner {
         !this.isPaused()
       )
         this.kick();
+      // A large cycle leaves V8's heap grown: give it back once things are quiet.
+      else if (!this.stopped) scheduleHeapRelease();
     }
   }
 
