@@ -3,7 +3,7 @@ import { ApiServer, acquireDaemonLock, daemonAnswers } from '../engine/api/serve
 import { ensurePrivateDir, type AppDirs } from '../engine/paths.js';
 import { formatLogRecord } from '../engine/log.js';
 import { LipsyncError } from '../engine/errors.js';
-import { WebServer } from '../engine/api/web.js';
+import type { WebServer } from '../engine/api/web.js';
 
 export interface DaemonOptions {
   /** Also serve the web UI and its API on 127.0.0.1:port (`lipsync run --web`). */
@@ -24,8 +24,9 @@ export async function runDaemon(dirs: AppDirs, banner?: string, opts: DaemonOpti
   const stopped = new Promise<void>((r) => (wake = r));
   const engine = new Engine({ dirs, watch: true, echo: (r) => console.log(formatLogRecord(r)) });
   const api = new ApiServer(engine, dirs.dataDir, () => void stop());
-  const web = opts.web
-    ? new WebServer({
+  // Loaded only for --web: it pulls in `ws`, memory the plain daemon does not need.
+  const web: WebServer | null = opts.web
+    ? new (await import('../engine/api/web.js')).WebServer({
         engine,
         dataDir: dirs.dataDir,
         port: opts.web.port,

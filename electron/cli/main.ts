@@ -7,7 +7,6 @@ import { defaultDirs, type AppDirs } from '../engine/paths.js';
 import { Engine, VERSION } from '../engine/engine.js';
 import { ApiClient } from '../engine/api/client.js';
 import { dispatch } from '../engine/api/dispatch.js';
-import { readWebInfo } from '../engine/api/web.js';
 import { DEFAULT_WEB_PORT, validateRequest } from '../../shared/ipc.js';
 import { LipsyncError, toErrorInfo } from '../engine/errors.js';
 import { formatLogRecord } from '../engine/log.js';
@@ -260,6 +259,7 @@ export async function main(argv: string[]): Promise<number> {
         return await runDaemon(dirs, undefined, o.web ? { web: { port: port ?? DEFAULT_WEB_PORT } } : {});
       }
       case 'web-url': {
+        const { readWebInfo } = await import('../engine/api/web.js');
         const info = await readWebInfo(dirs.dataDir);
         if (!info) {
           console.error('error: No lipsync daemon with a web UI is running.');
