@@ -225,9 +225,10 @@ export class StateDb {
       db.pragma('synchronous = NORMAL');
       db.pragma('busy_timeout = 5000');
       // better-sqlite3 builds SQLite with a 16 MB page cache per database (SQLITE_DEFAULT_CACHE_SIZE
-      // =-16000), SQLite's own default is 2 MB. With 100,000 entries the main database (~20 MB)
-      // and the cycle's TEMP tables (cand, rscan) each filled theirs: ~28 MB of malloc'd pages
-      // that stayed with the idle daemon. The OS page cache holds the file anyway.
+      // =-16000); SQLite's own default is 2 MB. With 100,000 entries the database file is ~20 MB
+      // and the cache filled up: malloc'd pages that stayed with the idle daemon (its malloc heap
+      // in use went from ~28 MB to ~11 MB with 2 MB caches). The OS page cache holds the file
+      // anyway. TEMP (the cycle's cand and rscan tables) is capped the same way.
       db.pragma(`cache_size = -${CACHE_KIB}`);
       db.pragma(`temp.cache_size = -${CACHE_KIB}`);
       StateDb.migrate(db);
