@@ -38,6 +38,8 @@ const SEED = Number(opt.seed);
 const REPS = opt.quick ? 5 : 9; // sub-second measurements
 const SLOW_REPS = opt.quick ? 3 : 5; // measurements of many seconds
 const BIN = join(ROOT, 'bin', 'lipsync.js');
+/** The `lipsync` command as npm installs it: a sh launcher that execs node bin/lipsync.js. */
+const LAUNCHER = join(ROOT, 'bin', 'lipsync');
 const started = Date.now();
 const log = (...a) => console.error(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s]`, ...a);
 const only = opt.only ? new Set(opt.only.split(',')) : null;
@@ -70,7 +72,7 @@ function setSshConfig(e, file) {
 }
 const daemons = [];
 async function startDaemon(e) {
-  const proc = spawn(process.execPath, [BIN, 'run'], { env: e.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(LAUNCHER, ['run'], { env: e.env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const collect = (d) => {
     out += d;
