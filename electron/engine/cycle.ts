@@ -310,6 +310,9 @@ export class Cycle {
   private async localMovedFrom(path: string, stat: LocalStat): Promise<string | null> {
     for (const cand of this.db.byInode(stat.ino)) {
       if (cand.path === path || cand.kind !== stat.kind || isUnder(path, cand.path)) continue;
+      // A renamed file keeps its size and mtime; a new file that got a deleted one's inode
+      // number does not (an edit with the move is then synced as a deletion and a creation).
+      if (stat.kind === 'file' && (cand.size !== stat.size || cand.mtimeNs !== stat.mtimeNs)) continue;
       if (this.c.excluder.ignores(cand.path, cand.kind === 'dir')) continue;
       const now = await lstatLocal(join(this.c.localRoot, cand.path));
       if (now && now.ino === cand.ino) continue; // a hard link, not a move
@@ -402,18 +405,35 @@ export class Cycle {
   private async scanRemote(start: string, recursive: boolean): Promise<void> {
     this.db.rscanClear();
     let buf: Parameters<StateDb['rscanInsert']>[0] = [];
-    for await (const e of listRemote(this.c.remote, this.c.ssh, this.rootPath(), start, this.c.caps, {
-      recursive,
-      excluder: this.c.excluder,
-    })) {
-      buf.push(e);
-      if (buf.length >= 5000) {
-        this.db.rscanInsert(buf);
-        buf = [];
+    try {
+      for await (const e of listRemote(this.c.remote, this.c.ssh, this.rootPath(), start, this.c.caps, {
+        recursive,
+        excluder: this.c.excluder,
+      })) {
+        buf.push(e);
+        if (buf.length >= 5000) {
+          this.db.rscanInsert(buf);
+          buf = [];
+        }
       }
+    } catch (e) {
+      if (!(await this.vanishedRemoteFolder(start, e))) throw e;
+      // A folder named by a hint (an event, a listing) that is gone by now: what the base
+      // holds below it becomes a candidate, decided like any other.
+      this.db.rscanClear();
+      buf = [];
     }
     this.db.rscanInsert(buf);
     this.db.candFromRemoteScan(start, recursive);
+  }
+
+  /** Did listing `start` fail because that folder (not the root) is no longer a folder on the server? */
+  private async vanishedRemoteFolder(start: string, e: unknown): Promise<boolean> {
+    if (start === '' || !(e instanceof LipsyncError)) return false;
+    if (e.kind !== 'remote-missing' && e.kind !== 'remote-not-dir') return false;
+    // Throws when the root itself is gone: that is never read as "everything deleted".
+    const [st] = await statRemote(this.c.remote, this.c.ssh, this.rootPath(), [start], this.c.caps);
+    return st?.kind !== 'dir';
   }
 
   /**

@@ -25,6 +25,9 @@ import { scheduleHeapRelease } from './memory.js';
 const LOCAL_MARKER = join('.lipsync', 'pair-id');
 /** A remote lock not refreshed for this long belongs to a dead client. */
 export const LOCK_TTL_MS = 60_000;
+/** How long stop() lets a running cycle finish before cutting it short. */
+const STOP_FINISH_MS = 3000;
+
 /** Meta key of the clean-stop record (see PairRunner.recordCleanStop). */
 const CLEAN_STOP_META = 'cleanStop';
 /** The clean-stop horizons are dated this far back: events still in flight at the stop are looked at again. */
@@ -93,6 +96,8 @@ export class PairRunner {
   private lastPurgeAt = 0;
   private running = false;
   private stopped = false;
+  /** stop() was called: no new cycle starts (the running one may finish, see stop). */
+  private stopping = false;
   private kickTimer: NodeJS.Timeout | null = null;
   /** For the clean-stop record: when this run started, and whether anything in it may have been missed. */
   private startedAt = 0;
@@ -143,6 +148,7 @@ export class PairRunner {
 
   async start(): Promise<void> {
     this.stopped = false;
+    this.stopping = false;
     this.startedAt = Date.now();
     this.cleanRun = true;
     this.stopCycleFailed = false;
@@ -247,9 +253,20 @@ export class PairRunner {
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
+    // No new cycle from now; one that is running gets a moment to finish, so a stop
+    // during a short sync is still clean (the next start then looks only at changes).
+    this.stopping = true;
     for (const t of [this.kickTimer, this.rescanTimer, this.retryTimer]) if (t) clearTimeout(t);
     this.kickTimer = this.rescanTimer = this.retryTimer = null;
+    if (this.running) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.cycleDone.catch(() => undefined),
+        new Promise((r) => (timer = setTimeout(r, STOP_FINISH_MS))),
+      ]);
+      clearTimeout(timer);
+    }
+    this.stopped = true;
     // A cycle cut short by the stop leaves work behind: the stop is then not clean.
     this.stopCycleFailed = this.running;
     await this.watcher?.stop().catch(() => undefined);
@@ -651,7 +668,7 @@ export class PairRunner {
    * `rm -r`) goes as few large batches, which the mass-delete check sees whole.
    */
   private kick(delayMs = this.deps.debounceMs, force = false): void {
-    if (this.stopped) return;
+    if (this.stopped || this.stopping) return;
     if (this.isPaused() && !force) {
       this.setState();
       return;
@@ -682,12 +699,13 @@ export class PairRunner {
   }
 
   private async loop(force: boolean): Promise<void> {
-    if (this.running || this.stopped) return;
+    if (this.running || this.stopped || this.stopping) return;
     this.running = true;
     let first = true;
     try {
       while (
         !this.stopped &&
+        !this.stopping &&
         (!this.dirty.isEmpty() || !this.remoteDirty.isEmpty()) &&
         (force || this.forceRequested || !this.isPaused())
       ) {
@@ -696,7 +714,7 @@ export class PairRunner {
           this.batchStartedAt = Date.now();
           for (let w = this.settleWait(this.deps.debounceMs); w > 0; w = this.settleWait(this.deps.debounceMs))
             await new Promise((r) => setTimeout(r, w));
-          if (this.stopped) break;
+          if (this.stopped || this.stopping) break;
         }
         first = false;
         this.forcedCycle = force || this.forceRequested;
@@ -772,7 +790,7 @@ export class PairRunner {
       }
     } finally {
       this.running = false;
-      if (this.stopped && this.pendingWaiters.length) {
+      if ((this.stopped || this.stopping) && this.pendingWaiters.length) {
         const r = this.result(emptyTotals(), {
           kind: 'cancelled',
           message: 'lipsync stopped before this sync finished.',
