@@ -285,17 +285,12 @@ try {
   mkdirSync(S1);
   mkdirSync(B);
   const serverRsyncPids = () => treePids([sshd], { filter: (c) => c === 'rsync' });
-  const serverSidePids = () => treePids([sshd]).filter((p) => p !== sshd);
-
-  // ---- (5) peer: plain rsync of the tree over ssh, SLOW_REPS times into fresh folders (the last
-  // one stays as S2 for the other peers). Dirty pages are flushed first (`sync`), before each run
-  // and before lipsync's first sync, so one does not pay for the writeback of the step before it.
-  {
+  /** SLOW_REPS runs of `rsync -a TREE/ host:S2/` (after `before()` each): times, and the peak RSS of rsync + ssh on both ends. */
+  const rsyncTreeRuns = async (before = async () => {}) => {
     const xs = [];
     let peak = 0;
     for (let i = 0; i < SLOW_REPS; i++) {
-      rmSync(S2, { recursive: true, force: true });
-      await shOk('sync', []);
+      await before();
       const s = rssSampler(() => [
         ...treePids([process.pid], { filter: (c) => c === 'rsync' || c === 'ssh' }),
         ...serverRsyncPids(),
@@ -304,6 +299,18 @@ try {
       peak = Math.max(peak, s.stop().peak);
       xs.push(r.ms);
     }
+    return { xs, peak };
+  };
+  const serverSidePids = () => treePids([sshd]).filter((p) => p !== sshd);
+
+  // ---- (5) peer: plain rsync of the tree over ssh, SLOW_REPS times into fresh folders (the last
+  // one stays as S2 for the other peers). Dirty pages are flushed first (`sync`), before each run
+  // and before lipsync's first sync, so one does not pay for the writeback of the step before it.
+  {
+    const { xs, peak } = await rsyncTreeRuns(async () => {
+      rmSync(S2, { recursive: true, force: true });
+      await shOk('sync', []);
+    });
     const ms = median(xs);
     rec('first', 'rsync', {
       ms,
@@ -422,17 +429,7 @@ try {
   }
   // peers: rsync no-op (time + peak RSS both ends)
   {
-    const xs = [];
-    let peak = 0;
-    for (let i = 0; i < SLOW_REPS; i++) {
-      const s = rssSampler(() => [
-        ...treePids([process.pid], { filter: (c) => c === 'rsync' || c === 'ssh' }),
-        ...serverRsyncPids(),
-      ]);
-      const r = await shOk('rsync', ['-a', '-e', rsh, `${tree.dir}/`, `${host}:${S2}/`]);
-      peak = Math.max(peak, s.stop().peak);
-      xs.push(r.ms);
-    }
+    const { xs, peak } = await rsyncTreeRuns();
     rec('restart', 'rsync', stats(xs));
     rec('idle', 'rsync', { rss: peak });
     log(`rsync no-op: p50 ${fmtS(median(xs))} peak RSS ${fmtMB(peak)}`);
