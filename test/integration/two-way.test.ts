@@ -123,8 +123,18 @@ describe('two clients through one server', () => {
       5_000,
     );
     expect(read(remote, 'hello.txt')).toBe('hello from A');
-    // The log record is written once the batch is recorded, a moment after the file is in place.
-    await waitFor(() => loggedPaths(b, 'pull', since).includes('hello.txt'), 5_000, () => "B's pull record");
+    // The log records are written once each batch is recorded, a moment after the file is in
+    // place (B can fetch it before A's stat after its push has returned).
+    await waitFor(
+      () => loggedPaths(b, 'pull', since).includes('hello.txt'),
+      5_000,
+      () => "B's pull record",
+    );
+    await waitFor(
+      () => loggedPaths(a, 'push', since).includes('hello.txt'),
+      5_000,
+      () => "A's push record",
+    );
     expect(loggedPaths(a, 'push', since)).toContain('hello.txt');
     expect(loggedPaths(b, 'pull', since), "B's log names what it fetched (event 'pull')").toContain('hello.txt');
 
