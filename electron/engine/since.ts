@@ -13,9 +13,8 @@ import { join } from 'node:path';
 import { DirtySet, type DirtySnapshot } from './dirty.js';
 import { NulFieldSplitter } from './proc/nul-fields.js';
 import { run } from './proc/run.js';
-
-/** The meta folder, never synced: pruned from the walk. */
-const META_DIR = '.lipsync';
+import { globEscape } from './remote/listing.js';
+import { STATE_DIR } from './watch/inotifywait.js';
 
 /**
  * Paths under `root` whose ctime is after `sinceMs`, as a dirty snapshot (files
@@ -31,7 +30,7 @@ export async function localChangedSince(root: string, sinceMs: number): Promise<
     root,
     '(',
     '-path',
-    join(root, META_DIR).replace(/[*?[\\]/g, '\\$&'),
+    globEscape(join(root, STATE_DIR)), // never synced: pruned from the walk
     '-prune',
     ')',
     '-o',
