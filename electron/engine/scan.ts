@@ -5,7 +5,7 @@
  * a time, plus the stack of directories still to visit; never the whole tree.
  */
 import { createHash } from 'node:crypto';
-import type { Dirent } from 'node:fs';
+import { closeSync, lstatSync, openSync, readlinkSync, readSync, type Dirent } from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Entry, Excluder, LocalStat } from './types.js';
@@ -70,15 +70,24 @@ function comparePaths(a: string, b: string): number {
   return a.length - b.length;
 }
 
-/** lstat reduced to what sync needs; null if the path is gone or is not a file, dir or symlink. */
-export async function lstatLocal(absPath: string): Promise<LocalStat | null> {
+/**
+ * lstat reduced to what sync needs; null if the path is gone or is not a file, dir or symlink.
+ *
+ * Synchronous underneath: measured on a burst of 10,000 new files, the async
+ * `fs.promises.lstat` cost ~14 µs of main-thread time per call (its request object, the
+ * BigInt stat array, the round trip through the thread pool) against a few µs for the
+ * system call itself. The price is that a very slow disk or network mount stalls the
+ * engine for the duration of each call, as git's index refresh does.
+ */
+export function lstatLocalSync(absPath: string): LocalStat | null {
   let st;
   try {
-    st = await fsp.lstat(absPath, { bigint: true });
+    st = lstatSync(absPath, { bigint: true, throwIfNoEntry: false });
   } catch (err) {
-    if (isGone(err)) return null;
+    if (isGone(err)) return null; // ENOTDIR: a parent is not a folder now
     throw err;
   }
+  if (!st) return null;
   const mode = Number(st.mode & 0o7777n);
   const base = { mtimeNs: st.mtimeNs, mode, ino: st.ino };
   if (st.isFile()) return { kind: 'file', size: Number(st.size), target: null, ...base };
@@ -86,7 +95,7 @@ export async function lstatLocal(absPath: string): Promise<LocalStat | null> {
   if (st.isSymbolicLink()) {
     let target: string;
     try {
-      target = await fsp.readlink(absPath);
+      target = readlinkSync(absPath);
     } catch (err) {
       // Replaced by something else between lstat and readlink.
       if (isGone(err) || errCode(err) === 'EINVAL') return null;
@@ -95,6 +104,11 @@ export async function lstatLocal(absPath: string): Promise<LocalStat | null> {
     return { kind: 'symlink', size: Buffer.byteLength(target), target, ...base };
   }
   return null; // fifo, socket, device
+}
+
+/** lstatLocalSync for async callers (a rejected promise where that throws). */
+export async function lstatLocal(absPath: string): Promise<LocalStat | null> {
+  return lstatLocalSync(absPath);
 }
 
 /** Whether the local stat still matches what was recorded (no content check). */
@@ -121,8 +135,40 @@ export function isRacy(stat: LocalStat, syncedAtNs: bigint): boolean {
 
 const HASH_CHUNK = 256 * 1024;
 
-/** sha256 of a file's content, hex, streamed in fixed-size chunks. */
-export async function hashFile(absPath: string): Promise<string> {
+/**
+ * Files whose stat says they are at most this big are read in one synchronous call: for
+ * the small files that make up most of a big tree, the event-loop round trips of an async
+ * open/read/close cost far more than the read (10,000 racy 2 KB files after a burst:
+ * ~1 s async, well under 0.2 s like this).
+ */
+const SYNC_HASH_MAX = 64 * 1024;
+const syncHashBuf = Buffer.allocUnsafe(SYNC_HASH_MAX + 1);
+
+function hashSmallFileSync(absPath: string): string | null {
+  const fd = openSync(absPath, 'r');
+  let n = 0;
+  try {
+    for (;;) {
+      const r = readSync(fd, syncHashBuf, n, syncHashBuf.length - n, null);
+      if (r === 0) break;
+      n += r;
+      if (n === syncHashBuf.length) return null; // grew past the limit since its stat
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return createHash('sha256').update(syncHashBuf.subarray(0, n)).digest('hex');
+}
+
+/**
+ * sha256 of a file's content, hex, streamed in fixed-size chunks; `sizeHint` (the size
+ * its stat gave) lets a small file be read in one go.
+ */
+export async function hashFile(absPath: string, sizeHint?: number): Promise<string> {
+  if (sizeHint !== undefined && sizeHint <= SYNC_HASH_MAX) {
+    const h = hashSmallFileSync(absPath);
+    if (h !== null) return h;
+  }
   const hash = createHash('sha256');
   const fh = await fsp.open(absPath, 'r');
   try {
@@ -277,7 +323,7 @@ export async function compareDir(
     } else if (isRacy(stat, entry.syncedAtNs)) {
       let hash: string;
       try {
-        hash = await hashFile(abs);
+        hash = await hashFile(abs, stat.size);
       } catch (err) {
         if (isGone(err)) changes.push({ type: 'deleted', path: rel, entry });
         else skipped.push({ path: rel, reason: describe(err) });

@@ -171,6 +171,21 @@ describe('sameAsEntry / isRacy / hashFile', () => {
     expect(await hashFile(abs('big'))).toBe(sha(big));
     await expect(hashFile(abs('none'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
+
+  it('hashes a small file in one read, and one that grew past its size hint in full', async () => {
+    write('small', 'hello');
+    expect(await hashFile(abs('small'), 5)).toBe(sha('hello'));
+    write('empty', '');
+    expect(await hashFile(abs('empty'), 0)).toBe(sha(''));
+    const limit = Buffer.alloc(64 * 1024, 3);
+    fs.writeFileSync(abs('limit'), limit);
+    expect(await hashFile(abs('limit'), limit.length)).toBe(sha(limit));
+    // Stat said 5 bytes, but it is bigger by the time it is read.
+    const grown = Buffer.alloc(200 * 1024 + 1, 9);
+    fs.writeFileSync(abs('grown'), grown);
+    expect(await hashFile(abs('grown'), 5)).toBe(sha(grown));
+    await expect(hashFile(abs('none'), 5)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
 });
 
 describe('compareDir', () => {
