@@ -1,6 +1,7 @@
 /**
  * Phase timings for performance work: with LIPSYNC_TRACE=1 in the environment,
- * `traced('label', fn)` prints `[trace] label 12.3 ms` to stderr. Off (and
+ * `traced('label', fn)` prints `[trace] 1764100000123 label 12.3 ms` (wall clock ms at
+ * the end, then the duration) to stderr. Off (and
  * free) otherwise. Used by the benchmarks' analysis (bench/README.md).
  */
 import { performance } from 'node:perf_hooks';
@@ -13,6 +14,6 @@ export async function traced<T>(label: string, fn: () => Promise<T>): Promise<T>
   try {
     return await fn();
   } finally {
-    process.stderr.write(`[trace] ${label} ${(performance.now() - t0).toFixed(1)} ms\n`);
+    process.stderr.write(`[trace] ${Date.now()} ${label} ${(performance.now() - t0).toFixed(1)} ms\n`);
   }
 }
