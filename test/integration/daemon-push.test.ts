@@ -204,12 +204,12 @@ describe('daemon pushes local changes to the server', () => {
 
     let d = await startDaemon(e);
     await waitFor(
-      () => readdirSync(remote).some((n) => n.startsWith('big-')) || existsSync(join(remote, '.lipsync', 'tmp')),
+      () => readdirSync(remote).some((n) => n.startsWith('big-')) || existsSync(join(remote, '.lipsync')),
       20_000,
     );
     await waitFor(
       () =>
-        readdirSync(join(remote, '.lipsync', 'tmp')).length > 0 ||
+        readdirSync(join(remote, '.lipsync')).some((n) => n.startsWith('.big-')) ||
         readdirSync(remote).filter((n) => n.startsWith('big-')).length > 3,
       20_000,
     );

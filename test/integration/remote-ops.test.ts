@@ -67,7 +67,7 @@ describe.each(REMOTE_KINDS)('remoteOps on a %s remote', (kind) => {
     expect(statSync(dir).isDirectory()).toBe(true);
     await ops.createRoot(); // idempotent
     await ops.prepareMeta();
-    expect(readdirSync(join(dir, '.lipsync')).sort()).toEqual(['partial', 'tmp', 'trash']);
+    expect(readdirSync(join(dir, '.lipsync')).sort()).toEqual(['partial', 'trash']);
   });
 
   it('refuses to prepare a root that is a file', async () => {

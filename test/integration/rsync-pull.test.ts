@@ -60,7 +60,7 @@ describe('rsyncPullArgs', () => {
         '--backup',
         '--backup-dir=.lipsync/trash/2026-11-25/133012345',
         '--partial-dir=/home/u/Sync/.lipsync/partial',
-        '--temp-dir=.lipsync/tmp',
+        '--temp-dir=.lipsync',
         '--exclude=/.lipsync/***',
         '--bwlimit=500',
       ]),
@@ -246,8 +246,8 @@ describe.each(REMOTE_KINDS)('rsyncPull from a %s remote', (kind) => {
     const r = await pull(local, remote, ['one.bin', 'dir/two.bin'], { onProgress: (p) => progress.push(p) });
     expectOk(r);
     expect(tree(local)).toEqual(['dir/', 'dir/two.bin', 'one.bin']);
-    expect(readdirSync(join(local, '.lipsync')).sort()).toEqual(['partial', 'tmp', 'trash']);
-    expect(readdirSync(join(local, '.lipsync/tmp'))).toEqual([]);
+    // Temp files (.NAME.XXXXXX) live directly in .lipsync while a file is received.
+    expect(readdirSync(join(local, '.lipsync')).sort()).toEqual(['partial', 'trash']);
     expect(readdirSync(join(local, '.lipsync/partial'))).toEqual([]);
     expect(progress.length).toBeGreaterThan(0);
     const last = progress[progress.length - 1];

@@ -71,7 +71,7 @@ export interface RemoteOps {
   probe(): Promise<{ rsyncVersion: string | null; root: RootState }>;
   /** mkdir -p root. */
   createRoot(): Promise<void>;
-  /** mkdir -p root/.lipsync/{partial,tmp,trash}; the root itself must exist ('remote-missing' otherwise). */
+  /** mkdir -p root/.lipsync/{partial,trash}; the root itself must exist ('remote-missing' otherwise). */
   prepareMeta(): Promise<void>;
   /**
    * Renames inside the root, in order. For each move: if `to` exists it is
@@ -215,13 +215,13 @@ async function requireLocalRoot(localRoot: string): Promise<void> {
 }
 
 /**
- * mkdir -p LOCALROOT/.lipsync/{partial,tmp,trash} (what a pull writes into);
+ * mkdir -p LOCALROOT/.lipsync/{partial,trash} (what a pull writes into);
  * the local root itself must exist ('local-missing' otherwise: never created).
  */
 export async function prepareLocalMeta(localRoot: string): Promise<void> {
   const root = resolve(localRoot);
   await requireLocalRoot(root);
-  for (const d of ['partial', 'tmp', 'trash']) {
+  for (const d of ['partial', 'trash']) {
     try {
       await mkdir(join(root, `${META_DIR}/${d}`), { recursive: true });
     } catch (e) {
@@ -340,7 +340,7 @@ class LocalOps implements RemoteOps {
 
   async prepareMeta(): Promise<void> {
     await this.requireRoot();
-    for (const d of ['partial', 'tmp', 'trash']) {
+    for (const d of ['partial', 'trash']) {
       try {
         await mkdir(join(this.root, `${META_DIR}/${d}`), { recursive: true });
       } catch (e) {
@@ -751,7 +751,7 @@ class SshOps implements RemoteOps {
 
   async prepareMeta(): Promise<void> {
     await this.exec(
-      `${REQUIRE_ROOT}\nmkdir -p -- "$R/${META_DIR}/partial" "$R/${META_DIR}/tmp" "$R/${META_DIR}/trash"`,
+      `${REQUIRE_ROOT}\nmkdir -p -- "$R/${META_DIR}/partial" "$R/${META_DIR}/trash"`,
     );
   }
 

@@ -204,10 +204,12 @@ function transferArgs(direction: Direction, o: TransferArgsOptions): string[] {
     `--backup-dir=${trash}`,
     // Absolute, so rsync creates no per-directory partial dirs in the user's tree.
     `--partial-dir=${metaPath(receiverRoot, 'partial')}`,
-    // Relative to the receiver's root (its working directory): temp files stay out of
-    // the user's folders. Measured (bench/README.md): an absolute --temp-dir made a
-    // transfer of 5,000 small files take 1.5× as long as this relative one.
-    `--temp-dir=${META_DIR}/tmp`,
+    // Temp files (`.NAME.XXXXXX`) go straight into the meta dir, out of the user's
+    // folders. Relative to the receiver's root (its working directory), one component
+    // deep: rsync >= 3.4 opens every component of that path with O_NOFOLLOW for each
+    // file, several times (measured, bench/README.md: 10,000 small files took 1.5× as
+    // long with an absolute --temp-dir, and `.lipsync/tmp` cost twice what `.lipsync` does).
+    `--temp-dir=${META_DIR}`,
     // Never send into, or delete from, our own meta dir ('***' also matches
     // listed paths inside it: a plain '/.lipsync/' would not, with --files-from).
     `--exclude=/${META_DIR}/***`,
