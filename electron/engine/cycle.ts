@@ -13,10 +13,10 @@ import type { InitialSyncMode } from '../../shared/api.js';
 import type { Entry, Excluder, LocalStat, RemoteCapabilities, RemoteSpec, RemoteStat, SshOptions } from './types.js';
 import type { StateDb } from './state/db.js';
 import type { DirtySnapshot } from './dirty.js';
-import { DirtySet, isUnder, joinPath, parentOf } from './dirty.js';
+import { DirtySet, isUnder, isUnderAny, joinPath, parentOf } from './dirty.js';
 import { localChangedSince } from './since.js';
 import { listChangedSince } from './remote/watch.js';
-import { compareDir, hashFile, isRacy, lstatLocal, sameAsEntry, type ScanChange } from './scan.js';
+import { compareDir, hashFile, isRacy, lstatLocal, lstatLocalSync, sameAsEntry, type ScanChange } from './scan.js';
 import { reconcile, conflictCopyName, type Decision, type SideState } from './reconcile.js';
 import { rsyncPull, rsyncPush, rsyncSameContent, type PushOptions, type PushResult } from './remote/rsync.js';
 import { listRemote, statRemote } from './remote/listing.js';
@@ -206,12 +206,11 @@ export class Cycle {
       if (!changed || changed.full) return this.scanLocalTree('');
       await this.collectLocal(changed);
     }
-    for (const t of snap.trees) {
-      await this.checkLocalPath(t);
-      const st = await lstatLocal(join(this.c.localRoot, t));
-      if (st?.kind === 'dir') await this.scanLocalTree(t);
-    }
+    // A directory compared inside a tree walk of this snapshot needs no second look.
+    const walked = new Set<string>();
+    for (const t of snap.trees) if (await this.checkLocalPath(t, true)) walked.add(t);
     for (const [dir, names] of snap.dirs) {
+      if (isUnderAny(dir, walked)) continue;
       if (names === 'all') {
         if (!this.c.excluder.ignores(dir, true)) await this.scanLocalDir(dir, true);
       } else {
@@ -252,24 +251,33 @@ export class Cycle {
     return subdirs.filter((d) => !moved.has(d));
   }
 
-  private async checkLocalPath(path: string): Promise<void> {
+  /**
+   * Checks one local path against the base. A directory new to the base is walked whole;
+   * with `tree`, any directory is (its contents may have changed: moved in, or a move
+   * applied on the server that leaves edits below it to find). Returns whether the path's
+   * tree was walked, so the caller can skip directories below it.
+   */
+  private async checkLocalPath(path: string, tree = false): Promise<boolean> {
     const stat = await lstatLocal(join(this.c.localRoot, path));
-    if (this.c.excluder.ignores(path, stat?.kind === 'dir')) return;
+    if (this.c.excluder.ignores(path, stat?.kind === 'dir')) return false;
     const entry = this.db.get(path);
+    let walk = tree;
     if (!stat && entry) await this.localChange({ type: 'deleted', path, entry });
     else if (stat && !entry) {
-      if (!(await this.localChange({ type: 'added', path, stat })) && stat.kind === 'dir')
-        await this.scanLocalTree(path);
+      if (!(await this.localChange({ type: 'added', path, stat }))) walk = true;
     } else if (stat && entry && !(await this.localUnchanged(path, stat, entry))) {
       await this.localChange({ type: 'modified', path, stat, entry });
-      if (stat.kind === 'dir' && entry.kind !== 'dir') await this.scanLocalTree(path);
+      if (entry.kind !== 'dir') walk = true;
     }
+    if (!walk || stat?.kind !== 'dir') return false;
+    await this.scanLocalTree(path);
+    return true;
   }
 
   private async localUnchanged(path: string, stat: LocalStat, entry: Entry): Promise<boolean> {
     if (!sameAsEntry(stat, entry)) return false;
     if (stat.kind === 'file' && isRacy(stat, entry.syncedAtNs)) {
-      return entry.hash !== null && (await hashFile(join(this.c.localRoot, path))) === entry.hash;
+      return entry.hash !== null && (await hashFile(join(this.c.localRoot, path), stat.size)) === entry.hash;
     }
     return true;
   }
@@ -371,12 +379,16 @@ export class Cycle {
       }
       await this.collectRemote(found);
     }
+    // A directory listed inside a tree of this snapshot needs no second listing.
+    const walked = new Set<string>();
     for (const t of snap.trees) {
       if (await this.remoteMoveCheck(t)) continue;
       this.db.candAdd([t]);
       await this.scanRemote(t, true);
+      walked.add(t);
     }
     for (const [dir, names] of snap.dirs) {
+      if (names === 'all' && isUnderAny(dir, walked)) continue;
       if (names === 'all') {
         this.db.candAdd(dir === '' ? [] : [dir]);
         await this.scanRemote(dir, false);
@@ -503,28 +515,55 @@ export class Cycle {
   async execute(): Promise<void> {
     // A chunk that changes the server is decided and acted on under the server lock,
     // so another client cannot change the server between our look at it and our
-    // writes; the lock is let go between chunks. Local changes will most likely be
-    // written, so their chunks take the lock first; a chunk of server changes only
-    // reads the server, and is decided again under the lock if it turns out to write.
+    // writes. Local changes will most likely be written, so their chunks take the lock
+    // first; a chunk of server changes only reads the server, and is decided again
+    // under the lock if it turns out to write.
     const lockFirst = this.localCandidates > 0 && this.c.direction !== 'receive-only';
-    for (;;) {
+    let chunk = this.db.candTake(CHUNK);
+    while (chunk.length) {
       this.c.checkPaused();
-      const chunk = this.db.candTake(CHUNK);
-      if (!chunk.length) break;
-      if (lockFirst) {
-        await this.c.withRemoteLock(async () => this.act(await this.decideChunk(chunk)));
-        continue;
-      }
-      const decided = await this.decideChunk(chunk);
-      if (!decided.some((d) => WRITES_REMOTE.has(d.decision.action))) await this.act(decided);
-      else await this.c.withRemoteLock(async () => this.act(await this.decideChunk(chunk)));
+      chunk = lockFirst
+        ? await this.c.withRemoteLock(() => this.runChunks(chunk, true))
+        : await this.runChunks(chunk, false);
     }
     await this.deleteDeferredDirs();
   }
 
+  /**
+   * Decides and acts on `first` and the chunks after it, deciding the next chunk while
+   * this one is sent (its local stats and server stat overlap the rsync run) whenever
+   * acting on this one cannot change what that decision rests on (overlapSafe).
+   * `locked`: the caller holds the server lock, so a decision made under it stays valid
+   * until acted on; the lock is let go (by returning) once held for LOCK_HOLD_MS, so
+   * other clients get their turn in a long sync. Unlocked, a chunk that would write
+   * the server is decided again under the lock. Returns the chunk left for the caller
+   * (empty when there are no more candidates).
+   */
+  private async runChunks(first: string[], locked: boolean): Promise<string[]> {
+    const heldSince = Date.now();
+    let chunk = first;
+    let decided = await this.decideChunk(chunk);
+    for (;;) {
+      if (!locked && decided.some((d) => WRITES_REMOTE.has(d.decision.action))) {
+        await this.c.withRemoteLock(async () => this.act(await this.decideChunk(chunk)));
+        return this.db.candTake(CHUNK);
+      }
+      const next = this.db.candTake(CHUNK);
+      const overlap =
+        next.length > 0 && overlapSafe(decided) && (!locked || Date.now() - heldSince < LOCK_HOLD_MS);
+      const ahead = overlap ? this.decideChunk(next) : null;
+      ahead?.catch(() => undefined); // seen below, unless acting on this chunk fails first
+      await this.act(decided);
+      if (!ahead) return next;
+      this.c.checkPaused();
+      chunk = next;
+      decided = await ahead;
+    }
+  }
+
   private async decideChunk(paths: string[]): Promise<Decided[]> {
     const wanted = paths.filter((p) => p !== '' && !this.c.excluder.ignores(p, false));
-    const locals = await Promise.all(wanted.map((p) => lstatLocal(join(this.c.localRoot, p))));
+    const locals = wanted.map((p) => lstatLocalSync(join(this.c.localRoot, p)));
     const remotes = await traced(`stat ${wanted.length} on the server`, () =>
       statRemote(this.c.remote, this.c.ssh, this.rootPath(), wanted, this.c.caps),
     );
@@ -844,7 +883,7 @@ export class Cycle {
   private async racyHash(path: string, st: LocalStat, syncedAtNs: bigint): Promise<string | null> {
     if (st.kind !== 'file' || !isRacy(st, syncedAtNs)) return null;
     try {
-      return await hashFile(join(this.c.localRoot, path));
+      return await hashFile(join(this.c.localRoot, path), st.size);
     } catch {
       return null;
     }
@@ -935,6 +974,34 @@ function sizeOf(snap: DirtySnapshot): string {
   const n = snap.trees.length + snap.dirs.reduce((a, [, names]) => a + (names === 'all' ? 1 : names.length), 0);
   return `${n} path${n === 1 ? '' : 's'}`;
 }
+
+/**
+ * Whether acting on `decided` only creates or updates its own paths, keeping each one's
+ * kind: no deletion, no conflict copy (a rename), no kind change (a file replacing a
+ * folder removes what is below it), no forgetting of base entries. Only then may the
+ * next chunk (other paths, possibly below these) be decided before this one is done.
+ */
+export function overlapSafe(decided: readonly Pick<Decided, 'local' | 'remote' | 'decision'>[]): boolean {
+  return decided.every((d) => {
+    switch (d.decision.action) {
+      case 'none':
+      case 'record':
+        return true;
+      case 'push':
+        return d.local !== null && (d.remote === null || d.remote.kind === d.local.kind);
+      case 'pull':
+        return d.remote !== null && (d.local === null || d.local.kind === d.remote.kind);
+      default:
+        return false;
+    }
+  });
+}
+
+/**
+ * How long one hold of the server lock may go on deciding ahead (see runChunks): a long
+ * sync lets go of the lock between chunks after this, so other clients get their turn.
+ */
+export const LOCK_HOLD_MS = 10_000;
 
 /** Decisions that change the server's side. */
 const WRITES_REMOTE = new Set<Decision['action']>([

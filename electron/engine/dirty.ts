@@ -44,6 +44,14 @@ export function isUnder(path: string, ancestor: string): boolean {
   return ancestor === '' || path === ancestor || path.startsWith(ancestor + '/');
 }
 
+/** True when `path` is one of `ancestors` or lies below one of them (O(depth), not O(ancestors)). */
+export function isUnderAny(path: string, ancestors: ReadonlySet<string>): boolean {
+  if (ancestors.size === 0) return false;
+  if (ancestors.has('')) return true;
+  for (let p = path; p !== ''; p = parentOf(p)) if (ancestors.has(p)) return true;
+  return false;
+}
+
 export class DirtySet {
   private full = false;
   private since: string | null = null;

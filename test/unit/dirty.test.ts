@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DirtySet, isUnder, joinPath, parentOf } from '../../electron/engine/dirty.js';
+import { DirtySet, isUnder, joinPath, parentOf, isUnderAny } from '../../electron/engine/dirty.js';
 
 describe('path helpers', () => {
   it.each([
@@ -71,5 +71,18 @@ describe('DirtySet', () => {
     const d = new DirtySet();
     d.addTree('');
     expect(d.take().full).toBe(true);
+  });
+
+  it('isUnderAny: a path at or below one of a set of folders, by whole names', () => {
+    const trees = new Set(['a/b', 'c']);
+    expect(isUnderAny('a/b', trees)).toBe(true);
+    expect(isUnderAny('a/b/x/y', trees)).toBe(true);
+    expect(isUnderAny('c/d', trees)).toBe(true);
+    expect(isUnderAny('a', trees)).toBe(false);
+    expect(isUnderAny('a/bc', trees)).toBe(false);
+    expect(isUnderAny('cc', trees)).toBe(false);
+    expect(isUnderAny('', trees)).toBe(false);
+    expect(isUnderAny('x', new Set(['']))).toBe(true);
+    expect(isUnderAny('x', new Set())).toBe(false);
   });
 });
