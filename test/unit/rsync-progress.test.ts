@@ -188,7 +188,7 @@ describe('rsyncPushArgs', () => {
         '--backup',
         '--backup-dir=.lipsync/trash/T',
         '--partial-dir=/mnt/nas/x/.lipsync/partial',
-        '--temp-dir=.lipsync/tmp',
+        '--temp-dir=.lipsync',
         '--exclude=/.lipsync/***',
         '--info=progress2',
         '--stats',
