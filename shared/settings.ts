@@ -47,6 +47,12 @@ export const SettingsSchema = z.object({
    * goes on goes anyway after 1 s. Local events are reported when a file is closed.
    */
   debounceMs: z.number().int().min(0).max(60_000).default(20),
+  /**
+   * Seconds between looks at a server that has no inotifywait (the poll watcher: one
+   * `find -cnewer` of the tree each time). Shorter finds server changes sooner and costs
+   * the server a walk of the tree each time.
+   */
+  remotePollSec: z.number().int().min(2).max(3600).default(30),
   /** This computer's name in conflict copies and remote locks (default: the host name). */
   deviceName: z.string().min(1).max(64).optional(),
   /** Days the trash keeps replaced and deleted versions. */

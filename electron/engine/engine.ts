@@ -60,7 +60,7 @@ export interface EngineOptions {
   inotifywaitPath?: string;
   /** Called with every log record (the daemon prints them). */
   echo?: (r: LogRecord) => void;
-  /** Remote polling interval when a server has no inotifywait (default 30 s). */
+  /** Remote polling interval when a server has no inotifywait; overrides the `remotePollSec` setting (tests). */
   remotePollMs?: number;
   /** Called when a pair's state changes (the API pushes status). */
   onChange?: () => void;
@@ -149,7 +149,7 @@ export class Engine {
       log: this.log,
       debounceMs: s.debounceMs,
       deviceName: s.deviceName ?? (hostname().split('.')[0] || 'computer'),
-      remotePollMs: this.opts.remotePollMs,
+      remotePollMs: this.opts.remotePollMs ?? s.remotePollSec * 1000,
       trashDays: s.trashDays,
       inotifywaitPath: this.opts.inotifywaitPath,
       watch: this.opts.watch,

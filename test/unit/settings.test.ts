@@ -17,6 +17,7 @@ describe('settings schema', () => {
       rescanIntervalSec: 3600,
     });
     expect(s.debounceMs).toBe(20);
+    expect(s.remotePollSec).toBe(30);
   });
 
   it.each([
@@ -25,6 +26,8 @@ describe('settings schema', () => {
     [{ pairs: [{ id: 'a', local: '/a', remote: 'x:/y', bwLimitKBps: -1 }] }, 'pairs.0.bwLimitKBps'],
     [{ pairs: [{ id: 'a', local: '/a', remote: 'x:/y', direction: 'sideways' }] }, 'pairs.0.direction'],
     [{ debounceMs: 'soon' }, 'debounceMs'],
+    [{ remotePollSec: 1 }, 'remotePollSec'],
+    [{ remotePollSec: 2.5 }, 'remotePollSec'],
   ])('names the field of an invalid value (%#)', (input, field) => {
     const r = SettingsSchema.safeParse(input);
     expect(r.success).toBe(false);
