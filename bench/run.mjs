@@ -2,6 +2,7 @@
 // lipsync benchmarks against rsync, lsyncd and Unison, on the same trees, in one run.
 // Usage: npm run bench -- [--files 100000|1000000] [--quick] [--seed N] [--with-bashrc] [--skip-build]
 //        [--only ab,lsyncd,unison] (leave out the groups not named; the other rows always run)
+//        [--slow-reps N] (repetitions of the measurements that take seconds; 3 with --quick, else 5)
 // See bench/README.md.
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -31,13 +32,14 @@ const { values: opt } = parseArgs({
     'with-bashrc': { type: 'boolean', default: false },
     'skip-build': { type: 'boolean', default: false },
     only: { type: 'string' },
+    'slow-reps': { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
 });
 const N = opt.quick ? 100_000 : Number(opt.files);
 const SEED = Number(opt.seed);
 const REPS = opt.quick ? 5 : 9; // sub-second measurements
-const SLOW_REPS = opt.quick ? 3 : 5; // measurements of many seconds
+const SLOW_REPS = opt['slow-reps'] ? Number(opt['slow-reps']) : opt.quick ? 3 : 5; // measurements of many seconds
 /** The poll watcher's interval for row 2b (setting remotePollSec; the default is 30 s). */
 const POLL_SEC = 5;
 const BIN = join(ROOT, 'bin', 'lipsync.js');
