@@ -6,7 +6,7 @@
  *
  *   rsync -s -l -p -t -8 --files-from=- --from0 --no-implied-dirs
  *         --delete-missing-args --force --backup --backup-dir=TRASH
- *         --partial-dir=ROOT/.lipsync/partial --temp-dir=.lipsync/tmp
+ *         --partial-dir=ROOT/.lipsync/partial --temp-dir=.lipsync
  *         --exclude=/.lipsync/*** --info=progress2 --out-format=MARKER%i|%l|%n
  *         --stats [--bwlimit=N] [-e SSH] LOCALROOT/ [host:]ROOT/
  *
@@ -596,7 +596,7 @@ export function rsyncPush(o: PushOptions): Promise<PushResult> {
  * the mirror of rsyncPush (same flags, roles swapped). Each path is fetched if
  * it exists remotely, or deleted locally if it does not; every local file
  * replaced or deleted is kept in `localRoot/trashDir`. Files are written in
- * `localRoot/.lipsync/tmp` and renamed into place (an interrupted file is kept
+ * `localRoot/.lipsync` and renamed into place (an interrupted file is kept
  * in `.lipsync/partial`), so no half-written file is ever visible in the tree.
  * Never rejects; results and errors as for rsyncPush (items are itemized from
  * the receiving side: '>f...' for a received file, '*deleting' for a deletion).
