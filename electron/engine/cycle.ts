@@ -27,6 +27,8 @@ import { traced } from './trace.js';
 
 /** Candidates decided per step: bounds memory and the size of every rsync run. */
 export const CHUNK = 5000;
+/** How many more than CHUNK the last chunk may hold (see Cycle.takeChunk). */
+export const CHUNK_SLACK = 500;
 
 export interface CycleTotals {
   filesSent: number;
@@ -519,7 +521,7 @@ export class Cycle {
     // first; a chunk of server changes only reads the server, and is decided again
     // under the lock if it turns out to write.
     const lockFirst = this.localCandidates > 0 && this.c.direction !== 'receive-only';
-    let chunk = this.db.candTake(CHUNK);
+    let chunk = this.takeChunk();
     while (chunk.length) {
       this.c.checkPaused();
       chunk = lockFirst
@@ -546,9 +548,9 @@ export class Cycle {
     for (;;) {
       if (!locked && decided.some((d) => WRITES_REMOTE.has(d.decision.action))) {
         await this.c.withRemoteLock(async () => this.act(await this.decideChunk(chunk)));
-        return this.db.candTake(CHUNK);
+        return this.takeChunk();
       }
-      const next = this.db.candTake(CHUNK);
+      const next = this.takeChunk();
       const overlap =
         next.length > 0 && overlapSafe(decided) && (!locked || Date.now() - heldSince < LOCK_HOLD_MS);
       const ahead = overlap ? this.decideChunk(next) : null;
@@ -559,6 +561,18 @@ export class Cycle {
       chunk = next;
       decided = await ahead;
     }
+  }
+
+  /**
+   * The next chunk of candidates: CHUNK of them, or up to CHUNK_SLACK more when that
+   * takes the last ones (10,001 new paths, a folder and its files, go in two chunks,
+   * not three; each chunk costs an rsync run and two server stats).
+   */
+  private takeChunk(): string[] {
+    const paths = this.db.candTake(CHUNK + CHUNK_SLACK);
+    if (paths.length < CHUNK + CHUNK_SLACK) return paths;
+    this.db.candAdd(paths.splice(CHUNK)); // more may follow: back for the next chunk
+    return paths;
   }
 
   private async decideChunk(paths: string[]): Promise<Decided[]> {
