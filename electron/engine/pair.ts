@@ -431,6 +431,9 @@ export class PairRunner {
       );
     }
     // The remote root's marker names the shared folder (every client syncing it joins the same id).
+    // Read alongside the capability probe: two sessions over the one ssh connection.
+    const capsProbe = probeCapabilities(this.remote, this.sshOptions());
+    capsProbe.catch(() => undefined); // seen below, unless a check here throws first
     const marker = await this.ops.readMarker();
     const db = this.requireDb();
     const joined = db.getMeta('remoteFolderId');
@@ -452,6 +455,13 @@ export class PairRunner {
         },
       );
     }
+    this.caps = await capsProbe;
+    // The server's watcher (it ignores .lipsync) starts while the meta folders are made.
+    const watching =
+      this.deps.watch && !this.stopped && this.settings.direction !== 'send-only' && !this.remoteWatcher
+        ? this.startRemoteWatcher()
+        : Promise.resolve();
+    watching.catch(() => undefined);
     await this.ops.prepareMeta();
     if (marker === null) {
       const id = randomUUID();
@@ -460,11 +470,9 @@ export class PairRunner {
     } else if (!joined) {
       db.setMeta('remoteFolderId', marker);
     }
-    this.caps = await probeCapabilities(this.remote, this.sshOptions());
+    await watching;
     this.remoteReady = true;
     this.purgeTrashDaily();
-    if (this.deps.watch && !this.stopped && this.settings.direction !== 'send-only' && !this.remoteWatcher)
-      await this.startRemoteWatcher();
   }
 
   /** Trash older than the configured age goes, on both sides, once a day. */
