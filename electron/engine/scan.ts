@@ -25,7 +25,10 @@ export type ScanSkipped = { path: string; reason: string };
  */
 export const RACY_WINDOW_NS = 2_000_000_000n;
 
-/** How many lstat/hash calls of one directory run at once. */
+/**
+ * How many children of one directory are examined at once. lstat is synchronous
+ * (lstatLocalSync); what overlaps is the hashing of racy files bigger than SYNC_HASH_MAX.
+ */
 const STAT_CONCURRENCY = 32;
 
 function errCode(err: unknown): string | undefined {
