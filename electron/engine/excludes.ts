@@ -39,7 +39,9 @@ export function createExcluder(patterns: string[]): Excluder {
   const rules = newIgnore().add([...BUILTIN_EXCLUDES, ...patterns]);
   let current = newIgnore().add(rules);
   let lookups = 0;
+  const rsync = gitignoreToRsync([...BUILTIN_EXCLUDES, ...patterns]);
   return {
+    rsyncRules: () => rsync,
     ignores(relPath: string, isDir: boolean): boolean {
       if (relPath === '') return false;
       if (inLipsyncDir(relPath, isDir)) return true;
@@ -91,4 +93,36 @@ export function validateExcludePatterns(patterns: string[]): string | null {
     }
   }
   return null;
+}
+
+/**
+ * gitignore lines as rsync --exclude patterns with the same meaning, for the subset
+ * where the two agree exactly; null when any line is outside it.
+ *
+ * Both match `*` and `?` within one path component, a trailing `/` only against
+ * folders, and a pattern without a slash against the name at any depth; an excluded
+ * folder's contents are excluded with it in both. They differ on a pattern with a
+ * slash inside it: gitignore anchors it at the root, rsync matches it at any depth
+ * unless it starts with `/`, so it gets one. Not translated (null): negation (`!`,
+ * which also works differently: gitignore's last match wins, rsync's first), `**`,
+ * character classes (`[`), backslash escapes, and lines rsync would read as a rule
+ * prefix (`+ `, `- `).
+ */
+export function gitignoreToRsync(lines: readonly string[]): string[] | null {
+  const out: string[] = [];
+  for (const raw of lines) {
+    if (raw.includes('\\')) return null;
+    const line = raw.replace(/ +$/, '');
+    if (line === '' || line.startsWith('#')) continue;
+    if (line.startsWith('!') || line.includes('**') || line.includes('[')) return null;
+    if (/^[+-][ ,_]/.test(line)) return null;
+    const dirOnly = line.endsWith('/');
+    let body = dirOnly ? line.slice(0, -1) : line;
+    if (body === '' || body.endsWith('/')) return null;
+    const anchored = body.includes('/');
+    if (body.startsWith('/')) body = body.slice(1);
+    if (body === '') return null;
+    out.push(`${anchored ? '/' : ''}${body}${dirOnly ? '/' : ''}`);
+  }
+  return out;
 }

@@ -462,7 +462,8 @@ export class PairRunner {
         ? this.startRemoteWatcher()
         : Promise.resolve();
     watching.catch(() => undefined);
-    await this.ops.prepareMeta();
+    // Also removes what an interrupted folder push of this pair left in .lipsync/incoming.
+    await this.ops.prepareMeta(`${this.remoteMarkerId()}-`);
     if (marker === null) {
       const id = randomUUID();
       await this.ops.writeMarker(id);
@@ -903,6 +904,7 @@ export class PairRunner {
       },
       requeueRemote: (path) => this.remoteDirty.addPath(path),
       requeueLocalTree: (path) => this.dirty.addTree(path),
+      stagingPrefix: this.remoteMarkerId(),
     });
     await traced('collect', () => cycle.collect(local, remote));
     await traced('mass-delete check', () => cycle.checkMassDelete());

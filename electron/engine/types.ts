@@ -52,6 +52,12 @@ export interface SshOptions {
 export interface Excluder {
   /** relPath: relative POSIX path; isDir: whether it is a directory. */
   ignores(relPath: string, isDir: boolean): boolean;
+  /**
+   * The same excludes as rsync --exclude patterns, or null when some pattern has no
+   * exact rsync equivalent here (negation, `**`, character classes, escapes). Used to
+   * send a whole folder with one recursive rsync (cycle.ts); `ignores` stays the judge.
+   */
+  rsyncRules?(): readonly string[] | null;
 }
 
 /**

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { BUILTIN_EXCLUDES, createExcluder, validateExcludePatterns } from '../../electron/engine/excludes.js';
+import {
+  BUILTIN_EXCLUDES,
+  createExcluder,
+  gitignoreToRsync,
+  validateExcludePatterns,
+} from '../../electron/engine/excludes.js';
 
 describe('createExcluder', () => {
   it('never excludes the root', () => {
@@ -127,5 +132,38 @@ describe('validateExcludePatterns', () => {
     expect(validateExcludePatterns(['foo\\\\'])).toBeNull();
     expect(validateExcludePatterns(['!'])).toMatch(/negation of nothing/);
     expect(validateExcludePatterns(['/'])).toMatch(/matches nothing/);
+  });
+});
+
+describe('gitignoreToRsync', () => {
+  it.each<[string[], string[] | null]>([
+    [[], []],
+    [['.DS_Store', '*.swp', '~$*', '.lipsync/'], ['.DS_Store', '*.swp', '~$*', '.lipsync/']],
+    // A slash inside anchors at the root in gitignore; rsync needs the leading slash for that.
+    [['docs/build'], ['/docs/build']],
+    [['/build'], ['/build']],
+    [['/build/'], ['/build/']],
+    [['a/*.o'], ['/a/*.o']],
+    [['node_modules/'], ['node_modules/']],
+    [['*.tmp', '?x'], ['*.tmp', '?x']],
+    // Blank lines, comments and trailing spaces are dropped, as git does.
+    [['', '   ', '# note', 'cache   '], ['cache']],
+    // No exact rsync equivalent here: the whole list is untranslated.
+    [['*.log', '!keep.log'], null],
+    [['a/**/b'], null],
+    [['**/x'], null],
+    [['[ab].txt'], null],
+    [['\\#literal'], null],
+    [['x\\ '], null],
+    [['- x'], null],
+    [['+ x'], null],
+    [['/'], null],
+  ])('%j → %j', (lines, want) => {
+    expect(gitignoreToRsync(lines)).toEqual(want);
+  });
+
+  it('is what an excluder offers for rsync, built-ins first', () => {
+    expect(createExcluder(['build/']).rsyncRules?.()).toEqual([...BUILTIN_EXCLUDES, 'build/']);
+    expect(createExcluder(['!Thumbs.db']).rsyncRules?.()).toBeNull();
   });
 });

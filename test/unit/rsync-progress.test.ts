@@ -11,7 +11,12 @@ import {
   parseProgressLine,
   parseStatsLine,
 } from '../../electron/engine/remote/progress.js';
-import { parseRsyncVersion, rsyncPushArgs, versionAtLeast } from '../../electron/engine/remote/rsync.js';
+import {
+  parseRsyncVersion,
+  rsyncPushArgs,
+  rsyncTreePushArgs,
+  versionAtLeast,
+} from '../../electron/engine/remote/rsync.js';
 
 describe('parseProgressLine', () => {
   it.each([
@@ -224,5 +229,52 @@ describe('rsyncPushArgs', () => {
     expect(() =>
       rsyncPushArgs({ localRoot: '/a', remote: { kind: 'local', path: '/b' }, ssh, trashDir: '/abs' }),
     ).toThrow();
+  });
+});
+
+describe('rsyncTreePushArgs', () => {
+  const ssh = { controlDir: '/tmp/lipsync-ctl-unused' };
+
+  it('sends each listed folder whole into the staging folder, replacing and deleting nothing', () => {
+    const a = rsyncTreePushArgs({
+      localRoot: '/home/me/p',
+      remote: { kind: 'local', path: '/mnt/nas/x' },
+      ssh,
+      stagingDir: '.lipsync/incoming/pabc-123',
+      excludes: ['.DS_Store', '*.swp', '/docs/build/'],
+    });
+    expect(a).toEqual(
+      expect.arrayContaining(['-s', '-r', '-l', '-p', '-t', '--files-from=-', '--from0', '--no-implied-dirs']),
+    );
+    expect(a).toEqual(
+      expect.arrayContaining([
+        '--exclude=/.lipsync/***',
+        '--exclude=.DS_Store',
+        '--exclude=*.swp',
+        '--exclude=/docs/build/',
+      ]),
+    );
+    for (const bad of ['--delete-missing-args', '--force', '--backup', '--delete', '--inplace', '-a'])
+      expect(a).not.toContain(bad);
+    expect(a.some((x) => x.startsWith('--temp-dir') || x.startsWith('--partial-dir'))).toBe(false);
+    expect(a.slice(-2)).toEqual(['/home/me/p/', '/mnt/nas/x/.lipsync/incoming/pabc-123/']);
+  });
+
+  it('over ssh, into the staging folder below the remote root', () => {
+    const a = rsyncTreePushArgs({
+      localRoot: '/home/me/p/',
+      remote: { kind: 'ssh', host: 'srv', path: '/srv/sync' },
+      ssh,
+      stagingDir: '.lipsync/incoming/p1-2',
+      excludes: [],
+    });
+    expect(a.slice(-2)).toEqual(['/home/me/p/', 'srv:/srv/sync/.lipsync/incoming/p1-2/']);
+  });
+
+  it('refuses a staging folder outside .lipsync/', () => {
+    for (const stagingDir of ['incoming/x', '../x', '/abs', 'docs/.lipsync'])
+      expect(() =>
+        rsyncTreePushArgs({ localRoot: '/a', remote: { kind: 'local', path: '/b' }, ssh, stagingDir, excludes: [] }),
+      ).toThrow();
   });
 });

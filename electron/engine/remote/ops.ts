@@ -47,6 +47,17 @@ export const LOCK_BREAK_DIR = `${META_DIR}/lock.break`;
 /** A lock-break dir older than this was left by a client that died mid-break. */
 export const LOCK_BREAK_STALE_MS = 30_000;
 export const TRASH_DIR = `${META_DIR}/trash`;
+/**
+ * Where a new folder pushed whole is written before it is moved into place in one
+ * rename (cycle.ts, pushNewTrees): `.lipsync/incoming/<client id>-<random>/<path>`.
+ */
+export const INCOMING_DIR = `${META_DIR}/incoming`;
+
+/** A staging-name prefix: letters, digits, '-' and '_' only (it is used in a shell glob). */
+export function checkIncomingPrefix(prefix: string): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(prefix)) throw new Error(`invalid staging name: ${JSON.stringify(prefix)}`);
+  return prefix;
+}
 
 export interface LockResult {
   acquired: boolean;
@@ -71,8 +82,15 @@ export interface RemoteOps {
   probe(): Promise<{ rsyncVersion: string | null; root: RootState }>;
   /** mkdir -p root. */
   createRoot(): Promise<void>;
-  /** mkdir -p root/.lipsync/{partial,trash}; the root itself must exist ('remote-missing' otherwise). */
-  prepareMeta(): Promise<void>;
+  /**
+   * mkdir -p root/.lipsync/{partial,trash,incoming}; the root itself must exist
+   * ('remote-missing' otherwise). With `leftoverPrefix`, also removes this client's
+   * staging folders left in .lipsync/incoming by an interrupted folder push
+   * (names starting with it; see INCOMING_DIR).
+   */
+  prepareMeta(leftoverPrefix?: string): Promise<void>;
+  /** Removes the staging folders ROOT/.lipsync/incoming/NAME whose NAME starts with `prefix`. */
+  clearIncoming(prefix: string): Promise<void>;
   /**
    * Renames inside the root, in order. For each move: if `to` exists it is
    * first moved to trashDir/<to> (a '.1', '.2'... suffix if that is taken);
@@ -338,15 +356,28 @@ class LocalOps implements RemoteOps {
       throw fsError(Object.assign(new Error('not a directory'), { code: 'ENOTDIR' }), this.root, 'open');
   }
 
-  async prepareMeta(): Promise<void> {
+  async prepareMeta(leftoverPrefix?: string): Promise<void> {
     await this.requireRoot();
-    for (const d of ['partial', 'trash']) {
+    for (const d of ['partial', 'trash', 'incoming']) {
       try {
         await mkdir(join(this.root, `${META_DIR}/${d}`), { recursive: true });
       } catch (e) {
         throw fsError(e, join(this.root, META_DIR), 'create');
       }
     }
+    if (leftoverPrefix !== undefined) await this.clearIncoming(leftoverPrefix);
+  }
+
+  async clearIncoming(prefix: string): Promise<void> {
+    checkIncomingPrefix(prefix);
+    const dir = join(this.root, INCOMING_DIR);
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      return; // nothing staged
+    }
+    for (const n of names) if (n.startsWith(prefix)) await rm(join(dir, n), { recursive: true, force: true });
   }
 
   async rename(moves: { from: string; to: string }[], trashDir: string): Promise<MoveResult[]> {
@@ -658,6 +689,13 @@ lipsync_mv() {
   printf '${OUT}mv:%s:ok\\n' "$1"
 }`;
 
+/** Removes $R/.lipsync/incoming/PREFIX* (the prefix is checked: a glob of safe characters). */
+function clearIncomingScript(prefix: string): string {
+  return `for d in "$R/${INCOMING_DIR}/"${checkIncomingPrefix(prefix)}*; do
+  if [ -e "$d" ] || [ -L "$d" ]; then rm -rf -- "$d" || exit 1; fi
+done`;
+}
+
 /** Lines our script printed, without the prefix (login noise dropped). */
 function outLines(stdout: string): string[] {
   return stdout
@@ -749,10 +787,15 @@ class SshOps implements RemoteOps {
     await this.exec('mkdir -p -- "$R"');
   }
 
-  async prepareMeta(): Promise<void> {
+  async prepareMeta(leftoverPrefix?: string): Promise<void> {
+    const clear = leftoverPrefix === undefined ? '' : `\n${clearIncomingScript(leftoverPrefix)}`;
     await this.exec(
-      `${REQUIRE_ROOT}\nmkdir -p -- "$R/${META_DIR}/partial" "$R/${META_DIR}/trash"`,
+      `${REQUIRE_ROOT}\nmkdir -p -- "$R/${META_DIR}/partial" "$R/${META_DIR}/trash" "$R/${INCOMING_DIR}"${clear}`,
     );
+  }
+
+  async clearIncoming(prefix: string): Promise<void> {
+    await this.exec(`${REQUIRE_ROOT}\n${clearIncomingScript(prefix)}`);
   }
 
   async rename(moves: { from: string; to: string }[], trashDir: string): Promise<MoveResult[]> {

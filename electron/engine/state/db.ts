@@ -195,7 +195,7 @@ export class StateDb {
         `INSERT OR REPLACE INTO entries
            (path, parent, name, kind, size, mtime_ns, mode, ino, target, hash, synced_at_ns, remote_size, remote_mtime_ns, remote_ino)
          VALUES
-           (@path, @parent, @name, @kind, @size, @mtimeNs, @mode, @ino, @target, @hash, @syncedAtNs, @remoteSize, @remoteMtimeNs, @remoteIno)`,
+           (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       deleteOne: prep('DELETE FROM entries WHERE path = ?'),
       deleteRange: prep('DELETE FROM entries WHERE path > ? AND path < ?'),
@@ -292,6 +292,15 @@ export class StateDb {
     for (const row of rows) yield rowToEntry(row);
   }
 
+  /** Whether the base records anything strictly below `dir`. */
+  hasDescendants(dir: string): boolean {
+    const range = descendantRange(dir);
+    const row = range
+      ? this.db.prepare('SELECT 1 FROM entries WHERE path > ? AND path < ? LIMIT 1').get(range[0], range[1])
+      : this.db.prepare("SELECT 1 FROM entries WHERE path > '' LIMIT 1").get();
+    return row !== undefined;
+  }
+
   /** The entries recorded with inode `ino` (hard links give several). */
   byInode(ino: bigint): Entry[] {
     return (this.stmts.byInode.all(ino) as EntryRow[]).map(rowToEntry);
@@ -302,22 +311,23 @@ export class StateDb {
     const stmt = this.stmts.upsert;
     this.db.transaction(() => {
       for (const e of entries) {
-        stmt.run({
-          path: e.path,
-          parent: parentOf(e.path),
-          name: nameOf(e.path),
-          kind: e.kind,
-          size: e.size,
-          mtimeNs: e.mtimeNs,
-          mode: e.mode,
-          ino: e.ino,
-          target: e.target,
-          hash: e.hash,
-          syncedAtNs: e.syncedAtNs,
-          remoteSize: e.remoteSize,
-          remoteMtimeNs: e.remoteMtimeNs,
-          remoteIno: e.remoteIno ?? null,
-        });
+        // Positional parameters: binding by name cost about a third more per row.
+        stmt.run(
+          e.path,
+          parentOf(e.path),
+          nameOf(e.path),
+          e.kind,
+          e.size,
+          e.mtimeNs,
+          e.mode,
+          e.ino,
+          e.target,
+          e.hash,
+          e.syncedAtNs,
+          e.remoteSize,
+          e.remoteMtimeNs,
+          e.remoteIno ?? null,
+        );
       }
     })();
   }
@@ -516,6 +526,35 @@ export class StateDb {
     this.db.transaction(() => {
       for (const r of rows) st.run(r.path, r.kind, r.size, r.mtimeNs, r.mode, r.ino, r.target);
     })();
+  }
+
+  /** The rscan rows after `after` ('' for the first), in path order; `limit` of them. */
+  rscanPage(
+    after: string,
+    limit: number,
+  ): { path: string; kind: EntryKind; size: number; mtimeNs: bigint; mode: number; ino: bigint | null; target: string | null }[] {
+    this.scratch();
+    const rows = this.db
+      .prepare('SELECT * FROM rscan WHERE path > ? ORDER BY path LIMIT ?')
+      .safeIntegers(true)
+      .all(after, limit) as {
+      path: string;
+      kind: string;
+      size: bigint | null;
+      mtime_ns: bigint | null;
+      mode: bigint | null;
+      ino: bigint | null;
+      target: string | null;
+    }[];
+    return rows.map((r) => ({
+      path: r.path,
+      kind: r.kind as EntryKind,
+      size: toNumber(r.size),
+      mtimeNs: r.mtime_ns ?? 0n,
+      mode: toNumber(r.mode),
+      ino: r.ino,
+      target: r.target,
+    }));
   }
 
   /**
