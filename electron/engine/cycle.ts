@@ -349,8 +349,8 @@ export class Cycle {
   }
 
   /**
-   * Sends the new local folders found by collect, each whole (rule N of
-   * docs/sync-semantics.md, "New folders"): one recursive rsync of all of them into a
+   * Sends the new local folders found by collect, each whole (rules T1 and T2 of
+   * docs/sync-semantics.md, "New folders"): recursive rsync runs (TREE_GROUPS at most) into a
    * staging folder in the server's .lipsync/incoming, a listing of what arrived there,
    * then, under the server lock, each folder still absent on the server is moved into
    * place with one rename, and the base records what arrived. Nothing on the server is

@@ -67,7 +67,25 @@ describe.each(REMOTE_KINDS)('remoteOps on a %s remote', (kind) => {
     expect(statSync(dir).isDirectory()).toBe(true);
     await ops.createRoot(); // idempotent
     await ops.prepareMeta();
-    expect(readdirSync(join(dir, '.lipsync')).sort()).toEqual(['partial', 'trash']);
+    expect(readdirSync(join(dir, '.lipsync')).sort()).toEqual(['incoming', 'partial', 'trash']);
+  });
+
+  it("removes this client's leftover staging folders, and only those", async () => {
+    const dir = await root();
+    const ops = remoteOps(spec(dir), ssh);
+    await ops.prepareMeta();
+    await put(dir, '.lipsync/incoming/pme-1/docs/a.txt', 'A');
+    await put(dir, '.lipsync/incoming/pme-2/b.txt', 'B');
+    await put(dir, '.lipsync/incoming/pother-1/c.txt', 'C');
+    await put(dir, '.lipsync/incoming/pmeX-1/d.txt', 'D');
+    await ops.prepareMeta('pme-');
+    expect(readdirSync(join(dir, '.lipsync/incoming')).sort()).toEqual(['pmeX-1', 'pother-1']);
+    await ops.clearIncoming('pother-1');
+    expect(readdirSync(join(dir, '.lipsync/incoming'))).toEqual(['pmeX-1']);
+    await ops.clearIncoming('nothing-here'); // no match: nothing to do, no error
+    expect(readdirSync(join(dir, '.lipsync/incoming'))).toEqual(['pmeX-1']);
+    for (const bad of ['', '*', '../x', 'a b', "p'; rm -rf /"]) await expect(ops.clearIncoming(bad)).rejects.toThrow();
+    expect(readdirSync(join(dir, '.lipsync/incoming'))).toEqual(['pmeX-1']);
   });
 
   it('refuses to prepare a root that is a file', async () => {
