@@ -419,8 +419,14 @@ export class Cycle {
             stagingDir: staging,
             excludes: rules,
             bwLimitKBps: this.c.bwLimitKBps || undefined,
+            // The total grows as rsync walks the folders (no walk of ours came first).
             onProgress: (p) =>
-              this.c.onProgress({ filesDone: p.filesDone, filesTotal: p.filesDone, bytes: p.bytes, rateBps: p.rateBps }),
+              this.c.onProgress({
+                filesDone: p.filesDone,
+                filesTotal: Math.max(p.filesDone, p.filesKnown ?? 0),
+                bytes: p.bytes,
+                rateBps: p.rateBps,
+              }),
           }),
         );
       } catch (e) {

@@ -80,6 +80,8 @@ export interface PushProgress {
   percent: number | null;
   rateBps: number;
   filesDone: number;
+  /** The files (and folders) rsync has found to consider so far, when it says (`to-chk=N/TOTAL`). */
+  filesKnown?: number;
 }
 
 /** What one transfer run needs, in either direction. */
@@ -518,7 +520,13 @@ async function runTransfer(direction: Direction | 'push-tree', o: PushOptions | 
     }
     const p = parseProgressLine(line);
     if (p) {
-      o.onProgress?.({ bytes: p.bytes, percent: p.percent, rateBps: p.rateBps, filesDone: p.filesDone ?? itemCount });
+      o.onProgress?.({
+        bytes: p.bytes,
+        percent: p.percent,
+        rateBps: p.rateBps,
+        filesDone: p.filesDone ?? itemCount,
+        ...(p.total !== null && p.total !== undefined ? { filesKnown: p.total } : {}),
+      });
       return;
     }
     if (parseStatsLine(line, stats)) return;
