@@ -3,7 +3,7 @@
 // directory is prepared and inspected directly).
 
 import { describe, expect, it } from 'vitest';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, utimesSync } from 'node:fs';
 import { mkdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -200,6 +200,13 @@ describe.each(REMOTE_KINDS)('the remote lock on a %s remote', (kind) => {
       '2026-11-25',
       'not-a-date',
     ]);
+    // Staging folders of folder pushes: one a client left behind a week ago goes, a fresh one stays.
+    await put(dir, '.lipsync/incoming/pgone-1/docs/a', 'A');
+    await put(dir, '.lipsync/incoming/plive-1/docs/b', 'B');
+    const weekAgo = new Date(Date.now() - 8 * 86_400_000);
+    utimesSync(join(dir, '.lipsync/incoming/pgone-1'), weekAgo, weekAgo);
+    await ops.purgeTrash(30);
+    expect(readdirSync(join(dir, '.lipsync/incoming'))).toEqual(['plive-1']);
     // No trash at all: nothing to do.
     const other = await root('empty');
     expect(await other.ops.purgeTrash(30)).toBe(0);

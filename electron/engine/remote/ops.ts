@@ -207,6 +207,30 @@ async function purgeDayDirs(trash: string, cutoff: string): Promise<number> {
   return removed;
 }
 
+/**
+ * A staging folder is removed by the client that made it, or at its next start; one of a
+ * client that never came back is removed when it is this old (by its folder's mtime).
+ */
+export const INCOMING_STALE_DAYS = 7;
+
+async function purgeStaleIncoming(dir: string, now: Date = new Date()): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    try {
+      const st = await lstat(join(dir, n));
+      if (now.getTime() - st.mtimeMs > INCOMING_STALE_DAYS * 86_400_000)
+        await rm(join(dir, n), { recursive: true, force: true });
+    } catch {
+      // gone meanwhile, or not ours to remove: left alone
+    }
+  }
+}
+
 /** The local root must be an existing directory: 'local-missing' / 'local-not-dir' otherwise. */
 async function requireLocalRoot(localRoot: string): Promise<void> {
   let st;
@@ -578,6 +602,7 @@ class LocalOps implements RemoteOps {
   async purgeTrash(olderThanDays: number, now?: Date): Promise<number> {
     const cutoff = trashCutoff(olderThanDays, now);
     await this.requireRoot();
+    await purgeStaleIncoming(join(this.root, INCOMING_DIR), now);
     return purgeDayDirs(join(this.root, TRASH_DIR), cutoff);
   }
 
@@ -905,6 +930,8 @@ fi`,
     const r = await this.exec(
       `${REQUIRE_ROOT}
 T="$R/${TRASH_DIR}"; C=${cutoff}; n=0
+I="$R/${INCOMING_DIR}"
+if [ -d "$I" ]; then find "$I" -mindepth 1 -maxdepth 1 -mtime +${INCOMING_STALE_DAYS - 1} -exec rm -rf -- {} + 2>/dev/null; fi
 if [ -d "$T" ]; then
   for d in "$T"/*; do
     name=\${d##*/}
