@@ -545,10 +545,24 @@ export class Cycle {
       for (const r of page) {
         if (rootOf(r.path, moved) === null) continue;
         const l = lstatLocalSync(join(this.c.localRoot, r.path));
-        if (l && l.kind === r.kind && landedAsSent(l, r) && (l.kind === 'dir' || (l.mode & 0o111) === (r.mode & 0o111))) {
+        if (
+          l &&
+          l.kind === r.kind &&
+          landedAsSent(l, r) &&
+          (l.kind === 'dir' || (l.mode & 0o111) === (r.mode & 0o111))
+        ) {
           rows.push(this.entryFor(r.path, l, r, await this.racyHash(r.path, l, syncedAtNs), syncedAtNs));
         } else {
-          rows.push({ ...r, path: r.path, ino: l?.ino ?? 0n, hash: null, syncedAtNs, remoteSize: r.size, remoteMtimeNs: r.mtimeNs, remoteIno: r.ino });
+          rows.push({
+            ...r,
+            path: r.path,
+            ino: l?.ino ?? 0n,
+            hash: null,
+            syncedAtNs,
+            remoteSize: r.size,
+            remoteMtimeNs: r.mtimeNs,
+            remoteIno: r.ino,
+          });
           this.c.requeueLocalTree(r.path);
         }
         if (r.kind !== 'dir') {
@@ -826,8 +840,7 @@ export class Cycle {
         return this.takeChunk();
       }
       const next = this.takeChunk();
-      const overlap =
-        next.length > 0 && overlapSafe(decided) && (!locked || Date.now() - heldSince < LOCK_HOLD_MS);
+      const overlap = next.length > 0 && overlapSafe(decided) && (!locked || Date.now() - heldSince < LOCK_HOLD_MS);
       const ahead = overlap ? this.decideChunk(next) : null;
       ahead?.catch(() => undefined); // seen below, unless acting on this chunk fails first
       await this.act(decided);
@@ -1115,7 +1128,9 @@ export class Cycle {
       else this.c.requeueLocalTree(d.path);
     }
     if (!items.length) return;
-    const res = await traced(`rsync pull ${items.length}`, () => rsyncPull(this.transferOptions(items.map((d) => d.path))));
+    const res = await traced(`rsync pull ${items.length}`, () =>
+      rsyncPull(this.transferOptions(items.map((d) => d.path))),
+    );
     const failed = this.failedFiles(res);
     const syncedAtNs = nowNs();
     const rows: Entry[] = [];
@@ -1258,7 +1273,7 @@ function comparePathStrings(a: string, b: string): number {
 
 /** The one of `roots` (disjoint folders) that `path` is or lies below; null for none. */
 function rootOf(path: string, roots: ReadonlySet<string>): string | null {
-  for (let p = path; ; ) {
+  for (let p = path; ;) {
     if (roots.has(p)) return p;
     const i = p.lastIndexOf('/');
     if (i === -1) return null;

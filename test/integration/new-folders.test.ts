@@ -41,7 +41,14 @@ afterAll(async () => {
 /** A client whose pair `docs` is added with these exclude patterns. */
 async function clientWithExcludes(remote: string, name: string, excludes: string[]): Promise<Client> {
   const c = await makeClient(server, remote, name, { add: false });
-  const args = ['add', c.local, `${server.alias}:${remote}`, '--id', c.pair, ...excludes.flatMap((e) => ['--exclude', e])];
+  const args = [
+    'add',
+    c.local,
+    `${server.alias}:${remote}`,
+    '--id',
+    c.pair,
+    ...excludes.flatMap((e) => ['--exclude', e]),
+  ];
   const r = await cli(c.e, args);
   if (r.code !== 0) throw new Error(describeResult(c, args, r));
   patchConfig(c.e, { deviceName: c.device, sshConfigFile: server.sshConfigFile, debounceMs: 50 });
@@ -97,7 +104,10 @@ describe('a new folder is sent whole', () => {
     expect(lstatSync(join(remote, 'photos/link')).isSymbolicLink()).toBe(true);
     // It went as a folder push, and left nothing in the staging area.
     const pushes = messages(a, 'push', since);
-    expect(pushes.some((m) => /in 1 new folder/.test(m)), pushes.join('\n')).toBe(true);
+    expect(
+      pushes.some((m) => /in 1 new folder/.test(m)),
+      pushes.join('\n'),
+    ).toBe(true);
     expect(incoming(remote)).toEqual([]);
 
     // The base holds what arrived: another sync sends nothing.

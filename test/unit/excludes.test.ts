@@ -138,14 +138,20 @@ describe('validateExcludePatterns', () => {
 describe('gitignoreToRsync', () => {
   it.each<[string[], string[] | null]>([
     [[], []],
-    [['.DS_Store', '*.swp', '~$*', '.lipsync/'], ['.DS_Store', '*.swp', '~$*', '.lipsync/']],
+    [
+      ['.DS_Store', '*.swp', '~$*', '.lipsync/'],
+      ['.DS_Store', '*.swp', '~$*', '.lipsync/'],
+    ],
     // A slash inside anchors at the root in gitignore; rsync needs the leading slash for that.
     [['docs/build'], ['/docs/build']],
     [['/build'], ['/build']],
     [['/build/'], ['/build/']],
     [['a/*.o'], ['/a/*.o']],
     [['node_modules/'], ['node_modules/']],
-    [['*.tmp', '?x'], ['*.tmp', '?x']],
+    [
+      ['*.tmp', '?x'],
+      ['*.tmp', '?x'],
+    ],
     // Blank lines, comments and trailing spaces are dropped, as git does.
     [['', '   ', '# note', 'cache   '], ['cache']],
     // No exact rsync equivalent here: the whole list is untranslated.

@@ -480,7 +480,10 @@ function classifyPullFailure(code: number | null, stderr: string, o: PullOptions
  * One rsync run in either direction, for rsyncPush and rsyncPull. Never
  * rejects: failures are in `result.error` (ok:false).
  */
-async function runTransfer(direction: Direction | 'push-tree', o: PushOptions | PullOptions | TreePushOptions): Promise<PushResult> {
+async function runTransfer(
+  direction: Direction | 'push-tree',
+  o: PushOptions | PullOptions | TreePushOptions,
+): Promise<PushResult> {
   const w = words(direction === 'pull' ? 'pull' : 'push');
   const items: TransferredItem[] = [];
   const warnings: LipsyncError[] = [];
@@ -489,7 +492,8 @@ async function runTransfer(direction: Direction | 'push-tree', o: PushOptions | 
 
   let args: string[];
   try {
-    args = direction === 'push-tree' ? rsyncTreePushArgs(o as TreePushOptions) : transferArgs(direction, o as PushOptions);
+    args =
+      direction === 'push-tree' ? rsyncTreePushArgs(o as TreePushOptions) : transferArgs(direction, o as PushOptions);
   } catch (e) {
     return fail(e instanceof LipsyncError ? e : new LipsyncError('unknown', String(e)));
   }
@@ -585,7 +589,10 @@ async function runTransfer(direction: Direction | 'push-tree', o: PushOptions | 
 
   const roots = [resolve(o.localRoot), o.remote.path];
   // A folder push names the receiver's files inside the staging folder: relative to it first.
-  if (direction === 'push-tree') roots.unshift(metaPath(o.remote.path, normalizeRelPath((o as TreePushOptions).stagingDir).slice(META_DIR.length + 1)));
+  if (direction === 'push-tree')
+    roots.unshift(
+      metaPath(o.remote.path, normalizeRelPath((o as TreePushOptions).stagingDir).slice(META_DIR.length + 1)),
+    );
   const literalBytes = stats.literalBytes ?? 0;
   const done = (ok: boolean, error?: LipsyncError): PushResult => {
     if (error) error.files = relativize(error.files, roots);

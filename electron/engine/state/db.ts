@@ -532,7 +532,15 @@ export class StateDb {
   rscanPage(
     after: string,
     limit: number,
-  ): { path: string; kind: EntryKind; size: number; mtimeNs: bigint; mode: number; ino: bigint | null; target: string | null }[] {
+  ): {
+    path: string;
+    kind: EntryKind;
+    size: number;
+    mtimeNs: bigint;
+    mode: number;
+    ino: bigint | null;
+    target: string | null;
+  }[] {
     this.scratch();
     const rows = this.db
       .prepare('SELECT * FROM rscan WHERE path > ? ORDER BY path LIMIT ?')
