@@ -1,5 +1,5 @@
 // @vitest-environment jsdom
-import { cleanup, fireEvent, render, screen, within } from '@testing-library/react';
+import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
 import { App } from '../../renderer/src/App.js';
 import { deferred, engineStatus, fakeBridge, pairStatus } from './fake-bridge.js';
@@ -121,7 +121,10 @@ describe('Status view', () => {
     fireEvent.click(await screen.findByRole('button', { name: 'Pause' }));
     expect(b.callsOf('pause')).toEqual([{ pair: 'docs' }]);
     b.pushState(engineStatus([pairStatus({ state: 'paused' })]));
-    fireEvent.click(await screen.findByRole('button', { name: 'Resume' }));
+    // The button stays disabled until the pause call has answered (a click on it then does nothing).
+    const resume = (await screen.findByRole('button', { name: 'Resume' })) as HTMLButtonElement;
+    await waitFor(() => expect(resume.disabled).toBe(false));
+    fireEvent.click(resume);
     expect(b.callsOf('resume')).toEqual([{ pair: 'docs' }]);
   });
 
