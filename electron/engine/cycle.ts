@@ -11,13 +11,31 @@ import { join } from 'node:path';
 import type { Direction } from '../../shared/settings.js';
 import type { ErrorInfo } from '../../shared/errors.js';
 import type { InitialSyncMode } from '../../shared/api.js';
-import type { Entry, Excluder, LocalStat, RemoteCapabilities, RemoteSpec, RemoteStat, SshOptions } from './types.js';
+import type {
+  Entry,
+  Excluder,
+  LocalStat,
+  RemoteCapabilities,
+  RemoteEntry,
+  RemoteSpec,
+  RemoteStat,
+  SshOptions,
+} from './types.js';
 import type { StateDb } from './state/db.js';
 import type { DirtySnapshot } from './dirty.js';
-import { DirtySet, isUnder, isUnderAny, joinPath, parentOf } from './dirty.js';
+import { DirtySet, ancestorIn, isUnder, isUnderAny, joinPath, parentOf } from './dirty.js';
 import { localChangedSince } from './since.js';
 import { listChangedSince } from './remote/watch.js';
-import { compareDir, hashFile, isRacy, lstatLocal, lstatLocalSync, sameAsEntry, type ScanChange } from './scan.js';
+import {
+  compareDir,
+  comparePaths,
+  hashFile,
+  isRacy,
+  lstatLocal,
+  lstatLocalSync,
+  sameAsEntry,
+  type ScanChange,
+} from './scan.js';
 import { reconcile, conflictCopyName, type Decision, type SideState } from './reconcile.js';
 import {
   rsyncPull,
@@ -360,14 +378,14 @@ export class Cycle {
    * sent path by path like every other change; its staged copy is removed.
    */
   private async pushNewTrees(): Promise<void> {
-    const roots = this.newTrees.splice(0).sort(comparePathStrings);
+    const roots = this.newTrees.splice(0).sort(comparePaths);
     this.newTreeSet.clear();
     if (!roots.length) return;
     const fallback = await this.sendTrees(roots);
     if (!fallback.length) return;
     this.treesOff = true;
     try {
-      for (const t of fallback.sort(comparePathStrings)) {
+      for (const t of fallback.sort(comparePaths)) {
         this.db.candAdd([t]);
         await this.scanLocalTree(t);
       }
@@ -467,23 +485,15 @@ export class Cycle {
     // match (made after the run began) or a name that is not UTF-8 goes path by path.
     const groupSet = new Set(group);
     const bad = new Set<string>();
-    this.db.rscanClear();
     try {
-      await traced('list the staged folders', async () => {
-        let buf: Parameters<StateDb['rscanInsert']>[0] = [];
-        const stagingAbs = join(this.rootPath(), staging);
-        for await (const e of listRemote(this.c.remote, this.c.ssh, stagingAbs, '', this.c.caps, { recursive: true })) {
-          const root = rootOf(e.path, groupSet);
-          if (root === null) continue; // a parent made in the staging folder
+      await traced('list the staged folders', () =>
+        this.listIntoScratch(join(this.rootPath(), staging), '', { recursive: true }, (e) => {
+          const root = ancestorIn(e.path, groupSet);
+          if (root === null) return false; // a parent made in the staging folder
           if (e.path.includes('\uFFFD') || isIgnoredPath(e.path, e.kind === 'dir', this.c.excluder)) bad.add(root);
-          buf.push(e);
-          if (buf.length >= 5000) {
-            this.db.rscanInsert(buf);
-            buf = [];
-          }
-        }
-        this.db.rscanInsert(buf);
-      });
+          return true;
+        }),
+      );
     } catch {
       return group;
     }
@@ -543,7 +553,7 @@ export class Cycle {
       const syncedAtNs = nowNs();
       const rows: Entry[] = [];
       for (const r of page) {
-        if (rootOf(r.path, moved) === null) continue;
+        if (ancestorIn(r.path, moved) === null) continue;
         const l = lstatLocalSync(join(this.c.localRoot, r.path));
         if (
           l &&
@@ -572,7 +582,7 @@ export class Cycle {
       }
       this.db.upsert(rows);
     }
-    const retry = [...failed].filter((f) => rootOf(f, moved) !== null);
+    const retry = [...failed].filter((f) => ancestorIn(f, moved) !== null);
     if (retry.length) this.db.candAdd(retry);
     this.c.totals.filesSent += files;
     this.c.totals.bytesSent += res.literalBytes;
@@ -705,28 +715,38 @@ export class Cycle {
 
   /** Lists a remote subtree (or one directory) into the scratch table and adds what differs from the base. */
   private async scanRemote(start: string, recursive: boolean): Promise<void> {
-    this.db.rscanClear();
-    let buf: Parameters<StateDb['rscanInsert']>[0] = [];
     try {
-      for await (const e of listRemote(this.c.remote, this.c.ssh, this.rootPath(), start, this.c.caps, {
-        recursive,
-        excluder: this.c.excluder,
-      })) {
-        buf.push(e);
-        if (buf.length >= 5000) {
-          this.db.rscanInsert(buf);
-          buf = [];
-        }
-      }
+      await this.listIntoScratch(this.rootPath(), start, { recursive, excluder: this.c.excluder });
     } catch (e) {
       if (!(await this.vanishedRemoteFolder(start, e))) throw e;
       // A folder named by a hint (an event, a listing) that is gone by now: what the base
       // holds below it becomes a candidate, decided like any other.
       this.db.rscanClear();
-      buf = [];
+    }
+    this.db.candFromRemoteScan(start, recursive);
+  }
+
+  /**
+   * Streams a listing of `start` below the server folder `root` into the scratch table
+   * (emptied first), in batches; entries for which `keep` says false are left out.
+   */
+  private async listIntoScratch(
+    root: string,
+    start: string,
+    opts: { recursive: boolean; excluder?: Excluder },
+    keep: (e: RemoteEntry) => boolean = () => true,
+  ): Promise<void> {
+    this.db.rscanClear();
+    let buf: RemoteEntry[] = [];
+    for await (const e of listRemote(this.c.remote, this.c.ssh, root, start, this.c.caps, opts)) {
+      if (!keep(e)) continue;
+      buf.push(e);
+      if (buf.length >= 5000) {
+        this.db.rscanInsert(buf);
+        buf = [];
+      }
     }
     this.db.rscanInsert(buf);
-    this.db.candFromRemoteScan(start, recursive);
   }
 
   /** Did listing `start` fail because that folder (not the root) is no longer a folder on the server? */
@@ -1263,21 +1283,6 @@ export class Cycle {
 
   private warn(w: ErrorInfo): void {
     this.c.totals.warnings.push(w);
-  }
-}
-
-/** Byte order of UTF-8 (SQLite's BINARY collation), so sorted roots match the database's order. */
-function comparePathStrings(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
-}
-
-/** The one of `roots` (disjoint folders) that `path` is or lies below; null for none. */
-function rootOf(path: string, roots: ReadonlySet<string>): string | null {
-  for (let p = path; ;) {
-    if (roots.has(p)) return p;
-    const i = p.lastIndexOf('/');
-    if (i === -1) return null;
-    p = p.slice(0, i);
   }
 }
 

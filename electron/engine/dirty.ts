@@ -44,12 +44,16 @@ export function isUnder(path: string, ancestor: string): boolean {
   return ancestor === '' || path === ancestor || path.startsWith(ancestor + '/');
 }
 
-/** True when `path` is one of `ancestors` or lies below one of them (O(depth), not O(ancestors)). */
+/** The one of `ancestors` that `path` is or lies below (the deepest), or null (O(depth), not O(ancestors)). */
+export function ancestorIn(path: string, ancestors: ReadonlySet<string>): string | null {
+  if (ancestors.size === 0) return null;
+  for (let p = path; p !== ''; p = parentOf(p)) if (ancestors.has(p)) return p;
+  return ancestors.has('') ? '' : null;
+}
+
+/** True when `path` is one of `ancestors` or lies below one of them. */
 export function isUnderAny(path: string, ancestors: ReadonlySet<string>): boolean {
-  if (ancestors.size === 0) return false;
-  if (ancestors.has('')) return true;
-  for (let p = path; p !== ''; p = parentOf(p)) if (ancestors.has(p)) return true;
-  return false;
+  return ancestorIn(path, ancestors) !== null;
 }
 
 export class DirtySet {

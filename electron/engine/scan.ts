@@ -58,7 +58,7 @@ function nameOf(p: string): string {
  * Orders strings by Unicode code point, which is the UTF-8 byte order SQLite uses
  * (plain `<` compares UTF-16 units, which differs for astral vs U+E000..U+FFFF).
  */
-function comparePaths(a: string, b: string): number {
+export function comparePaths(a: string, b: string): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) {
     let x = a.charCodeAt(i);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DirtySet, isUnder, joinPath, parentOf, isUnderAny } from '../../electron/engine/dirty.js';
+import { DirtySet, ancestorIn, isUnder, joinPath, parentOf, isUnderAny } from '../../electron/engine/dirty.js';
 
 describe('path helpers', () => {
   it.each([
@@ -84,5 +84,15 @@ describe('DirtySet', () => {
     expect(isUnderAny('', trees)).toBe(false);
     expect(isUnderAny('x', new Set(['']))).toBe(true);
     expect(isUnderAny('x', new Set())).toBe(false);
+  });
+
+  it('ancestorIn: which of a set of folders a path is at or below, the deepest one', () => {
+    const trees = new Set(['a', 'a/b', 'c']);
+    expect(ancestorIn('a/b/x', trees)).toBe('a/b');
+    expect(ancestorIn('a/bc', trees)).toBe('a');
+    expect(ancestorIn('c', trees)).toBe('c');
+    expect(ancestorIn('d/e', trees)).toBeNull();
+    expect(ancestorIn('d/e', new Set(['']))).toBe('');
+    expect(ancestorIn('d/e', new Set())).toBeNull();
   });
 });

@@ -179,6 +179,18 @@ function remoteEndpoint(remote: RemoteSpec, ssh: SshOptions): { shell: string[];
   return { shell: [], spec: rootWithSlash(remote.path) };
 }
 
+/** `--bwlimit=N` for a limit in KB/s; none for no limit. */
+function bwLimitArgs(kbps: number | undefined): string[] {
+  return kbps !== undefined && kbps > 0 ? [`--bwlimit=${Math.max(1, Math.round(kbps))}`] : [];
+}
+
+/** The staging folder's absolute path on the receiver; throws unless it is inside the meta dir. */
+function stagingRoot(remoteRoot: string, stagingDir: string): string {
+  const staging = normalizeRelPath(stagingDir);
+  if (!isMetaPath(staging)) throw new LipsyncError('unknown', `The staging folder ${staging} is not in ${META_DIR}/.`);
+  return metaPath(remoteRoot, staging.slice(META_DIR.length + 1));
+}
+
 /**
  * The arguments of a folder push into a staging folder (rsyncPushTrees). Unlike a
  * path-list push nothing on the receiver can be replaced or deleted (the staging
@@ -193,8 +205,6 @@ function remoteEndpoint(remote: RemoteSpec, ssh: SshOptions): { shell: string[];
 export function rsyncTreePushArgs(
   o: Pick<TreePushOptions, 'localRoot' | 'remote' | 'ssh' | 'stagingDir' | 'excludes' | 'bwLimitKBps'>,
 ): string[] {
-  const staging = normalizeRelPath(o.stagingDir);
-  if (!isMetaPath(staging)) throw new LipsyncError('unknown', `The staging folder ${staging} is not in ${META_DIR}/.`);
   const args = [
     '-s',
     // -r: each listed folder with everything below it (rsync's incremental recursion
@@ -214,9 +224,8 @@ export function rsyncTreePushArgs(
   // No per-file lines (--out-format): the caller lists what arrived. Less output also
   // keeps rsync from waiting on a full pipe while the engine records the previous run.
   args.push('--info=progress2', '--stats');
-  if (o.bwLimitKBps !== undefined && o.bwLimitKBps > 0)
-    args.push(`--bwlimit=${Math.max(1, Math.round(o.bwLimitKBps))}`);
-  const target: RemoteSpec = { ...o.remote, path: metaPath(o.remote.path, staging.slice(META_DIR.length + 1)) };
+  args.push(...bwLimitArgs(o.bwLimitKBps));
+  const target: RemoteSpec = { ...o.remote, path: stagingRoot(o.remote.path, o.stagingDir) };
   const { shell, spec } = remoteEndpoint(target, o.ssh);
   args.push(...shell, rootWithSlash(resolve(o.localRoot)), spec);
   return args;
@@ -276,8 +285,7 @@ function transferArgs(direction: Direction, o: TransferArgsOptions): string[] {
     `--out-format=${OUT_FORMAT}`,
     '--stats',
   ];
-  if (o.bwLimitKBps !== undefined && o.bwLimitKBps > 0)
-    args.push(`--bwlimit=${Math.max(1, Math.round(o.bwLimitKBps))}`);
+  args.push(...bwLimitArgs(o.bwLimitKBps));
   const { shell, spec } = remoteEndpoint(o.remote, o.ssh);
   args.push(...shell);
   if (direction === 'push') args.push(rootWithSlash(localRoot), spec);
@@ -589,10 +597,7 @@ async function runTransfer(
 
   const roots = [resolve(o.localRoot), o.remote.path];
   // A folder push names the receiver's files inside the staging folder: relative to it first.
-  if (direction === 'push-tree')
-    roots.unshift(
-      metaPath(o.remote.path, normalizeRelPath((o as TreePushOptions).stagingDir).slice(META_DIR.length + 1)),
-    );
+  if (direction === 'push-tree') roots.unshift(stagingRoot(o.remote.path, (o as TreePushOptions).stagingDir));
   const literalBytes = stats.literalBytes ?? 0;
   const done = (ok: boolean, error?: LipsyncError): PushResult => {
     if (error) error.files = relativize(error.files, roots);

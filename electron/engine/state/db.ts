@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { Entry, EntryKind } from '../types.js';
+import type { Entry, EntryKind, RemoteEntry } from '../types.js';
 
 type Db = Database.Database;
 type Stmt = Database.Statement;
@@ -508,17 +508,7 @@ export class StateDb {
     this.db.exec('DELETE FROM rscan');
   }
 
-  rscanInsert(
-    rows: {
-      path: string;
-      kind: string;
-      size: number;
-      mtimeNs: bigint;
-      mode: number;
-      ino: bigint | null;
-      target: string | null;
-    }[],
-  ): void {
+  rscanInsert(rows: RemoteEntry[]): void {
     this.scratch();
     const st = this.db.prepare(
       'INSERT OR REPLACE INTO rscan (path, kind, size, mtime_ns, mode, ino, target) VALUES (?, ?, ?, ?, ?, ?, ?)',
@@ -529,18 +519,7 @@ export class StateDb {
   }
 
   /** The rscan rows after `after` ('' for the first), in path order; `limit` of them. */
-  rscanPage(
-    after: string,
-    limit: number,
-  ): {
-    path: string;
-    kind: EntryKind;
-    size: number;
-    mtimeNs: bigint;
-    mode: number;
-    ino: bigint | null;
-    target: string | null;
-  }[] {
+  rscanPage(after: string, limit: number): RemoteEntry[] {
     this.scratch();
     const rows = this.db
       .prepare('SELECT * FROM rscan WHERE path > ? ORDER BY path LIMIT ?')
