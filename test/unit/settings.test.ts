@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SettingsSchema, describeSettingsError } from '../../shared/settings.js';
@@ -56,6 +56,23 @@ describe('SettingsStore (conf)', () => {
       JSON.stringify({ version: 1, pairs: [{ id: 'a', local: '/a', remote: 'h:/r', paused: 'yes' }] }),
     );
     expect(() => new SettingsStore(dir).read()).toThrow(/paused/);
+  });
+
+  it('writes the file as conf does (tab-indented JSON, mode 0600) by an atomic rename, leaving no temporary file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lipsync-conf-'));
+    const store = new SettingsStore(dir);
+    store.write({ ...store.read(), trashDays: 9 });
+    const text = readFileSync(store.path, 'utf8');
+    expect(text).toBe(JSON.stringify(JSON.parse(text), undefined, '\t'));
+    expect(JSON.parse(text).trashDays).toBe(9);
+    expect(statSync(store.path).mode & 0o777).toBe(0o600);
+    expect(readdirSync(dir)).toEqual(['config.json']);
+  });
+
+  it('names the file when it is not JSON, as it is opened', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lipsync-conf-'));
+    writeFileSync(join(dir, 'config.json'), '{"version": 1, "pairs": [');
+    expect(() => new SettingsStore(dir)).toThrow(/settings file in .* is not valid/);
   });
 });
 

@@ -5,13 +5,13 @@ import { SettingsSchema } from '../../../shared/settings.js';
  * Two electron-store files, both in the engine's config dir (~/.config/lipsync):
  *
  * 1. config.json — the SAME file as the engine's settings. How they agree:
- *    electron/engine/config.ts opens it with `conf` (the library electron-store is built
- *    on) as `new Conf({ cwd: configDir, configName: 'config', schema })`; electron-store's
- *    `name` becomes conf's `configName` and an absolute `cwd` is used as is, so
- *    `{ cwd: configDir, name: 'config' }` is the same path (configDir/config.json).
- *    The schema is derived the same way from the same zod schema (shared/settings.ts,
- *    `z.toJSONSchema(SettingsSchema, { io: 'input' }).properties`), so both validate
- *    identically. Writes are whole-file atomic renames; the engine's SettingsStore
+ *    electron/engine/config.ts reads and writes configDir/config.json as `conf` (the
+ *    library electron-store is built on) does (tab-indented JSON, mode 0600, atomic
+ *    rename), validated with the zod schema; electron-store's `name` becomes conf's
+ *    `configName` and an absolute `cwd` is used as is, so `{ cwd: configDir, name:
+ *    'config' }` is the same path. The shell's JSON schema is derived from the same zod
+ *    schema (shared/settings.ts, `z.toJSONSchema(SettingsSchema, { io: 'input' })
+ *    .properties`), so both validate alike. Writes are whole-file atomic renames; the engine's SettingsStore
  *    stays the only writer of `pairs` (the shell writes only top-level keys, validated
  *    with SettingsSchema first). test/unit/main-stores.test.ts checks the paths agree.
  *
