@@ -23,6 +23,17 @@ import { loadHarness, ROOT } from './lib/harness.mjs';
 import { startVariant } from './lib/sshvariant.mjs';
 import { ensureTree, relPath, writeFlat } from './lib/tree.mjs';
 import { sh, shOk, sleep, treePids, rssOf, rssSampler, median, percentile, waitUntil } from './lib/util.mjs';
+import {
+  BIN,
+  daemons,
+  loadApiClient,
+  makeEnv,
+  readLog,
+  setSettings,
+  startDaemon,
+  status,
+  waitUpToDate,
+} from './lib/daemon.mjs';
 
 const { values: opt } = parseArgs({
   options: {
@@ -42,9 +53,6 @@ const REPS = opt.quick ? 5 : 9; // sub-second measurements
 const SLOW_REPS = opt['slow-reps'] ? Number(opt['slow-reps']) : opt.quick ? 3 : 5; // measurements of many seconds
 /** The poll watcher's interval for row 2b (setting remotePollSec; the default is 30 s). */
 const POLL_SEC = 5;
-const BIN = join(ROOT, 'bin', 'lipsync.js');
-/** The `lipsync` command as npm installs it: a sh launcher that execs node bin/lipsync.js. */
-const LAUNCHER = join(ROOT, 'bin', 'lipsync');
 const started = Date.now();
 const log = (...a) => console.error(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s]`, ...a);
 const only = opt.only ? new Set(opt.only.split(',')) : null;
@@ -59,82 +67,6 @@ function rec(metric, who, value) {
   R[metric][who] = value;
 }
 const stats = (xs) => ({ p50: median(xs), p95: percentile(xs, 95), n: xs.length, all: xs });
-
-// ---------------------------------------------------------------- lipsync helpers
-let ApiClient;
-function makeEnv(dir, sshConfigFile) {
-  const configDir = join(dir, 'config'),
-    dataDir = join(dir, 'data');
-  mkdirSync(configDir, { recursive: true });
-  writeFileSync(join(configDir, 'config.json'), JSON.stringify({ version: 1, pairs: [], sshConfigFile }));
-  return { dir, configDir, dataDir, env: { ...process.env, LIPSYNC_CONFIG_DIR: configDir, LIPSYNC_DATA_DIR: dataDir } };
-}
-/** Sets top-level settings in a client's config.json (read by the daemon at start). */
-function setSettings(e, patch) {
-  const f = join(e.configDir, 'config.json');
-  const s = JSON.parse(readFileSync(f, 'utf8'));
-  writeFileSync(f, JSON.stringify({ ...s, ...patch }, null, 2));
-}
-const daemons = [];
-async function startDaemon(e) {
-  const proc = spawn(LAUNCHER, ['run'], { env: e.env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const collect = (d) => {
-    out += d;
-    if (out.length > 2e6) out = out.slice(-1e6);
-  };
-  proc.stdout.on('data', collect);
-  proc.stderr.on('data', collect);
-  const exited = new Promise((r) => proc.on('close', r));
-  await waitUntil(() => out.includes('running (pid') || proc.exitCode !== null, 600_000, 'daemon start', 10);
-  if (proc.exitCode !== null) throw new Error(`daemon exited:\n${out}`);
-  daemons.push({ name: e.dir, output: () => out });
-  return {
-    proc,
-    output: () => out,
-    async stop() {
-      if (proc.exitCode === null) proc.kill('SIGINT');
-      await exited;
-    },
-  };
-}
-async function status(e) {
-  const c = await ApiClient.connect(e.dataDir);
-  if (!c) return null;
-  try {
-    return await c.call('status', {});
-  } finally {
-    c.close();
-  }
-}
-/** Until every pair is idle with nothing pending and a sync finished at or after `since`. */
-async function waitUpToDate(e, since, timeoutMs = 3_600_000, every = 50) {
-  let last;
-  await waitUntil(
-    async () => {
-      last = await status(e).catch(() => null);
-      return (
-        !!last &&
-        last.pairs.length > 0 &&
-        last.pairs.every((p) => p.state === 'idle' && p.pending === 0 && p.lastSyncAt !== null && p.lastSyncAt >= since)
-      );
-    },
-    timeoutMs,
-    'lipsync up to date',
-    every,
-  ).catch((err) => {
-    throw new Error(`${err.message}\nlast status: ${JSON.stringify(last)?.slice(0, 2000)}`);
-  });
-  return last;
-}
-function readLog(e) {
-  const f = join(e.dataDir, 'log.jsonl');
-  if (!existsSync(f)) return [];
-  return readFileSync(f, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l));
-}
 
 // ---------------------------------------------------------------- misc helpers
 const tokenFile = (root, rel, token) => writeFileSync(join(root, rel), `bench change ${token}\n`.padEnd(2048, '.'));
@@ -207,7 +139,7 @@ try {
       log('build failed; using the existing out/');
     }
   }
-  ({ ApiClient } = await import(join(ROOT, 'out/electron/engine/api/client.js')));
+  await loadApiClient();
 
   // facts
   const rsyncV = (await sh('rsync', ['--version'])).stdout.split('\n')[0];

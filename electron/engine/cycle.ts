@@ -222,8 +222,9 @@ export class Cycle {
     // After a clean stop both sides are listed at once (each is a walk by find).
     if (local?.since != null && !local.full)
       this.localSince = this.c.localSincePrefetch ?? localChangedSince(this.c.localRoot, Number(local.since));
-    if (remote?.since != null && !remote.full && this.c.direction !== 'send-only' && !this.c.remoteSincePolled)
-      this.remoteSince = this.remoteChangedSince(remote.since);
+    const remoteSinceId = remote?.since;
+    if (remoteSinceId != null && !remote?.full && this.c.direction !== 'send-only' && !this.c.remoteSincePolled)
+      this.remoteSince = traced('remote changed since', () => this.remoteChangedSince(remoteSinceId));
     // Not awaited yet: a failure is seen where it is used.
     this.localSince?.catch(() => undefined);
     this.remoteSince?.catch(() => undefined);

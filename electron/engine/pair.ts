@@ -159,7 +159,7 @@ export class PairRunner {
     if (!this.checkLocalRoot()) return;
     // The ssh connection and the server's checks start now, alongside the local watcher.
     if (this.deps.watch && !this.isPaused()) this.prepareRemote().catch(() => undefined);
-    if (this.deps.watch) await this.startWatcher();
+    if (this.deps.watch) await traced('local watcher start', () => this.startWatcher());
     this.scheduleRescans();
     this.setState();
     this.conflictCount = this.db.openConflicts().length;
@@ -173,11 +173,10 @@ export class PairRunner {
         // The local listing needs no server: it runs while the server is being connected.
         this.localSincePrefetch = {
           token: String(clean.localSinceMs),
-          result: localChangedSince(this.settings.local, clean.localSinceMs),
+          result: traced('local changed since', () => localChangedSince(this.settings.local, clean.localSinceMs)),
         };
         this.localSincePrefetch.result.catch(() => undefined);
-      }
-      else this.dirty.addFull();
+      } else this.dirty.addFull();
       if (clean?.remote) this.remoteDirty.addSince(this.remoteMarkerId());
       else this.remoteDirty.addFull();
       this.kick(0);
@@ -232,9 +231,11 @@ export class PairRunner {
     if (this.lastError || this.fatal || this.massDelete || this.degraded || this.isPaused()) return;
     const localSinceMs = Date.now() - CLEAN_STOP_MARGIN_MS;
     let remote = false;
-    if (this.settings.direction === 'send-only') remote = true; // the server's changes are never read
+    if (this.settings.direction === 'send-only')
+      remote = true; // the server's changes are never read
     else if (this.remoteReady && this.caps?.gnuFind && this.remoteFeed?.connected) {
-      if (this.remoteFeed.mode === 'poll') remote = true; // the poll marker is where the last poll left it
+      if (this.remoteFeed.mode === 'poll')
+        remote = true; // the poll marker is where the last poll left it
       else {
         remote = await setChangeMarker(
           this.remote,
@@ -403,7 +404,7 @@ export class PairRunner {
 
   private async connectRemote(): Promise<void> {
     if (this.remoteReady) return;
-    const probe = await this.ops.probe();
+    const probe = await traced('probe', () => this.ops.probe());
     if (probe.root === 'missing') {
       throw new LipsyncError('remote-missing', `The remote folder ${this.settings.remote} does not exist.`, {
         fix: 'If it is on a disk that is not mounted, mount it. lipsync does not recreate a vanished folder by itself; remove the pair and add it again to start over.',
@@ -459,7 +460,7 @@ export class PairRunner {
     // The server's watcher (it ignores .lipsync) starts while the meta folders are made.
     const watching =
       this.deps.watch && !this.stopped && this.settings.direction !== 'send-only' && !this.remoteWatcher
-        ? this.startRemoteWatcher()
+        ? traced('remote watcher start', () => this.startRemoteWatcher())
         : Promise.resolve();
     watching.catch(() => undefined);
     // Also removes what an interrupted folder push of this pair left in .lipsync/incoming.

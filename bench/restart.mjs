@@ -1,0 +1,154 @@
+#!/usr/bin/env node
+// Row 4 alone, with where the time goes: lipsync's restart after a clean stop (daemon start until
+// `status` says up to date) against one `rsync -a` no-op of the same tree, and the parts the
+// restart is made of timed on their own (each side's watcher start, each side's listing of what
+// changed since the stop), with the daemon's LIPSYNC_TRACE phase timings of each restart.
+// The cached tree is used in place as client A (its .lipsync/ is removed again); the server copy
+// is made by rsync and joined by one untimed first start (a compare of both sides).
+// Usage: node bench/restart.mjs [--files 100000] [--seed 1] [--reps 5] [--skip-build]
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadHarness, ROOT } from './lib/harness.mjs';
+import { startVariant } from './lib/sshvariant.mjs';
+import { ensureTree } from './lib/tree.mjs';
+import { median, percentile, sh, shOk } from './lib/util.mjs';
+import { BIN, loadApiClient, makeEnv, startDaemon, waitUpToDate } from './lib/daemon.mjs';
+
+const { values: opt } = parseArgs({
+  options: {
+    files: { type: 'string', default: '100000' },
+    seed: { type: 'string', default: '1' },
+    reps: { type: 'string', default: '5' },
+    'skip-build': { type: 'boolean', default: false },
+  },
+});
+const N = Number(opt.files);
+const REPS = Number(opt.reps);
+const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
+const fmt = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`);
+const summary = (xs) => `p50 ${fmt(median(xs))}, p95 ${fmt(percentile(xs, 95))} (n=${xs.length})`;
+
+if (!opt['skip-build']) await shOk(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-b', 'electron']);
+await loadApiClient();
+const tree = ensureTree(join(ROOT, 'bench/cache'), N, Number(opt.seed), log);
+const A = tree.dir;
+const h = await loadHarness();
+const server = await h.startSshd();
+const fast = await startVariant(server, h.freePort, { name: 'fast', noBashrc: true });
+const work = mkdtempSync(join(tmpdir(), 'lipsync-restart-'));
+const rsh = `ssh -F ${fast.sshConfigFile}`;
+const host = server.alias;
+
+/** ms from spawning `cmd args` until `ready` is seen on its stderr (then it is killed). */
+function untilStderr(cmd, args, ready) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const p = spawn(cmd, args, { stdio: ['pipe', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d) => {
+      err += d;
+      if (err.includes(ready)) {
+        resolve(performance.now() - t0);
+        p.stdin.end();
+        p.kill('SIGTERM');
+      }
+    });
+    p.on('close', (code) => reject(new Error(`${cmd} exited ${code} before "${ready}": ${err.slice(-500)}`)));
+  });
+}
+const parts = {};
+const part = (k, ms) => (parts[k] ??= []).push(ms);
+
+let d;
+try {
+  rmSync(join(A, '.lipsync'), { recursive: true, force: true });
+  const S = join(work, 's');
+  await shOk('rsync', ['-a', '-e', rsh, `${A}/`, `${host}:${S}/`]);
+  const e = makeEnv(join(work, 'env'), fast.sshConfigFile, { LIPSYNC_TRACE: '1' });
+  await shOk(process.execPath, [BIN, 'add', A, `${host}:${S}`, '--id', 'a'], { env: e.env });
+  log('first start (compares both sides)…');
+  d = await startDaemon(e);
+  await waitUpToDate(e, 0, 3_600_000, 200);
+
+  const xs = [];
+  const traces = {};
+  for (let i = 0; i < REPS; i++) {
+    await d.stop();
+    const t0 = Date.now();
+    const p0 = performance.now();
+    d = await startDaemon(e);
+    await waitUpToDate(e, t0, 3_600_000, 20);
+    const ms = performance.now() - p0;
+    xs.push(ms);
+    for (const m of d.output().matchAll(/\[trace\] (\d+) (.+) ([\d.]+) ms\n/g)) {
+      const [, end, label, dur] = m;
+      const key = label.replace(/\d+/g, 'N');
+      (traces[key] ??= { start: [], dur: [] }).start.push(Number(end) - Number(dur) - t0);
+      traces[key].dur.push(Number(dur));
+    }
+    log(`restart ${i + 1}: ${fmt(ms)}`);
+  }
+  await d.stop();
+  d = null;
+
+  // The parts on their own, with nothing else running: each side's watcher start and listing.
+  const stamp = Math.floor(Date.now() / 1000) - 3600;
+  for (let i = 0; i < REPS; i++) {
+    part('rsync -a no-op', (await shOk('rsync', ['-a', '-e', rsh, `${A}/`, `${host}:${S}/`])).ms);
+    part(
+      'here: inotifywait -r until watches established',
+      await untilStderr('inotifywait', ['-m', '-r', '-e', 'close_write', A], 'Watches established'),
+    );
+    part('here: find -newerct (what changed since the stop)', (await shOk('find', [A, '-newerct', `@${stamp}`])).ms);
+    part(
+      'server: inotifywait -r until watches established (over ssh)',
+      await untilStderr(
+        'ssh',
+        ['-F', fast.sshConfigFile, host, `inotifywait -m -r -e close_write ${S}`],
+        'Watches established',
+      ),
+    );
+    part(
+      'server: find -newerct (over ssh)',
+      (await shOk('ssh', ['-F', fast.sshConfigFile, host, `find ${S} -newerct @${stamp}`])).ms,
+    );
+    part('ssh round trip, new connection', (await shOk('ssh', ['-F', fast.sshConfigFile, host, 'true'])).ms);
+    part('node start (lipsync --help)', (await sh(process.execPath, [BIN, '--help'])).ms);
+  }
+
+  const lines = [
+    `# Restart after a clean stop, ${N} files (row 4 alone)`,
+    '',
+    `Command: \`node bench/restart.mjs --files ${N} --reps ${REPS}\`, ${new Date().toISOString()}, load ${(await sh('cat', ['/proc/loadavg'])).stdout.trim()}.`,
+    '',
+    '| what | time |',
+    '|---|---|',
+    `| lipsync restart until up to date | ${summary(xs)} |`,
+    ...Object.entries(parts).map(([k, v]) => `| ${k} | ${summary(v)} |`),
+    '',
+    `lipsync/rsync no-op: ${(median(xs) / median(parts['rsync -a no-op'])).toFixed(2)}`,
+    '',
+    'Phases inside the restart (LIPSYNC_TRACE; ms from the daemon spawn, medians):',
+    '',
+    '| phase | starts at | takes |',
+    '|---|---|---|',
+    ...Object.entries(traces)
+      .sort((a, b) => median(a[1].start) - median(b[1].start))
+      .map(([k, v]) => `| ${k} | ${fmt(median(v.start))} | ${fmt(median(v.dur))} |`),
+    '',
+  ];
+  const table = lines.join('\n');
+  console.log(table);
+  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
+  writeFileSync(join(ROOT, 'bench/results', `${new Date().toISOString().slice(0, 10)}-${N}-restart.md`), table);
+} finally {
+  await d?.stop();
+  rmSync(join(A, '.lipsync'), { recursive: true, force: true });
+  await fast.stop();
+  await server.stop();
+  await sh('ionice', ['-c3', 'rm', '-rf', work]);
+}
