@@ -127,7 +127,7 @@ export const PairStatusSchema = z.object({
   state: z.enum(['starting', 'idle', 'syncing', 'paused', 'degraded', 'error']),
   reason: ErrorInfoSchema.optional(),
   pausedUntil: z.number().nullable(),
-  watcher: z.enum(['inotifywait', 'parcel', 'none']),
+  watcher: z.enum(['walkwatch', 'inotifywait', 'parcel', 'none']),
   remoteWatcher: z.enum(['inotify', 'poll', 'disconnected', 'none']),
   conflicts: z.number(),
   entries: z.number(),

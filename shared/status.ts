@@ -21,7 +21,7 @@ export interface PairStatus {
   /** Why the pair is degraded, in error, or paused. */
   reason?: ErrorInfo;
   pausedUntil: number | null;
-  watcher: 'inotifywait' | 'parcel' | 'none';
+  watcher: 'walkwatch' | 'inotifywait' | 'parcel' | 'none';
   /** How the server's changes reach us: streamed (inotify), polled, or not at all (send-only). */
   remoteWatcher: 'inotify' | 'poll' | 'disconnected' | 'none';
   /** Open conflicts (both versions kept; see `lipsync conflicts`). */

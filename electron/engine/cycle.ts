@@ -131,6 +131,8 @@ export interface CycleContext {
   remoteSincePolled?: boolean;
   /** The local clean-stop listing, already started (by the pair's start) for this cycle's `since`. */
   localSincePrefetch?: Promise<DirtySnapshot | null>;
+  /** The server's clean-stop listing, made by its watcher's first walk, for this cycle's `since`. */
+  remoteSincePrefetch?: Promise<DirtySnapshot | null>;
   /**
    * This client's prefix for staging folders in the server's .lipsync/incoming (letters,
    * digits, '-', '_'); without one, new folders are sent path by path like everything else.
@@ -224,7 +226,8 @@ export class Cycle {
       this.localSince = this.c.localSincePrefetch ?? localChangedSince(this.c.localRoot, Number(local.since));
     const remoteSinceId = remote?.since;
     if (remoteSinceId != null && !remote?.full && this.c.direction !== 'send-only' && !this.c.remoteSincePolled)
-      this.remoteSince = traced('remote changed since', () => this.remoteChangedSince(remoteSinceId));
+      this.remoteSince =
+        this.c.remoteSincePrefetch ?? traced('remote changed since', () => this.remoteChangedSince(remoteSinceId));
     // Not awaited yet: a failure is seen where it is used.
     this.localSince?.catch(() => undefined);
     this.remoteSince?.catch(() => undefined);

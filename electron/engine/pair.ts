@@ -11,6 +11,7 @@ import { StateDb } from './state/db.js';
 import { createExcluder } from './excludes.js';
 import { DirtySet, type DirtySnapshot } from './dirty.js';
 import { createWatcher, WatchStartError, type Watcher, type WatchFailure } from './watch/watcher.js';
+import type { WalkSince } from './watch/walkwatch.js';
 import { purgeLocalTrash, remoteOps, type RemoteOps } from './remote/ops.js';
 import { parseRemote } from './remote/spec.js';
 import { probeCapabilities } from './remote/listing.js';
@@ -124,6 +125,10 @@ export class PairRunner {
   /** Paths being pushed (see CycleContext.expectEcho): the server watcher's events for them are ours. */
   private echo: Set<string> | null = null;
   private localSincePrefetch: { token: string; result: Promise<DirtySnapshot | null> } | null = null;
+  /** The server's listing of what changed since the clean stop, made by its watcher's first walk. */
+  private remoteSincePrefetch: { token: string; result: DirtySnapshot | null } | null = null;
+  /** The marker the server watcher's first walk lists changes since (after a clean stop), else null. */
+  private remoteSinceMarker: string | null = null;
   /** The running cycle was asked for by "sync now": a pause does not interrupt it. */
   private forcedCycle = false;
   /** "Sync now" was asked while a cycle ran: the next cycle runs even if paused. */
@@ -157,25 +162,32 @@ export class PairRunner {
     const last = this.db.getMeta('lastSyncAt');
     this.lastSyncAt = last ? Number(last) : null;
     if (!this.checkLocalRoot()) return;
+    const clean = this.takeCleanStop();
+    // After a clean stop the watchers' first walks also list what changed since it
+    // (docs/sync-semantics.md, "Restart after a clean stop"): one walk per side.
+    this.remoteSinceMarker = clean?.remote ? this.remoteMarkerId() : null;
     // The ssh connection and the server's checks start now, alongside the local watcher.
     if (this.deps.watch && !this.isPaused()) this.prepareRemote().catch(() => undefined);
-    if (this.deps.watch) await traced('local watcher start', () => this.startWatcher());
+    if (this.deps.watch)
+      await traced('local watcher start', () => this.startWatcher(clean ? { ms: clean.localSinceMs } : null));
     this.scheduleRescans();
     this.setState();
     this.conflictCount = this.db.openConflicts().length;
-    const clean = this.takeCleanStop();
     if (this.deps.watch) {
       // Find what changed while nobody was watching: after a clean stop, what changed
-      // since it (docs/sync-semantics.md, "Restart after a clean stop"); else compare
-      // both sides with the database.
+      // since it; else compare both sides with the database.
       if (clean) {
-        this.dirty.addSince(String(clean.localSinceMs));
-        // The local listing needs no server: it runs while the server is being connected.
-        this.localSincePrefetch = {
-          token: String(clean.localSinceMs),
-          result: traced('local changed since', () => localChangedSince(this.settings.local, clean.localSinceMs)),
-        };
-        this.localSincePrefetch.result.catch(() => undefined);
+        const token = String(clean.localSinceMs);
+        this.dirty.addSince(token);
+        const listed = this.watcher?.changedSince?.();
+        // Listed by the watcher's walk; else one find, which needs no server: it runs
+        // while the server is being connected.
+        const result =
+          listed !== undefined
+            ? Promise.resolve(listed)
+            : traced('local changed since', () => localChangedSince(this.settings.local, clean.localSinceMs));
+        result.catch(() => undefined);
+        this.localSincePrefetch = { token, result };
       } else this.dirty.addFull();
       if (clean?.remote) this.remoteDirty.addSince(this.remoteMarkerId());
       else this.remoteDirty.addFull();
@@ -526,11 +538,21 @@ export class PairRunner {
           this.deps.onChange?.();
         },
       },
-      { excluder: this.excluder, clientId: this.remoteMarkerId(), pollIntervalMs: this.deps.remotePollMs },
+      {
+        excluder: this.excluder,
+        clientId: this.remoteMarkerId(),
+        pollIntervalMs: this.deps.remotePollMs,
+        ...(this.remoteSinceMarker !== null ? { sinceMarkerId: this.remoteSinceMarker } : {}),
+      },
     );
+    const sinceMarker = this.remoteSinceMarker;
+    this.remoteSinceMarker = null;
     this.remoteWatcher = w;
     try {
       await w.start();
+      const listed = w.changedSince?.();
+      if (sinceMarker !== null && listed !== undefined)
+        this.remoteSincePrefetch = { token: sinceMarker, result: listed };
       this.remoteFeed = { mode: w.mode, connected: true };
     } catch (e) {
       this.remoteFeed = { mode: w.mode, connected: false, error: toErrorInfo(e).message };
@@ -591,7 +613,7 @@ export class PairRunner {
 
   // ---------------------------------------------------------------- watching
 
-  private async startWatcher(): Promise<void> {
+  private async startWatcher(since: WalkSince = null): Promise<void> {
     try {
       const w = await createWatcher(
         this.settings.local,
@@ -609,7 +631,7 @@ export class PairRunner {
           },
           onError: (f) => this.watcherFailed(f),
         },
-        { excluder: this.excluder, inotifywaitPath: this.deps.inotifywaitPath },
+        { excluder: this.excluder, inotifywaitPath: this.deps.inotifywaitPath, since },
       );
       await w.start();
       this.watcher = w;
@@ -891,6 +913,7 @@ export class PairRunner {
       initialSync: this.initialSyncMode(),
       remoteSincePolled: this.remoteFeed?.mode === 'poll',
       localSincePrefetch: this.takeLocalSincePrefetch(local),
+      remoteSincePrefetch: this.takeRemoteSincePrefetch(remote),
       checkPaused: () => {
         if (this.stopped) throw new LipsyncError('cancelled', 'Stopped.');
         if (!this.forcedCycle && this.isPaused()) throw new PausedSignal();
@@ -918,6 +941,13 @@ export class PairRunner {
     const p = this.localSincePrefetch;
     this.localSincePrefetch = null;
     return p && snap.since === p.token && !snap.full ? p.result : undefined;
+  }
+
+  /** The server's clean-stop listing made by its watcher, if this snapshot asks for that one. */
+  private takeRemoteSincePrefetch(snap: DirtySnapshot): Promise<DirtySnapshot | null> | undefined {
+    const p = this.remoteSincePrefetch;
+    this.remoteSincePrefetch = null;
+    return p && snap.since === p.token && !snap.full ? Promise.resolve(p.result) : undefined;
   }
 
   private requireDb(): StateDb {

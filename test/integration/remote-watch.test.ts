@@ -70,8 +70,11 @@ async function waitFor(what: string, pred: () => boolean, timeoutMs = 5000): Pro
   }
 }
 
-/** Pids of inotifywait processes (anywhere on this machine, so also "on the server") watching `root`. */
-function inotifywaitsOn(root: string): number[] {
+/**
+ * Pids of the server's watcher processes, inotifywait or walkwatch's perl (anywhere on this
+ * machine, so also "on the server"), watching `root`; `exe` keeps only that one.
+ */
+function inotifywaitsOn(root: string, exe?: 'inotifywait' | 'perl'): number[] {
   const pids: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -79,7 +82,9 @@ function inotifywaitsOn(root: string): number[] {
       const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
       const state = readFileSync(`/proc/${entry}/stat`, 'utf8');
       if (state.slice(state.lastIndexOf(')') + 2)[0] === 'Z') continue;
-      if ((args[0] ?? '').endsWith('inotifywait') && args.includes(root)) pids.push(Number(entry));
+      const name = (args[0] ?? '').split('/').pop();
+      if ((name === 'inotifywait' || name === 'perl') && (exe === undefined || name === exe) && args.includes(root))
+        pids.push(Number(entry));
     } catch {
       // Gone meanwhile.
     }
@@ -368,7 +373,26 @@ describe('listRemote', () => {
   });
 });
 
-describe('remote watcher, inotify mode over ssh', () => {
+/** Runs a describe block with LIPSYNC_WALKWATCH set (or unset) for its tests. */
+function withWalkwatchEnv(value: string | undefined): void {
+  let saved: string | undefined;
+  beforeAll(() => {
+    saved = process.env.LIPSYNC_WALKWATCH;
+    if (value === undefined) delete process.env.LIPSYNC_WALKWATCH;
+    else process.env.LIPSYNC_WALKWATCH = value;
+  });
+  afterAll(() => {
+    if (saved === undefined) delete process.env.LIPSYNC_WALKWATCH;
+    else process.env.LIPSYNC_WALKWATCH = saved;
+  });
+}
+
+describe.each([
+  ['walkwatch', undefined, 'perl'],
+  ['inotifywait', '0', 'inotifywait'],
+] as const)('remote watcher, inotify mode over ssh (%s)', (_name, env, exe) => {
+  withWalkwatchEnv(env);
+
   it('reports creations, writes, renames and deletions made on the server within about a second', async () => {
     const root = await newRoot();
     const rec = recorder();
@@ -417,7 +441,7 @@ describe('remote watcher, inotify mode over ssh', () => {
     expect(rec.changes.some((c) => c.path.endsWith('.tmp') || c.path.startsWith('.lipsync'))).toBe(false);
     expect(rec.rescans).toEqual([]);
 
-    expect(inotifywaitsOn(root)).toHaveLength(1);
+    expect(inotifywaitsOn(root, exe)).toHaveLength(1);
     await w.stop();
     await expectNoInotifywait(root);
     expect((w as SshInotifyWatcher).pid).toBeUndefined();
@@ -495,6 +519,78 @@ describe('remote watcher, inotify mode over ssh', () => {
     const w = createRemoteWatcher(sshSpec(root), ssh, root, FIND, recorder());
     await expect(w.start()).rejects.toMatchObject({ kind: 'remote-missing' });
     await w.stop();
+  });
+});
+
+describe.each([
+  ['ssh', (root: string): RemoteSpec => sshSpec(root)],
+  ['local', (root: string): RemoteSpec => ({ kind: 'local', path: root })],
+] as const)('the first watch walk lists what changed since the marker (%s)', (_name, spec) => {
+  /** A tree, then the marker dated after it (whole seconds: a change in the marker's second is listed too). */
+  async function treeAndMarker(): Promise<string> {
+    const root = await newRoot();
+    for (const f of ['old/keep', 'old/gone', 'same/x', 'other/y', 'a']) await put(root, f, 'v1');
+    await sleep(1100);
+    await put(root, '.lipsync/poll-marker-c1', '');
+    const now = new Date();
+    await utimes(join(root, '.lipsync/poll-marker-c1'), now, now);
+    await sleep(1100);
+    return root;
+  }
+
+  it('lists changed files and folders, leaves the unchanged and the excluded out, and then watches', async () => {
+    const root = await treeAndMarker();
+    await writeFile(join(root, 'other/y'), 'v2'); // content only: its folder's ctime stays
+    await unlink(join(root, 'old/gone'));
+    await put(root, 'newdir/f', 'n');
+    await put(root, 'junk.tmp', 'x');
+    const rec = recorder();
+    const w = createRemoteWatcher(spec(root), ssh, root, FIND, rec, {
+      excluder: createExcluder(['*.tmp']),
+      sinceMarkerId: 'c1',
+    });
+    watchers.push(w);
+    await w.start();
+    const snap = w.changedSince?.();
+    expect(snap).toBeTruthy();
+    const dirs = new Map(snap!.dirs);
+    expect(dirs.get('')).toBe('all'); // newdir and junk.tmp were added to the root
+    expect(dirs.get('old')).toBe('all'); // gone was deleted from it
+    expect(dirs.get('newdir')).toBe('all');
+    expect(dirs.get('other')).toEqual(['y']);
+    expect(dirs.has('same')).toBe(false);
+    expect(JSON.stringify(snap)).not.toContain('junk.tmp');
+    expect(JSON.stringify(snap)).not.toContain('.lipsync');
+    expect(snap!.full).toBe(false);
+    expect(rec.rescans).toEqual([]);
+    // Watching goes on from the same walk.
+    await put(root, 'same/later', 'x');
+    await waitFor('event after the walk', () => rec.has('same/later', 'create', false));
+    await w.stop();
+    await expectNoInotifywait(root);
+  });
+
+  it('says "compare everything" (null) when the marker is missing', async () => {
+    const root = await treeAndMarker();
+    const w = createRemoteWatcher(spec(root), ssh, root, FIND, recorder(), { sinceMarkerId: 'other-client' });
+    watchers.push(w);
+    await w.start();
+    expect(w.changedSince?.()).toBeNull();
+    await w.stop();
+  });
+
+  describe('with LIPSYNC_WALKWATCH=0 (inotifywait)', () => {
+    withWalkwatchEnv('0');
+    it('lists nothing: the caller runs its own listing', async () => {
+      const root = await treeAndMarker();
+      const w = createRemoteWatcher(spec(root), ssh, root, FIND, recorder(), { sinceMarkerId: 'c1' });
+      watchers.push(w);
+      await w.start();
+      expect(w.changedSince?.()).toBeUndefined();
+      expect(inotifywaitsOn(root, 'inotifywait')).toHaveLength(1);
+      await w.stop();
+      await expectNoInotifywait(root);
+    });
   });
 });
 

@@ -65,7 +65,23 @@ async function syncedClient(): Promise<{ c: Client; remote: string }> {
 
 const sameTrees = (c: Client, remote: string) => expect(treeSnapshot(c.local)).toEqual(treeSnapshot(remote));
 
-describe('restart after a clean stop', () => {
+// Both ways of listing what changed since: the watchers' first walks (walkwatch, perl, the
+// default), and inotifywait followed by find on each side (LIPSYNC_WALKWATCH=0).
+describe.each([
+  ["listed by the watchers' first walks (walkwatch)", undefined],
+  ['listed by find after inotifywait (LIPSYNC_WALKWATCH=0)', '0'],
+] as const)('restart after a clean stop, %s', (_name, env) => {
+  let saved: string | undefined;
+  beforeAll(() => {
+    saved = process.env.LIPSYNC_WALKWATCH;
+    if (env === undefined) delete process.env.LIPSYNC_WALKWATCH;
+    else process.env.LIPSYNC_WALKWATCH = env;
+  });
+  afterAll(() => {
+    if (saved === undefined) delete process.env.LIPSYNC_WALKWATCH;
+    else process.env.LIPSYNC_WALKWATCH = saved;
+  });
+
   it('finds every change made on either side while stopped, looking only at what changed', async () => {
     const { c, remote } = await syncedClient();
     expect(await stop(c)).toBe(0);

@@ -1,6 +1,7 @@
 /**
- * The local watcher against the real inotifywait (and @parcel/watcher) on temp
- * folders. Waits poll for the expected event (up to 5 s), no fixed sleeps.
+ * The local watcher against the real walkwatch (perl) and inotifywait (and
+ * @parcel/watcher) on temp folders: the same behaviour tests run on both inotify
+ * backends. Waits poll for the expected event (up to 5 s), no fixed sleeps.
  */
 import { execFileSync } from 'node:child_process';
 import {
@@ -71,12 +72,15 @@ class Recorder implements WatchHandlers {
   }
 }
 
+type InotifyBackend = 'walkwatch' | 'inotifywait';
+type LimitedOptions = { backend: InotifyBackend; perlPath?: string; inotifywaitPath?: string };
+
 async function watch(
   root: string,
-  opts: Parameters<typeof createWatcher>[2] = {},
+  opts: Parameters<typeof createWatcher>[2] & { backend: InotifyBackend },
 ): Promise<{ w: Watcher; rec: Recorder; pid: number | undefined }> {
   const rec = new Recorder();
-  const w = await createWatcher(root, rec, { backend: 'inotifywait', ...opts });
+  const w = await createWatcher(root, rec, opts);
   cleanups.push(() => w.stop());
   await w.start();
   return { w, rec, pid: (w as InotifywaitWatcher).pid };
@@ -91,33 +95,81 @@ function alive(pid: number): boolean {
   }
 }
 
-/** An inotifywait wrapper that runs it in a new user namespace whose watch limit is `limit`. */
-function limitedInotifywait(limit: number): string {
+/**
+ * Options that run the backend's executable (perl or inotifywait) through a wrapper in a
+ * new user namespace whose inotify `sysctl` (max_inotify_watches or _instances) is `value`.
+ */
+function limited(backend: InotifyBackend, sysctl: string, value: number): LimitedOptions {
   const dir = tempDir('lipsync-wrapper-');
-  const file = join(dir, 'inotifywait-limited');
+  const exe = backend === 'walkwatch' ? 'perl' : 'inotifywait';
+  const file = join(dir, `${exe}-limited`);
   writeFileSync(
     file,
-    `#!/bin/sh\nexec unshare -Ur sh -c 'echo ${limit} > /proc/sys/user/max_inotify_watches; exec inotifywait "$@"' sh "$@"\n`,
+    `#!/bin/sh\nexec unshare -Ur sh -c 'echo ${value} > /proc/sys/user/${sysctl}; exec ${exe} "$@"' sh "$@"\n`,
     { mode: 0o755 },
   );
-  return file;
+  return backend === 'walkwatch' ? { backend, perlPath: file } : { backend, inotifywaitPath: file };
 }
 
-describe('inotifywait watcher', () => {
-  it('uses inotifywait by default on Linux and resolves start() once watches are established', async () => {
-    const root = tempDir();
-    const rec = new Recorder();
-    const w = await createWatcher(root, rec);
-    cleanups.push(() => w.stop());
-    expect(w.backend).toBe('inotifywait');
-    await w.start();
-    writeFileSync(join(root, 'a'), 'x');
-    await rec.waitFor('a', 'create');
+describe('choosing the backend', () => {
+  const saved = process.env.LIPSYNC_WALKWATCH;
+  afterEach(() => {
+    if (saved === undefined) delete process.env.LIPSYNC_WALKWATCH;
+    else process.env.LIPSYNC_WALKWATCH = saved;
   });
 
+  it('uses walkwatch (perl) by default on Linux, inotifywait with LIPSYNC_WALKWATCH=0, and resolves start() once watches are established', async () => {
+    for (const [env, backend] of [
+      [undefined, 'walkwatch'],
+      ['0', 'inotifywait'],
+    ] as const) {
+      if (env === undefined) delete process.env.LIPSYNC_WALKWATCH;
+      else process.env.LIPSYNC_WALKWATCH = env;
+      const root = tempDir();
+      const rec = new Recorder();
+      const w = await createWatcher(root, rec);
+      cleanups.push(() => w.stop());
+      expect(w.backend).toBe(backend);
+      await w.start();
+      writeFileSync(join(root, 'a'), 'x');
+      await rec.waitFor('a', 'create');
+      await w.stop();
+    }
+  });
+
+  it('rejects start() with unavailable when inotifywait is forced but missing; auto falls back to parcel without perl', async () => {
+    const root = tempDir();
+    const rec = new Recorder();
+    const w = await createWatcher(root, rec, { backend: 'inotifywait', inotifywaitPath: '/nonexistent/inotifywait' });
+    expect(w.backend).toBe('inotifywait');
+    await expect(w.start()).rejects.toMatchObject({ failure: { kind: 'unavailable' } });
+    expect((await createWatcher(root, rec, { inotifywaitPath: '/nonexistent/inotifywait' })).backend).toBe('walkwatch');
+    process.env.LIPSYNC_WALKWATCH = '0';
+    const auto = await createWatcher(root, rec, { inotifywaitPath: '/nonexistent/inotifywait' });
+    expect(auto.backend).toBe('parcel');
+  });
+
+  it('rejects start() with unavailable when the executable can not be spawned', async () => {
+    const root = tempDir();
+    const dir = tempDir('lipsync-wrapper-');
+    const broken = join(dir, 'broken');
+    writeFileSync(broken, '#!/nonexistent/interpreter\n', { mode: 0o755 });
+    for (const opts of [
+      { backend: 'inotifywait', inotifywaitPath: broken },
+      { backend: 'walkwatch', perlPath: broken },
+    ] as const) {
+      const w = await createWatcher(root, new Recorder(), opts);
+      expect(w.backend).toBe(opts.backend);
+      await expect(w.start()).rejects.toMatchObject({ failure: { kind: 'unavailable' } });
+      expect((w as InotifywaitWatcher).pid).toBeUndefined();
+    }
+  });
+});
+
+describe.each(['walkwatch', 'inotifywait'] as const)('%s watcher', (backend) => {
   it('reports create, write+close (modify), attrib and delete', async () => {
     const root = tempDir();
-    const { rec } = await watch(root);
+    const { rec } = await watch(root, { backend });
     const f = join(root, 'file.txt');
     writeFileSync(f, 'hello');
     expect(await rec.waitFor('file.txt', 'create')).toEqual({ path: 'file.txt', kind: 'create', isDir: false });
@@ -134,7 +186,7 @@ describe('inotifywait watcher', () => {
 
   it('watches new folders: a file created after the folder event is reported', async () => {
     const root = tempDir();
-    const { rec } = await watch(root);
+    const { rec } = await watch(root, { backend });
     mkdirSync(join(root, 'd'));
     expect(await rec.waitFor('d', 'create')).toEqual({ path: 'd', kind: 'create', isDir: true });
     writeFileSync(join(root, 'd', 'f'), '1');
@@ -149,7 +201,7 @@ describe('inotifywait watcher', () => {
 
   it('mkdir race: every new folder is reported, files made inside it at once may not be (caller rescans)', async () => {
     const root = tempDir();
-    const { rec } = await watch(root);
+    const { rec } = await watch(root, { backend });
     const n = 200;
     for (let i = 0; i < n; i++) {
       mkdirSync(join(root, `d${i}`));
@@ -180,7 +232,7 @@ describe('inotifywait watcher', () => {
     const root = tempDir();
     mkdirSync(join(root, 'dir1'));
     writeFileSync(join(root, 'f1'), '1');
-    const { rec } = await watch(root);
+    const { rec } = await watch(root, { backend });
     renameSync(join(root, 'f1'), join(root, 'f2'));
     expect(await rec.waitFor('f1', 'move-from')).toEqual({ path: 'f1', kind: 'move-from', isDir: false });
     expect(await rec.waitFor('f2', 'move-to')).toEqual({ path: 'f2', kind: 'move-to', isDir: false });
@@ -224,7 +276,7 @@ describe('inotifywait watcher', () => {
       '日本語ファイル名',
     ];
     expect(Buffer.byteLength(names[12]!)).toBe(200);
-    const { rec } = await watch(root);
+    const { rec } = await watch(root, { backend });
     for (const name of names) writeFileSync(join(root, name), name);
     mkdirSync(join(root, 'new\nline dir'));
     for (const name of names) {
@@ -265,7 +317,7 @@ describe('inotifywait watcher', () => {
     const excluder: Excluder = {
       ignores: (p, isDir) => p === 'node_modules' || p.endsWith('.tmp') || (isDir && p.endsWith('/cache')),
     };
-    const { rec } = await watch(root, { excluder });
+    const { rec } = await watch(root, { backend, excluder });
     writeFileSync(join(root, 'node_modules', 'pkg', 'index.js'), '1');
     writeFileSync(join(root, 'a.tmp'), '1');
     writeFileSync(join(root, 'src', 'b.tmp'), '1');
@@ -280,7 +332,7 @@ describe('inotifywait watcher', () => {
   it('never reports .lipsync/, whether it existed before start or is created later', async () => {
     const root = tempDir();
     mkdirSync(join(root, '.lipsync'));
-    const { rec } = await watch(root);
+    const { rec } = await watch(root, { backend });
     writeFileSync(join(root, '.lipsync', 'state.db'), '1');
     mkdirSync(join(root, '.lipsync', 'tmp'));
     writeFileSync(join(root, '.lipsync', 'tmp', 'x'), '1');
@@ -289,7 +341,7 @@ describe('inotifywait watcher', () => {
     await rec.waitFor('.lipsyncx', 'modify');
 
     const root2 = tempDir();
-    const { rec: rec2 } = await watch(root2);
+    const { rec: rec2 } = await watch(root2, { backend });
     mkdirSync(join(root2, '.lipsync'));
     mkdirSync(join(root2, 'sub', '.lipsync'), { recursive: true });
     // Once this marker is reported, inotifywait has handled (and watched) the new folders.
@@ -306,7 +358,7 @@ describe('inotifywait watcher', () => {
 
   it('stop() ends the inotifywait process', async () => {
     const root = tempDir();
-    const { w, rec, pid } = await watch(root);
+    const { w, rec, pid } = await watch(root, { backend });
     expect(pid).toBeTypeOf('number');
     expect(alive(pid!)).toBe(true);
     await w.stop();
@@ -320,7 +372,7 @@ describe('inotifywait watcher', () => {
 
   it('reports watcher-died when inotifywait is killed', async () => {
     const root = tempDir();
-    const { rec, pid } = await watch(root);
+    const { rec, pid } = await watch(root, { backend });
     process.kill(pid!, 'SIGKILL');
     await waitUntil(() => rec.errors.length > 0, 'onError');
     expect(rec.errors[0]).toMatchObject({ kind: 'watcher-died' });
@@ -331,7 +383,7 @@ describe('inotifywait watcher', () => {
     const parent = tempDir();
     const root = join(parent, 'root');
     mkdirSync(root);
-    const { rec, pid } = await watch(root);
+    const { rec, pid } = await watch(root, { backend });
     rmSync(root, { recursive: true });
     await waitUntil(() => rec.errors.length > 0, 'onError');
     expect(rec.errors[0]).toMatchObject({ kind: 'watcher-died' });
@@ -343,7 +395,7 @@ describe('inotifywait watcher', () => {
   it('reports watcher-died when the root folder is moved', async () => {
     const parent = tempDir();
     mkdirSync(join(parent, 'root'));
-    const { rec } = await watch(join(parent, 'root'));
+    const { rec } = await watch(join(parent, 'root'), { backend });
     renameSync(join(parent, 'root'), join(parent, 'moved'));
     await waitUntil(() => rec.errors.length > 0, 'onError');
     expect(rec.errors[0]).toMatchObject({ kind: 'watcher-died' });
@@ -352,7 +404,7 @@ describe('inotifywait watcher', () => {
 
   it('reports a real kernel queue overflow (IN_Q_OVERFLOW) and keeps watching', async () => {
     const root = tempDir();
-    const { rec, pid } = await watch(root);
+    const { rec, pid } = await watch(root, { backend });
     const queued = Number(readFileSync('/proc/sys/fs/inotify/max_queued_events', 'utf8'));
     // Freeze inotifywait so the kernel queue fills up: each file is a create + a close_write.
     process.kill(pid!, 'SIGSTOP');
@@ -371,7 +423,7 @@ describe('inotifywait watcher', () => {
   it('rejects start() with unavailable when the root does not exist or is a file', async () => {
     const parent = tempDir();
     const rec = new Recorder();
-    const w = await createWatcher(join(parent, 'missing'), rec, { backend: 'inotifywait' });
+    const w = await createWatcher(join(parent, 'missing'), rec, { backend });
     const err = await w.start().then(
       () => null,
       (e: unknown) => e,
@@ -379,36 +431,15 @@ describe('inotifywait watcher', () => {
     expect(err).toBeInstanceOf(WatchStartError);
     expect((err as WatchStartError).failure.kind).toBe('unavailable');
     writeFileSync(join(parent, 'file'), '');
-    const w2 = await createWatcher(join(parent, 'file'), rec, { backend: 'inotifywait' });
+    const w2 = await createWatcher(join(parent, 'file'), rec, { backend });
     await expect(w2.start()).rejects.toMatchObject({ failure: { kind: 'unavailable' } });
-  });
-
-  it('rejects start() with unavailable when inotifywait is forced but missing; auto falls back to parcel', async () => {
-    const root = tempDir();
-    const rec = new Recorder();
-    const w = await createWatcher(root, rec, { backend: 'inotifywait', inotifywaitPath: '/nonexistent/inotifywait' });
-    expect(w.backend).toBe('inotifywait');
-    await expect(w.start()).rejects.toMatchObject({ failure: { kind: 'unavailable' } });
-    const auto = await createWatcher(root, rec, { inotifywaitPath: '/nonexistent/inotifywait' });
-    expect(auto.backend).toBe('parcel');
-  });
-
-  it('rejects start() with unavailable when the executable can not be spawned', async () => {
-    const root = tempDir();
-    const dir = tempDir('lipsync-wrapper-');
-    const broken = join(dir, 'inotifywait-broken');
-    writeFileSync(broken, '#!/nonexistent/interpreter\n', { mode: 0o755 });
-    const w = await createWatcher(root, new Recorder(), { inotifywaitPath: broken });
-    expect(w.backend).toBe('inotifywait');
-    await expect(w.start()).rejects.toMatchObject({ failure: { kind: 'unavailable' } });
-    expect((w as InotifywaitWatcher).pid).toBeUndefined();
   });
 
   it('rejects start() with watch-limit when the real inotify watch limit is hit', async () => {
     const root = tempDir();
     for (const d of ['a/b/c', 'd/e', 'f']) mkdirSync(join(root, d), { recursive: true });
     const rec = new Recorder();
-    const w = await createWatcher(root, rec, { backend: 'inotifywait', inotifywaitPath: limitedInotifywait(3) });
+    const w = await createWatcher(root, rec, limited(backend, 'max_inotify_watches', 3));
     cleanups.push(() => w.stop());
     const err = await w.start().then(
       () => null,
@@ -428,7 +459,7 @@ describe('inotifywait watcher', () => {
 
   it('reports watch-limit (and stops) when new folders hit the limit after start', async () => {
     const root = tempDir();
-    const { rec, pid } = await watch(root, { inotifywaitPath: limitedInotifywait(3) });
+    const { rec, pid } = await watch(root, limited(backend, 'max_inotify_watches', 3));
     for (const d of ['a', 'b', 'c', 'd']) mkdirSync(join(root, d));
     await waitUntil(() => rec.errors.length > 0, 'onError');
     expect(rec.errors[0]).toMatchObject({ kind: 'watch-limit' });
@@ -439,14 +470,7 @@ describe('inotifywait watcher', () => {
 
   it('rejects start() with instance-limit when no inotify instance can be created', async () => {
     const root = tempDir();
-    const dir = tempDir('lipsync-wrapper-');
-    const file = join(dir, 'inotifywait-noinst');
-    writeFileSync(
-      file,
-      `#!/bin/sh\nexec unshare -Ur sh -c 'echo 0 > /proc/sys/user/max_inotify_instances; exec inotifywait "$@"' sh "$@"\n`,
-      { mode: 0o755 },
-    );
-    const w = await createWatcher(root, new Recorder(), { backend: 'inotifywait', inotifywaitPath: file });
+    const w = await createWatcher(root, new Recorder(), limited(backend, 'max_inotify_instances', 0));
     const err = (await w.start().then(
       () => null,
       (e: unknown) => e,

@@ -45,6 +45,8 @@ import { spawnChild, stopProcess } from '../proc/run.js';
 import { shQuote } from './ssh.js';
 import { InotifyRecordParser, inotifywaitArgs, interpretRecord, isIgnoredPath } from '../watch/inotifywait.js';
 import { classifyLimitText } from '../watch/limits.js';
+import { findPerl, PERL_ARCH_CHECK, SinceCollector, takeWalkRecords, WALKWATCH_PL } from '../watch/walkwatch.js';
+import type { DirtySnapshot } from '../dirty.js';
 import { createWatcher, type Watcher, type WatchEvent, type WatchFailure } from '../watch/watcher.js';
 import {
   EXIT_META_FAILED,
@@ -88,6 +90,11 @@ export interface RemoteWatcher {
   stop(): Promise<void>;
   /** poll: polls now (after a poll in progress, if any); never rejects (failures go to onState). inotify: no-op. */
   pollNow(): Promise<void>;
+  /**
+   * After start, with opts.sinceMarkerId, where the server ran walkwatch: what changed
+   * there since the marker (null: incomplete, compare everything); else undefined.
+   */
+  changedSince?(): DirtySnapshot | null | undefined;
 }
 
 export interface RemoteWatchOptions {
@@ -101,6 +108,11 @@ export interface RemoteWatchOptions {
    * Pass a stable id persisted by the caller; default a random one (the first poll then rescans).
    */
   clientId?: string;
+  /**
+   * inotify mode: the first watch walk also lists what changed since this marker
+   * (`.lipsync/poll-marker-ID`, see changedSince()), where walkwatch can run.
+   */
+  sinceMarkerId?: string;
 }
 
 export const DEFAULT_POLL_INTERVAL_MS = 30_000;
@@ -146,6 +158,11 @@ class Backoff {
   }
 }
 
+/** Whether the server side may watch with walkwatch (perl); LIPSYNC_WALKWATCH=0 keeps inotifywait. */
+function walkwatchWanted(): boolean {
+  return process.env.LIPSYNC_WALKWATCH !== '0';
+}
+
 function toChange(e: WatchEvent): RemoteChange {
   return { path: e.path, isDir: e.isDir, kind: e.kind };
 }
@@ -153,9 +170,25 @@ function toChange(e: WatchEvent): RemoteChange {
 // ---------------------------------------------------------------------------
 // inotify over ssh
 
-/** The session script: see the module comment. Root: absolute, normalised. */
-export function inotifySessionScript(root: string): string {
+/**
+ * The session script: see the module comment. Root: absolute, normalised.
+ * Where perl can run walkwatch (watch/walkwatch.ts) it watches instead of
+ * inotifywait (one walk lists what changed since `sinceMarker`, a path under
+ * the root's .lipsync, and puts the watches in place); inotifywait is still
+ * required, so the choice of inotify or poll mode stays as the probe saw it.
+ */
+export function inotifySessionScript(root: string, walk: { sinceMarker?: string } | null = null): string {
   const args = inotifywaitArgs(root).map(shQuote).join(' ');
+  const watcher = `inotifywait ${args} </dev/null 3<&- &`;
+  const since = walk?.sinceMarker !== undefined ? `M${absPath(root, walk.sinceMarker)}` : '-';
+  const start =
+    walk === null
+      ? watcher
+      : `if command -v perl >/dev/null 2>&1 && perl -MConfig -e ${shQuote(PERL_ARCH_CHECK)} 2>/dev/null; then
+perl -e ${shQuote(WALKWATCH_PL)} -- ${shQuote(root)} ${shQuote(since)} </dev/null 3<&- &
+else
+${watcher}
+fi`;
   // `exec 3<&0` runs before the group is parsed; inside it stdin is /dev/null
   // (nothing can swallow the script), fd 3 is the session's stdin.
   return `exec 3<&0
@@ -164,7 +197,7 @@ LC_ALL=C; export LC_ALL; unset CDPATH
 ${requireRootScript(root)}
 command -v inotifywait >/dev/null 2>&1 || { echo "lipsync: inotifywait: not found" >&2; exit ${EXIT_NO_INOTIFYWAIT}; }
 printf '${STREAM_MARKER}\\0'
-inotifywait ${args} </dev/null 3<&- &
+${start}
 w=$!
 ( while read -r _; do :; done; kill $w 2>/dev/null ) <&3 >/dev/null 2>&1 &
 r=$!
@@ -185,6 +218,7 @@ export class SshInotifyWatcher implements RemoteWatcher {
   private stopping = false;
   private timer: NodeJS.Timeout | null = null;
   private readonly backoff: Backoff;
+  private sinceResult: DirtySnapshot | null | undefined = undefined;
 
   constructor(
     private readonly remote: Extract<RemoteSpec, { kind: 'ssh' }>,
@@ -215,6 +249,10 @@ export class SshInotifyWatcher implements RemoteWatcher {
 
   pollNow(): Promise<void> {
     return Promise.resolve();
+  }
+
+  changedSince(): DirtySnapshot | null | undefined {
+    return this.sinceResult;
   }
 
   async stop(): Promise<void> {
@@ -257,15 +295,41 @@ export class SshInotifyWatcher implements RemoteWatcher {
       let stderrLine = '';
       let spawnError: NodeJS.ErrnoException | null = null;
 
+      // The first session's walk lists what changed since the marker (walkwatch only).
+      const sinceMarker = isReconnect ? undefined : this.opts.sinceMarkerId;
+      const collector = sinceMarker !== undefined ? new SinceCollector(this.opts.excluder) : null;
+      const walk = walkwatchWanted()
+        ? sinceMarker !== undefined
+          ? { sinceMarker: pollMarkerPath(sinceMarker) }
+          : {}
+        : null;
       child.stdin!.on('error', () => undefined);
       // The script, and no end(): the open pipe keeps the remote inotifywait alive.
-      child.stdin!.write(inotifySessionScript(this.root));
+      child.stdin!.write(inotifySessionScript(this.root, walk));
 
+      const markEstablished = (): void => {
+        established = true;
+        connectedAt = Date.now();
+        if (this.stopping) return;
+        this.state(true);
+        if (isReconnect) this.handlers.onRescanNeeded('reconnected');
+        resolve();
+      };
       const gate = new StreamGate();
       const parser = new InotifyRecordParser();
       child.stdout!.on('data', (chunk: Buffer) => {
         const data = gate.push(chunk);
-        if (data !== null) this.onRecords(parser.push(data));
+        if (data === null) return;
+        let records = parser.push(data);
+        if (!established) {
+          const walked = takeWalkRecords(records, this.root, collector);
+          records = walked.rest;
+          if (walked.ready) {
+            if (collector) this.sinceResult = collector.result();
+            markEstablished();
+          }
+        }
+        this.onRecords(records);
       });
       child.stderr!.setEncoding('utf8');
       child.stderr!.on('data', (text: string) => {
@@ -274,12 +338,7 @@ export class SshInotifyWatcher implements RemoteWatcher {
         stderrLine = (lines.pop() ?? '').slice(-STDERR_TAIL);
         for (const line of lines) {
           if (!established && line.startsWith('Watches established')) {
-            established = true;
-            connectedAt = Date.now();
-            if (this.stopping) continue;
-            this.state(true);
-            if (isReconnect) this.handlers.onRescanNeeded('reconnected');
-            resolve();
+            markEstablished();
           } else if (established && !this.stopping && classifyLimitText(line) === 'watch-limit') {
             // New folders on the server can't be watched: say so, and rescan to catch what they hold.
             this.state(true, `The server's inotify watch limit is reached: ${line.trim()}`);
@@ -409,6 +468,7 @@ export class LocalInotifyWatcher implements RemoteWatcher {
   /** Bumped on every (re)start: events and errors of an older watcher are ignored. */
   private generation = 0;
   private startedAt = 0;
+  private sinceResult: DirtySnapshot | null | undefined = undefined;
 
   constructor(
     private readonly root: string,
@@ -434,6 +494,10 @@ export class LocalInotifyWatcher implements RemoteWatcher {
     return Promise.resolve();
   }
 
+  changedSince(): DirtySnapshot | null | undefined {
+    return this.sinceResult;
+  }
+
   private async open(isRestart: boolean): Promise<void> {
     const gen = ++this.generation;
     const w = await createWatcher(
@@ -453,10 +517,17 @@ export class LocalInotifyWatcher implements RemoteWatcher {
           this.scheduleRestart();
         },
       },
-      { backend: 'inotifywait', ...(this.opts.excluder ? { excluder: this.opts.excluder } : {}) },
+      {
+        backend: findPerl() !== null ? 'walkwatch' : 'inotifywait',
+        ...(this.opts.excluder ? { excluder: this.opts.excluder } : {}),
+        ...(!isRestart && this.opts.sinceMarkerId !== undefined
+          ? { since: { markerFile: absPath(this.root, pollMarkerPath(this.opts.sinceMarkerId)) } }
+          : {}),
+      },
     );
     try {
       await w.start();
+      if (!isRestart) this.sinceResult = w.changedSince?.();
     } catch (e) {
       const f = (e as { failure?: WatchFailure }).failure;
       throw f ? watchError(f) : e;

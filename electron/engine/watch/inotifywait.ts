@@ -23,7 +23,9 @@ import type { ChildProcess } from 'node:child_process';
 import { spawnChild } from '../proc/run.js';
 import { NulFieldSplitter } from '../proc/nul-fields.js';
 import { statSync } from 'node:fs';
+import type { DirtySnapshot } from '../dirty.js';
 import type { Excluder } from '../types.js';
+import { SinceCollector, takeWalkRecords, walkwatchArgs, type WalkSince } from './walkwatch.js';
 import { classifyLimitText, limitFailure, WatchStartError } from './limits.js';
 import type { WatchEvent, WatchEventKind, WatchFailure, WatchHandlers, Watcher } from './watcher.js';
 
@@ -116,11 +118,8 @@ export type RecordMeaning =
  */
 export function interpretRecord(rec: InotifyRecord, root: string): RecordMeaning {
   if (rec.events.includes('Q_OVERFLOW')) return { type: 'overflow' };
-  const prefix = root.endsWith('/') ? root : `${root}/`;
-  let rel: string;
-  if (rec.path === root || rec.path === prefix) rel = '';
-  else if (rec.path.startsWith(prefix)) rel = rec.path.slice(prefix.length).replace(/\/+$/, '');
-  else return { type: 'ignore' };
+  const rel = relativeTo(rec.path, root);
+  if (rel === null) return { type: 'ignore' };
   for (const self of ['DELETE_SELF', 'MOVE_SELF', 'UNMOUNT'] as const) {
     if (rec.events.includes(self)) return rel === '' ? { type: 'root-gone', reason: self } : { type: 'ignore' };
   }
@@ -157,6 +156,13 @@ export function isIgnoredPath(rel: string, isDir: boolean, excluder?: Excluder):
   return excluder.ignores(rel, isDir);
 }
 
+/** `path` relative to `root` (both absolute), '' for the root itself; null when outside it. */
+export function relativeTo(path: string, root: string): string | null {
+  const prefix = root.endsWith('/') ? root : `${root}/`;
+  if (path === root || path === prefix) return '';
+  return path.startsWith(prefix) ? path.slice(prefix.length).replace(/\/+$/, '') : null;
+}
+
 /** Checks the root before starting a backend; throws a WatchStartError. */
 export function assertWatchableRoot(root: string): void {
   let isDir: boolean;
@@ -185,12 +191,20 @@ export function assertWatchableRoot(root: string): void {
 
 export interface InotifywaitOptions {
   excluder?: Excluder;
+  /** inotifywait, or perl with `walk` set. */
   executable: string;
+  /**
+   * Run the walkwatch script (watch/walkwatch.ts) with perl instead of inotifywait;
+   * its first walk also lists what changed since `since` (see changedSince()).
+   */
+  walk?: { since: WalkSince };
 }
 
 export class InotifywaitWatcher implements Watcher {
-  readonly backend = 'inotifywait' as const;
+  readonly backend: 'inotifywait' | 'walkwatch';
   private child: ChildProcess | null = null;
+  private since: SinceCollector | null = null;
+  private sinceResult: DirtySnapshot | null | undefined = undefined;
   private exited: Promise<void> = Promise.resolve();
   private stopping = false;
   private established = false;
@@ -202,7 +216,18 @@ export class InotifywaitWatcher implements Watcher {
     private readonly root: string,
     private readonly handlers: WatchHandlers,
     private readonly opts: InotifywaitOptions,
-  ) {}
+  ) {
+    this.backend = opts.walk ? 'walkwatch' : 'inotifywait';
+  }
+
+  /**
+   * After start (walkwatch with a `since`): what changed since then, as a dirty
+   * snapshot, or null when the listing is incomplete (compare everything);
+   * undefined when nothing was asked.
+   */
+  changedSince(): DirtySnapshot | null | undefined {
+    return this.sinceResult;
+  }
 
   /** The inotifywait process id while it runs (for tests and diagnostics). */
   get pid(): number | undefined {
@@ -221,6 +246,8 @@ export class InotifywaitWatcher implements Watcher {
     this.reportedLimit = false;
     this.stderrTail = '';
     this.stderrLine = '';
+    this.since = this.opts.walk?.since ? new SinceCollector(this.opts.excluder) : null;
+    this.sinceResult = undefined;
 
     return new Promise<void>((resolveStart, rejectStart) => {
       let settled = false;
@@ -235,15 +262,16 @@ export class InotifywaitWatcher implements Watcher {
         rejectStart(new WatchStartError(failure));
       };
 
-      const child = spawnChild(this.opts.executable, inotifywaitArgs(this.root), {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const args = this.opts.walk ? walkwatchArgs(this.root, this.opts.walk.since) : inotifywaitArgs(this.root);
+      const child = spawnChild(this.opts.executable, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       this.child = child;
       let markExited!: () => void;
       this.exited = new Promise<void>((r) => (markExited = r));
 
       const parser = new InotifyRecordParser();
-      child.stdout!.on('data', (chunk: Buffer) => this.onStdout(parser.push(chunk)));
+      child.stdout!.on('data', (chunk: Buffer) => {
+        if (this.onStdout(parser.push(chunk))) ready();
+      });
       child.stderr!.setEncoding('utf8');
       child.stderr!.on('data', (text: string) => {
         if (this.onStderr(text)) ready();
@@ -263,7 +291,10 @@ export class InotifywaitWatcher implements Watcher {
           fail({
             kind: 'unavailable',
             message: `Can't start the file watcher ${this.opts.executable}: ${spawnError.code ?? spawnError.message}.`,
-            fix: 'Install inotify-tools (sudo apt install inotify-tools).',
+            fix:
+              this.backend === 'walkwatch'
+                ? 'Install perl (sudo apt install perl-base).'
+                : 'Install inotify-tools (sudo apt install inotify-tools).',
             detail: String(spawnError),
           });
           return;
@@ -280,7 +311,7 @@ export class InotifywaitWatcher implements Watcher {
         }
         this.handlers.onError({
           kind: 'watcher-died',
-          message: `The file watcher (inotifywait) stopped unexpectedly (${how}).`,
+          message: `The file watcher (${this.backend}) stopped unexpectedly (${how}).`,
           fix: 'Restart syncing for this folder; it rescans the folder to catch up.',
           ...(tail ? { detail: tail } : {}),
         });
@@ -296,7 +327,7 @@ export class InotifywaitWatcher implements Watcher {
     }
     return {
       kind: 'watcher-died',
-      message: `The file watcher (inotifywait) exited before its watches were set up (${how}).`,
+      message: `The file watcher (${this.backend}) exited before its watches were set up (${how}).`,
       ...(stderr ? { detail: stderr } : {}),
     };
   }
@@ -318,8 +349,10 @@ export class InotifywaitWatcher implements Watcher {
     return this.established;
   }
 
-  private onStdout(records: InotifyRecord[]): void {
-    if (this.stopping || records.length === 0) return;
+  /** Handles records; returns true once walkwatch's READY record was seen. */
+  private onStdout(records: InotifyRecord[]): boolean {
+    if (this.stopping || records.length === 0) return this.established;
+    if (this.opts.walk && !this.established) records = this.takeWalkRecords(records);
     let batch: WatchEvent[] = [];
     const flush = (): void => {
       if (batch.length > 0) {
@@ -344,10 +377,22 @@ export class InotifywaitWatcher implements Watcher {
           fix: 'Restore the folder, or choose its new location as the local folder of this pair.',
           detail: m.reason,
         });
-        return;
+        return this.established;
       }
     }
     flush();
+    return this.established;
+  }
+
+  /** walkwatch's first walk: SINCE records, then READY; returns the records after READY. */
+  private takeWalkRecords(records: InotifyRecord[]): InotifyRecord[] {
+    const { ready, rest } = takeWalkRecords(records, this.root, this.since);
+    if (ready) {
+      this.established = true;
+      this.sinceResult = this.since?.result();
+      this.since = null;
+    }
+    return rest;
   }
 
   /** Stops the process (no more events) and reports the failure: after onError the watcher is stopped. */

@@ -11,7 +11,9 @@
  */
 import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import type { DirtySnapshot } from '../dirty.js';
 import type { Excluder } from '../types.js';
+import { findPerl, type WalkSince } from './walkwatch.js';
 import { InotifywaitWatcher } from './inotifywait.js';
 import { WatchStartError } from './limits.js';
 import { ParcelWatcher } from './parcel.js';
@@ -38,11 +40,16 @@ export interface WatchHandlers {
 }
 
 export interface Watcher {
-  readonly backend: 'inotifywait' | 'parcel';
+  readonly backend: 'walkwatch' | 'inotifywait' | 'parcel';
   /** Resolves once the watches are established; rejects with a WatchStartError. */
   start(): Promise<void>;
   /** Stops watching; resolves when the backend is gone (the inotifywait process exited). */
   stop(): Promise<void>;
+  /**
+   * After start, walkwatch only: what changed since WatcherOptions.since (null: the
+   * listing is incomplete, compare everything); undefined when the backend did not list.
+   */
+  changedSince?(): DirtySnapshot | null | undefined;
 }
 
 export interface WatchFailure {
@@ -65,9 +72,13 @@ export interface LimitAdvice {
 
 export interface WatcherOptions {
   excluder?: Excluder;
-  backend?: 'auto' | 'inotifywait' | 'parcel';
+  backend?: 'auto' | 'walkwatch' | 'inotifywait' | 'parcel';
+  /** walkwatch: its first walk also lists what changed since then (see Watcher.changedSince). */
+  since?: WalkSince;
   /** The inotifywait executable; else env LIPSYNC_INOTIFYWAIT, else `inotifywait` on PATH. */
   inotifywaitPath?: string;
+  /** walkwatch: the perl executable; else `perl` on PATH. */
+  perlPath?: string;
 }
 
 /** Shown when the parcel backend is used on Linux because inotifywait is missing. */
@@ -112,8 +123,9 @@ function searchPath(name: string, env: NodeJS.ProcessEnv): string | null {
 
 /**
  * Creates (does not start) a watcher for `root`.
- * backend 'auto': inotifywait on Linux when found, else @parcel/watcher (see fallbackNotice()).
- * backend 'inotifywait' with no executable found: start() rejects with kind 'unavailable'.
+ * backend 'auto' on Linux: walkwatch when perl is found (and LIPSYNC_WALKWATCH is not 0),
+ * else inotifywait when found, else @parcel/watcher (see fallbackNotice()).
+ * backend 'inotifywait' or 'walkwatch' with no executable found: start() rejects with kind 'unavailable'.
  */
 export async function createWatcher(
   root: string,
@@ -123,6 +135,18 @@ export async function createWatcher(
   const absRoot = resolve(root);
   const backend = opts.backend ?? 'auto';
   if (backend === 'parcel') return new ParcelWatcher(absRoot, handlers, opts.excluder);
+  const excluder = opts.excluder ? { excluder: opts.excluder } : {};
+  if (backend === 'walkwatch' || (backend === 'auto' && process.platform === 'linux')) {
+    const perl = findPerl(opts.perlPath);
+    if (perl !== null) {
+      return new InotifywaitWatcher(absRoot, handlers, {
+        ...excluder,
+        executable: perl,
+        walk: { since: opts.since ?? null },
+      });
+    }
+    if (backend === 'walkwatch') return unavailable('walkwatch', 'perl', 'Install perl (sudo apt install perl-base).');
+  }
   const exe = findInotifywait(opts.inotifywaitPath);
   if (backend === 'inotifywait') {
     if (exe === null) return unavailableInotifywait(opts.inotifywaitPath);
@@ -136,14 +160,18 @@ export async function createWatcher(
 
 function unavailableInotifywait(configured: string | undefined): Watcher {
   const what = configured ?? process.env.LIPSYNC_INOTIFYWAIT ?? 'inotifywait';
+  return unavailable('inotifywait', what, 'Install inotify-tools (sudo apt install inotify-tools).');
+}
+
+function unavailable(backend: 'walkwatch' | 'inotifywait', what: string, fix: string): Watcher {
   return {
-    backend: 'inotifywait',
+    backend,
     start: () =>
       Promise.reject(
         new WatchStartError({
           kind: 'unavailable',
           message: `Can't start the file watcher: ${what} was not found or is not executable.`,
-          fix: 'Install inotify-tools (sudo apt install inotify-tools).',
+          fix,
         }),
       ),
     stop: () => Promise.resolve(),
