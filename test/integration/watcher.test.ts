@@ -480,6 +480,49 @@ describe.each(['walkwatch', 'inotifywait'] as const)('%s watcher', (backend) => 
   });
 });
 
+describe('walkwatch: the watch walk lists what changed since a moment', () => {
+  it('lists what changed (by ctime) and not the rest, leaves .lipsync out, then watches', async () => {
+    const root = tempDir();
+    for (const f of ['old/keep', 'old/gone', 'same/x', 'other/y', '.lipsync/state']) {
+      mkdirSync(join(root, f, '..'), { recursive: true });
+      writeFileSync(join(root, f), 'v1');
+    }
+    await new Promise((r) => setTimeout(r, 1100));
+    const since = Date.now(); // whole seconds: what changed in this second is listed too
+    await new Promise((r) => setTimeout(r, 1100));
+    writeFileSync(join(root, 'other/y'), 'v2');
+    unlinkSync(join(root, 'old/gone'));
+    mkdirSync(join(root, 'new/deep'), { recursive: true });
+    writeFileSync(join(root, '.lipsync/state'), 'v2');
+    const rec = new Recorder();
+    const w = await createWatcher(root, rec, { backend: 'walkwatch', since: { ms: since } });
+    cleanups.push(() => w.stop());
+    expect(w.changedSince?.()).toBeUndefined();
+    await w.start();
+    const snap = w.changedSince?.();
+    expect(snap).toBeTruthy();
+    expect(new Map(snap!.dirs)).toEqual(
+      new Map<string, string[] | 'all'>([
+        ['', 'all'],
+        ['old', 'all'],
+        ['other', ['y']],
+        ['new', 'all'],
+        ['new/deep', 'all'],
+      ]),
+    );
+    writeFileSync(join(root, 'same/later'), 'x');
+    await rec.waitFor('same/later', 'create');
+  });
+
+  it('lists nothing when not asked', async () => {
+    const root = tempDir();
+    const w = await createWatcher(root, new Recorder(), { backend: 'walkwatch' });
+    cleanups.push(() => w.stop());
+    await w.start();
+    expect(w.changedSince?.()).toBeUndefined();
+  });
+});
+
 describe('@parcel/watcher backend', () => {
   it('reports create, modify and delete, and ignores .lipsync and excluded paths', async () => {
     const root = tempDir();

@@ -4,6 +4,7 @@
  *
  * inotify (the server has inotifywait):
  *  - ssh remote: ONE long-lived `ssh … /bin/sh -s` session whose script runs
+ *    walkwatch (watch/walkwatch.ts) with the server's perl where it can, else
  *    `inotifywait -m -r` (same arguments and NUL-separated format as the local
  *    watcher, parsed by the shared InotifyRecordParser) in the background and
  *    `wait`s for it. A second background job reads the session's stdin, which
