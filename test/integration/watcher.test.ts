@@ -12,6 +12,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  symlinkSync,
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -390,6 +391,15 @@ describe.each(['walkwatch', 'inotifywait'] as const)('%s watcher', (backend) => 
     expect(rec.errors[0]!.message).toContain('deleted');
     await waitUntil(() => !alive(pid!), 'inotifywait to exit');
     expect(rec.errors).toHaveLength(1);
+  });
+
+  it('watches a root that is a symlink to a folder, reporting paths under the given root', async () => {
+    const parent = tempDir();
+    mkdirSync(join(parent, 'real', 'sub'), { recursive: true });
+    symlinkSync(join(parent, 'real'), join(parent, 'link'));
+    const { rec } = await watch(join(parent, 'link'), { backend });
+    writeFileSync(join(parent, 'real', 'sub', 'f'), 'x');
+    expect(await rec.waitFor('sub/f', 'create')).toEqual({ path: 'sub/f', kind: 'create', isDir: false });
   });
 
   it('reports watcher-died when the root folder is moved', async () => {

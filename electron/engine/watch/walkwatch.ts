@@ -72,7 +72,7 @@ sub rec { $out .= $_[0] . "\0" . $_[1] . "\0"; flush_out() if length($out) > 655
 sub child { $_[0] eq "/" ? "/$_[1]" : "$_[0]/$_[1]" }
 sub watch {
   my ($d) = @_;
-  my $wd = syscall($nr->[1], $fd, $d, $MASK);
+  my $wd = syscall($nr->[1], $fd, $d, $d eq $root ? $MASK & ~0x02000000 : $MASK);
   if ($wd < 0) {
     return 0 if $!{ENOENT} || $!{ENOTDIR};
     if ($!{ENOSPC}) {
@@ -94,18 +94,21 @@ sub walk {
   while (@stack) {
     my $d = pop @stack;
     next if $d eq $state;
-    unless (watch($d)) { $complete = 0 if $list && $d eq $top; next }
-    if ($list && $d eq $top) { my @st = lstat $d; rec("SINCE,ISDIR", $d) if @st && $st[10] >= $since }
+    unless (watch($d)) {
+      if (!$started && $d eq $root) { print STDERR "Couldn't watch $d: No such file or directory\n"; exit 1 }
+      next;
+    }
+    if ($list && $d eq $top) { my @st = stat $d; rec("SINCE,ISDIR", $d) if @st && $st[10] >= $since }
     unless (chdir $d and opendir(my $dh, ".")) { $complete = 0 if $list && !$!{ENOENT}; next }
     else {
-      my @names = readdir $dh; closedir $dh;
-      for my $n (@names) {
+      while (defined(my $n = readdir $dh)) {
         next if $n eq "." || $n eq "..";
         my @st = lstat $n or next;
         my $isdir = -d _;
         rec($isdir ? "SINCE,ISDIR" : "SINCE", child($d, $n)) if $list && $st[10] >= $since;
         push @stack, child($d, $n) if $isdir;
       }
+      closedir $dh;
     }
   }
   chdir "/";
