@@ -17,6 +17,7 @@ import {
   type RemoteWatcher,
 } from '../../electron/engine/remote/watch.js';
 import { closeMaster } from '../../electron/engine/remote/ssh.js';
+import { withEnv } from '../support/env.js';
 import { createExcluder } from '../../electron/engine/excludes.js';
 import { LipsyncError } from '../../electron/engine/errors.js';
 import { liveChildCount } from '../../electron/engine/proc/run.js';
@@ -373,25 +374,11 @@ describe('listRemote', () => {
   });
 });
 
-/** Runs a describe block with LIPSYNC_WALKWATCH set (or unset) for its tests. */
-function withWalkwatchEnv(value: string | undefined): void {
-  let saved: string | undefined;
-  beforeAll(() => {
-    saved = process.env.LIPSYNC_WALKWATCH;
-    if (value === undefined) delete process.env.LIPSYNC_WALKWATCH;
-    else process.env.LIPSYNC_WALKWATCH = value;
-  });
-  afterAll(() => {
-    if (saved === undefined) delete process.env.LIPSYNC_WALKWATCH;
-    else process.env.LIPSYNC_WALKWATCH = saved;
-  });
-}
-
 describe.each([
   ['walkwatch', undefined, 'perl'],
   ['inotifywait', '0', 'inotifywait'],
 ] as const)('remote watcher, inotify mode over ssh (%s)', (_name, env, exe) => {
-  withWalkwatchEnv(env);
+  withEnv('LIPSYNC_WALKWATCH', env);
 
   it('reports creations, writes, renames and deletions made on the server within about a second', async () => {
     const root = await newRoot();
@@ -580,7 +567,7 @@ describe.each([
   });
 
   describe('with LIPSYNC_WALKWATCH=0 (inotifywait)', () => {
-    withWalkwatchEnv('0');
+    withEnv('LIPSYNC_WALKWATCH', '0');
     it('lists nothing: the caller runs its own listing', async () => {
       const root = await treeAndMarker();
       const w = createRemoteWatcher(spec(root), ssh, root, FIND, recorder(), { sinceMarkerId: 'c1' });

@@ -24,6 +24,7 @@ import {
   type Client,
 } from '../support/twoway.js';
 import { put, read } from '../support/trees.js';
+import { withEnv } from '../support/env.js';
 
 let server: SshServer;
 const running: Client[] = [];
@@ -71,16 +72,7 @@ describe.each([
   ["listed by the watchers' first walks (walkwatch)", undefined],
   ['listed by find after inotifywait (LIPSYNC_WALKWATCH=0)', '0'],
 ] as const)('restart after a clean stop, %s', (_name, env) => {
-  let saved: string | undefined;
-  beforeAll(() => {
-    saved = process.env.LIPSYNC_WALKWATCH;
-    if (env === undefined) delete process.env.LIPSYNC_WALKWATCH;
-    else process.env.LIPSYNC_WALKWATCH = env;
-  });
-  afterAll(() => {
-    if (saved === undefined) delete process.env.LIPSYNC_WALKWATCH;
-    else process.env.LIPSYNC_WALKWATCH = saved;
-  });
+  withEnv('LIPSYNC_WALKWATCH', env);
 
   it('finds every change made on either side while stopped, looking only at what changed', async () => {
     const { c, remote } = await syncedClient();

@@ -11,6 +11,7 @@ import type { InotifyRecord } from '../../electron/engine/watch/inotifywait.js';
 import {
   findPerl,
   SinceCollector,
+  syscallCaseScript,
   takeWalkRecords,
   walkwatchArgs,
   WALKWATCH_PL,
@@ -19,22 +20,42 @@ import {
 const rec = (events: string, path: string): InotifyRecord => ({ events: events.split(','), path });
 
 describe('walkwatchArgs', () => {
-  it('passes the script, the root and the moment: none, whole seconds (rounded down), or a marker file', () => {
-    expect(walkwatchArgs('/r', null)).toEqual(['-e', WALKWATCH_PL, '--', '/r', '-']);
-    expect(walkwatchArgs('/r', { ms: 1_700_000_000_999 })).toEqual(['-e', WALKWATCH_PL, '--', '/r', '@1700000000']);
-    expect(walkwatchArgs('/r x', { markerFile: '/r x/.lipsync/poll-marker-p1' })).toEqual([
+  it('passes the script, the root, the moment (none, whole seconds rounded down, or a marker file) and the syscall numbers', () => {
+    const x64 = ['294', '254', '255'];
+    expect(walkwatchArgs('/r', null, 'x64')).toEqual(['-e', WALKWATCH_PL, '--', '/r', '-', ...x64]);
+    expect(walkwatchArgs('/r', { ms: 1_700_000_000_999 }, 'x64')).toEqual([
+      '-e',
+      WALKWATCH_PL,
+      '--',
+      '/r',
+      '@1700000000',
+      ...x64,
+    ]);
+    expect(walkwatchArgs('/r x', { markerFile: '/r x/.lipsync/poll-marker-p1' }, 'arm64')).toEqual([
       '-e',
       WALKWATCH_PL,
       '--',
       '/r x',
       'M/r x/.lipsync/poll-marker-p1',
+      '26',
+      '27',
+      '28',
     ]);
+    // No numbers where they are unknown: the script then exits 97 (findPerl keeps it from being run).
+    expect(walkwatchArgs('/r', null, 'ia32')).toEqual(['-e', WALKWATCH_PL, '--', '/r', '-']);
+  });
+
+  it('sets the numbers on the server from uname -m, in one sh case', () => {
+    expect(syscallCaseScript()).toBe(
+      "case $(uname -m 2>/dev/null) in x86_64) nr='294 254 255' ;; aarch64) nr='26 27 28' ;; riscv64) nr='26 27 28' ;; loongarch64) nr='26 27 28' ;; *) nr= ;; esac",
+    );
   });
 
   it('is a script with no NUL byte and no shell-significant backtick (it is passed as one argument)', () => {
     expect(WALKWATCH_PL).not.toContain('\0');
     expect(WALKWATCH_PL).not.toContain('`');
     expect(WALKWATCH_PL).toContain('"\\0"'); // Perl's own escape, kept literal
+    expect(WALKWATCH_PL).not.toMatch(/^\s*(use|require)\b/m); // no module: a small process
   });
 });
 
@@ -56,11 +77,11 @@ describe('inotifySessionScript', () => {
   it('runs walkwatch where perl can, else inotifywait; still requires inotifywait (the mode the probe chose)', () => {
     const s = inotifySessionScript("/srv/it's", { sinceMarker: '.lipsync/poll-marker-p1' });
     expect(s).toContain('command -v inotifywait');
-    expect(s).toMatch(/if command -v perl >\/dev\/null 2>&1 && perl -MConfig -e .+; then\nperl -e /);
+    expect(s).toContain(`${syscallCaseScript()}\nif [ -n "$nr" ] && command -v perl >/dev/null 2>&1; then\nperl -e `);
     expect(s).toContain(
-      `'/srv/it'\\''s' 'M/srv/it'\\''s/.lipsync/poll-marker-p1' </dev/null 3<&- &\nelse\ninotifywait `,
+      `'/srv/it'\\''s' 'M/srv/it'\\''s/.lipsync/poll-marker-p1' $nr </dev/null 3<&- &\nelse\ninotifywait `,
     );
-    expect(inotifySessionScript('/srv', {})).toMatch(/ '?\/srv'? '?-'? <\/dev\/null/);
+    expect(inotifySessionScript('/srv', {})).toMatch(/ '?\/srv'? '?-'? \$nr <\/dev\/null/);
   });
 
   it('runs inotifywait alone without walk', () => {

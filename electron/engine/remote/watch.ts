@@ -46,7 +46,14 @@ import { spawnChild, stopProcess } from '../proc/run.js';
 import { shQuote } from './ssh.js';
 import { InotifyRecordParser, inotifywaitArgs, interpretRecord, isIgnoredPath } from '../watch/inotifywait.js';
 import { classifyLimitText } from '../watch/limits.js';
-import { findPerl, PERL_ARCH_CHECK, SinceCollector, takeWalkRecords, WALKWATCH_PL } from '../watch/walkwatch.js';
+import {
+  findPerl,
+  SinceCollector,
+  sinceArg,
+  syscallCaseScript,
+  takeWalkRecords,
+  WALKWATCH_PL,
+} from '../watch/walkwatch.js';
 import type { DirtySnapshot } from '../dirty.js';
 import { createWatcher, type Watcher, type WatchEvent, type WatchFailure } from '../watch/watcher.js';
 import {
@@ -181,12 +188,13 @@ function toChange(e: WatchEvent): RemoteChange {
 export function inotifySessionScript(root: string, walk: { sinceMarker?: string } | null = null): string {
   const args = inotifywaitArgs(root).map(shQuote).join(' ');
   const watcher = `inotifywait ${args} </dev/null 3<&- &`;
-  const since = walk?.sinceMarker !== undefined ? `M${absPath(root, walk.sinceMarker)}` : '-';
+  const since = sinceArg(walk?.sinceMarker !== undefined ? { markerFile: absPath(root, walk.sinceMarker) } : null);
   const start =
     walk === null
       ? watcher
-      : `if command -v perl >/dev/null 2>&1 && perl -MConfig -e ${shQuote(PERL_ARCH_CHECK)} 2>/dev/null; then
-perl -e ${shQuote(WALKWATCH_PL)} -- ${shQuote(root)} ${shQuote(since)} </dev/null 3<&- &
+      : `${syscallCaseScript()}
+if [ -n "$nr" ] && command -v perl >/dev/null 2>&1; then
+perl -e ${shQuote(WALKWATCH_PL)} -- ${shQuote(root)} ${shQuote(since)} $nr </dev/null 3<&- &
 else
 ${watcher}
 fi`;

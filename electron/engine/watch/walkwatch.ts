@@ -31,7 +31,9 @@
  * `ROOT/.lipsync` is never watched nor listed (inotifywait's `@ROOT/.lipsync`).
  *
  * The syscall numbers are known for x86_64 and the generic table (aarch64,
- * riscv64, loongarch64); elsewhere it exits 97 and inotifywait is used.
+ * riscv64, loongarch64) and passed as three more arguments; elsewhere the
+ * caller runs inotifywait (without them the script exits 97). The script loads
+ * no module: a perl process is ~5 MB before its table of watched folders.
  */
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { delimiter, join } from 'node:path';
@@ -42,49 +44,66 @@ import { isIgnoredPath, relativeTo, STATE_DIR, type InotifyRecord } from './inot
 /** Exit code of the script on a machine whose syscall numbers it does not know. */
 export const EXIT_UNSUPPORTED_ARCH = 97;
 
-/** Node's process.arch values the script knows the syscall numbers of. */
-const NODE_ARCHES = new Set(['x64', 'arm64', 'riscv64', 'loong64']);
+/**
+ * inotify_init1, inotify_add_watch and inotify_rm_watch by machine (`uname -m`), passed to
+ * the script (so it loads no module to find them): x86_64's own table, and the generic one
+ * (asm-generic/unistd.h) of aarch64, riscv64 and loongarch64. Their errno values agree too.
+ */
+export const INOTIFY_SYSCALLS: Record<string, [number, number, number]> = {
+  x86_64: [294, 254, 255],
+  aarch64: [26, 27, 28],
+  riscv64: [26, 27, 28],
+  loongarch64: [26, 27, 28],
+};
 
-/** A Perl test (for `perl -MConfig -e`) that exits 0 where the script knows the syscall numbers. */
-export const PERL_ARCH_CHECK = 'exit($Config{archname} =~ /^(x86_64|aarch64|riscv64|loongarch64)-linux/ ? 0 : 1)';
+/** Node's process.arch names for `uname -m`'s. */
+const NODE_ARCH_MACHINE: Record<string, string> = {
+  x64: 'x86_64',
+  arm64: 'aarch64',
+  riscv64: 'riscv64',
+  loong64: 'loongarch64',
+};
+
+/** A sh `case` that sets $nr to the syscall numbers for the machine it runs on (empty where unknown). */
+export function syscallCaseScript(): string {
+  const arms = Object.entries(INOTIFY_SYSCALLS).map(([m, n]) => `${m}) nr='${n.join(' ')}' ;;`);
+  return `case $(uname -m 2>/dev/null) in ${arms.join(' ')} *) nr= ;; esac`;
+}
 
 export const WALKWATCH_PL = String.raw`
-use strict; use Config;
-my ($root, $sincearg) = @ARGV;
+my ($root, $sincearg, @nr) = @ARGV;
+unless (@nr == 3) { print STDERR "lipsync walkwatch: no inotify syscall numbers for this machine\n"; exit 97 }
 $root =~ s{/+$}{} unless $root eq "/";
-my %NR = (x86_64 => [294, 254, 255], aarch64 => [26, 27, 28], riscv64 => [26, 27, 28], loongarch64 => [26, 27, 28]);
-my ($arch) = $Config{archname} =~ /^([^-]+)-linux/;
-my $nr = defined $arch ? $NR{$arch} : undef;
-unless ($nr) { print STDERR "lipsync walkwatch: no inotify syscall numbers for $Config{archname}\n"; exit 97 }
+my $pre = $root eq "/" ? "/" : "$root/";
 my $MASK = 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800 | 0x01000000 | 0x02000000;
 my @NAMES = ([0x4, "ATTRIB"], [0x8, "CLOSE_WRITE"], [0x40, "MOVED_FROM"], [0x80, "MOVED_TO"], [0x100, "CREATE"],
   [0x200, "DELETE"], [0x400, "DELETE_SELF"], [0x800, "MOVE_SELF"], [0x2000, "UNMOUNT"], [0x4000, "Q_OVERFLOW"],
   [0x8000, "IGNORED"], [0x40000000, "ISDIR"]);
-my $state = ($root eq "/" ? "" : $root) . "/.lipsync";
-my $fd = syscall($nr->[0], 0x80000);
+my ($ENOENT, $EINTR, $ENOTDIR, $ENOSPC) = (2, 4, 20, 28);
+my $fd = syscall($nr[0], 0x80000);
 if ($fd < 0) { print STDERR "Couldn't initialize inotify: $!\n"; exit 1 }
 open(my $in, "<&=", $fd) or do { print STDERR "Couldn't initialize inotify: $!\n"; exit 1 };
-my (%path, %wd_of);
+my @path;
 my $out = "";
 my $started = 0;
+sub full { $_[0] eq "" ? $root : $pre . $_[0] }
+sub child { $_[0] eq "" ? $_[1] : "$_[0]/$_[1]" }
 sub flush_out { while (length $out) { my $n = syswrite(STDOUT, $out); exit 0 unless defined $n; substr($out, 0, $n) = "" } }
 sub rec { $out .= $_[0] . "\0" . $_[1] . "\0"; flush_out() if length($out) > 65536 }
-sub child { $_[0] eq "/" ? "/$_[1]" : "$_[0]/$_[1]" }
 sub watch {
-  my ($d) = @_;
-  my $wd = syscall($nr->[1], $fd, $d, $d eq $root ? $MASK & ~0x02000000 : $MASK);
+  my ($rel, $abs) = @_;
+  my $wd = syscall($nr[1], $fd, $abs, $rel eq "" ? $MASK & ~0x02000000 : $MASK);
   if ($wd < 0) {
-    return 0 if $!{ENOENT} || $!{ENOTDIR};
-    if ($!{ENOSPC}) {
-      if ($started) { print STDERR "Couldn't watch new directory $d: No space left on device\n"; return 0 }
-      print STDERR "Failed to watch $d; upper limit on inotify watches reached!\n"; exit 1;
+    my $e = $! + 0;
+    return 0 if $e == $ENOENT || $e == $ENOTDIR;
+    if ($e == $ENOSPC) {
+      if ($started) { print STDERR "Couldn't watch new directory $abs: No space left on device\n"; return 0 }
+      print STDERR "Failed to watch $abs; upper limit on inotify watches reached!\n"; exit 1;
     }
-    if ($started) { print STDERR "Couldn't watch new directory $d: $!\n"; return 0 }
-    print STDERR "Couldn't watch $d: $!\n"; exit 1;
+    if ($started) { print STDERR "Couldn't watch new directory $abs: $!\n"; return 0 }
+    print STDERR "Couldn't watch $abs: $!\n"; exit 1;
   }
-  my $old = $path{$wd};
-  delete $wd_of{$old} if defined $old && $old ne $d && ($wd_of{$old} // -1) == $wd;
-  $path{$wd} = $d; $wd_of{$d} = $wd;
+  $path[$wd] = $rel;
   return 1;
 }
 my ($since, $complete) = (undef, 1);
@@ -92,21 +111,22 @@ sub walk {
   my ($top, $list) = @_;
   my @stack = ($top);
   while (@stack) {
-    my $d = pop @stack;
-    next if $d eq $state;
-    unless (watch($d)) {
-      if (!$started && $d eq $root) { print STDERR "Couldn't watch $d: No such file or directory\n"; exit 1 }
+    my $rel = pop @stack;
+    next if $rel eq ".lipsync";
+    my $abs = full($rel);
+    unless (watch($rel, $abs)) {
+      if (!$started && $rel eq "") { print STDERR "Couldn't watch $abs: No such file or directory\n"; exit 1 }
       next;
     }
-    if ($list && $d eq $top) { my @st = stat $d; rec("SINCE,ISDIR", $d) if @st && $st[10] >= $since }
-    unless (chdir $d and opendir(my $dh, ".")) { $complete = 0 if $list && !$!{ENOENT}; next }
+    if ($list && $rel eq $top) { my @st = stat $abs; rec("SINCE,ISDIR", $abs) if @st && $st[10] >= $since }
+    unless (chdir $abs and opendir(my $dh, ".")) { $complete = 0 if $list && ($! + 0) != $ENOENT; next }
     else {
       while (defined(my $n = readdir $dh)) {
         next if $n eq "." || $n eq "..";
         my @st = lstat $n or next;
         my $isdir = -d _;
-        rec($isdir ? "SINCE,ISDIR" : "SINCE", child($d, $n)) if $list && $st[10] >= $since;
-        push @stack, child($d, $n) if $isdir;
+        rec($isdir ? "SINCE,ISDIR" : "SINCE", full(child($rel, $n))) if $list && $st[10] >= $since;
+        push @stack, child($rel, $n) if $isdir;
       }
       closedir $dh;
     }
@@ -116,26 +136,23 @@ sub walk {
 sub under { my ($p, $top) = @_; $p eq $top || index($p, "$top/") == 0 }
 sub move_tree {
   my ($from, $to) = @_;
-  for my $p (grep { under($_, $from) } keys %wd_of) {
-    my $wd = delete $wd_of{$p}; my $q = $to . substr($p, length $from);
-    $wd_of{$q} = $wd; $path{$wd} = $q;
-  }
+  for my $wd (0 .. $#path) { my $p = $path[$wd]; $path[$wd] = $to . substr($p, length $from) if defined $p && under($p, $from) }
 }
 sub drop_tree {
   my ($from) = @_;
-  for my $p (grep { under($_, $from) } keys %wd_of) { my $wd = delete $wd_of{$p}; delete $path{$wd}; syscall($nr->[2], $fd, $wd) }
+  for my $wd (0 .. $#path) { my $p = $path[$wd]; if (defined $p && under($p, $from)) { undef $path[$wd]; syscall($nr[2], $fd, $wd) } }
 }
 if ($sincearg =~ /^\@(\d+)/) { $since = $1 }
 elsif ($sincearg =~ /^M(.+)$/s) { my @st = stat $1; if (@st) { $since = $st[9] } else { rec("NOSINCE", "") } }
-walk($root, defined $since);
+walk("", defined $since);
 rec("NOSINCE", "") if defined $since && !$complete;
 rec("READY", "");
 flush_out();
 $started = 1;
 my %moved;
 while (1) {
-  my $n = sysread($in, my $buf, 262144);
-  unless (defined $n) { next if $!{EINTR}; print STDERR "lipsync walkwatch: reading inotify: $!\n"; exit 1 }
+  my $n = sysread($in, my $buf, 65536);
+  unless (defined $n) { next if ($! + 0) == $EINTR; print STDERR "lipsync walkwatch: reading inotify: $!\n"; exit 1 }
   last if $n == 0;
   my $off = 0;
   while ($off + 16 <= $n) {
@@ -143,16 +160,16 @@ while (1) {
     my $name = substr($buf, $off + 16, $len); $name =~ s/\0+$//;
     $off += 16 + $len;
     if ($mask & 0x4000) { rec("Q_OVERFLOW", ""); next }
-    my $d = $path{$wd};
+    my $d = $wd >= 0 ? $path[$wd] : undef;
     next unless defined $d;
-    if ($mask & 0x8000) { delete $path{$wd}; delete $wd_of{$d} if ($wd_of{$d} // -1) == $wd; next }
+    if ($mask & 0x8000) { undef $path[$wd]; next }
     my $p = length $name ? child($d, $name) : $d;
     if (($mask & 0x40000000) && length $name) {
       if ($mask & 0x40) { $moved{$cookie} = $p }
       elsif ($mask & 0x80) { my $old = delete $moved{$cookie}; if (defined $old) { move_tree($old, $p) } else { walk($p, 0) } }
       elsif ($mask & 0x100) { walk($p, 0) }
     }
-    rec(join(",", map { $_->[1] } grep { $mask & $_->[0] } @NAMES), $p);
+    rec(join(",", map { $_->[1] } grep { $mask & $_->[0] } @NAMES), full($p));
   }
   for my $old (values %moved) { drop_tree($old) }
   %moved = ();
@@ -163,12 +180,16 @@ while (1) {
 /** What the first walk lists: nothing, what changed since a moment (ms), or since a marker file's mtime. */
 export type WalkSince = null | { ms: number } | { markerFile: string };
 
-/** `perl` arguments that run the script on `root` (absolute). */
-export function walkwatchArgs(root: string, since: WalkSince): string[] {
-  let arg = '-';
-  if (since && 'ms' in since) arg = `@${Math.floor(since.ms / 1000)}`;
-  else if (since) arg = `M${since.markerFile}`;
-  return ['-e', WALKWATCH_PL, '--', root, arg];
+/** The script's SINCE argument. */
+export function sinceArg(since: WalkSince): string {
+  if (since && 'ms' in since) return `@${Math.floor(since.ms / 1000)}`;
+  return since ? `M${since.markerFile}` : '-';
+}
+
+/** `perl` arguments that run the script on `root` (absolute) on this machine (see findPerl). */
+export function walkwatchArgs(root: string, since: WalkSince, arch: string = process.arch): string[] {
+  const nr = INOTIFY_SYSCALLS[NODE_ARCH_MACHINE[arch] ?? ''] ?? [];
+  return ['-e', WALKWATCH_PL, '--', root, sinceArg(since), ...nr.map(String)];
 }
 
 /**
@@ -180,7 +201,9 @@ export function findPerl(
   env: NodeJS.ProcessEnv = process.env,
   arch: string = process.arch,
 ): string | null {
-  if (process.platform !== 'linux' || !NODE_ARCHES.has(arch) || env.LIPSYNC_WALKWATCH === '0') return null;
+  const machine = NODE_ARCH_MACHINE[arch];
+  if (process.platform !== 'linux' || !machine || !INOTIFY_SYSCALLS[machine] || env.LIPSYNC_WALKWATCH === '0')
+    return null;
   if (explicit !== undefined) return explicit;
   for (const dir of (env.PATH ?? '').split(delimiter)) {
     if (!dir) continue;
