@@ -34,6 +34,9 @@ const summary = (xs) => `p50 ${fmt(median(xs))}, p95 ${fmt(percentile(xs, 95))} 
 
 if (!opt['skip-build']) await shOk(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-b', 'electron']);
 await loadApiClient();
+const { walkwatchArgs } = await import(join(ROOT, 'out/electron/engine/watch/walkwatch.js'));
+/** One argument for the server's shell (ssh joins its arguments into a command line). */
+const q = (a) => `'${a.replace(/'/g, `'\\''`)}'`;
 const tree = ensureTree(join(ROOT, 'bench/cache'), N, Number(opt.seed), log);
 const A = tree.dir;
 const h = await loadHarness();
@@ -58,6 +61,23 @@ function untilStderr(cmd, args, ready) {
       }
     });
     p.on('close', (code) => reject(new Error(`${cmd} exited ${code} before "${ready}": ${err.slice(-500)}`)));
+  });
+}
+/** ms from spawning `cmd args` until `ready` is seen on its stdout (then it is killed). */
+function untilStdout(cmd, args, ready) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d) => {
+      out = (out + d.toString('latin1')).slice(-64);
+      if (out.includes(ready)) {
+        resolve(performance.now() - t0);
+        p.stdin.end();
+        p.kill('SIGTERM');
+      }
+    });
+    p.on('close', (code) => reject(new Error(`${cmd} exited ${code} before "${ready}"`)));
   });
 }
 const parts = {};
@@ -96,7 +116,8 @@ try {
   d = null;
 
   // The parts on their own, with nothing else running: each side's watcher start and listing.
-  const stamp = Math.floor(Date.now() / 1000) - 3600;
+  // As after a clean stop: a moment after the trees were made, 5 s back (the horizon the engine uses).
+  const stamp = Math.floor(Date.now() / 1000) - 5;
   for (let i = 0; i < REPS; i++) {
     part('rsync -a no-op', (await shOk('rsync', ['-a', '-e', rsh, `${A}/`, `${host}:${S}/`])).ms);
     part(
@@ -104,12 +125,30 @@ try {
       await untilStderr('inotifywait', ['-m', '-r', '-e', 'close_write', A], 'Watches established'),
     );
     part('here: find -newerct (what changed since the stop)', (await shOk('find', [A, '-newerct', `@${stamp}`])).ms);
+    // lipsync's watcher: one walk that puts the watches in place and lists what changed since.
+    part(
+      'here: walkwatch (perl) until READY: watches + what changed since, one walk',
+      await untilStdout('perl', walkwatchArgs(A, { ms: stamp * 1000 }), 'READY\0'),
+    );
     part(
       'server: inotifywait -r until watches established (over ssh)',
       await untilStderr(
         'ssh',
         ['-F', fast.sshConfigFile, host, `inotifywait -m -r -e close_write ${S}`],
         'Watches established',
+      ),
+    );
+    part(
+      'server: walkwatch (perl) until READY (over ssh)',
+      await untilStdout(
+        'ssh',
+        [
+          '-F',
+          fast.sshConfigFile,
+          host,
+          walkwatchArgs(S, { ms: stamp * 1000 }).reduce((c, a) => `${c} ${q(a)}`, 'perl'),
+        ],
+        'READY\0',
       ),
     );
     part(
