@@ -33,7 +33,8 @@
  * The syscall numbers are known for x86_64 and the generic table (aarch64,
  * riscv64, loongarch64) and passed as three more arguments; elsewhere the
  * caller runs inotifywait (without them the script exits 97). The script loads
- * no module: a perl process is ~5 MB before its table of watched folders.
+ * no module: a perl process is ~5 MB before its table of watched folders
+ * (a hash by watch descriptor: descriptors only grow, so an array would too).
  */
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { delimiter, join } from 'node:path';
@@ -83,7 +84,7 @@ my ($ENOENT, $EINTR, $ENOTDIR, $ENOSPC) = (2, 4, 20, 28);
 my $fd = syscall($nr[0], 0x80000);
 if ($fd < 0) { print STDERR "Couldn't initialize inotify: $!\n"; exit 1 }
 open(my $in, "<&=", $fd) or do { print STDERR "Couldn't initialize inotify: $!\n"; exit 1 };
-my @path;
+my %path;
 my $out = "";
 my $started = 0;
 sub full { $_[0] eq "" ? $root : $pre . $_[0] }
@@ -103,7 +104,7 @@ sub watch {
     if ($started) { print STDERR "Couldn't watch new directory $abs: $!\n"; return 0 }
     print STDERR "Couldn't watch $abs: $!\n"; exit 1;
   }
-  $path[$wd] = $rel;
+  $path{$wd} = $rel;
   return 1;
 }
 my ($since, $complete) = (undef, 1);
@@ -136,11 +137,11 @@ sub walk {
 sub under { my ($p, $top) = @_; $p eq $top || index($p, "$top/") == 0 }
 sub move_tree {
   my ($from, $to) = @_;
-  for my $wd (0 .. $#path) { my $p = $path[$wd]; $path[$wd] = $to . substr($p, length $from) if defined $p && under($p, $from) }
+  for my $wd (keys %path) { my $p = $path{$wd}; $path{$wd} = $to . substr($p, length $from) if under($p, $from) }
 }
 sub drop_tree {
   my ($from) = @_;
-  for my $wd (0 .. $#path) { my $p = $path[$wd]; if (defined $p && under($p, $from)) { undef $path[$wd]; syscall($nr[2], $fd, $wd) } }
+  for my $wd (keys %path) { if (under($path{$wd}, $from)) { delete $path{$wd}; syscall($nr[2], $fd, $wd + 0) } }
 }
 if ($sincearg =~ /^\@(\d+)/) { $since = $1 }
 elsif ($sincearg =~ /^M(.+)$/s) { my @st = stat $1; if (@st) { $since = $st[9] } else { rec("NOSINCE", "") } }
@@ -160,9 +161,9 @@ while (1) {
     my $name = substr($buf, $off + 16, $len); $name =~ s/\0+$//;
     $off += 16 + $len;
     if ($mask & 0x4000) { rec("Q_OVERFLOW", ""); next }
-    my $d = $wd >= 0 ? $path[$wd] : undef;
+    my $d = $path{$wd};
     next unless defined $d;
-    if ($mask & 0x8000) { undef $path[$wd]; next }
+    if ($mask & 0x8000) { delete $path{$wd}; next }
     my $p = length $name ? child($d, $name) : $d;
     if (($mask & 0x40000000) && length $name) {
       if ($mask & 0x40) { $moved{$cookie} = $p }
