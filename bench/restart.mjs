@@ -46,7 +46,19 @@ const work = mkdtempSync(join(tmpdir(), 'lipsync-restart-'));
 const rsh = `ssh -F ${fast.sshConfigFile}`;
 const host = server.alias;
 
-/** ms from spawning `cmd args` until `ready` is seen on its stderr (then it is killed). */
+/**
+ * Ends a process that was timed: EOF on its stdin (a command run over ssh, `serverCmd`, stops
+ * its watcher then: killing ssh alone leaves it running on the server), SIGTERM after 2 s.
+ */
+function stopSoon(p) {
+  p.stdin.end();
+  const t = setTimeout(() => p.kill('SIGTERM'), 2000);
+  p.on('close', () => clearTimeout(t));
+}
+/** A server command line that runs `cmd` until the session's stdin ends. */
+const serverCmd = (cmd) => `${cmd} </dev/null & read _; kill $!`;
+
+/** ms from spawning `cmd args` until `ready` is seen on its stderr (then it is stopped). */
 function untilStderr(cmd, args, ready) {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
@@ -56,14 +68,13 @@ function untilStderr(cmd, args, ready) {
       err += d;
       if (err.includes(ready)) {
         resolve(performance.now() - t0);
-        p.stdin.end();
-        p.kill('SIGTERM');
+        stopSoon(p);
       }
     });
     p.on('close', (code) => reject(new Error(`${cmd} exited ${code} before "${ready}": ${err.slice(-500)}`)));
   });
 }
-/** ms from spawning `cmd args` until `ready` is seen on its stdout (then it is killed). */
+/** ms from spawning `cmd args` until `ready` is seen on its stdout (then it is stopped). */
 function untilStdout(cmd, args, ready) {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
@@ -73,8 +84,7 @@ function untilStdout(cmd, args, ready) {
       out = (out + d.toString('latin1')).slice(-64);
       if (out.includes(ready)) {
         resolve(performance.now() - t0);
-        p.stdin.end();
-        p.kill('SIGTERM');
+        stopSoon(p);
       }
     });
     p.on('close', (code) => reject(new Error(`${cmd} exited ${code} before "${ready}"`)));
@@ -134,7 +144,7 @@ try {
       'server: inotifywait -r until watches established (over ssh)',
       await untilStderr(
         'ssh',
-        ['-F', fast.sshConfigFile, host, `inotifywait -m -r -e close_write ${S}`],
+        ['-F', fast.sshConfigFile, host, serverCmd(`inotifywait -m -r -e close_write ${q(S)}`)],
         'Watches established',
       ),
     );
@@ -146,7 +156,7 @@ try {
           '-F',
           fast.sshConfigFile,
           host,
-          walkwatchArgs(S, { ms: stamp * 1000 }).reduce((c, a) => `${c} ${q(a)}`, 'perl'),
+          serverCmd(walkwatchArgs(S, { ms: stamp * 1000 }).reduce((c, a) => `${c} ${q(a)}`, 'perl')),
         ],
         'READY\0',
       ),
