@@ -13,6 +13,7 @@ import {
   writeFileSync,
   readdirSync,
 } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { homedir } from 'node:os';
 import { startSshd, type SshServer } from '../harness/sshd.js';
@@ -287,18 +288,34 @@ describe('daemon pushes local changes to the server', () => {
   });
 });
 
-describe('watch limit', () => {
+/**
+ * The daemon's watcher run in its own user namespace with a watch limit of 2, a real ENOSPC
+ * from the kernel: inotifywait (LIPSYNC_WALKWATCH=0, LIPSYNC_INOTIFYWAIT), or walkwatch's
+ * perl (a `perl` wrapper first on the daemon's PATH).
+ */
+function limitedWatcherEnv(dir: string, backend: 'walkwatch' | 'inotifywait'): NodeJS.ProcessEnv {
+  const real =
+    backend === 'walkwatch'
+      ? execFileSync('sh', ['-c', 'command -v perl'], { encoding: 'utf8' }).trim()
+      : 'inotifywait';
+  const wrapperDir = join(dir, `limited-${backend}`);
+  mkdirSync(wrapperDir);
+  const wrapper = join(wrapperDir, backend === 'walkwatch' ? 'perl' : 'inotifywait');
+  writeFileSync(
+    wrapper,
+    `#!/bin/sh\nexec unshare -Ur sh -c 'echo 2 > /proc/sys/user/max_inotify_watches && exec ${real} "$@"' sh "$@"\n`,
+    { mode: 0o755 },
+  );
+  return backend === 'walkwatch'
+    ? { PATH: `${wrapperDir}:${process.env.PATH ?? ''}` }
+    : { LIPSYNC_WALKWATCH: '0', LIPSYNC_INOTIFYWAIT: wrapper };
+}
+
+describe.each(['walkwatch', 'inotifywait'] as const)('watch limit (%s)', (backend) => {
   it('reports degraded with the sysctl fix and still syncs through rescans', async () => {
-    // inotifywait in its own user namespace with a watch limit of 2: a real ENOSPC from the kernel.
     const { e, local, remote } = await setupPair({ rescan: 1 });
-    const wrapper = join(e.dir, 'inotifywait-limited');
-    writeFileSync(
-      wrapper,
-      `#!/bin/sh\nexec unshare -Ur sh -c 'echo 2 > /proc/sys/user/max_inotify_watches && exec inotifywait "$@"' sh "$@"\n`,
-      { mode: 0o755 },
-    );
     for (const dir of ['a', 'b', 'c', 'd']) mkdirSync(join(local, dir));
-    const d = await startDaemon(e, { LIPSYNC_INOTIFYWAIT: wrapper });
+    const d = await startDaemon(e, limitedWatcherEnv(e.dir, backend));
     try {
       await waitFor(
         async () => (await cli(e, ['status', '--json'])).stdout.includes('"state": "degraded"'),
