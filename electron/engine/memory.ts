@@ -13,6 +13,7 @@
  */
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { TRACE } from './trace.js';
 
 /** Committed but unused V8 heap above which a quiet moment is worth a full GC. */
 export const HEAP_SLACK_BYTES = 16 * 1024 * 1024;
@@ -65,6 +66,13 @@ export function releaseHeap(slack = HEAP_SLACK_BYTES): boolean {
   const gc = memoryReducingGc();
   if (!gc) return false;
   gc();
+  if (TRACE) {
+    const mib = (n: number): string => (n / 1048576).toFixed(1);
+    const a = process.memoryUsage();
+    process.stderr.write(
+      `[trace] memory after the heap release: rss ${mib(a.rss)} MiB, heap ${mib(a.heapUsed)} of ${mib(a.heapTotal)} MiB (before ${mib(m.heapUsed)} of ${mib(m.heapTotal)}), external ${mib(a.external)} MiB, array buffers ${mib(a.arrayBuffers)} MiB\n`,
+    );
+  }
   return true;
 }
 
