@@ -58,38 +58,28 @@ function stopSoon(p) {
 /** A server command line that runs `cmd` until the session's stdin ends. */
 const serverCmd = (cmd) => `${cmd} </dev/null & read _; kill $!`;
 
-/** ms from spawning `cmd args` until `ready` is seen on its stderr (then it is stopped). */
-function untilStderr(cmd, args, ready) {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const p = spawn(cmd, args, { stdio: ['pipe', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d) => {
-      err += d;
-      if (err.includes(ready)) {
-        resolve(performance.now() - t0);
-        stopSoon(p);
-      }
-    });
-    p.on('close', (code) => reject(new Error(`${cmd} exited ${code} before "${ready}": ${err.slice(-500)}`)));
-  });
-}
-/** ms from spawning `cmd args` until `ready` is seen on its stdout (then it is stopped). */
-function untilStdout(cmd, args, ready) {
+/**
+ * ms from spawning `cmd args` until `ready` is seen on its `stream` ('stdout' or 'stderr'),
+ * then it is stopped. Output is read as latin1, so a NUL-separated record matches too.
+ */
+function until(stream, cmd, args, ready) {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d) => {
-      out = (out + d.toString('latin1')).slice(-64);
-      if (out.includes(ready)) {
+    let seen = '';
+    p[stream === 'stdout' ? 'stderr' : 'stdout'].resume();
+    p[stream].on('data', (d) => {
+      seen = (seen + d.toString('latin1')).slice(-4096);
+      if (seen.includes(ready)) {
         resolve(performance.now() - t0);
         stopSoon(p);
       }
     });
-    p.on('close', (code) => reject(new Error(`${cmd} exited ${code} before "${ready}"`)));
+    p.on('close', (code) => reject(new Error(`${cmd} exited ${code} before "${ready}": ${seen.slice(-500)}`)));
   });
 }
+const untilStderr = (cmd, args, ready) => until('stderr', cmd, args, ready);
+const untilStdout = (cmd, args, ready) => until('stdout', cmd, args, ready);
 const parts = {};
 const part = (k, ms) => (parts[k] ??= []).push(ms);
 
