@@ -107,7 +107,7 @@ sub watch {
   $path{$wd} = $rel;
   return 1;
 }
-my ($since, $complete) = (undef, 1);
+my ($since, $lim, $complete) = (undef, 0, 1);
 sub walk {
   my ($top, $list) = @_;
   my @stack = ($top);
@@ -124,9 +124,9 @@ sub walk {
     else {
       while (defined(my $n = readdir $dh)) {
         next if $n eq "." || $n eq "..";
-        my @st = lstat $n or next;
+        lstat $n or next;
         my $isdir = -d _;
-        rec($isdir ? "SINCE,ISDIR" : "SINCE", full(child($rel, $n))) if $list && $st[10] >= $since;
+        rec($isdir ? "SINCE,ISDIR" : "SINCE", full(child($rel, $n))) if $list && -C _ <= $lim;
         push @stack, child($rel, $n) if $isdir;
       }
       closedir $dh;
@@ -145,6 +145,8 @@ sub drop_tree {
 }
 if ($sincearg =~ /^\@(\d+)/) { $since = $1 }
 elsif ($sincearg =~ /^M(.+)$/s) { my @st = stat $1; if (@st) { $since = $st[9] } else { rec("NOSINCE", "") } }
+# ctime >= $since, as -C _ (days before $^T, from the stat buffer): no 13-element list per entry.
+$lim = ($^T - $since) / 86400 if defined $since;
 walk("", defined $since);
 rec("NOSINCE", "") if defined $since && !$complete;
 rec("READY", "");
