@@ -52,6 +52,7 @@ import {
   sinceArg,
   syscallCaseScript,
   takeWalkRecords,
+  walkwatchEnabled,
   WALKWATCH_PL,
 } from '../watch/walkwatch.js';
 import type { DirtySnapshot } from '../dirty.js';
@@ -164,11 +165,6 @@ class Backoff {
   reset(): void {
     this.next = INITIAL_BACKOFF_MS;
   }
-}
-
-/** Whether the server side may watch with walkwatch (perl); LIPSYNC_WALKWATCH=0 keeps inotifywait. */
-function walkwatchWanted(): boolean {
-  return process.env.LIPSYNC_WALKWATCH !== '0';
 }
 
 function toChange(e: WatchEvent): RemoteChange {
@@ -307,7 +303,7 @@ export class SshInotifyWatcher implements RemoteWatcher {
       // The first session's walk lists what changed since the marker (walkwatch only).
       const sinceMarker = isReconnect ? undefined : this.opts.sinceMarkerId;
       const collector = sinceMarker !== undefined ? new SinceCollector(this.opts.excluder) : null;
-      const walk = walkwatchWanted()
+      const walk = walkwatchEnabled()
         ? sinceMarker !== undefined
           ? { sinceMarker: pollMarkerPath(sinceMarker) }
           : {}

@@ -36,9 +36,8 @@
  * no module: a perl process is ~5 MB before its table of watched folders
  * (a hash by watch descriptor: descriptors only grow, so an array would too).
  */
-import { accessSync, constants as fsConstants } from 'node:fs';
-import { delimiter, join } from 'node:path';
 import { DirtySet, type DirtySnapshot } from '../dirty.js';
+import { searchPath } from '../proc/which.js';
 import type { Excluder } from '../types.js';
 import { isIgnoredPath, relativeTo, STATE_DIR, type InotifyRecord } from './inotifywait.js';
 
@@ -73,7 +72,7 @@ export function syscallCaseScript(): string {
 
 export const WALKWATCH_PL = String.raw`
 my ($root, $sincearg, @nr) = @ARGV;
-unless (@nr == 3) { print STDERR "lipsync walkwatch: no inotify syscall numbers for this machine\n"; exit 97 }
+unless (@nr == 3) { print STDERR "lipsync walkwatch: no inotify syscall numbers for this machine\n"; exit ${EXIT_UNSUPPORTED_ARCH} }
 $root =~ s{/+$}{} unless $root eq "/";
 my $pre = $root eq "/" ? "/" : "$root/";
 my $MASK = 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800 | 0x01000000 | 0x02000000;
@@ -195,9 +194,14 @@ export function walkwatchArgs(root: string, since: WalkSince, arch: string = pro
   return ['-e', WALKWATCH_PL, '--', root, sinceArg(since), ...nr.map(String)];
 }
 
+/** Whether walkwatch may be used at all (here or on the server): not with LIPSYNC_WALKWATCH=0. */
+export function walkwatchEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.LIPSYNC_WALKWATCH !== '0';
+}
+
 /**
  * perl (`explicit`, else on PATH) where the script knows this machine's syscall
- * numbers and LIPSYNC_WALKWATCH is not 0; else null.
+ * numbers and walkwatch is enabled; else null.
  */
 export function findPerl(
   explicit?: string,
@@ -205,19 +209,8 @@ export function findPerl(
   arch: string = process.arch,
 ): string | null {
   const machine = NODE_ARCH_MACHINE[arch];
-  if (process.platform !== 'linux' || !machine || !INOTIFY_SYSCALLS[machine] || env.LIPSYNC_WALKWATCH === '0')
-    return null;
-  if (explicit !== undefined) return explicit;
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
-    try {
-      accessSync(join(dir, 'perl'), fsConstants.X_OK);
-      return join(dir, 'perl');
-    } catch {
-      // next
-    }
-  }
-  return null;
+  if (process.platform !== 'linux' || !machine || !INOTIFY_SYSCALLS[machine] || !walkwatchEnabled(env)) return null;
+  return explicit ?? searchPath('perl', env);
 }
 
 /**

@@ -9,8 +9,8 @@
  * new folders (a file created right after its folder can be missed while the
  * watch on the new folder is being added) and the whole tree on overflow.
  */
-import { accessSync, constants as fsConstants, statSync } from 'node:fs';
-import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
+import { isExecutable, searchPath } from '../proc/which.js';
 import type { DirtySnapshot } from '../dirty.js';
 import type { Excluder } from '../types.js';
 import { findPerl, type WalkSince } from './walkwatch.js';
@@ -89,15 +89,6 @@ export function fallbackNotice(): string {
   );
 }
 
-function isExecutable(file: string): boolean {
-  try {
-    accessSync(file, fsConstants.X_OK);
-    return statSync(file).isFile();
-  } catch {
-    return false;
-  }
-}
-
 /**
  * The inotifywait executable to use, or null when none is found:
  * opts.inotifywaitPath, else env LIPSYNC_INOTIFYWAIT, else `inotifywait` on PATH.
@@ -110,15 +101,6 @@ export function findInotifywait(explicit?: string, env: NodeJS.ProcessEnv = proc
     return isExecutable(file) ? file : null;
   }
   return searchPath('inotifywait', env);
-}
-
-function searchPath(name: string, env: NodeJS.ProcessEnv): string | null {
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
-    const file = join(dir, name);
-    if (isExecutable(file)) return file;
-  }
-  return null;
 }
 
 /**
