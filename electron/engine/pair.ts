@@ -34,6 +34,12 @@ const CLEAN_STOP_META = 'cleanStop';
 /** The clean-stop horizons are dated this far back: events still in flight at the stop are looked at again. */
 const CLEAN_STOP_MARGIN_MS = 5000;
 
+/** A clean-stop listing made ahead of the cycle that asks for it (by `since` token). */
+interface SincePrefetch {
+  token: string;
+  result: Promise<DirtySnapshot | null>;
+}
+
 interface CleanStop {
   v: 1;
   /** Local paths with a ctime after this (ms) are looked at on the next start. */
@@ -124,9 +130,8 @@ export class PairRunner {
   private preparing: Promise<void> | null = null;
   /** Paths being pushed (see CycleContext.expectEcho): the server watcher's events for them are ours. */
   private echo: Set<string> | null = null;
-  private localSincePrefetch: { token: string; result: Promise<DirtySnapshot | null> } | null = null;
-  /** The server's listing of what changed since the clean stop, made by its watcher's first walk. */
-  private remoteSincePrefetch: { token: string; result: DirtySnapshot | null } | null = null;
+  /** What changed since the clean stop, listed ahead: here by start(), on the server by its watcher's first walk. */
+  private sincePrefetch: Record<'local' | 'remote', SincePrefetch | null> = { local: null, remote: null };
   /** The marker the server watcher's first walk lists changes since (after a clean stop), else null. */
   private remoteSinceMarker: string | null = null;
   /** The running cycle was asked for by "sync now": a pause does not interrupt it. */
@@ -187,7 +192,7 @@ export class PairRunner {
             ? Promise.resolve(listed)
             : traced('local changed since', () => localChangedSince(this.settings.local, clean.localSinceMs));
         result.catch(() => undefined);
-        this.localSincePrefetch = { token, result };
+        this.sincePrefetch.local = { token, result };
       } else this.dirty.addFull();
       if (clean?.remote) this.remoteDirty.addSince(this.remoteMarkerId());
       else this.remoteDirty.addFull();
@@ -552,7 +557,7 @@ export class PairRunner {
       await w.start();
       const listed = w.changedSince?.();
       if (sinceMarker !== null && listed !== undefined)
-        this.remoteSincePrefetch = { token: sinceMarker, result: listed };
+        this.sincePrefetch.remote = { token: sinceMarker, result: Promise.resolve(listed) };
       this.remoteFeed = { mode: w.mode, connected: true };
     } catch (e) {
       this.remoteFeed = { mode: w.mode, connected: false, error: toErrorInfo(e).message };
@@ -912,8 +917,8 @@ export class PairRunner {
       massDeleteConfirmed: this.massDeleteConfirmed,
       initialSync: this.initialSyncMode(),
       remoteSincePolled: this.remoteFeed?.mode === 'poll',
-      localSincePrefetch: this.takeLocalSincePrefetch(local),
-      remoteSincePrefetch: this.takeRemoteSincePrefetch(remote),
+      localSincePrefetch: this.takeSincePrefetch('local', local),
+      remoteSincePrefetch: this.takeSincePrefetch('remote', remote),
       checkPaused: () => {
         if (this.stopped) throw new LipsyncError('cancelled', 'Stopped.');
         if (!this.forcedCycle && this.isPaused()) throw new PausedSignal();
@@ -936,18 +941,11 @@ export class PairRunner {
     await traced('execute', () => cycle.execute());
   }
 
-  /** The local clean-stop listing started by start(), if this snapshot asks for that one. */
-  private takeLocalSincePrefetch(snap: DirtySnapshot): Promise<DirtySnapshot | null> | undefined {
-    const p = this.localSincePrefetch;
-    this.localSincePrefetch = null;
+  /** A side's clean-stop listing made ahead, if this snapshot asks for that one (taken once). */
+  private takeSincePrefetch(side: 'local' | 'remote', snap: DirtySnapshot): Promise<DirtySnapshot | null> | undefined {
+    const p = this.sincePrefetch[side];
+    this.sincePrefetch[side] = null;
     return p && snap.since === p.token && !snap.full ? p.result : undefined;
-  }
-
-  /** The server's clean-stop listing made by its watcher, if this snapshot asks for that one. */
-  private takeRemoteSincePrefetch(snap: DirtySnapshot): Promise<DirtySnapshot | null> | undefined {
-    const p = this.remoteSincePrefetch;
-    this.remoteSincePrefetch = null;
-    return p && snap.since === p.token && !snap.full ? Promise.resolve(p.result) : undefined;
   }
 
   private requireDb(): StateDb {
