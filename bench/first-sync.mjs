@@ -8,8 +8,8 @@ import { parseArgs } from 'node:util';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadHarness, ROOT } from './lib/harness.mjs';
-import { startVariant } from './lib/sshvariant.mjs';
+import { ROOT } from './lib/harness.mjs';
+import { startBenchSshd } from './lib/sshvariant.mjs';
 import { ensureTree } from './lib/tree.mjs';
 import { sh, shOk } from './lib/util.mjs';
 
@@ -24,9 +24,7 @@ const N = Number(opt.files);
 const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
 const tree = ensureTree(join(ROOT, 'bench/cache'), N, Number(opt.seed), log);
 const A = tree.dir;
-const h = await loadHarness();
-const server = await h.startSshd();
-const fast = await startVariant(server, h.freePort, { name: 'fast', noBashrc: true });
+const { server, fast } = await startBenchSshd();
 const work = mkdtempSync(join(tmpdir(), 'lipsync-first-'));
 const rows = [];
 const peer = async (label) => {

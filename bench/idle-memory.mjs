@@ -9,8 +9,8 @@ import { parseArgs } from 'node:util';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadHarness, ROOT } from './lib/harness.mjs';
-import { startVariant } from './lib/sshvariant.mjs';
+import { ROOT } from './lib/harness.mjs';
+import { startBenchSshd } from './lib/sshvariant.mjs';
 import { ensureTree } from './lib/tree.mjs';
 import { sh, shOk, treePids } from './lib/util.mjs';
 import { BIN, loadApiClient, makeEnv, startDaemon, waitUpToDate } from './lib/daemon.mjs';
@@ -32,9 +32,7 @@ if (!opt['skip-build']) await shOk(process.execPath, [join(ROOT, 'node_modules/t
 await loadApiClient();
 const tree = ensureTree(join(ROOT, 'bench/cache'), N, Number(opt.seed), log);
 const A = tree.dir;
-const h = await loadHarness();
-const server = await h.startSshd();
-const fast = await startVariant(server, h.freePort, { name: 'fast', noBashrc: true });
+const { server, fast } = await startBenchSshd();
 const work = mkdtempSync(join(tmpdir(), 'lipsync-idle-memory-'));
 
 /** RSS (kB) of each process of the daemon's tree, 5 s after it is up to date. */

@@ -7,8 +7,8 @@ import { parseArgs } from 'node:util';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadHarness, ROOT } from './lib/harness.mjs';
-import { startVariant } from './lib/sshvariant.mjs';
+import { ROOT } from './lib/harness.mjs';
+import { startBenchSshd } from './lib/sshvariant.mjs';
 import { ensureTree } from './lib/tree.mjs';
 import { sh, shOk } from './lib/util.mjs';
 
@@ -18,9 +18,7 @@ const { values: opt } = parseArgs({
 const N = Number(opt.files);
 const log = (...a) => console.error('[profile]', ...a);
 const tree = ensureTree(join(ROOT, 'bench/cache'), N, Number(opt.seed), log);
-const h = await loadHarness();
-const server = await h.startSshd();
-const fast = await startVariant(server, h.freePort, { name: 'fast', noBashrc: true });
+const { server, fast } = await startBenchSshd();
 const work = mkdtempSync(join(tmpdir(), 'lipsync-profile-'));
 try {
   const A = join(work, 'a'),

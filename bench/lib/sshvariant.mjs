@@ -7,6 +7,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdirSync, readdirSync, symlinkSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadHarness } from './harness.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -80,4 +81,15 @@ export async function startVariant(server, freePort, opts) {
       }
     },
   };
+}
+
+/**
+ * The harness's sshd and its `fast` variant (no ~/.bashrc for ssh commands): what the
+ * one-row benches (restart, first-sync, idle-memory, profile) run against.
+ */
+export async function startBenchSshd() {
+  const h = await loadHarness();
+  const server = await h.startSshd();
+  const fast = await startVariant(server, h.freePort, { name: 'fast', noBashrc: true });
+  return { server, fast };
 }
