@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT } from './lib/harness.mjs';
+import { ROOT, buildEngine } from './lib/harness.mjs';
 import { startBenchSshd } from './lib/sshvariant.mjs';
 import { ensureTree } from './lib/tree.mjs';
 import { sh, shOk, treePids } from './lib/util.mjs';
@@ -28,19 +28,50 @@ const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]
 const mib = (kb) => `${(kb / 1024).toFixed(1)} MiB`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-if (!opt['skip-build']) await shOk(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-b', 'electron']);
+if (!opt['skip-build']) {
+  const b = buildEngine();
+  if (!b.ok) throw new Error(`build failed:\n${b.output}`);
+}
 await loadApiClient();
 const tree = ensureTree(join(ROOT, 'bench/cache'), N, Number(opt.seed), log);
 const A = tree.dir;
 const { server, fast } = await startBenchSshd();
 const work = mkdtempSync(join(tmpdir(), 'lipsync-idle-memory-'));
 
-/** RSS (kB) of each process of the daemon's tree, 5 s after it is up to date. */
+/**
+ * Where a process's resident memory is (kB), from /proc/PID/smaps: the malloc heap ([heap]),
+ * other anonymous mappings (V8's pages, glibc's other arenas, large malloc blocks), stacks,
+ * and file-backed pages (the node binary's code, shared libraries), largest first.
+ */
+function whereResident(pid) {
+  const sums = new Map();
+  let name = null;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ (\d+)\s*(.*)$/.exec(line);
+    if (head) {
+      const path = head[2].trim();
+      name = path === '' ? 'anon' : path.startsWith('/') ? `file ${path.split('/').pop()}` : path;
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss && name) sums.set(name, (sums.get(name) ?? 0) + Number(rss[1]));
+  }
+  return [...sums].filter(([, kb]) => kb >= 1024).sort((a, b) => b[1] - a[1]);
+}
+/** RSS (kB) of each process of the daemon's tree, 5 s after it is up to date; where node's is. */
 async function idle(d) {
   await sleep(5000);
   return treePids([d.proc.pid]).map((p) => {
     const status = readFileSync(`/proc/${p}/status`, 'utf8');
-    return { name: /Name:\s+(\S+)/.exec(status)[1], kb: Number(/VmRSS:\s+(\d+)/.exec(status)[1]) };
+    const name = /Name:\s+(\S+)/.exec(status)[1];
+    const kb = (k) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)[1]);
+    return {
+      name,
+      kb: kb('VmRSS'),
+      anon: kb('RssAnon'),
+      file: kb('RssFile'),
+      where: name === 'node' ? whereResident(p) : [],
+    };
   });
 }
 const memoryLines = (d) =>
@@ -76,11 +107,21 @@ try {
     '',
     `Command: \`node bench/idle-memory.mjs --files ${N}${opt.tunables ? ` --tunables ${opt.tunables}` : ''}\`, ${new Date().toISOString()}.`,
     '',
-    '| when | total | per process | the engine after its heap release (last) |',
+    '| when | total | per process (anonymous + file-backed) | the engine after its heap release (last) |',
     '|---|---|---|---|',
     ...rows.map(
       (r) =>
-        `| ${r.when} | ${mib(r.procs.reduce((s, p) => s + p.kb, 0))} | ${r.procs.map((p) => `${p.name} ${mib(p.kb)}`).join(', ')} | ${r.memory.at(-1) ?? '(no release: the heap had little slack)'} |`,
+        `| ${r.when} | ${mib(r.procs.reduce((s, p) => s + p.kb, 0))} | ${r.procs.map((p) => `${p.name} ${mib(p.kb)} (${mib(p.anon)} + ${mib(p.file)})`).join(', ')} | ${r.memory.at(-1) ?? '(no release: the heap had little slack)'} |`,
+    ),
+    '',
+    "Where node's resident memory is (mappings of 1 MiB or more, from /proc/PID/smaps):",
+    '',
+    ...rows.map(
+      (r) =>
+        `- ${r.when}: ${r.procs
+          .filter((p) => p.name === 'node')
+          .flatMap((p) => p.where.map(([m, kb]) => `${m} ${mib(kb)}`))
+          .join(', ')}`,
     ),
     '',
   ];

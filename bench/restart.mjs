@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT } from './lib/harness.mjs';
+import { ROOT, buildEngine } from './lib/harness.mjs';
 import { startBenchSshd } from './lib/sshvariant.mjs';
 import { ensureTree } from './lib/tree.mjs';
 import { median, percentile, sh, shOk } from './lib/util.mjs';
@@ -32,7 +32,10 @@ const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]
 const fmt = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`);
 const summary = (xs) => `p50 ${fmt(median(xs))}, p95 ${fmt(percentile(xs, 95))} (n=${xs.length})`;
 
-if (!opt['skip-build']) await shOk(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-b', 'electron']);
+if (!opt['skip-build']) {
+  const b = buildEngine();
+  if (!b.ok) throw new Error(`build failed:\n${b.output}`);
+}
 await loadApiClient();
 const { walkwatchArgs } = await import(join(ROOT, 'out/electron/engine/watch/walkwatch.js'));
 /** One argument for the server's shell (ssh joins its arguments into a command line). */

@@ -19,7 +19,7 @@ import {
 } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { loadHarness, ROOT } from './lib/harness.mjs';
+import { buildEngine, loadHarness, ROOT } from './lib/harness.mjs';
 import { startVariant } from './lib/sshvariant.mjs';
 import { ensureTree, relPath, writeFlat } from './lib/tree.mjs';
 import { sh, shOk, sleep, treePids, rssOf, rssSampler, median, percentile, waitUntil } from './lib/util.mjs';
@@ -129,12 +129,12 @@ process.on('SIGINT', () => {
 try {
   // build
   if (!opt['skip-build']) {
-    log('building the engine (tsc -b electron)…');
-    const b = await sh(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-b', join(ROOT, 'electron')]);
-    if (b.code !== 0) {
-      if (!existsSync(join(ROOT, 'out/electron/cli/main.js'))) throw new Error(`build failed:\n${b.stdout}${b.stderr}`);
+    log('building the engine (tsc -b electron, scripts/build-native.mjs)…');
+    const b = buildEngine();
+    if (!b.ok) {
+      if (!existsSync(join(ROOT, 'out/electron/cli/main.js'))) throw new Error(`build failed:\n${b.output}`);
       notes.push(
-        '`tsc -b electron` failed at bench time (someone is editing electron/); the bench ran the existing out/ build.',
+        'The engine build failed at bench time (someone is editing electron/); the bench ran the existing out/ build.',
       );
       log('build failed; using the existing out/');
     }

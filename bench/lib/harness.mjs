@@ -1,5 +1,6 @@
 // Loads the test harness (test/harness/sshd.ts, TypeScript) without editing it:
 // transpiles it with the project's own TypeScript compiler into out/bench/ and imports it.
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import ts from 'typescript';
@@ -19,4 +20,19 @@ export async function loadHarness() {
     writeFileSync(out, js);
   }
   return import(out);
+}
+
+/**
+ * Builds what the daemon runs: the engine (`tsc -b electron`) and its native helper
+ * (scripts/build-native.mjs, as `npm run build` does). Returns {ok, output} of the first failing step.
+ */
+export function buildEngine() {
+  for (const args of [
+    [join(ROOT, 'node_modules/typescript/bin/tsc'), '-b', join(ROOT, 'electron')],
+    [join(ROOT, 'scripts/build-native.mjs')],
+  ]) {
+    const r = spawnSync(process.execPath, args, { encoding: 'utf8' });
+    if (r.status !== 0) return { ok: false, output: `${r.stdout}${r.stderr}` };
+  }
+  return { ok: true, output: '' };
 }
