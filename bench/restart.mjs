@@ -16,7 +16,7 @@ import { ROOT, buildEngine } from './lib/harness.mjs';
 import { startBenchSshd } from './lib/sshvariant.mjs';
 import { ensureTree } from './lib/tree.mjs';
 import { median, percentile, sh, shOk } from './lib/util.mjs';
-import { BIN, loadApiClient, makeEnv, startDaemon, waitUpToDate } from './lib/daemon.mjs';
+import { BIN, collectPhases, loadApiClient, makeEnv, phaseRows, startDaemon, waitUpToDate } from './lib/daemon.mjs';
 
 const { values: opt } = parseArgs({
   options: {
@@ -105,12 +105,7 @@ try {
     await waitUpToDate(e, t0, 3_600_000, 20);
     const ms = performance.now() - p0;
     xs.push(ms);
-    for (const m of d.output().matchAll(/\[trace\] (\d+) (.+) ([\d.]+) ms\n/g)) {
-      const [, end, label, dur] = m;
-      const key = label.replace(/\d+/g, 'N');
-      (traces[key] ??= { start: [], dur: [] }).start.push(Number(end) - Number(dur) - t0);
-      traces[key].dur.push(Number(dur));
-    }
+    collectPhases(d.output(), t0, traces);
     log(`restart ${i + 1}: ${fmt(ms)}`);
   }
   await d.stop();
@@ -174,11 +169,7 @@ try {
     '',
     'Phases inside the restart (LIPSYNC_TRACE; ms from the daemon spawn, medians):',
     '',
-    '| phase | starts at | takes |',
-    '|---|---|---|',
-    ...Object.entries(traces)
-      .sort((a, b) => median(a[1].start) - median(b[1].start))
-      .map(([k, v]) => `| ${k} | ${fmt(median(v.start))} | ${fmt(median(v.dur))} |`),
+    ...phaseRows(traces, median, fmt),
     '',
   ];
   const table = lines.join('\n');

@@ -95,3 +95,27 @@ export function readLog(e) {
     .filter(Boolean)
     .map((l) => JSON.parse(l));
 }
+
+/**
+ * The daemon's LIPSYNC_TRACE phase lines in `output` ("[trace] END_MS LABEL DUR ms"), added to
+ * `into` (label with digits as N → {start: ms after `t0`, dur: ms}), for phaseRows().
+ */
+export function collectPhases(output, t0, into) {
+  for (const m of output.matchAll(/\[trace\] (\d+) (.+) ([\d.]+) ms\n/g)) {
+    const [, end, label, dur] = m;
+    const key = label.replace(/\d+/g, 'N');
+    (into[key] ??= { start: [], dur: [] }).start.push(Number(end) - Number(dur) - t0);
+    into[key].dur.push(Number(dur));
+  }
+  return into;
+}
+/** Markdown rows (phase | starts at | takes) of collectPhases' medians, in start order. */
+export function phaseRows(phases, median, fmt) {
+  return [
+    '| phase | starts at | takes |',
+    '|---|---|---|',
+    ...Object.entries(phases)
+      .sort((a, b) => median(a[1].start) - median(b[1].start))
+      .map(([k, v]) => `| ${k} | ${fmt(median(v.start))} | ${fmt(median(v.dur))} |`),
+  ];
+}
