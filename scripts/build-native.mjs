@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Builds the engine's one native helper, out/native/malloc-trim.node (electron/native/malloc-trim.c),
-// with the system C compiler ($CC, else cc). lipsync runs without it (the idle daemon then keeps
+// with the system C compiler ($CC, else cc, gcc or clang). lipsync runs without it (the idle daemon then keeps
 // more memory after a big sync), so a missing compiler is a warning here, not a failed build;
 // with --strict (the test command) it is an error.
 import { spawnSync } from 'node:child_process';
@@ -26,12 +26,17 @@ function fail(why) {
 if (process.platform !== 'linux') fail(`not built on ${process.platform} (malloc_trim is glibc's, on Linux).`);
 if (existsSync(out) && statSync(out).mtimeMs >= statSync(src).mtimeMs) process.exit(0);
 mkdirSync(outDir, { recursive: true });
-const cc = process.env.CC || 'cc';
 const tmp = `${out}.${process.pid}.tmp`;
-const r = spawnSync(cc, ['-shared', '-fPIC', '-O2', '-Wall', '-o', tmp, src], { encoding: 'utf8' });
+const compilers = process.env.CC ? [process.env.CC] : ['cc', 'gcc', 'clang'];
+let r;
+let cc;
+for (cc of compilers) {
+  r = spawnSync(cc, ['-shared', '-fPIC', '-O2', '-Wall', '-o', tmp, src], { encoding: 'utf8' });
+  if (r.error?.code !== 'ENOENT') break;
+}
 if (r.error || r.status !== 0) {
   rmSync(tmp, { force: true });
-  if (r.error?.code === 'ENOENT') fail(`no C compiler: '${cc}' was not found. Install one (Debian/Ubuntu: sudo apt install gcc) and run npm run build again.`);
+  if (r.error?.code === 'ENOENT') fail(`no C compiler: ${compilers.join(', ')} not found. Install one (Debian/Ubuntu: sudo apt install gcc) and run npm run build again.`);
   fail(`${cc} failed (${r.error?.message ?? `exit ${r.status}`}):\n${r.stderr}`);
 }
 renameSync(tmp, out);
