@@ -132,7 +132,7 @@ try {
     log('building the engine (tsc -b electron, scripts/build-native.mjs)…');
     const b = buildEngine();
     if (!b.ok) {
-      if (!existsSync(join(ROOT, 'out/electron/cli/main.js'))) throw new Error(`build failed:\n${b.output}`);
+      if (!existsSync(join(ROOT, 'out/cli/lipsync.mjs'))) throw new Error(`build failed:\n${b.output}`);
       notes.push(
         'The engine build failed at bench time (someone is editing electron/); the bench ran the existing out/ build.',
       );

@@ -24,6 +24,9 @@ const bin = (n) => join(root, 'node_modules', '.bin', n);
 // Typecheck + build count as one check each: a type error is a failed test.
 if (step('typecheck and build', bin('tsc'), ['-b'])) passed++;
 else failed++;
+// The CLI as bin/lipsync.js runs it (the integration tests spawn it): bundled from the build above.
+if (step('bundle the CLI', process.execPath, [join(root, 'scripts/bundle-cli.mjs')])) passed++;
+else failed++;
 // The native helper (out/native/malloc-trim.node): a test loads it, so a missing compiler fails here.
 if (step('native helper', process.execPath, [join(root, 'scripts/build-native.mjs'), '--strict'])) passed++;
 else failed++;

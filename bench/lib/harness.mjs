@@ -23,12 +23,14 @@ export async function loadHarness() {
 }
 
 /**
- * Builds what the daemon runs: the engine (`tsc -b electron`) and its native helper
- * (scripts/build-native.mjs, as `npm run build` does). Returns {ok, output} of the first failing step.
+ * Builds what the daemon runs, as `npm run build` does: the engine (`tsc -b electron`), the CLI
+ * bundle bin/lipsync.js runs (scripts/bundle-cli.mjs) and the native helper (scripts/build-native.mjs).
+ * Returns {ok, output} of the first failing step.
  */
 export function buildEngine() {
   for (const args of [
     [join(ROOT, 'node_modules/typescript/bin/tsc'), '-b', join(ROOT, 'electron')],
+    [join(ROOT, 'scripts/bundle-cli.mjs')],
     [join(ROOT, 'scripts/build-native.mjs')],
   ]) {
     const r = spawnSync(process.execPath, args, { encoding: 'utf8' });

@@ -21,7 +21,7 @@ export const ROOT = new URL('../..', import.meta.url).pathname;
 export const BIN = join(ROOT, 'bin', 'lipsync.js');
 
 export function requireBuild(): void {
-  if (!existsSync(join(ROOT, 'out', 'electron', 'cli', 'main.js'))) {
+  if (!existsSync(join(ROOT, 'out', 'cli', 'lipsync.mjs'))) {
     throw new Error('out/ is missing: run `npm run build` (the test command does it) before the integration tests.');
   }
 }

@@ -62,9 +62,13 @@ export const webFiles = (dataDir: string) => ({
   info: join(dataDir, 'web.json'),
 });
 
-/** The built renderer, next to the compiled engine: out/renderer/. */
-export function defaultRendererDir(): string {
-  return fileURLToPath(new URL('../../../renderer/', import.meta.url));
+/**
+ * The built renderer, out/renderer/, seen from this module: compiled by tsc
+ * (out/electron/engine/api/web.js) or bundled with the CLI (out/cli/web.mjs, scripts/bundle-cli.mjs).
+ */
+export function defaultRendererDir(moduleUrl = import.meta.url): string {
+  const dirs = ['../../../renderer/', '../renderer/'].map((rel) => fileURLToPath(new URL(rel, moduleUrl)));
+  return dirs.find((d) => existsSync(join(d, 'index.html'))) ?? dirs[0]!;
 }
 
 export interface WebServerOptions {
