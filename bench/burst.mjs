@@ -6,30 +6,17 @@
 // again); the server folder is filled by lipsync's own first sync, untimed.
 // Usage: node bench/burst.mjs [--files 100000] [--seed 1] [--reps 5] [--skip-build]
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, buildEngine } from './lib/harness.mjs';
-import { startBenchSshd } from './lib/sshvariant.mjs';
-import { ensureTree, writeFlat } from './lib/tree.mjs';
-import { median, percentile, sh, shOk, sleep, waitUntil } from './lib/util.mjs';
-import { BIN, collectPhases, loadApiClient, makeEnv, phaseRows, startDaemon, waitUpToDate } from './lib/daemon.mjs';
+import { ROOT } from './lib/harness.mjs';
+import { writeFlat } from './lib/tree.mjs';
+import { median, sh, shOk, sleep, waitUntil } from './lib/util.mjs';
+import { BIN, collectPhases, makeEnv, phaseRows, startDaemon, waitUpToDate } from './lib/daemon.mjs';
+import { fmt, log, oneRowOptions, oneRowSetup, summary } from './lib/onerow.mjs';
 
-const { values: opt } = parseArgs({
-  options: {
-    files: { type: 'string', default: '100000' },
-    seed: { type: 'string', default: '1' },
-    reps: { type: 'string', default: '5' },
-    'skip-build': { type: 'boolean', default: false },
-  },
-});
-const N = Number(opt.files);
+const opt = oneRowOptions({ reps: { type: 'string', default: '5' } });
 const REPS = Number(opt.reps);
 const BURST = 10_000;
-const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
-const fmt = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`);
-const summary = (xs) => `p50 ${fmt(median(xs))}, p95 ${fmt(percentile(xs, 95))} (n=${xs.length})`;
 const count = (dir) => {
   try {
     return readdirSync(dir).length;
@@ -38,17 +25,7 @@ const count = (dir) => {
   }
 };
 
-if (!opt['skip-build']) {
-  const b = buildEngine();
-  if (!b.ok) throw new Error(`build failed:\n${b.output}`);
-}
-await loadApiClient();
-const tree = ensureTree(join(ROOT, 'bench/cache'), N, Number(opt.seed), log);
-const A = tree.dir;
-const { server, fast } = await startBenchSshd();
-const work = mkdtempSync(join(tmpdir(), 'lipsync-burst-'));
-const rsh = `ssh -F ${fast.sshConfigFile}`;
-const host = server.alias;
+const { N, A, server, fast, host, rsh, work } = await oneRowSetup(opt, 'burst');
 const names = [];
 
 let d;

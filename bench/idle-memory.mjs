@@ -5,38 +5,16 @@
 // external), so what stays can be told apart: JavaScript objects or native memory.
 // The cached tree is used in place as client A (its .lipsync/ is removed again).
 // Usage: node bench/idle-memory.mjs [--files 100000] [--seed 1] [--tunables GLIBC_TUNABLES] [--skip-build]
-import { parseArgs } from 'node:util';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, buildEngine } from './lib/harness.mjs';
-import { startBenchSshd } from './lib/sshvariant.mjs';
-import { ensureTree } from './lib/tree.mjs';
-import { sh, shOk, treePids } from './lib/util.mjs';
-import { BIN, loadApiClient, makeEnv, startDaemon, waitUpToDate } from './lib/daemon.mjs';
+import { ROOT } from './lib/harness.mjs';
+import { sh, shOk, sleep, treePids } from './lib/util.mjs';
+import { BIN, makeEnv, startDaemon, waitUpToDate } from './lib/daemon.mjs';
+import { log, oneRowOptions, oneRowSetup } from './lib/onerow.mjs';
 
-const { values: opt } = parseArgs({
-  options: {
-    files: { type: 'string', default: '100000' },
-    seed: { type: 'string', default: '1' },
-    tunables: { type: 'string' },
-    'skip-build': { type: 'boolean', default: false },
-  },
-});
-const N = Number(opt.files);
-const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
+const opt = oneRowOptions({ tunables: { type: 'string' } });
 const mib = (kb) => `${(kb / 1024).toFixed(1)} MiB`;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-if (!opt['skip-build']) {
-  const b = buildEngine();
-  if (!b.ok) throw new Error(`build failed:\n${b.output}`);
-}
-await loadApiClient();
-const tree = ensureTree(join(ROOT, 'bench/cache'), N, Number(opt.seed), log);
-const A = tree.dir;
-const { server, fast } = await startBenchSshd();
-const work = mkdtempSync(join(tmpdir(), 'lipsync-idle-memory-'));
+const { N, A, server, fast, work } = await oneRowSetup(opt, 'idle-memory');
 
 /**
  * Where a process's resident memory is (kB), from /proc/PID/smaps: the malloc heap ([heap]),

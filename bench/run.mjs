@@ -129,7 +129,7 @@ process.on('SIGINT', () => {
 try {
   // build
   if (!opt['skip-build']) {
-    log('building the engine (tsc -b electron, scripts/build-native.mjs)…');
+    log('building the engine (tsc -b electron, scripts/bundle-cli.mjs, scripts/build-native.mjs)…');
     const b = buildEngine();
     if (!b.ok) {
       if (!existsSync(join(ROOT, 'out/cli/lipsync.mjs'))) throw new Error(`build failed:\n${b.output}`);

@@ -89,7 +89,22 @@ export function releaseHeap(slack = HEAP_SLACK_BYTES, trim = mallocTrim()): bool
   return gc !== null || trimmed === true;
 }
 
-/** After a cycle: once no other cycle ended for `delayMs`, `releaseHeap()`. */
+/**
+ * Something to do again (an event, a cycle starting): the pending release waits for the next
+ * quiet moment, so its GC and trim never hold up a sync (a burst written 0.3 s after the last
+ * cycle used to meet the release in the middle of its own cycle).
+ */
+export function cancelHeapRelease(): void {
+  if (timer) clearTimeout(timer);
+  timer = null;
+}
+
+/** Whether a release is waiting for its quiet moment. */
+export function heapReleasePending(): boolean {
+  return timer !== null;
+}
+
+/** After a cycle: once no other cycle ended and nothing else happened for `delayMs`, `releaseHeap()`. */
 export function scheduleHeapRelease(delayMs = RELEASE_DELAY_MS): void {
   if (timer) clearTimeout(timer);
   timer = setTimeout(() => {

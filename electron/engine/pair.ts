@@ -21,7 +21,7 @@ import { Cycle, MassDeleteError, emptyTotals, type CycleTotals } from './cycle.j
 import { LipsyncError, toErrorInfo } from './errors.js';
 import type { ActivityLog } from './log.js';
 import { traced } from './trace.js';
-import { scheduleHeapRelease } from './memory.js';
+import { cancelHeapRelease, scheduleHeapRelease } from './memory.js';
 
 const LOCAL_MARKER = join('.lipsync', 'pair-id');
 /** A remote lock not refreshed for this long belongs to a dead client. */
@@ -711,6 +711,7 @@ export class PairRunner {
       return;
     }
     this.lastKickAt = Date.now();
+    cancelHeapRelease(); // not quiet any more
     if (this.running) return; // the loop looks again when the cycle ends
     if (this.kickTimer && delayMs > 0) return; // the pending batch takes this event too
     if (this.kickTimer) clearTimeout(this.kickTimer);
@@ -738,6 +739,7 @@ export class PairRunner {
   private async loop(force: boolean): Promise<void> {
     if (this.running || this.stopped || this.stopping) return;
     this.running = true;
+    cancelHeapRelease();
     let first = true;
     try {
       while (

@@ -1,13 +1,19 @@
 /**
  * The native helper (out/native/malloc-trim.node, built by scripts/build-native.mjs before the
  * tests run) and the heap release that uses it: where it is looked for, that the build loads in
- * this Node from the CLI's own module, and that a release trims malloc only after a GC.
+ * this Node from the CLI's own module, when a release runs the GC and the trim, and that a
+ * scheduled release waits for a quiet moment.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { releaseHeap } from '../../electron/engine/memory.js';
+import {
+  cancelHeapRelease,
+  heapReleasePending,
+  releaseHeap,
+  scheduleHeapRelease,
+} from '../../electron/engine/memory.js';
 import { mallocTrim, nativeCandidates } from '../../electron/engine/native.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -75,5 +81,17 @@ describe('releaseHeap', () => {
   it('runs without the helper', () => {
     expect(releaseHeap(0, null)).toBe(true);
     expect(releaseHeap(Number.MAX_SAFE_INTEGER, null)).toBe(false);
+  });
+});
+
+describe('scheduleHeapRelease', () => {
+  it('waits for a quiet moment: a cancel (an event, a cycle starting) takes the pending release back', async () => {
+    scheduleHeapRelease(20);
+    expect(heapReleasePending()).toBe(true);
+    cancelHeapRelease();
+    expect(heapReleasePending()).toBe(false);
+    scheduleHeapRelease(5);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(heapReleasePending()).toBe(false); // it ran
   });
 });

@@ -1,0 +1,48 @@
+// What the one-row benches (restart, burst, idle-memory) share: their options, their log and
+// time formats, and their setup: the build, the cached tree (used in place as client A), the
+// bench sshd and a work folder.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ROOT, buildEngine } from './harness.mjs';
+import { startBenchSshd } from './sshvariant.mjs';
+import { ensureTree } from './tree.mjs';
+import { loadApiClient } from './daemon.mjs';
+import { median, percentile } from './util.mjs';
+
+/** --files, --seed, --skip-build, and the bench's own options. */
+export function oneRowOptions(extra = {}) {
+  return parseArgs({
+    options: {
+      files: { type: 'string', default: '100000' },
+      seed: { type: 'string', default: '1' },
+      'skip-build': { type: 'boolean', default: false },
+      ...extra,
+    },
+  }).values;
+}
+export const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
+export const fmt = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`);
+export const summary = (xs) => `p50 ${fmt(median(xs))}, p95 ${fmt(percentile(xs, 95))} (n=${xs.length})`;
+
+/** Builds (unless --skip-build), then the tree, the sshd and a work folder `lipsync-NAME-*`. */
+export async function oneRowSetup(opt, name) {
+  if (!opt['skip-build']) {
+    const b = buildEngine();
+    if (!b.ok) throw new Error(`build failed:\n${b.output}`);
+  }
+  await loadApiClient();
+  const N = Number(opt.files);
+  const tree = ensureTree(join(ROOT, 'bench/cache'), N, Number(opt.seed), log);
+  const { server, fast } = await startBenchSshd();
+  return {
+    N,
+    A: tree.dir,
+    server,
+    fast,
+    host: server.alias,
+    rsh: `ssh -F ${fast.sshConfigFile}`,
+    work: mkdtempSync(join(tmpdir(), `lipsync-${name}-`)),
+  };
+}
