@@ -977,7 +977,7 @@ export class Cycle {
         }
       }
     }
-    if (record.length) this.record(record);
+    if (record.length) await this.record(record);
     if (push.length) await this.c.withRemoteLock(() => this.push(push));
     if (pull.length) await this.pull(pull);
   }
@@ -1059,12 +1059,18 @@ export class Cycle {
     return copy;
   }
 
-  private record(items: Decided[]): void {
+  /**
+   * Records paths both sides already agree on. A file written less than RACY_WINDOW_NS before
+   * now gets its hash too, as every other recorded file does: without it, the next look at the
+   * path could not tell it unchanged and would send the same content again (replacing the
+   * server's copy, which went to the trash).
+   */
+  private async record(items: Decided[]): Promise<void> {
     const syncedAtNs = nowNs();
     const rows: Entry[] = [];
     for (const d of items) {
       if (!d.local || !d.remote) continue;
-      rows.push(this.entryFor(d.path, d.local, d.remote, null, syncedAtNs));
+      rows.push(this.entryFor(d.path, d.local, d.remote, await this.racyHash(d.path, d.local, syncedAtNs), syncedAtNs));
     }
     this.db.upsert(rows);
   }
