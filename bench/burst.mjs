@@ -6,13 +6,12 @@
 // again); the server folder is filled by lipsync's own first sync, untimed.
 // Usage: node bench/burst.mjs [--files 100000] [--seed 1] [--reps 5] [--skip-build]
 import { performance } from 'node:perf_hooks';
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT } from './lib/harness.mjs';
 import { writeFlat } from './lib/tree.mjs';
 import { median, sh, shOk, sleep, waitUntil } from './lib/util.mjs';
 import { BIN, collectPhases, makeEnv, phaseRows, startDaemon, waitUpToDate } from './lib/daemon.mjs';
-import { fmt, log, oneRowOptions, oneRowSetup, summary } from './lib/onerow.mjs';
+import { fmt, log, oneRowOptions, oneRowSetup, oneRowTeardown, summary, writeResult } from './lib/onerow.mjs';
 
 const opt = oneRowOptions({ reps: { type: 'string', default: '5' } });
 const REPS = Number(opt.reps);
@@ -25,7 +24,8 @@ const count = (dir) => {
   }
 };
 
-const { N, A, server, fast, host, rsh, work } = await oneRowSetup(opt, 'burst');
+const setup = await oneRowSetup(opt, 'burst');
+const { N, A, fast, host, rsh, work } = setup;
 const names = [];
 
 let d;
@@ -83,15 +83,7 @@ try {
     ...phaseRows(phases, median, fmt),
     '',
   ];
-  const table = lines.join('\n');
-  console.log(table);
-  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-  writeFileSync(join(ROOT, 'bench/results', `${new Date().toISOString().slice(0, 10)}-${N}-burst.md`), table);
+  writeResult(lines, N, 'burst');
 } finally {
-  await d?.stop();
-  rmSync(join(A, '.lipsync'), { recursive: true, force: true });
-  for (const n of names) rmSync(join(A, n), { recursive: true, force: true });
-  await fast.stop();
-  await server.stop();
-  await sh('ionice', ['-c3', 'rm', '-rf', work]);
+  await oneRowTeardown(setup, d, names);
 }

@@ -5,16 +5,16 @@
 // external), so what stays can be told apart: JavaScript objects or native memory.
 // The cached tree is used in place as client A (its .lipsync/ is removed again).
 // Usage: node bench/idle-memory.mjs [--files 100000] [--seed 1] [--tunables GLIBC_TUNABLES] [--skip-build]
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT } from './lib/harness.mjs';
-import { sh, shOk, sleep, treePids } from './lib/util.mjs';
+import { shOk, sleep, treePids } from './lib/util.mjs';
 import { BIN, makeEnv, startDaemon, waitUpToDate } from './lib/daemon.mjs';
-import { log, oneRowOptions, oneRowSetup } from './lib/onerow.mjs';
+import { log, oneRowOptions, oneRowSetup, oneRowTeardown, writeResult } from './lib/onerow.mjs';
 
 const opt = oneRowOptions({ tunables: { type: 'string' } });
 const mib = (kb) => `${(kb / 1024).toFixed(1)} MiB`;
-const { N, A, server, fast, work } = await oneRowSetup(opt, 'idle-memory');
+const setup = await oneRowSetup(opt, 'idle-memory');
+const { N, A, fast, host, work } = setup;
 
 /**
  * Where a process's resident memory is (kB), from /proc/PID/smaps: the malloc heap ([heap]),
@@ -69,7 +69,7 @@ try {
     LIPSYNC_TRACE: '1',
     ...(opt.tunables ? { GLIBC_TUNABLES: opt.tunables } : {}),
   });
-  await shOk(process.execPath, [BIN, 'add', A, `${server.alias}:${S}`, '--id', 'a'], { env: e.env });
+  await shOk(process.execPath, [BIN, 'add', A, `${host}:${S}`, '--id', 'a'], { env: e.env });
   for (const when of ['after the first sync', 'after a restart (clean stop)']) {
     const t0 = Date.now();
     d = await startDaemon(e);
@@ -103,14 +103,7 @@ try {
     ),
     '',
   ];
-  const table = lines.join('\n');
-  console.log(table);
-  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-  writeFileSync(join(ROOT, 'bench/results', `${new Date().toISOString().slice(0, 10)}-${N}-idle-memory.md`), table);
+  writeResult(lines, N, 'idle-memory');
 } finally {
-  await d?.stop();
-  rmSync(join(A, '.lipsync'), { recursive: true, force: true });
-  await fast.stop();
-  await server.stop();
-  await sh('ionice', ['-c3', 'rm', '-rf', work]);
+  await oneRowTeardown(setup, d);
 }

@@ -8,16 +8,17 @@
 // Usage: node bench/restart.mjs [--files 100000] [--seed 1] [--reps 5] [--skip-build]
 import { performance } from 'node:perf_hooks';
 import { spawn } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from './lib/harness.mjs';
 import { median, sh, shOk } from './lib/util.mjs';
 import { BIN, collectPhases, makeEnv, phaseRows, startDaemon, waitUpToDate } from './lib/daemon.mjs';
-import { fmt, log, oneRowOptions, oneRowSetup, summary } from './lib/onerow.mjs';
+import { fmt, log, oneRowOptions, oneRowSetup, oneRowTeardown, summary, writeResult } from './lib/onerow.mjs';
 
 const opt = oneRowOptions({ reps: { type: 'string', default: '5' } });
 const REPS = Number(opt.reps);
-const { N, A, server, fast, host, rsh, work } = await oneRowSetup(opt, 'restart');
+const setup = await oneRowSetup(opt, 'restart');
+const { N, A, fast, host, rsh, work } = setup;
 const { walkwatchArgs } = await import(join(ROOT, 'out/electron/engine/watch/walkwatch.js'));
 /** One argument for the server's shell (ssh joins its arguments into a command line). */
 const q = (a) => `'${a.replace(/'/g, `'\\''`)}'`;
@@ -147,14 +148,7 @@ try {
     ...phaseRows(traces, median, fmt),
     '',
   ];
-  const table = lines.join('\n');
-  console.log(table);
-  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-  writeFileSync(join(ROOT, 'bench/results', `${new Date().toISOString().slice(0, 10)}-${N}-restart.md`), table);
+  writeResult(lines, N, 'restart');
 } finally {
-  await d?.stop();
-  rmSync(join(A, '.lipsync'), { recursive: true, force: true });
-  await fast.stop();
-  await server.stop();
-  await sh('ionice', ['-c3', 'rm', '-rf', work]);
+  await oneRowTeardown(setup, d);
 }

@@ -1,7 +1,7 @@
 // What the one-row benches (restart, burst, idle-memory) share: their options, their log and
 // time formats, and their setup: the build, the cached tree (used in place as client A), the
 // bench sshd and a work folder.
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -9,7 +9,7 @@ import { ROOT, buildEngine } from './harness.mjs';
 import { startBenchSshd } from './sshvariant.mjs';
 import { ensureTree } from './tree.mjs';
 import { loadApiClient } from './daemon.mjs';
-import { median, percentile } from './util.mjs';
+import { median, percentile, sh } from './util.mjs';
 
 /** --files, --seed, --skip-build, and the bench's own options. */
 export function oneRowOptions(extra = {}) {
@@ -45,4 +45,21 @@ export async function oneRowSetup(opt, name) {
     rsh: `ssh -F ${fast.sshConfigFile}`,
     work: mkdtempSync(join(tmpdir(), `lipsync-${name}-`)),
   };
+}
+
+/** Prints the result table and writes it to bench/results/<date>-<files>-<name>.md. */
+export function writeResult(lines, N, name) {
+  const table = lines.join('\n');
+  console.log(table);
+  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
+  writeFileSync(join(ROOT, 'bench/results', `${new Date().toISOString().slice(0, 10)}-${N}-${name}.md`), table);
+}
+
+/** Stops the daemon `d` and the sshd, removes what the bench left in client A (`.lipsync/`, `extra`) and its work folder. */
+export async function oneRowTeardown(setup, d, extra = []) {
+  await d?.stop();
+  for (const n of ['.lipsync', ...extra]) rmSync(join(setup.A, n), { recursive: true, force: true });
+  await setup.fast.stop();
+  await setup.server.stop();
+  await sh('ionice', ['-c3', 'rm', '-rf', setup.work]);
 }
