@@ -483,9 +483,8 @@ export class PairRunner {
     // Also removes what an interrupted folder push of this pair left in .lipsync/incoming.
     await this.ops.prepareMeta(`${this.remoteMarkerId()}-`);
     if (marker === null) {
-      const id = randomUUID();
-      await this.ops.writeMarker(id);
-      db.setMeta('remoteFolderId', id);
+      // Another client may be joining this empty folder at this moment: the first id written stands.
+      db.setMeta('remoteFolderId', await this.ops.claimMarker(randomUUID()));
     } else if (!joined) {
       db.setMeta('remoteFolderId', marker);
     }

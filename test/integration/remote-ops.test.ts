@@ -174,20 +174,34 @@ describe.each(REMOTE_KINDS)('remoteOps on a %s remote', (kind) => {
     await expect(ops.rename([{ from: 'x', to: 'y' }], '../trash')).rejects.toBeInstanceOf(LipsyncError);
   });
 
-  it('reads and writes the pair marker', async () => {
+  it('reads and claims the pair marker; the first claim stands', async () => {
     const dir = await root();
     const ops = remoteOps(spec(dir), ssh);
     expect(await ops.readMarker()).toBeNull();
-    await ops.writeMarker("pair-'1' $(x)");
+    expect(await ops.claimMarker("pair-'1' $(x)")).toBe("pair-'1' $(x)");
     expect(await ops.readMarker()).toBe("pair-'1' $(x)");
     expect(await readFile(join(dir, '.lipsync/pair-id'), 'utf8')).toBe("pair-'1' $(x)\n");
-    await ops.writeMarker('pair-2');
-    expect(await ops.readMarker()).toBe('pair-2');
+    expect(await ops.claimMarker('pair-2')).toBe("pair-'1' $(x)");
+    expect(await ops.readMarker()).toBe("pair-'1' $(x)");
     expect(readdirSync(join(dir, '.lipsync'))).toEqual(['pair-id']);
     const missing = remoteOps(spec(join(dir, 'nope')), ssh);
     expect(await missing.readMarker()).toBeNull();
-    expect((await rejection(missing.writeMarker('x'))).kind).toBe('remote-missing');
+    expect((await rejection(missing.claimMarker('x'))).kind).toBe('remote-missing');
     await ops.close();
+  });
+
+  it('two clients claiming one empty folder at once agree on one id', async () => {
+    for (let round = 0; round < 5; round++) {
+      const dir = await root();
+      const a = remoteOps(spec(dir), ssh);
+      const b = remoteOps(spec(dir), ssh);
+      const [ia, ib] = await Promise.all([a.claimMarker(`a${round}`), b.claimMarker(`b${round}`)]);
+      expect(ia).toBe(ib);
+      expect([`a${round}`, `b${round}`]).toContain(ia);
+      expect(await a.readMarker()).toBe(ia);
+      expect(readdirSync(join(dir, '.lipsync'))).toEqual(['pair-id']);
+      await Promise.all([a.close(), b.close()]);
+    }
   });
 });
 

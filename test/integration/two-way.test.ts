@@ -566,6 +566,26 @@ describe('safety', () => {
 });
 
 describe('first sync', () => {
+  it('two clients joining one empty server folder at the same moment both keep syncing with it', async () => {
+    // Both find no marker and each writes one: the first written stands and both record it
+    // (before, the second overwrote it and the first client refused the folder from then on).
+    for (let round = 0; round < 3; round++) {
+      const { a, b, remote } = await twoClients();
+      writeFileSync(join(a.local, 'from-a.txt'), `a${round}`);
+      writeFileSync(join(b.local, 'from-b.txt'), `b${round}`);
+      const [ra, rb] = await Promise.all([sync(a), sync(b)]);
+      expect(ra.code, describeResult(a, ['sync', a.pair], ra)).toBe(0);
+      expect(rb.code, describeResult(b, ['sync', b.pair], rb)).toBe(0);
+      const marker = read(remote, '.lipsync/pair-id');
+      await settle([a, b], { context: `round ${round}` });
+      expect(read(remote, '.lipsync/pair-id')).toBe(marker);
+      expectSameTrees(a, b, remote, `round ${round}`);
+      expect(read(remote, 'from-a.txt')).toBe(`a${round}`);
+      expect(read(remote, 'from-b.txt')).toBe(`b${round}`);
+      for (const c of [a, b]) expect((await pairStatus(c)).reason, c.name).toBeUndefined();
+    }
+  });
+
   it('with files on both sides and no base: the union, a conflict copy for a path with different content, nothing deleted', async () => {
     const remote = makeServerDir();
     writeFileSync(join(remote, 'only-server.txt'), 'server only');

@@ -20,6 +20,7 @@ import { constants as fsConstants } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import {
   access,
+  link,
   lstat,
   mkdir,
   readFile,
@@ -101,8 +102,14 @@ export interface RemoteOps {
   rename(moves: { from: string; to: string }[], trashDir: string): Promise<MoveResult[]>;
   /** The pair id in root/.lipsync/pair-id, or null when there is none. */
   readMarker(): Promise<string | null>;
-  /** Writes root/.lipsync/pair-id (atomically); the root must exist. */
-  writeMarker(pairId: string): Promise<void>;
+  /**
+   * Writes root/.lipsync/pair-id unless it already exists, and returns the id
+   * that is there afterwards: `pairId`, or the one another client wrote first
+   * (two clients joining one empty folder at once agree on the first). The
+   * file appears whole (a hard link of a written temporary file). The root
+   * must exist.
+   */
+  claimMarker(pairId: string): Promise<string>;
   /**
    * Tries once to take the lock ROOT/.lipsync/lock for `owner` (any text
    * naming this client: host, pid, a random id; it must be unique per
@@ -455,18 +462,35 @@ class LocalOps implements RemoteOps {
     }
   }
 
-  async writeMarker(pairId: string): Promise<void> {
+  async claimMarker(pairId: string): Promise<string> {
     await this.requireRoot();
     const file = join(this.root, MARKER_FILE);
-    const tmp = `${file}.tmp`;
+    const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
     try {
       await mkdir(join(this.root, META_DIR), { recursive: true });
       await writeFile(tmp, `${pairId}\n`);
-      await fsRename(tmp, file);
+      try {
+        await link(tmp, file); // fails with EEXIST if another client was first
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST') {
+          // theirs stands
+        } else if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EMLINK') {
+          // no hard links on this file system: a rename, if there is still none
+          if ((await this.readMarker()) === null) await fsRename(tmp, file);
+        } else throw e;
+      }
     } catch (e) {
-      await rm(tmp, { force: true }).catch(() => undefined);
       throw fsError(e, file, 'write');
+    } finally {
+      await rm(tmp, { force: true }).catch(() => undefined);
     }
+    const now = await this.readMarker();
+    if (!now)
+      throw new LipsyncError('remote-missing', `Could not write the lipsync marker ${file}.`, {
+        fix: 'Check that the folder is writable and that the disk is not full, then retry.',
+      });
+    return now;
   }
 
   // --- lock -----------------------------------------------------------------
@@ -861,10 +885,29 @@ class SshOps implements RemoteOps {
     return r.stdout.slice(at + `${OUT}marker:`.length).trim();
   }
 
-  async writeMarker(pairId: string): Promise<void> {
-    await this.exec(
-      `${REQUIRE_ROOT}\nM="$R/${MARKER_FILE}"\nmkdir -p -- "$R/${META_DIR}" && printf '%s\\n' ${shQuote(pairId)} > "$M.tmp" && mv -f -- "$M.tmp" "$M"`,
+  async claimMarker(pairId: string): Promise<string> {
+    // ln fails if another client's marker is there (link(2) never replaces);
+    // where the file system has no hard links, mv -f if there is still none.
+    const tmp = `.${randomBytes(6).toString('hex')}.tmp`;
+    const r = await this.exec(
+      `${REQUIRE_ROOT}
+M="$R/${MARKER_FILE}"; T="$M${tmp}"
+mkdir -p -- "$R/${META_DIR}" && printf '%s\\n' ${shQuote(pairId)} > "$T" || exit 1
+ln -- "$T" "$M" 2>/dev/null || [ -f "$M" ] || mv -f -- "$T" "$M" || exit 1
+rm -f -- "$T"
+if [ -f "$M" ]; then printf '${OUT}marker:'; cat -- "$M"; else printf '${OUT}none\\n'; fi`,
     );
+    const at = r.stdout.indexOf(`${OUT}marker:`);
+    const now = at === -1 ? '' : r.stdout.slice(at + `${OUT}marker:`.length).trim();
+    if (now === '')
+      throw new LipsyncError(
+        'remote-missing',
+        `Could not write the lipsync marker in ${this.remote.path} on the server.`,
+        {
+          fix: 'Check that the folder is writable by your ssh user and that the disk is not full, then retry.',
+        },
+      );
+    return now;
   }
 
   async lock(owner: string, ttlMs: number): Promise<LockResult> {
