@@ -472,8 +472,9 @@ export class Cycle {
   }
 
   /**
-   * After one rsync run of pushNewTrees into `staging`: lists what arrived, moves each
-   * folder into place under the server lock (when still absent there) and records it.
+   * After one rsync run of pushNewTrees into `staging`: lists what arrived (while the
+   * server lock is being taken), moves each folder into place under the lock (when still
+   * absent there) and records it.
    * Returns the folders left to send path by path.
    */
   private async finishTrees(group: string[], staging: string, res: PushResult): Promise<string[]> {
@@ -487,32 +488,36 @@ export class Cycle {
     const fallback: string[] = [];
     // What arrived, into the scratch table; a folder holding anything the excludes
     // match (made after the run began) or a name that is not UTF-8 goes path by path.
+    // The server lock is taken meanwhile (the listing reads only our staging folder).
+    this.c.checkPaused();
     const groupSet = new Set(group);
     const bad = new Set<string>();
-    try {
-      await traced('list the staged folders', () =>
-        this.listIntoScratch(join(this.rootPath(), staging), '', { recursive: true }, (e) => {
-          const root = ancestorIn(e.path, groupSet);
-          if (root === null) return false; // a parent made in the staging folder
-          if (e.path.includes('\uFFFD') || isIgnoredPath(e.path, e.kind === 'dir', this.c.excluder)) bad.add(root);
-          return true;
-        }),
-      );
-    } catch {
-      return group;
-    }
-    const send = group.filter((r) => {
-      if (bad.has(r)) fallback.push(r);
-      return !bad.has(r);
-    });
-    if (!send.length) return fallback;
+    const listed = traced('list the staged folders', () =>
+      this.listIntoScratch(join(this.rootPath(), staging), '', { recursive: true }, (e) => {
+        const root = ancestorIn(e.path, groupSet);
+        if (root === null) return false; // a parent made in the staging folder
+        if (e.path.includes('\uFFFD') || isIgnoredPath(e.path, e.kind === 'dir', this.c.excluder)) bad.add(root);
+        return true;
+      }),
+    ).then(
+      () => true,
+      () => false,
+    );
 
     // Into place, under the lock, each folder that is still absent on the server.
-    this.c.checkPaused();
     const moved = new Set<string>();
-    this.c.expectEcho?.(send);
     try {
       await this.c.withRemoteLock(async () => {
+        if (!(await listed)) {
+          fallback.push(...group);
+          return;
+        }
+        const send = group.filter((r) => {
+          if (bad.has(r)) fallback.push(r);
+          return !bad.has(r);
+        });
+        if (!send.length) return;
+        this.c.expectEcho?.(send);
         const now = await statRemote(this.c.remote, this.c.ssh, this.rootPath(), send, this.c.caps);
         const free = send.filter((r, i) => {
           if (now[i]) fallback.push(r);
@@ -532,6 +537,7 @@ export class Cycle {
       });
       if (moved.size) await traced('record the new folders', () => this.recordTrees(moved, res, failed));
     } finally {
+      await listed; // the scratch table is not read by another listing while this one runs
       this.c.expectEcho?.(null);
     }
     return fallback;
