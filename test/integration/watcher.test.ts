@@ -224,9 +224,15 @@ describe.each(['walkwatch', 'inotifywait'] as const)('%s watcher', (backend) => 
     );
     // Once the folder is watched, later changes inside it are reported.
     writeFileSync(join(root, 'd0', 'later'), '1');
-    writeFileSync(join(root, 'd0', 's', 't', 'later'), '1');
     await rec.waitFor('d0/later', 'modify');
-    await rec.waitFor('d0/s/t/later', 'modify');
+    // walkwatch adds a folder's watch before it reads the folder, so a folder made inside a
+    // brand-new one is watched too. inotifywait reads a folder first and adds its watch after
+    // (strace: getdents64, then inotify_add_watch): one made in between is never watched, and
+    // only the periodic rescan sees changes in it (docs/sync-semantics.md, "Finding changes").
+    if (backend === 'walkwatch') {
+      for (let i = 0; i < n; i += 20) writeFileSync(join(root, `d${i}`, 's', 't', 'later'), '1');
+      for (let i = 0; i < n; i += 20) await rec.waitFor(`d${i}/s/t/later`, 'modify');
+    }
   });
 
   it('reports renames of files and folders as move-from + move-to, and follows renamed folders', async () => {
