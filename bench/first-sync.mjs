@@ -3,35 +3,26 @@
 // of the cached N-file tree (used in place as client A; its .lipsync/ is removed again) against
 // plain `rsync -a` of the same tree over the same sshd, one rsync before lipsync and one after
 // (the disk's speed drifts: compare lipsync with both). With LIPSYNC_TRACE phase sums.
-// Usage: node bench/first-sync.mjs [--files 1000000] [--seed 1] [--skip-before]
-import { parseArgs } from 'node:util';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+// Usage: node bench/first-sync.mjs [--files 1000000] [--seed 1] [--skip-before] [--skip-build]
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from './lib/harness.mjs';
-import { startBenchSshd } from './lib/sshvariant.mjs';
-import { ensureTree } from './lib/tree.mjs';
+import { makeEnv } from './lib/daemon.mjs';
+import { log, oneRowOptions, oneRowSetup, oneRowTeardown, writeResult } from './lib/onerow.mjs';
 import { sh, shOk } from './lib/util.mjs';
 
-const { values: opt } = parseArgs({
-  options: {
-    files: { type: 'string', default: '1000000' },
-    seed: { type: 'string', default: '1' },
-    'skip-before': { type: 'boolean', default: false },
-  },
+const opt = oneRowOptions({
+  files: { type: 'string', default: '1000000' },
+  'skip-before': { type: 'boolean', default: false },
 });
-const N = Number(opt.files);
-const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
-const tree = ensureTree(join(ROOT, 'bench/cache'), N, Number(opt.seed), log);
-const A = tree.dir;
-const { server, fast } = await startBenchSshd();
-const work = mkdtempSync(join(tmpdir(), 'lipsync-first-'));
+const setup = await oneRowSetup(opt, 'first');
+const { N, A, fast, host, rsh, work } = setup;
 const rows = [];
 const peer = async (label) => {
   const P = join(work, `peer-${label}`);
   mkdirSync(P);
   await shOk('sync', []);
-  const r = await sh('rsync', ['-a', '-e', `ssh -F ${fast.sshConfigFile}`, `${A}/`, `${server.alias}:${P}/`]);
+  const r = await sh('rsync', ['-a', '-e', rsh, `${A}/`, `${host}:${P}/`]);
   log(`rsync -a (${label}): ${(r.ms / 1000).toFixed(1)} s, exit ${r.code}`);
   rows.push([`rsync -a of the tree (${label})`, r.ms, r.code]);
   await sh('ionice', ['-c3', 'rm', '-rf', P]);
@@ -41,15 +32,8 @@ try {
   if (!opt['skip-before']) await peer('before');
   const S = join(work, 's');
   mkdirSync(S);
-  const configDir = join(work, 'config');
-  const dataDir = join(work, 'data');
-  mkdirSync(configDir);
-  writeFileSync(
-    join(configDir, 'config.json'),
-    JSON.stringify({ version: 1, pairs: [], sshConfigFile: fast.sshConfigFile }),
-  );
-  const env = { ...process.env, LIPSYNC_CONFIG_DIR: configDir, LIPSYNC_DATA_DIR: dataDir, LIPSYNC_TRACE: '1' };
-  await shOk(process.execPath, [join(ROOT, 'bin/lipsync.js'), 'add', A, `${server.alias}:${S}`, '--id', 'p'], { env });
+  const { env } = makeEnv(work, fast.sshConfigFile, { LIPSYNC_TRACE: '1' });
+  await shOk(process.execPath, [join(ROOT, 'bin/lipsync.js'), 'add', A, `${host}:${S}`, '--id', 'p'], { env });
   await shOk('sync', []);
   const r = await sh(join(ROOT, 'bin/lipsync'), ['sync'], { env });
   rows.push(['lipsync first sync', r.ms, r.code]);
@@ -62,7 +46,7 @@ try {
   log(`lipsync first sync: ${(r.ms / 1000).toFixed(1)} s, exit ${r.code}; ${phases}`);
   await sh('ionice', ['-c3', 'rm', '-rf', S]);
   await peer('after');
-  const table = [
+  const lines = [
     `# First sync of ${N} files (row 5 alone)`,
     '',
     `Command: \`node bench/first-sync.mjs --files ${N}\`, ${new Date().toISOString()}.`,
@@ -73,13 +57,8 @@ try {
     '',
     `lipsync phases: ${phases}.`,
     '',
-  ].join('\n');
-  console.log(table);
-  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-  writeFileSync(join(ROOT, 'bench/results', `${new Date().toISOString().slice(0, 10)}-${N}-first-sync.md`), table);
+  ];
+  writeResult(lines, N, 'first-sync');
 } finally {
-  rmSync(join(A, '.lipsync'), { recursive: true, force: true });
-  await fast.stop();
-  await server.stop();
-  await sh('ionice', ['-c3', 'rm', '-rf', work]);
+  await oneRowTeardown(setup, null);
 }

@@ -2,19 +2,28 @@
 // Where does lipsync's first sync spend its time? Runs one `lipsync sync` (in-process engine,
 // no daemon) of a cached tree to an empty server folder over the bench's sshd, under
 // `strace -f -e trace=execve` (which programs it starts, how often) and `node --cpu-prof`
-// (where the engine's own CPU goes). Usage: node bench/profile.mjs [--files 20000] [--seed 1]
+// (where the engine's own CPU goes). Builds first, as the other benches do.
+// Usage: node bench/profile.mjs [--files 20000] [--seed 1] [--skip-build]
 import { parseArgs } from 'node:util';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT } from './lib/harness.mjs';
+import { ROOT, buildEngine } from './lib/harness.mjs';
 import { startBenchSshd } from './lib/sshvariant.mjs';
 import { ensureTree } from './lib/tree.mjs';
 import { sh, shOk } from './lib/util.mjs';
 
 const { values: opt } = parseArgs({
-  options: { files: { type: 'string', default: '20000' }, seed: { type: 'string', default: '1' } },
+  options: {
+    files: { type: 'string', default: '20000' },
+    seed: { type: 'string', default: '1' },
+    'skip-build': { type: 'boolean', default: false },
+  },
 });
+if (!opt['skip-build']) {
+  const b = buildEngine();
+  if (!b.ok) throw new Error(`build failed:\n${b.output}`);
+}
 const N = Number(opt.files);
 const log = (...a) => console.error('[profile]', ...a);
 const tree = ensureTree(join(ROOT, 'bench/cache'), N, Number(opt.seed), log);

@@ -332,12 +332,15 @@ try {
     log(`lipsync local→server: p50 ${fmtS(r.p50)} all ${r.all.map(Math.round).join(' ')} lost ${r.lost.length}`);
   }
 
-  // ---- (4) restart with no changes until up to date
+  // ---- (4) restart with no changes until up to date. Both walk the whole tree's metadata: dirty
+  // pages are flushed first (`sync`) before each restart and each rsync no-op, so neither walks
+  // while the first sync's gigabytes are still being written back.
   {
     await waitUpToDate(eA, 0);
     const xs = [];
     for (let i = 0; i < SLOW_REPS; i++) {
       await dA.stop();
+      await shOk('sync', []);
       const t0 = Date.now();
       const p0 = performance.now();
       dA = await startDaemon(eA);
@@ -366,7 +369,7 @@ try {
   }
   // peers: rsync no-op (time + peak RSS both ends)
   {
-    const { xs, peak } = await rsyncTreeRuns();
+    const { xs, peak } = await rsyncTreeRuns(() => shOk('sync', []));
     rec('restart', 'rsync', stats(xs));
     rec('idle', 'rsync', { rss: peak });
     log(`rsync no-op: p50 ${fmtS(median(xs))} peak RSS ${fmtMB(peak)}`);

@@ -1,4 +1,4 @@
-// What the one-row benches (restart, burst, idle-memory) share: their options, their log and
+// What the one-row benches (restart, burst, idle-memory, first-sync) share: their options, their log and
 // time formats, and their setup: the build, the cached tree (used in place as client A), the
 // bench sshd and a work folder.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
