@@ -115,15 +115,20 @@ async function latencyLoop(reps, { before, root, dest, label, lostAfter = LOST_A
 const work = mkdtempSync(join(tmpdir(), 'lipsync-bench-'));
 let harness, server, fast, poll;
 const stoppers = [];
+/** Stops what the run started; the work folder (the trees) goes after the report (removeWork). */
 async function cleanup() {
   for (const s of stoppers.reverse()) await s().catch(() => undefined);
   await fast?.stop();
   await poll?.stop();
   await server?.stop();
-  if (!opt.keep) rmSync(work, { recursive: true, force: true });
+}
+async function removeWork() {
+  if (!opt.keep) await sh('rm', ['-rf', work]);
 }
 process.on('SIGINT', () => {
-  cleanup().finally(() => process.exit(130));
+  cleanup()
+    .then(removeWork)
+    .finally(() => process.exit(130));
 });
 
 try {
@@ -794,7 +799,7 @@ console.log(table);
 const cmd = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
 const md = `# lipsync benchmark, ${N} files
 
-Command: \`${cmd}\` (${opt.quick ? 'quick' : 'full'}: ${REPS} repetitions of sub-second measurements, ${SLOW_REPS} of slow ones). Total run time ${fmtS(Date.now() - started)}.
+Command: \`${cmd}\` (${opt.quick ? 'quick' : 'full'}: ${REPS} repetitions of sub-second measurements, ${SLOW_REPS} of slow ones). Total run time ${fmtS(Date.now() - started)} until this report (removing the trees follows).
 
 ${table}
 
@@ -842,4 +847,6 @@ const name = `${new Date().toISOString().slice(0, 10)}-${N}${opt.only ? '-partia
 writeFileSync(join(resDir, name), md);
 writeFileSync(join(resDir, 'latest.md'), md);
 log(`wrote bench/results/${name} and bench/results/latest.md`);
+log('removing the work folder (the trees)…');
+await removeWork();
 process.exit(0);
