@@ -75,6 +75,7 @@ try {
   const traces = {};
   for (let i = 0; i < REPS; i++) {
     await d.stop();
+    await shOk('sync', []); // no restart walks while earlier writes are written back (as in run.mjs)
     const t0 = Date.now();
     const p0 = performance.now();
     d = await startDaemon(e);
@@ -91,6 +92,7 @@ try {
   // As after a clean stop: a moment after the trees were made, 5 s back (the horizon the engine uses).
   const stamp = Math.floor(Date.now() / 1000) - 5;
   for (let i = 0; i < REPS; i++) {
+    await shOk('sync', []);
     part('rsync -a no-op', (await shOk('rsync', ['-a', '-e', rsh, `${A}/`, `${host}:${S}/`])).ms);
     part(
       'here: inotifywait -r until watches established',
