@@ -691,6 +691,14 @@ lipsync_break() {
 
 /** Lines our scripts print start with this, so a chatty login (motd, echo in .bashrc) is ignored. */
 const OUT = 'LIPSYNC:';
+/** Prints the marker file $M's contents after a tag (or a 'none' line): read by parseMarker. */
+const PRINT_MARKER = `if [ -f "$M" ]; then printf '${OUT}marker:'; cat -- "$M"; else printf '${OUT}none\\n'; fi`;
+
+/** The pair id PRINT_MARKER printed, or null when there is no marker. */
+function parseMarker(stdout: string): string | null {
+  const at = stdout.indexOf(`${OUT}marker:`);
+  return at === -1 ? null : stdout.slice(at + `${OUT}marker:`.length).trim();
+}
 
 const REQUIRE_ROOT = `
 if [ ! -d "$R" ]; then
@@ -877,12 +885,7 @@ class SshOps implements RemoteOps {
   }
 
   async readMarker(): Promise<string | null> {
-    const r = await this.exec(
-      `M="$R/${MARKER_FILE}"\nif [ -f "$M" ]; then printf '${OUT}marker:'; cat -- "$M"; else printf '${OUT}none\\n'; fi`,
-    );
-    const at = r.stdout.indexOf(`${OUT}marker:`);
-    if (at === -1) return null;
-    return r.stdout.slice(at + `${OUT}marker:`.length).trim();
+    return parseMarker((await this.exec(`M="$R/${MARKER_FILE}"\n${PRINT_MARKER}`)).stdout);
   }
 
   async claimMarker(pairId: string): Promise<string> {
@@ -895,11 +898,10 @@ M="$R/${MARKER_FILE}"; T="$M${tmp}"
 mkdir -p -- "$R/${META_DIR}" && printf '%s\\n' ${shQuote(pairId)} > "$T" || exit 1
 ln -- "$T" "$M" 2>/dev/null || [ -f "$M" ] || mv -f -- "$T" "$M" || exit 1
 rm -f -- "$T"
-if [ -f "$M" ]; then printf '${OUT}marker:'; cat -- "$M"; else printf '${OUT}none\\n'; fi`,
+${PRINT_MARKER}`,
     );
-    const at = r.stdout.indexOf(`${OUT}marker:`);
-    const now = at === -1 ? '' : r.stdout.slice(at + `${OUT}marker:`.length).trim();
-    if (now === '')
+    const now = parseMarker(r.stdout);
+    if (!now)
       throw new LipsyncError(
         'remote-missing',
         `Could not write the lipsync marker in ${this.remote.path} on the server.`,
