@@ -48,6 +48,17 @@ export const SettingsSchema = z.object({
    */
   debounceMs: z.number().int().min(0).max(60_000).default(20),
   /**
+   * A file that is written to without being closed (a download, a log kept open) is
+   * sent once it has been quiet this long (milliseconds); a file closed after writing
+   * goes at once. See docs/sync-semantics.md, "Files still being written".
+   */
+  writeQuietMs: z.number().int().min(100).max(600_000).default(2000),
+  /**
+   * The longest a file that never stops changing (a live log) waits: it is then sent
+   * as a whole snapshot, again after each such period (milliseconds).
+   */
+  writeMaxDelayMs: z.number().int().min(500).max(3_600_000).default(30_000),
+  /**
    * Seconds between looks at a server that has no inotifywait (the poll watcher: one
    * `find -cnewer` of the tree each time). Shorter finds server changes sooner and costs
    * the server a walk of the tree each time.

@@ -116,6 +116,15 @@ export interface CycleContext {
   requeueRemote?: (path: string) => void;
   /** Asks for `path` and everything below it to be looked at again in the next cycle. */
   requeueLocalTree: (path: string) => void;
+  /**
+   * Whether the file at `path` on that side is still being written (writing.ts): it is
+   * neither decided nor sent until it is closed or quiet (it comes back as dirty then).
+   */
+  held?: (side: 'local' | 'remote', path: string) => boolean;
+  /** The local files at `dir` or below it that are still being written (left out of a folder sent whole). */
+  heldBelow?: (dir: string) => string[];
+  /** A file that was due (no longer held) was decided: see WriteTracker.taken. */
+  taken?: (path: string) => void;
   /** Serialises writers of one remote root; returns a release function. */
   withRemoteLock: <T>(fn: () => Promise<T>) => Promise<T>;
   /**
@@ -439,7 +448,8 @@ export class Cycle {
             ssh: this.c.ssh,
             paths: group,
             stagingDir: staging,
-            excludes: rules,
+            // Files still being written are left out; each is sent once closed (rule W1).
+            excludes: [...rules, ...group.flatMap((g) => this.c.heldBelow?.(g) ?? []).map(anchoredRsyncPattern)],
             bwLimitKBps: this.c.bwLimitKBps || undefined,
             // The total grows as rsync walks the folders (no walk of ours came first).
             onProgress: (p) =>
@@ -905,6 +915,12 @@ export class Cycle {
       const local = locals[i] ?? null;
       if (local?.kind === 'dir' && this.c.excluder.ignores(path, true)) continue;
       const remote = remotes[i] ?? null;
+      // Still being written on either side: decided once closed or quiet (rule W1).
+      if (
+        (local?.kind === 'file' && this.c.held?.('local', path)) ||
+        (remote?.kind === 'file' && this.c.held?.('remote', path))
+      )
+        continue;
       const base = this.db.get(path) ?? null;
       const localChanged = base ? !local || !(await this.localUnchanged(path, local, base)) : local !== null;
       const rChanged = base ? remoteChanged(remote, base) : remote !== null;
@@ -947,6 +963,7 @@ export class Cycle {
       }
     }
     this.logFirstSyncReplacements(items);
+    if (this.c.taken) for (const d of items) this.c.taken(d.path);
 
     const push: Decided[] = [];
     const pull: Decided[] = [];
@@ -1133,16 +1150,29 @@ export class Cycle {
       );
       const syncedAtNs = nowNs();
       const rows: Entry[] = [];
+      const sentSize = new Map(res.items.filter((it) => !it.deleted).map((it) => [it.path, it.size]));
       for (let i = 0; i < sentNow.length; i++) {
         const d = sentNow[i]!;
+        let local = d.local!;
         let r = after[i] ?? null;
-        if (!r || !landedAsSent(d.local!, r)) {
+        // The file here may have changed while rsync read it (rule W2): look again next time.
+        const now = local.kind === 'file' ? lstatLocalSync(join(this.c.localRoot, d.path)) : local;
+        const movedOn = !now || now.kind !== local.kind || now.size !== local.size || now.mtimeNs !== local.mtimeNs;
+        if (movedOn) this.c.requeueLocalTree(d.path);
+        if (r && !landedAsSent(local, r) && now && movedOn && ownSnapshot(local, now, r, sentSize.get(d.path))) {
+          // rsync read the file after it changed: the server holds a version this client
+          // wrote (a snapshot between the two states seen here), not another side's edit.
+          // The base records that version on both sides, so the local change since is
+          // sent next as an ordinary change, never taken for a conflict.
+          local = { ...local, size: r.size, mtimeNs: r.mtimeNs };
+        } else if (!r || !landedAsSent(local, r)) {
           // Not what was sent (changed on the server meanwhile, or gone): the base records
           // what was sent, so the server's side counts as changed and is looked at again.
           r = null;
           this.c.requeueRemote?.(d.path);
         }
-        rows.push(this.entryFor(d.path, d.local!, r, await this.racyHash(d.path, d.local!, syncedAtNs), syncedAtNs));
+        const hash = movedOn ? null : await this.racyHash(d.path, local, syncedAtNs);
+        rows.push(this.entryFor(d.path, local, r, hash, syncedAtNs));
       }
       const deleted = items.filter((d) => !d.local && !failed.has(d.path)).map((d) => d.path);
       this.recordTransfer('push', res, rows, deleted);
@@ -1308,6 +1338,24 @@ function landedAsSent(l: LocalStat, r: RemoteStat): boolean {
   if (l.kind === 'symlink') return l.target === r.target;
   if (l.kind === 'dir') return true;
   return l.size === r.size && sameRemoteTime(l.mtimeNs, r.mtimeNs);
+}
+
+/**
+ * Whether the server's file after a push is the snapshot rsync read of this client's
+ * file while it changed (rule W2): the size rsync sent (when it said), and an mtime
+ * between the file's mtime when decided and its mtime now (to the second).
+ */
+function ownSnapshot(before: LocalStat, now: LocalStat, r: RemoteStat, sentSize: number | undefined): boolean {
+  if (before.kind !== 'file' || now.kind !== 'file' || r.kind !== 'file') return false;
+  if (sentSize !== undefined && sentSize !== r.size) return false;
+  const t = sec(r.mtimeNs);
+  return t >= sec(before.mtimeNs) && t <= sec(now.mtimeNs);
+}
+
+/** An rsync filter pattern matching exactly the path `rel` from the transfer's root. */
+export function anchoredRsyncPattern(rel: string): string {
+  // Backslashes escape only in a pattern with a wildcard: escape all four, or none.
+  return /[*?[]/.test(rel) ? `/${rel.replace(/[*?[\\]/g, '\\$&')}` : `/${rel}`;
 }
 
 /** The mass-delete threshold (docs/sync-semantics.md): more than half of the files, or more than 1,000; never one or two. */

@@ -148,6 +148,8 @@ export class Engine {
       ssh: this.sshOptions(),
       log: this.log,
       debounceMs: s.debounceMs,
+      writeQuietMs: s.writeQuietMs,
+      writeMaxDelayMs: s.writeMaxDelayMs,
       deviceName: s.deviceName ?? (hostname().split('.')[0] || 'computer'),
       remotePollMs: this.opts.remotePollMs ?? s.remotePollSec * 1000,
       trashDays: s.trashDays,

@@ -17,7 +17,8 @@ const FILE = 'malloc-trim.node';
  * `LIPSYNC_NATIVE_DIR` overrides (an empty value turns the helper off).
  */
 export function nativeCandidates(moduleUrl = import.meta.url, env: NodeJS.ProcessEnv = process.env): string[] {
-  if (env.LIPSYNC_NATIVE_DIR !== undefined) return env.LIPSYNC_NATIVE_DIR ? [path.join(env.LIPSYNC_NATIVE_DIR, FILE)] : [];
+  if (env.LIPSYNC_NATIVE_DIR !== undefined)
+    return env.LIPSYNC_NATIVE_DIR ? [path.join(env.LIPSYNC_NATIVE_DIR, FILE)] : [];
   const here = path.dirname(fileURLToPath(moduleUrl));
   const out = [
     path.resolve(here, '../../native', FILE),

@@ -22,6 +22,7 @@ import { LipsyncError, toErrorInfo } from './errors.js';
 import type { ActivityLog } from './log.js';
 import { traced } from './trace.js';
 import { cancelHeapRelease, scheduleHeapRelease } from './memory.js';
+import { WriteTracker } from './writing.js';
 
 const LOCAL_MARKER = join('.lipsync', 'pair-id');
 /** A remote lock not refreshed for this long belongs to a dead client. */
@@ -58,6 +59,10 @@ export interface PairDeps {
   ssh: SshOptions;
   log: ActivityLog;
   debounceMs: number;
+  /** A file written to and not closed is sent once quiet this long (see writing.ts); default 2000. */
+  writeQuietMs?: number;
+  /** ... or once held this long (a file that never stops changing); default 30000. */
+  writeMaxDelayMs?: number;
   /** Shown in conflict copy names and lock owners. */
   deviceName: string;
   /** Override for tests and unusual systems: path of inotifywait. */
@@ -92,6 +97,9 @@ export class PairRunner {
   private readonly dirty = new DirtySet();
   /** Paths the server's change feed named. */
   private readonly remoteDirty = new DirtySet();
+  /** Files still being written here and on the server: held back until closed or quiet (writing.ts). */
+  private readonly localWriting: WriteTracker;
+  private readonly remoteWriting: WriteTracker;
   private remoteWatcher: RemoteWatcher | null = null;
   private remoteFeed: { mode: 'inotify' | 'poll'; connected: boolean; error?: string } | null = null;
   private caps: RemoteCapabilities | null = null;
@@ -148,6 +156,21 @@ export class PairRunner {
     this.remote = parseRemote(settings.remote);
     this.ops = remoteOps(this.remote, this.sshOptions());
     this.excluder = createExcluder(settings.excludes);
+    const writeOpts = { quietMs: deps.writeQuietMs ?? 2000, maxDelayMs: deps.writeMaxDelayMs ?? 30_000 };
+    this.localWriting = new WriteTracker({
+      ...writeOpts,
+      onDue: (paths) => {
+        for (const p of paths) this.dirty.addPath(p);
+        this.kick();
+      },
+    });
+    this.remoteWriting = new WriteTracker({
+      ...writeOpts,
+      onDue: (paths) => {
+        for (const p of paths) this.remoteDirty.addPath(p);
+        this.kick();
+      },
+    });
   }
 
   private sshOptions(): SshOptions {
@@ -274,6 +297,10 @@ export class PairRunner {
     // No new cycle from now; one that is running gets a moment to finish, so a stop
     // during a short sync is still clean (the next start then looks only at changes).
     this.stopping = true;
+    // A file held because it was still being written is not in the base: not a clean stop.
+    if (this.localWriting.size || this.remoteWriting.size) this.cleanRun = false;
+    this.localWriting.stop();
+    this.remoteWriting.stop();
     for (const t of [this.kickTimer, this.rescanTimer, this.retryTimer]) if (t) clearTimeout(t);
     this.kickTimer = this.rescanTimer = this.retryTimer = null;
     if (this.running) {
@@ -526,6 +553,8 @@ export class PairRunner {
           for (const ch of changes) {
             // Our own push, reported back: the stat after the push records that state.
             if (this.echo?.has(ch.path) && ch.kind !== 'delete' && ch.kind !== 'move-from') continue;
+            // A file still being written on the server waits for its close (or quiet).
+            if (noteWriting(this.remoteWriting, ch)) continue;
             fresh++;
             if (ch.isDir && (ch.kind === 'create' || ch.kind === 'move-to')) this.remoteDirty.addTree(ch.path);
             else if (ch.isDir && ch.kind === 'modify') this.remoteDirty.markDir(ch.path);
@@ -624,6 +653,8 @@ export class PairRunner {
         {
           onEvents: (events) => {
             for (const ev of events) {
+              // A file still being written waits for its close (or quiet); parcel reports no closes.
+              if (this.watcher?.backend !== 'parcel' && noteWriting(this.localWriting, ev)) continue;
               if (ev.isDir && (ev.kind === 'create' || ev.kind === 'move-to')) this.dirty.addTree(ev.path);
               else this.dirty.addPath(ev.path);
             }
@@ -934,6 +965,12 @@ export class PairRunner {
       },
       requeueRemote: (path) => this.remoteDirty.addPath(path),
       requeueLocalTree: (path) => this.dirty.addTree(path),
+      held: (side, path) => (side === 'local' ? this.localWriting : this.remoteWriting).held(path),
+      heldBelow: (dir) => this.localWriting.heldBelow(dir),
+      taken: (path) => {
+        this.localWriting.taken(path);
+        this.remoteWriting.taken(path);
+      },
       stagingPrefix: this.remoteMarkerId(),
     });
     await traced('collect', () => cycle.collect(local, remote));
@@ -1000,6 +1037,25 @@ export class PairRunner {
       await traced('unlock', () => this.ops.unlock(owner)).catch(() => undefined);
     }
   }
+}
+
+/**
+ * Feeds one watcher event to a side's WriteTracker. Returns true when the event only
+ * says a file is being written (created, or written to and not closed): the file is
+ * then held, not marked dirty. A close, delete or move ends the hold (the event is
+ * then handled as usual).
+ */
+function noteWriting(t: WriteTracker, ev: { path: string; kind: string; isDir: boolean }): boolean {
+  if (ev.isDir) {
+    if (ev.kind === 'delete' || ev.kind === 'move-from') t.doneBelow(ev.path);
+    return false;
+  }
+  if (ev.kind === 'create' || ev.kind === 'write') {
+    t.writing(ev.path);
+    return true;
+  }
+  if (ev.kind !== 'attrib') t.done(ev.path);
+  return false;
 }
 
 function pausedReason(s: PairSettings): ErrorInfo {

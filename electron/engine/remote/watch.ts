@@ -76,7 +76,8 @@ import {
 export interface RemoteChange {
   path: string;
   isDir: boolean;
-  kind: 'create' | 'modify' | 'delete' | 'move-from' | 'move-to' | 'attrib';
+  /** As WatchEventKind (watch/watcher.ts): 'write' is a file written to and not closed yet. */
+  kind: 'create' | 'modify' | 'write' | 'delete' | 'move-from' | 'move-to' | 'attrib';
 }
 
 export interface RemoteWatchHandlers {

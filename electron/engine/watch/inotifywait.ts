@@ -12,7 +12,9 @@
  *  - without -q inotifywait prints "Watches established." on stderr once ready;
  *  - Q_OVERFLOW is only printed when subscribed (`-e q_overflow`): it comes as
  *    "Q_OVERFLOW" with an empty path; inotifywait keeps running;
- *  - `modify` is not subscribed (half-written files): close_write means "modified";
+ *  - `close_write` means "modified" (closed after writing); `modify` (a write, the
+ *    file still open) is reported as 'write', so a file still being written is held
+ *    back (writing.ts) instead of sent half-done;
  *  - with -r, the watch on a new folder is added after its CREATE is printed:
  *    files created inside it before that are not reported (the caller rescans
  *    new folders);
@@ -29,9 +31,10 @@ import { SinceCollector, takeWalkRecords, walkwatchArgs, type WalkSince } from '
 import { classifyLimitText, limitFailure, WatchStartError } from './limits.js';
 import type { WatchEvent, WatchEventKind, WatchFailure, WatchHandlers, Watcher } from './watcher.js';
 
-/** The events inotifywait is asked for (no `modify`: files being written are reported on close_write). */
+/** The events inotifywait is asked for (`modify`: a file still being written, see writing.ts). */
 export const INOTIFY_EVENTS = [
   'create',
+  'modify',
   'close_write',
   'delete',
   'moved_from',
@@ -98,6 +101,7 @@ export class InotifyRecordParser {
 const KIND_OF: Record<string, WatchEventKind> = {
   CREATE: 'create',
   CLOSE_WRITE: 'modify',
+  MODIFY: 'write',
   DELETE: 'delete',
   MOVED_FROM: 'move-from',
   MOVED_TO: 'move-to',

@@ -75,8 +75,8 @@ my ($root, $sincearg, @nr) = @ARGV;
 unless (@nr == 3) { print STDERR "lipsync walkwatch: no inotify syscall numbers for this machine\n"; exit ${EXIT_UNSUPPORTED_ARCH} }
 $root =~ s{/+$}{} unless $root eq "/";
 my $pre = $root eq "/" ? "/" : "$root/";
-my $MASK = 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800 | 0x01000000 | 0x02000000;
-my @NAMES = ([0x4, "ATTRIB"], [0x8, "CLOSE_WRITE"], [0x40, "MOVED_FROM"], [0x80, "MOVED_TO"], [0x100, "CREATE"],
+my $MASK = 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800 | 0x01000000 | 0x02000000;
+my @NAMES = ([0x2, "MODIFY"], [0x4, "ATTRIB"], [0x8, "CLOSE_WRITE"], [0x40, "MOVED_FROM"], [0x80, "MOVED_TO"], [0x100, "CREATE"],
   [0x200, "DELETE"], [0x400, "DELETE_SELF"], [0x800, "MOVE_SELF"], [0x2000, "UNMOUNT"], [0x4000, "Q_OVERFLOW"],
   [0x8000, "IGNORED"], [0x40000000, "ISDIR"]);
 my ($ENOENT, $EINTR, $ENOTDIR, $ENOSPC) = (2, 4, 20, 28);
@@ -151,7 +151,7 @@ rec("NOSINCE", "") if defined $since && !$complete;
 rec("READY", "");
 flush_out();
 $started = 1;
-my %moved;
+my (%moved, %wrote, %lastwrite);
 while (1) {
   my $n = sysread($in, my $buf, 65536);
   unless (defined $n) { next if ($! + 0) == $EINTR; print STDERR "lipsync walkwatch: reading inotify: $!\n"; exit 1 }
@@ -171,8 +171,27 @@ while (1) {
       elsif ($mask & 0x80) { my $old = delete $moved{$cookie}; if (defined $old) { move_tree($old, $p) } else { walk($p, 0) } }
       elsif ($mask & 0x100) { walk($p, 0) }
     }
-    rec(join(",", map { $_->[1] } grep { $mask & $_->[0] } @NAMES), full($p));
+    # A write (file still open): reported once per read, at its end, unless the file was
+    # closed, deleted or moved in the same read; and at most once a second per file.
+    if ($mask & 0x2) { $wrote{$p} = 1; next }
+    if ($mask & 0x248) { delete $wrote{$p}; delete $lastwrite{$p} }
+    my $names = join(",", map { $_->[1] } grep { $mask & $_->[0] } @NAMES);
+    # A file created complete (a symlink, a hard link, a device): no CLOSE_WRITE will
+    # follow, so it is reported as closed too. A plain file is open for writing.
+    if (($mask & 0x100) && !($mask & 0x40000000)) {
+      my @st = lstat full($p);
+      $names = "CLOSE_WRITE,$names" if !@st || !-f _ || $st[3] > 1;
+    }
+    rec($names, full($p));
   }
+  my $now = time;
+  for my $p (keys %wrote) {
+    next if ($lastwrite{$p} // -1) == $now;
+    $lastwrite{$p} = $now;
+    rec("MODIFY", full($p));
+  }
+  %wrote = ();
+  if (keys %lastwrite > 1000) { for (keys %lastwrite) { delete $lastwrite{$_} if $lastwrite{$_} != $now } }
   for my $old (values %moved) { drop_tree($old) }
   %moved = ();
   flush_out();

@@ -20,7 +20,12 @@ import { ParcelWatcher } from './parcel.js';
 
 export { WatchStartError } from './limits.js';
 
-export type WatchEventKind = 'create' | 'modify' | 'delete' | 'move-from' | 'move-to' | 'attrib';
+/**
+ * 'modify': closed after writing (CLOSE_WRITE), or created complete (a symlink, a hard
+ * link); 'write': written to and not closed yet (MODIFY); 'create' of a file: created
+ * and, unless a 'modify' follows, still open for writing (see writing.ts).
+ */
+export type WatchEventKind = 'create' | 'modify' | 'write' | 'delete' | 'move-from' | 'move-to' | 'attrib';
 
 export interface WatchEvent {
   /** Relative POSIX path inside the root; '' is the root itself. */
