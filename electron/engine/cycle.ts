@@ -196,7 +196,7 @@ export function remoteChanged(r: RemoteStat | null, b: Entry): boolean {
   if (!r) return true;
   if (r.kind !== b.kind) return true;
   if (r.kind === 'symlink') return r.target !== b.target;
-  if (r.kind === 'dir') return false;
+  if (r.kind === 'dir') return r.mode !== (b.remoteMode ?? b.mode);
   if (b.remoteSize === null || b.remoteMtimeNs === null) return true;
   if (r.size !== b.remoteSize || !sameRemoteTime(r.mtimeNs, b.remoteMtimeNs)) return true;
   return (r.mode & 0o111) !== (b.mode & 0o111);
@@ -582,6 +582,7 @@ export class Cycle {
             remoteSize: r.size,
             remoteMtimeNs: r.mtimeNs,
             remoteIno: r.ino,
+            remoteMode: r.mode,
           });
           this.c.requeueLocalTree(r.path);
         }
@@ -1096,6 +1097,7 @@ export class Cycle {
       remoteSize: r ? r.size : l.size,
       remoteMtimeNs: r ? r.mtimeNs : l.mtimeNs,
       remoteIno: r ? r.ino : null,
+      remoteMode: r ? r.mode : l.mode,
     };
   }
 
