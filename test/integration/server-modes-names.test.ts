@@ -2,14 +2,16 @@
  * What the server's side tells beyond content (docs/sync-semantics.md): a folder's
  * permission bits changed on the server reach this computer (R10, "Finding changes"
  * item 2), for an ssh remote and a local-path remote, by a full comparison and by the
- * server's change feed. The real CLI and daemon, real rsync, sshd and inotify.
+ * server's change feed; a name on the server that is not valid UTF-8 is skipped with a
+ * warning naming it (N3). The real CLI and daemon, real rsync, sshd and inotify.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chmodSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSshd, type SshServer } from '../harness/sshd.js';
 import { createRemoteWatcher, type RemoteChange } from '../../electron/engine/remote/watch.js';
+import { listRemote } from '../../electron/engine/remote/listing.js';
 import { closeMaster } from '../../electron/engine/remote/ssh.js';
 import type { RemoteCapabilities, SshOptions } from '../../electron/engine/types.js';
 import { cli, makeCliEnv, requireBuild, startDaemon, treeSnapshot, waitFor, type CliEnv } from '../support/cli.js';
@@ -149,6 +151,101 @@ describe.each([
       await w.stop();
       if (saved === undefined) delete process.env.LIPSYNC_WALKWATCH;
       else process.env.LIPSYNC_WALKWATCH = saved;
+      await closeMaster({ host: server.alias }, ssh);
+    }
+  });
+});
+
+/** `root/rel` as bytes, with `bad` (not UTF-8) in it: made directly, as someone on the server would. */
+const bytesPath = (root: string, ...parts: (string | number[])[]): Buffer =>
+  Buffer.concat([
+    Buffer.from(`${root}/`),
+    ...parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))),
+  ]);
+
+function makeBadNames(root: string): void {
+  writeFileSync(bytesPath(root, 'caf', [0xe9], '.txt'), 'latin-1 name');
+  mkdirSync(bytesPath(root, 'd', [0xff]));
+  writeFileSync(bytesPath(root, 'd', [0xff], '/inside.txt'), 'below a bad folder');
+  mkdirSync(join(root, 'ok'));
+  writeFileSync(bytesPath(root, 'ok/x', [0xfe]), 'bad name in a good folder');
+  writeFileSync(join(root, 'ok', 'fine.txt'), 'fine');
+}
+
+const BAD_WARNINGS = [
+  'warning: Skipped caf\\xe9.txt on the server: its name is not valid UTF-8; rename it there to sync it.',
+  'warning: Skipped d\\xff on the server: its name is not valid UTF-8; rename it there to sync it.',
+  'warning: Skipped ok/x\\xfe on the server: its name is not valid UTF-8; rename it there to sync it.',
+];
+
+describe.each(['ssh', 'local'] as const)('a name on the server that is not valid UTF-8 (%s remote)', (kind) => {
+  it('is skipped with a warning in `lipsync status` naming it, and nothing is lost', async () => {
+    const { e, local, remote } = await pair(kind);
+    makeBadNames(remote);
+    const d = await startDaemon(e);
+    try {
+      await waitFor(
+        () => idle(e),
+        30_000,
+        () => `idle\n${d.output()}`,
+      );
+      await waitFor(
+        () => existsSync(join(local, 'ok', 'fine.txt')),
+        15_000,
+        () => `ok/fine.txt\n${d.output()}`,
+      );
+      const status = (await cli(e, ['status'])).stdout;
+      for (const w of BAD_WARNINGS) expect(status).toContain(w);
+      // Reported once each: nothing about what is below the bad folder.
+      expect(status).not.toContain('inside.txt');
+    } finally {
+      await d.stop();
+    }
+    // Nothing of the skipped names came here, and the server still has all of them.
+    expect(readdirSync(local).sort()).toEqual(['.lipsync', 'ok']);
+    expect(readdirSync(join(local, 'ok'))).toEqual(['fine.txt']);
+    expect(existsSync(bytesPath(remote, 'caf', [0xe9], '.txt'))).toBe(true);
+    expect(existsSync(bytesPath(remote, 'd', [0xff], '/inside.txt'))).toBe(true);
+    expect(existsSync(bytesPath(remote, 'ok/x', [0xfe]))).toBe(true);
+  });
+});
+
+describe.each(['ssh', 'local'] as const)('a folder deleted here (%s remote)', (kind) => {
+  it('stays on the server while it holds a name that is not UTF-8 (D2)', async () => {
+    const { local, remote, sync } = await pair(kind);
+    mkdirSync(join(local, 'box'));
+    writeFileSync(join(local, 'box', 'a.txt'), 'a');
+    await sync();
+    writeFileSync(bytesPath(remote, 'box/', [0xe9], 't', [0xe9]), 'summer');
+    rmSync(join(local, 'box'), { recursive: true });
+    const out = await sync();
+    expect(out).toContain('warning: Skipped box/\\xe9t\\xe9 on the server');
+    expect(existsSync(bytesPath(remote, 'box/', [0xe9], 't', [0xe9]))).toBe(true);
+    expect(existsSync(join(remote, 'box', 'a.txt'))).toBe(false);
+  });
+});
+
+describe.each([
+  ['GNU find', { inotifywait: true, gnuFind: true }],
+  ['rsync listing', { inotifywait: false, gnuFind: false }],
+] as const)('the server listing (%s) tells the names that are not UTF-8', (_name, caps) => {
+  it('once each, escaped, still listing the entries (never taken for deleted)', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'lipsync-badnames-'));
+    makeBadNames(root);
+    const ssh: SshOptions = { controlDir: join(root, '.ctl'), configFile: server.sshConfigFile };
+    mkdirSync(ssh.controlDir);
+    try {
+      const bad: string[] = [];
+      const paths: string[] = [];
+      for await (const entry of listRemote({ kind: 'ssh', host: server.alias, path: root }, ssh, root, '', caps, {
+        onBadName: (p) => bad.push(p),
+      }))
+        paths.push(entry.path);
+      expect(bad.sort()).toEqual(['caf\\xe9.txt', 'd\\xff', 'ok/x\\xfe']);
+      expect(paths.filter((p) => !p.startsWith('.ctl')).sort()).toEqual(
+        ['caf\uFFFD.txt', 'd\uFFFD', 'd\uFFFD/inside.txt', 'ok', 'ok/fine.txt', 'ok/x\uFFFD'].sort(),
+      );
+    } finally {
       await closeMaster({ host: server.alias }, ssh);
     }
   });
