@@ -706,6 +706,10 @@ export class Cycle {
       } else {
         const paths = names.map((n) => joinPath(dir, n)).filter((p) => !this.c.excluder.ignores(p, false));
         this.db.candAdd(paths);
+        // A name the server's feed could not decode (not UTF-8): its folder's listing,
+        // which reads the bytes, finds it and warns (N3).
+        if (names.some((n) => n.includes('\uFFFD')) && !this.c.excluder.ignores(dir, true))
+          await this.scanRemote(dir, false);
       }
     }
   }

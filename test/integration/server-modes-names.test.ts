@@ -198,6 +198,14 @@ describe.each(['ssh', 'local'] as const)('a name on the server that is not valid
       for (const w of BAD_WARNINGS) expect(status).toContain(w);
       // Reported once each: nothing about what is below the bad folder.
       expect(status).not.toContain('inside.txt');
+      // One made while the daemon runs is reported from the server's change feed.
+      writeFileSync(bytesPath(remote, 'ok/new', [0xe0]), 'new');
+      const warning = 'warning: Skipped ok/new\\xe0 on the server: its name is not valid UTF-8';
+      await waitFor(
+        async () => (await cli(e, ['status'])).stdout.includes(warning),
+        15_000,
+        () => `${warning}\n${d.output()}`,
+      );
     } finally {
       await d.stop();
     }
@@ -207,6 +215,7 @@ describe.each(['ssh', 'local'] as const)('a name on the server that is not valid
     expect(existsSync(bytesPath(remote, 'caf', [0xe9], '.txt'))).toBe(true);
     expect(existsSync(bytesPath(remote, 'd', [0xff], '/inside.txt'))).toBe(true);
     expect(existsSync(bytesPath(remote, 'ok/x', [0xfe]))).toBe(true);
+    expect(existsSync(bytesPath(remote, 'ok/new', [0xe0]))).toBe(true);
   });
 });
 
