@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DIRECTIONS, type PairSettings } from './settings.js';
+import { BwLimitSchema, DIRECTIONS, type PairSettings } from './settings.js';
 import type { EngineStatus, LogRecord, TransferProgress } from './status.js';
 import type { ErrorInfo } from './errors.js';
 import { SetupParamSchemas, type SetupResults } from './setup.js';
@@ -18,7 +18,7 @@ export const PairPatchSchema = z
   .object({
     direction: z.enum(DIRECTIONS).optional(),
     excludes: z.array(z.string()).max(10_000).optional(),
-    bwLimitKBps: z.number().int().min(0).optional(),
+    bwLimitKBps: BwLimitSchema.optional(),
     rescanIntervalSec: z
       .number()
       .int()
@@ -41,7 +41,7 @@ export const AddPairParamsSchema = z.object({
   id: z.string().optional(),
   direction: z.enum(DIRECTIONS).optional(),
   excludes: z.array(z.string()).optional(),
-  bwLimitKBps: z.number().int().min(0).optional(),
+  bwLimitKBps: BwLimitSchema.optional(),
   identityFile: z.string().optional(),
   rescanIntervalSec: z.number().int().min(1).optional(),
   /** Create the remote folder when it does not exist. */

@@ -4,6 +4,21 @@ import { z } from 'zod';
 export const DIRECTIONS = ['two-way', 'send-only', 'receive-only'] as const;
 export type Direction = (typeof DIRECTIONS)[number];
 
+/**
+ * The largest bandwidth limit, in KiB/s (about 1 TB/s: far beyond any link). rsync
+ * takes the limit as `--bwlimit=N` and refuses a value it cannot hold ("is too
+ * large": 3.5.0 takes up to 2^53 − 1, older versions keep it in a C int), so the
+ * bound stays well inside every version's range.
+ */
+export const BW_LIMIT_MAX_KBPS = 1_000_000_000;
+
+const BW_LIMIT_RANGE = `must be a whole number of KiB/s from 0 (no limit) to ${BW_LIMIT_MAX_KBPS} (about 1 TB/s)`;
+
+/** A bandwidth limit in KiB/s; 0 means no limit. */
+export const BwLimitSchema = z
+  .number({ message: BW_LIMIT_RANGE })
+  .refine((v) => Number.isInteger(v) && v >= 0 && v <= BW_LIMIT_MAX_KBPS, BW_LIMIT_RANGE);
+
 const absPath = z
   .string()
   .min(1, 'must not be empty')
@@ -20,7 +35,7 @@ export const PairSettingsSchema = z.object({
   /** Extra excludes in gitignore syntax (built-in temp-file excludes always apply). */
   excludes: z.array(z.string()).default([]),
   /** Bandwidth limit in KiB/s; 0 means no limit. */
-  bwLimitKBps: z.number().int().min(0).default(0),
+  bwLimitKBps: BwLimitSchema.default(0),
   paused: z.boolean().default(false),
   /** When paused for a while: epoch ms at which the pair resumes by itself. */
   pausedUntil: z.number().int().nullable().default(null),

@@ -75,8 +75,16 @@ export const ListKeysParamsSchema = z.object({});
 export type ListKeysParams = z.infer<typeof ListKeysParamsSchema>;
 
 export const GenerateKeyParamsSchema = z.object({
-  /** Default `<sshDir>/id_ed25519_lipsync`; a relative path is taken inside sshDir. Never overwritten. */
-  path: z.string().optional(),
+  /**
+   * Default `<sshDir>/id_ed25519_lipsync`; a file name (or relative path) is taken inside
+   * sshDir, and an absolute path must lie inside it. Never overwritten.
+   */
+  path: z
+    .string()
+    .min(1, 'must be a file name, such as id_ed25519_lipsync')
+    // eslint-disable-next-line no-control-regex
+    .refine((p) => !/[\x00-\x1f\x7f]/.test(p), 'must be a file name without control characters')
+    .optional(),
   /** Default `lipsync@<this computer's host name>`. */
   comment: z.string().optional(),
 });

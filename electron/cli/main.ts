@@ -8,6 +8,7 @@ import { Engine, VERSION } from '../engine/engine.js';
 import { ApiClient } from '../engine/api/client.js';
 import { dispatch } from '../engine/api/dispatch.js';
 import { DEFAULT_WEB_PORT, validateRequest } from '../../shared/ipc.js';
+import { BW_LIMIT_MAX_KBPS } from '../../shared/settings.js';
 import { LipsyncError, toErrorInfo } from '../engine/errors.js';
 import { formatLogRecord } from '../engine/log.js';
 import { runDaemon } from './daemon.js';
@@ -246,6 +247,16 @@ export async function main(argv: string[]): Promise<number> {
     return Number(v);
   };
 
+  const bwLimitOpt = (v: string | undefined): number | undefined => {
+    const n = intOpt('bwlimit', v);
+    if (n !== undefined && n > BW_LIMIT_MAX_KBPS) {
+      throw new LipsyncError('invalid-settings', `--bwlimit must be at most ${BW_LIMIT_MAX_KBPS} KiB/s, not ${v}.`, {
+        fix: `Give a limit from 1 to ${BW_LIMIT_MAX_KBPS} KiB/s (about 1 TB/s), or 0 for no limit.`,
+      });
+    }
+    return n;
+  };
+
   try {
     switch (cmd) {
       case 'run': {
@@ -282,7 +293,7 @@ export async function main(argv: string[]): Promise<number> {
           id: o.id,
           direction: o.direction as AddPairParams['direction'],
           excludes: o.exclude,
-          bwLimitKBps: intOpt('bwlimit', o.bwlimit),
+          bwLimitKBps: bwLimitOpt(o.bwlimit),
           identityFile: o.identity,
           rescanIntervalSec: intOpt('rescan', o.rescan),
           createRemote: o['create-remote'],

@@ -47,7 +47,7 @@ import {
 } from './remote/rsync.js';
 import { INCOMING_DIR } from './remote/ops.js';
 import { isIgnoredPath } from './watch/inotifywait.js';
-import { listRemote, statRemote } from './remote/listing.js';
+import { listRemote, statRemote, type ListOptions } from './remote/listing.js';
 import type { RemoteOps } from './remote/ops.js';
 import { LipsyncError } from './errors.js';
 import type { ActivityLog } from './log.js';
@@ -205,7 +205,7 @@ export function remoteChanged(r: RemoteStat | null, b: Entry): boolean {
   if (!r) return true;
   if (r.kind !== b.kind) return true;
   if (r.kind === 'symlink') return r.target !== b.target;
-  if (r.kind === 'dir') return false;
+  if (r.kind === 'dir') return r.mode !== (b.remoteMode ?? b.mode);
   if (b.remoteSize === null || b.remoteMtimeNs === null) return true;
   if (r.size !== b.remoteSize || !sameRemoteTime(r.mtimeNs, b.remoteMtimeNs)) return true;
   return (r.mode & 0o111) !== (b.mode & 0o111);
@@ -592,6 +592,7 @@ export class Cycle {
             remoteSize: r.size,
             remoteMtimeNs: r.mtimeNs,
             remoteIno: r.ino,
+            remoteMode: r.mode,
           });
           this.c.requeueLocalTree(r.path);
         }
@@ -715,6 +716,10 @@ export class Cycle {
       } else {
         const paths = names.map((n) => joinPath(dir, n)).filter((p) => !this.c.excluder.ignores(p, false));
         this.db.candAdd(paths);
+        // A name the server's feed could not decode (not UTF-8): its folder's listing,
+        // which reads the bytes, finds it and warns (N3).
+        if (names.some((n) => n.includes('\uFFFD')) && !this.c.excluder.ignores(dir, true))
+          await this.scanRemote(dir, false);
       }
     }
   }
@@ -736,7 +741,11 @@ export class Cycle {
   /** Lists a remote subtree (or one directory) into the scratch table and adds what differs from the base. */
   private async scanRemote(start: string, recursive: boolean): Promise<void> {
     try {
-      await this.listIntoScratch(this.rootPath(), start, { recursive, excluder: this.c.excluder });
+      await this.listIntoScratch(this.rootPath(), start, {
+        recursive,
+        excluder: this.c.excluder,
+        onBadName: (path) => this.warn(notUtf8OnServer(path)),
+      });
     } catch (e) {
       if (!(await this.vanishedRemoteFolder(start, e))) throw e;
       // A folder named by a hint (an event, a listing) that is gone by now: what the base
@@ -753,7 +762,7 @@ export class Cycle {
   private async listIntoScratch(
     root: string,
     start: string,
-    opts: { recursive: boolean; excluder?: Excluder },
+    opts: ListOptions & { recursive: boolean },
     keep: (e: RemoteEntry) => boolean = () => true,
   ): Promise<void> {
     this.db.rscanClear();
@@ -1113,6 +1122,7 @@ export class Cycle {
       remoteSize: r ? r.size : l.size,
       remoteMtimeNs: r ? r.mtimeNs : l.mtimeNs,
       remoteIno: r ? r.ino : null,
+      remoteMode: r ? r.mode : l.mode,
     };
   }
 
@@ -1303,6 +1313,8 @@ export class Cycle {
         let empty = true;
         for await (const child of listRemote(this.c.remote, this.c.ssh, this.rootPath(), path, this.c.caps, {
           recursive: false,
+          // A name that is not UTF-8 is not listed by every remote kind: it is there all the same.
+          onBadName: () => (empty = false),
         })) {
           if (!remoteGone.includes(child.path)) {
             empty = false;
@@ -1330,6 +1342,20 @@ export class Cycle {
   private warn(w: ErrorInfo): void {
     this.c.totals.warnings.push(w);
   }
+}
+
+/**
+ * N3: a name on the server that is not valid UTF-8 is skipped (rsync runs without
+ * --iconv; the path cannot be named in the list rsync reads), with this warning.
+ * `path` is escaped (escapeName: `caf\xe9.txt`).
+ */
+export function notUtf8OnServer(path: string): ErrorInfo {
+  return {
+    kind: 'permission-denied',
+    message: `Skipped ${path} on the server: its name is not valid UTF-8; rename it there to sync it.`,
+    fix: 'Rename it on the server to a UTF-8 name (for example `convmv -f latin1 -t utf8 --notest NAME`); lipsync never converts names.',
+    files: [path],
+  };
 }
 
 /** Does the server's state after a push show what was sent (kind, size, mtime, symlink target)? */

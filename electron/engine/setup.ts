@@ -20,9 +20,21 @@
  * remote work is a POSIX sh script on stdin with shQuote()d data (see ssh.ts).
  */
 
-import { appendFile, chmod, lstat, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  appendFile,
+  chmod,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readFile,
+  readdir,
+  realpath,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
 import { homedir, hostname as localHostName, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type {
   BrowseRemoteInput,
   BrowseRemoteResult,
@@ -627,9 +639,50 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
+/** Whether `path` is below `dir` (not `dir` itself); both absolute and normalized. */
+function isBelow(dir: string, path: string): boolean {
+  const rel = relative(dir, path);
+  return rel !== '' && rel !== '..' && !rel.startsWith('../') && !isAbsolute(rel);
+}
+
+function keyOutside(given: string, dir: string): LipsyncError {
+  return new LipsyncError(
+    'invalid-settings',
+    `The key file "${given}" is not inside ${dir}; keys are made there only.`,
+    {
+      fix: `Give a file name, such as ${DEFAULT_KEY_NAME} (it is made in ${dir}), or leave it out for that default.`,
+    },
+  );
+}
+
+/**
+ * The key file that generateKey's `path` names: a file name (or a relative path) is
+ * taken inside the ssh directory `dir`, an absolute path must lie inside it. Anything
+ * that leaves it (`../x`, `/tmp/x`, the directory itself) is refused.
+ */
+export function keyPathIn(dir: string, given: string | undefined): string {
+  if (given === undefined) return join(dir, DEFAULT_KEY_NAME);
+  const path = resolve(dir, given);
+  if (given.trim() === '' || given.endsWith('/') || !isBelow(dir, path)) throw keyOutside(given, dir);
+  return path;
+}
+
+/** The real path of `p` (absolute, normalized): of its deepest existing ancestor, with the rest appended. */
+async function realpathOfExisting(p: string): Promise<string> {
+  const rest: string[] = [];
+  for (let cur = p; ; cur = dirname(cur)) {
+    try {
+      return join(await realpath(cur), ...rest);
+    } catch {
+      if (dirname(cur) === cur) return p;
+      rest.unshift(basename(cur));
+    }
+  }
+}
+
 export async function generateKey(p: GenerateKeyParams, ctx: SetupContext): Promise<SshKeyInfo> {
   const dir = sshDirOf(ctx);
-  const path = p.path ? resolve(dir, p.path) : join(dir, DEFAULT_KEY_NAME);
+  const path = keyPathIn(dir, p.path);
   const comment = p.comment ?? `lipsync@${localHostName()}`;
   // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f]/.test(comment)) {
@@ -643,6 +696,10 @@ export async function generateKey(p: GenerateKeyParams, ctx: SetupContext): Prom
     }
   }
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  // A symlinked folder on the way must not lead out of the ssh directory either.
+  const realDir = await realpath(dir);
+  const realParent = await realpathOfExisting(dirname(path));
+  if (realParent !== realDir && !isBelow(realDir, realParent)) throw keyOutside(p.path ?? path, dir);
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   // stdin is /dev/null: should the file appear meanwhile, ssh-keygen's "Overwrite (y/n)?" reads EOF and stops.
   const r = await tool('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', path], {

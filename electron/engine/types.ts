@@ -32,6 +32,12 @@ export interface Entry extends LocalStat {
   remoteMtimeNs: bigint | null;
   /** The remote inode after the sync, when the server tells it (for remote rename detection). */
   remoteIno?: bigint | null;
+  /**
+   * The remote permission bits after the sync, when known: a directory's are compared
+   * with the server's (its mode there may differ from this side's, e.g. another umask
+   * when both sides made it). Unknown (older databases): `mode` stands in.
+   */
+  remoteMode?: number | null;
 }
 
 export type RemoteSpec =

@@ -153,6 +153,23 @@ describe('lipsync add refuses bad input with a clear error and writes nothing', 
     );
   });
 
+  it('a bandwidth limit out of range says the allowed range', async () => {
+    const { e, local, remote } = fresh();
+    for (const v of ['1000000001', '99999999999999999999999']) {
+      await expectRefused(
+        e,
+        ['add', local, `${server.alias}:${remote}`, '--bwlimit', v],
+        new RegExp(`--bwlimit must be at most 1000000000 KiB/s, not ${v}\\.`),
+        /from 1 to 1000000000 KiB\/s .*, or 0 for no limit/,
+      );
+    }
+    await expectRefused(
+      e,
+      ['add', local, `${server.alias}:${remote}`, '--bwlimit', '2.5'],
+      /--bwlimit must be a whole number/,
+    );
+  });
+
   it('an invalid settings file is reported with the field name', async () => {
     const { e } = fresh();
     writeFileSync(

@@ -246,6 +246,29 @@ describe('setup wizard engine (real sshd)', () => {
     expect(await listKeys({}, ctx)).toEqual([key, other]);
   });
 
+  it('refuses a key file outside the ssh directory and writes nothing', async () => {
+    const sshDir = ctx.sshDir as string;
+    const outside = await makeTempDir('lipsync-keyout-');
+    const before = readdirSync(sshDir).sort();
+    await symlink(outside, join(sshDir, 'out-link'));
+    for (const path of [
+      '../../../../../../../..' + join(outside, 'evil'),
+      join(outside, 'evil'),
+      'out-link/evil',
+      'out-link/sub/evil',
+      '..',
+    ]) {
+      const e = await rejection(generateKey({ path }, ctx));
+      expect(e.kind).toBe('invalid-settings');
+      expect(e.message).toContain(`is not inside ${sshDir}`);
+      expect(e.fix).toContain('Give a file name');
+    }
+    expect(readdirSync(outside)).toEqual([]);
+    expect(readdirSync(sshDir).sort()).toEqual([...before, 'out-link'].sort());
+    await rm(join(sshDir, 'out-link'));
+    await rm(outside, { recursive: true });
+  });
+
   it('installs a key with the password, once, without leaking it', async () => {
     const home = server.passwordUser?.home as string;
     await rm(join(home, '.ssh'), { recursive: true, force: true });

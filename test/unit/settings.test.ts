@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SettingsSchema, describeSettingsError } from '../../shared/settings.js';
+import { BW_LIMIT_MAX_KBPS, SettingsSchema, describeSettingsError } from '../../shared/settings.js';
+import { validateRequest } from '../../shared/ipc.js';
 import { SettingsStore } from '../../electron/engine/config.js';
 import { parseDuration } from '../../electron/cli/main.js';
 
@@ -32,6 +34,56 @@ describe('settings schema', () => {
     const r = SettingsSchema.safeParse(input);
     expect(r.success).toBe(false);
     if (!r.success) expect(describeSettingsError(r.error)).toContain(`${field}:`);
+  });
+});
+
+describe('bandwidth limit', () => {
+  const pair = (bwLimitKBps: unknown) => ({ pairs: [{ id: 'a', local: '/a', remote: 'x:/y', bwLimitKBps }] });
+
+  it('takes 0 (no limit) to BW_LIMIT_MAX_KBPS', () => {
+    for (const v of [0, 1, 500, BW_LIMIT_MAX_KBPS]) {
+      expect(SettingsSchema.parse(pair(v)).pairs[0]!.bwLimitKBps).toBe(v);
+    }
+  });
+
+  it.each([BW_LIMIT_MAX_KBPS + 1, 1e20, -1, 2.5, '100'])('refuses %j and says the allowed range', (v) => {
+    const r = SettingsSchema.safeParse(pair(v));
+    expect(r.success).toBe(false);
+    if (!r.success) {
+      expect(describeSettingsError(r.error)).toBe(
+        `pairs.0.bwLimitKBps: must be a whole number of KiB/s from 0 (no limit) to ${BW_LIMIT_MAX_KBPS} (about 1 TB/s)`,
+      );
+    }
+  });
+
+  it('the API refuses a limit out of range in add and update, naming the field and the range', () => {
+    for (const [method, params] of [
+      ['add', { local: '/a', remote: 'h:/b', bwLimitKBps: BW_LIMIT_MAX_KBPS + 1 }],
+      ['update', { pair: 'a', patch: { bwLimitKBps: 1e20 } }],
+    ] as const) {
+      const r = validateRequest(method, params);
+      expect(r.ok).toBe(false);
+      if (!r.ok) {
+        expect(r.error.kind).toBe('invalid-settings');
+        expect(r.error.message).toMatch(
+          /bwLimitKBps: must be a whole number of KiB\/s from 0 \(no limit\) to 1000000000/,
+        );
+      }
+    }
+    expect(validateRequest('update', { pair: 'a', patch: { bwLimitKBps: BW_LIMIT_MAX_KBPS } }).ok).toBe(true);
+  });
+
+  it("this machine's rsync accepts the largest limit", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lipsync-bw-'));
+    mkdirSync(join(dir, 'src'));
+    writeFileSync(join(dir, 'src', 'f'), 'data');
+    const r = spawnSync('rsync', ['-r', `--bwlimit=${BW_LIMIT_MAX_KBPS}`, `${dir}/src/`, `${dir}/dst/`], {
+      encoding: 'utf8',
+    });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(readFileSync(join(dir, 'dst', 'f'), 'utf8')).toBe('data');
+    rmSync(dir, { recursive: true });
   });
 });
 

@@ -9,6 +9,7 @@ import {
   browseScript,
   hostKeyVerdict,
   installKeyScript,
+  keyPathIn,
   knownHostsName,
   parseBrowseOutput,
   parseFingerprintLine,
@@ -25,6 +26,7 @@ import { wrapScript } from '../../electron/engine/remote/ssh.js';
 import { makeTempDir } from '../harness/sshd.js';
 import {
   BrowseRemoteParamsSchema,
+  GenerateKeyParamsSchema,
   InstallKeyParamsSchema,
   TestConnectionParamsSchema,
   TrustHostKeyParamsSchema,
@@ -230,5 +232,51 @@ describe('schemas', () => {
     expect(
       InstallKeyParamsSchema.safeParse({ host: 'h', user: 'u', password: '', publicKeyPath: '/k.pub' }).success,
     ).toBe(false);
+  });
+});
+
+describe('keyPathIn (where generateKey may write)', () => {
+  const dir = '/home/u/.ssh';
+
+  it('takes a file name, a relative path inside, or an absolute path inside the ssh directory', () => {
+    expect(keyPathIn(dir, undefined)).toBe('/home/u/.ssh/id_ed25519_lipsync');
+    expect(keyPathIn(dir, 'work key')).toBe('/home/u/.ssh/work key');
+    expect(keyPathIn(dir, 'keys/work')).toBe('/home/u/.ssh/keys/work');
+    expect(keyPathIn(dir, 'a/../b')).toBe('/home/u/.ssh/b');
+    expect(keyPathIn(dir, '/home/u/.ssh/abs')).toBe('/home/u/.ssh/abs');
+    expect(keyPathIn(dir, '..x')).toBe('/home/u/.ssh/..x');
+  });
+
+  it.each([
+    '../../../etc/evil',
+    '..',
+    '.',
+    '',
+    ' ',
+    '/tmp/evil',
+    '/home/u/.ssh',
+    '/home/u/.sshx/k',
+    'keys/',
+    'a/../../b',
+  ])('refuses %j with the ssh directory and a fix', (given) => {
+    let err: unknown;
+    try {
+      keyPathIn(dir, given);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(LipsyncError);
+    const e = err as LipsyncError;
+    expect(e.kind).toBe('invalid-settings');
+    expect(e.message).toContain(`is not inside ${dir}`);
+    expect(e.fix).toContain('id_ed25519_lipsync');
+  });
+
+  it('the API schema refuses an empty name and control characters', () => {
+    expect(GenerateKeyParamsSchema.safeParse({ path: 'k' }).success).toBe(true);
+    expect(GenerateKeyParamsSchema.safeParse({}).success).toBe(true);
+    expect(GenerateKeyParamsSchema.safeParse({ path: '' }).success).toBe(false);
+    expect(GenerateKeyParamsSchema.safeParse({ path: 'a\nb' }).success).toBe(false);
+    expect(GenerateKeyParamsSchema.safeParse({ path: 'a\u0000b' }).success).toBe(false);
   });
 });

@@ -23,6 +23,7 @@ function entry(p: string, over: Partial<Entry> = {}): Entry {
     remoteSize: null,
     remoteMtimeNs: null,
     remoteIno: null,
+    remoteMode: null,
     ...over,
   };
 }
@@ -96,6 +97,7 @@ describe('StateDb entries', () => {
       syncedAtNs: 9_223_372_036_854_775_807n, // int64 max
       remoteSize: 2 ** 40 + 9,
       remoteMtimeNs: 1_234_567_890_123_456_789n,
+      remoteMode: 0o4750,
     });
     const link = entry('l', { kind: 'symlink', size: 6, target: '../x/y', mode: 0o777, ino: 5n });
     db.upsert([big, link]);
@@ -345,5 +347,43 @@ describe('renameTree', () => {
     expect(db.get('z')).toBeUndefined();
     expect(db.get('ab')).toBeDefined();
     expect(db.transaction(() => 42)).toBe(42);
+  });
+});
+
+describe('the remote permission bits (remote_mode)', () => {
+  const file = () => path.join(tmp, 'nested', 'dirs', 'pair.sqlite');
+
+  it('are added to a database of schema version 2, unknown (null) for the rows it had', () => {
+    db.upsert([dirEntry('d', { remoteMode: 0o700 })]);
+    db.close();
+    const raw = new Database(file());
+    raw.exec("ALTER TABLE entries DROP COLUMN remote_mode; UPDATE meta SET value = '2' WHERE key = 'schema_version'");
+    raw.close();
+    db = StateDb.open(file());
+    expect(db.getMeta('schema_version')).toBe(String(SCHEMA_VERSION));
+    expect(db.get('d')).toEqual(dirEntry('d', { remoteMode: null }));
+    db.upsert([dirEntry('d', { remoteMode: 0o2775 })]);
+    expect(db.get('d')!.remoteMode).toBe(0o2775);
+  });
+
+  it('make a folder whose mode on the server differs from them a candidate of a remote listing', () => {
+    db.upsert([
+      dirEntry('same', { mode: 0o755, remoteMode: 0o775 }),
+      dirEntry('changed', { mode: 0o755, remoteMode: 0o775 }),
+      dirEntry('old-same', { mode: 0o755, remoteMode: null }),
+      dirEntry('old-changed', { mode: 0o755, remoteMode: null }),
+    ]);
+    const dir = (p: string, mode: number) => ({
+      path: p,
+      kind: 'dir' as const,
+      size: 4096,
+      mtimeNs: 1n,
+      mode,
+      ino: 7n,
+      target: null,
+    });
+    db.rscanInsert([dir('same', 0o775), dir('changed', 0o700), dir('old-same', 0o755), dir('old-changed', 0o750)]);
+    expect(db.candFromRemoteScan('', true)).toBe(2);
+    expect(db.candTake(10).sort()).toEqual(['changed', 'old-changed']);
   });
 });

@@ -6,7 +6,12 @@ export class NulFieldSplitter {
   private partial: Buffer[] = [];
 
   push(chunk: Buffer): string[] {
-    const out: string[] = [];
+    return this.pushRaw(chunk).map((f) => f.toString('utf8'));
+  }
+
+  /** Like push, with the fields' bytes as they came (a name need not be valid UTF-8). */
+  pushRaw(chunk: Buffer): Buffer[] {
+    const out: Buffer[] = [];
     let start = 0;
     for (;;) {
       const nul = chunk.indexOf(0, start);
@@ -17,7 +22,7 @@ export class NulFieldSplitter {
         field = Buffer.concat(this.partial);
         this.partial = [];
       }
-      out.push(field.toString('utf8'));
+      out.push(field);
       start = nul + 1;
     }
     // Copy the rest so the chunk isn't kept alive by a few bytes.

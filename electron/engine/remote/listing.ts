@@ -26,6 +26,7 @@
  */
 
 import { lstat, mkdtemp, opendir, readlink, rm, stat } from 'node:fs/promises';
+import { isUtf8 } from 'node:buffer';
 import type { BigIntStats } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join as fsJoin, posix } from 'node:path';
@@ -162,13 +163,19 @@ export function findFieldsToStat(f: readonly string[]): RemoteStat | null {
 export class FindListParser {
   private readonly splitter = new NulFieldSplitter();
   private fields: string[] = [];
+  /** Entries whose own name is not valid UTF-8: their path as decoded and escaped (escapeName). */
+  readonly badNames: { path: string; escaped: string; isDir: boolean }[] = [];
 
-  constructor(private readonly prefix = '') {}
+  /** `collectBadNames`: fill badNames (the caller takes them out as it goes). */
+  constructor(
+    private readonly prefix = '',
+    private readonly collectBadNames = false,
+  ) {}
 
   push(chunk: Buffer): RemoteEntry[] {
     const out: RemoteEntry[] = [];
-    for (const field of this.splitter.push(chunk)) {
-      this.fields.push(field);
+    for (const raw of this.splitter.pushRaw(chunk)) {
+      this.fields.push(raw.toString('utf8'));
       if (this.fields.length < 7) continue;
       const f = this.fields;
       this.fields = [];
@@ -176,6 +183,9 @@ export class FindListParser {
       if (stat === null) continue;
       const rel = f[6] as string;
       const path = rel === '' ? this.prefix : this.prefix === '' ? rel : `${this.prefix}/${rel}`;
+      if (this.collectBadNames && ownNameNotUtf8(raw)) {
+        this.badNames.push({ path, escaped: escapeName(joinRawPath(this.prefix, raw)), isDir: stat.kind === 'dir' });
+      }
       out.push({ path, ...stat });
     }
     return out;
@@ -185,6 +195,51 @@ export class FindListParser {
   incomplete(): boolean {
     return this.fields.length > 0 || this.splitter.pendingBytes() > 0;
   }
+}
+
+/** `prefix/raw` (or raw alone), as bytes. */
+function joinRawPath(prefix: string, raw: Buffer): Buffer {
+  return prefix === '' ? raw : Buffer.concat([Buffer.from(`${prefix}/`), raw]);
+}
+
+/**
+ * Whether the last component of a path's bytes is not valid UTF-8 while the folders
+ * above it are: such an entry is reported once (what is below it is covered by it).
+ */
+export function ownNameNotUtf8(path: Buffer): boolean {
+  if (isUtf8(path)) return false;
+  const slash = path.lastIndexOf(0x2f);
+  return slash < 0 || isUtf8(path.subarray(0, slash));
+}
+
+/**
+ * A name's bytes made readable: valid UTF-8 as it is, each other byte (and each
+ * control character) as `\xNN`. `caf\xe9.txt` is a Latin-1 `café.txt`.
+ */
+export function escapeName(bytes: Buffer): string {
+  let out = '';
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i] as number;
+    let n = 0;
+    if (b >= 0x20 && b !== 0x7f) {
+      // The shortest valid UTF-8 sequence starting here (1 to 4 bytes), if any.
+      for (let len = 1; len <= 4 && i + len <= bytes.length; len++) {
+        if (isUtf8(bytes.subarray(i, i + len))) {
+          n = len;
+          break;
+        }
+      }
+    }
+    if (n === 0) {
+      out += `\\x${b.toString(16).padStart(2, '0')}`;
+      i++;
+    } else {
+      out += bytes.toString('utf8', i, i + n);
+      i += n;
+    }
+  }
+  return out;
 }
 
 export type FindStatRecord =
@@ -327,12 +382,34 @@ export function parseRsyncListLine(line: string, isKnownName?: (name: string) =>
   };
 }
 
+/**
+ * The bytes of the name in a `rsync --list-only` line (for a symlink, before its
+ * first " -> "), its `\#ooo` escapes undone; null for another line. The line is
+ * read as Latin-1, so every byte is one character and the ASCII columns match.
+ */
+export function rsyncListRawName(line: Buffer): Buffer | null {
+  const m = RSYNC_LINE.exec(line.toString('latin1'));
+  if (!m) return null;
+  let rest = m[10] as string;
+  if (m[1] === 'l' && rest.includes(' -> ')) rest = rest.slice(0, rest.indexOf(' -> '));
+  rest = rest.replace(/\\#([0-7]{3})/g, (all, oct: string) => {
+    const v = Number.parseInt(oct, 8);
+    return v <= 0xff ? String.fromCharCode(v) : all;
+  });
+  return Buffer.from(rest, 'latin1');
+}
+
 /** Splits a byte stream into '\n'-terminated lines (decoded once complete). Incremental. */
 export class LineSplitter {
   private partial: Buffer[] = [];
 
   push(chunk: Buffer): string[] {
-    const out: string[] = [];
+    return this.pushRaw(chunk).map((l) => l.toString('utf8'));
+  }
+
+  /** Like push, with each line's bytes as they came. */
+  pushRaw(chunk: Buffer): Buffer[] {
+    const out: Buffer[] = [];
     let start = 0;
     for (;;) {
       const nl = chunk.indexOf(0x0a, start);
@@ -343,7 +420,7 @@ export class LineSplitter {
         line = Buffer.concat(this.partial);
         this.partial = [];
       }
-      out.push(line.toString('utf8'));
+      out.push(line);
       start = nl + 1;
     }
     if (start < chunk.length) this.partial.push(Buffer.from(chunk.subarray(start)));
@@ -352,8 +429,12 @@ export class LineSplitter {
 
   /** The unterminated last line, if any. */
   end(): string[] {
+    return this.endRaw().map((l) => l.toString('utf8'));
+  }
+
+  endRaw(): Buffer[] {
     if (this.partial.length === 0) return [];
-    const last = Buffer.concat(this.partial).toString('utf8');
+    const last = Buffer.concat(this.partial);
     this.partial = [];
     return [last];
   }
@@ -886,7 +967,15 @@ async function runRsync(
  */
 class EntryFilter {
   private readonly excludedDirs = new Set<string>();
-  constructor(private readonly excluder?: Excluder) {}
+  constructor(
+    private readonly excluder?: Excluder,
+    private readonly onBadName?: (path: string) => void,
+  ) {}
+
+  /** Reports (ListOptions.onBadName) a bad name of an accepted entry. */
+  badName(path: string, escaped: string, isDir: boolean): void {
+    if (this.onBadName && this.accept(path, isDir)) this.onBadName(escaped);
+  }
 
   accept(path: string, isDir: boolean): boolean {
     if (path === '') return false;
@@ -969,13 +1058,13 @@ export async function* listRemote(
   root: string,
   start: string,
   caps: RemoteCapabilities,
-  opts: { recursive?: boolean; excluder?: Excluder } = {},
+  opts: ListOptions = {},
 ): AsyncGenerator<RemoteEntry> {
   const r = normalizeRoot(root);
   const s = normalizeRel(start);
   const recursive = opts.recursive ?? true;
   if (s !== '' && isIgnoredPath(s, true, opts.excluder)) return;
-  const filter = new EntryFilter(opts.excluder);
+  const filter = new EntryFilter(opts.excluder, opts.onBadName);
   if (remote.kind === 'local') {
     yield* listLocal(r, s, recursive, filter);
   } else if (caps.gnuFind) {
@@ -983,6 +1072,19 @@ export async function* listRemote(
   } else {
     yield* listWithRsync(remote, ssh, r, s, recursive, filter);
   }
+}
+
+export interface ListOptions {
+  /** The whole subtree (default) or only the folder's own entries. */
+  recursive?: boolean;
+  excluder?: Excluder;
+  /**
+   * Told the path (root-relative, escaped by escapeName) of each listed entry whose
+   * own name is not valid UTF-8 and not excluded. The entry is still listed, its name
+   * decoded with replacement characters (U+FFFD), so it is never taken for deleted;
+   * no path by that decoded name exists, so it is never transferred (N3).
+   */
+  onBadName?: (path: string) => void;
 }
 
 /** Throws 'remote-missing' / 'remote-not-dir' unless `abs` is a folder (symlinks followed when `follow`). */
@@ -1035,7 +1137,8 @@ async function* walkLocal(
 ): AsyncGenerator<RemoteEntry> {
   let dir;
   try {
-    dir = await opendir(absDir);
+    // Names as bytes: one that is not valid UTF-8 is reported (ListOptions.onBadName).
+    dir = await opendir(absDir, { encoding: 'buffer' as BufferEncoding });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return; // vanished meanwhile
@@ -1047,8 +1150,15 @@ async function* walkLocal(
   }
   try {
     for await (const d of dir) {
-      const rel = relDir === '' ? d.name : `${relDir}/${d.name}`;
-      const abs = absDir === '/' ? `/${d.name}` : `${absDir}/${d.name}`;
+      const nameBytes = d.name as unknown as Buffer;
+      const name = nameBytes.toString('utf8');
+      const rel = relDir === '' ? name : `${relDir}/${name}`;
+      const abs = absDir === '/' ? `/${name}` : `${absDir}/${name}`;
+      if (!isUtf8(nameBytes)) {
+        // No path by the decoded name exists here (lstat would say so): reported, not listed.
+        filter.badName(rel, escapeName(joinRawPath(relDir, nameBytes)), d.isDirectory());
+        continue;
+      }
       let st: BigIntStats;
       try {
         st = await lstat(abs, { bigint: true });
@@ -1097,7 +1207,7 @@ async function* listWithFind(
   const [cmd, args] = scriptCommand(remote, ssh);
   const stream = startStream(cmd, args, wrapScript(findListScript(root, start, recursive)));
   const gate = new StreamGate();
-  const parser = new FindListParser(start);
+  const parser = new FindListParser(start, true);
   let finished = false;
   try {
     for await (const chunk of stream.stdout) {
@@ -1106,6 +1216,7 @@ async function* listWithFind(
       for (const e of parser.push(data)) {
         if (filter.accept(e.path, e.kind === 'dir')) yield e;
       }
+      for (const b of parser.badNames.splice(0)) filter.badName(b.path, b.escaped, b.isDir);
     }
     finished = true;
   } finally {
@@ -1154,20 +1265,25 @@ async function* listWithRsync(
   const stream = startStream('rsync', args, undefined, rsyncListEnv());
   const splitter = new LineSplitter();
   let finished = false;
-  const toEntry = (line: string): RemoteEntry | null => {
-    const e = parseRsyncListLine(line);
+  const toEntry = (raw: Buffer): RemoteEntry | null => {
+    const e = parseRsyncListLine(raw.toString('utf8'));
     if (!e || e.stat === null || e.name === '.') return null;
     const path = start === '' ? e.name : `${start}/${e.name}`;
-    return filter.accept(path, e.stat.kind === 'dir') ? { path, ...e.stat } : null;
+    const isDir = e.stat.kind === 'dir';
+    if (!isUtf8(raw)) {
+      const name = rsyncListRawName(raw);
+      if (name && ownNameNotUtf8(name)) filter.badName(path, escapeName(joinRawPath(start, name)), isDir);
+    }
+    return filter.accept(path, isDir) ? { path, ...e.stat } : null;
   };
   try {
     for await (const chunk of stream.stdout) {
-      for (const line of splitter.push(chunk)) {
+      for (const line of splitter.pushRaw(chunk)) {
         const e = toEntry(line);
         if (e) yield e;
       }
     }
-    for (const line of splitter.end()) {
+    for (const line of splitter.endRaw()) {
       const e = toEntry(line);
       if (e) yield e;
     }

@@ -33,6 +33,7 @@ interface EntryRow {
   remote_size: bigint | null;
   remote_mtime_ns: bigint | null;
   remote_ino: bigint | null;
+  remote_mode: bigint | null;
 }
 
 /** A conflict: both sides changed one path differently; both versions were kept. */
@@ -119,6 +120,10 @@ const MIGRATIONS: ((db: Db) => void)[] = [
       );
     `);
   },
+  (db) => {
+    // The server's permission bits of each path: a directory's mode there is compared with them.
+    db.exec('ALTER TABLE entries ADD COLUMN remote_mode INTEGER');
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -163,6 +168,7 @@ function rowToEntry(r: EntryRow): Entry {
     remoteSize: r.remote_size === null ? null : Number(r.remote_size),
     remoteMtimeNs: r.remote_mtime_ns,
     remoteIno: r.remote_ino,
+    remoteMode: r.remote_mode === null ? null : Number(r.remote_mode),
   };
 }
 
@@ -193,9 +199,9 @@ export class StateDb {
       byInode: prep('SELECT * FROM entries WHERE ino = ? ORDER BY path'),
       upsert: prep(
         `INSERT OR REPLACE INTO entries
-           (path, parent, name, kind, size, mtime_ns, mode, ino, target, hash, synced_at_ns, remote_size, remote_mtime_ns, remote_ino)
+           (path, parent, name, kind, size, mtime_ns, mode, ino, target, hash, synced_at_ns, remote_size, remote_mtime_ns, remote_ino, remote_mode)
          VALUES
-           (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       deleteOne: prep('DELETE FROM entries WHERE path = ?'),
       deleteRange: prep('DELETE FROM entries WHERE path > ? AND path < ?'),
@@ -327,6 +333,7 @@ export class StateDb {
           e.remoteSize,
           e.remoteMtimeNs,
           e.remoteIno ?? null,
+          e.remoteMode ?? null,
         );
       }
     })();
@@ -546,7 +553,7 @@ export class StateDb {
 
   /**
    * After a full remote listing of the subtree `dir` went into rscan: every path that
-   * is new, changed (kind, size, mtime to the second, target) or gone on the server
+   * is new, changed (kind, size, mtime to the second, target, a directory's mode) or gone on the server
    * relative to the base becomes a candidate. Returns how many were added.
    */
   candFromRemoteScan(dir: string, recursive = true): number {
@@ -572,7 +579,8 @@ export class StateDb {
                           THEN e.remote_mtime_ns / 1000000000 <> r.mtime_ns / 1000000000
                           ELSE e.remote_mtime_ns <> r.mtime_ns END)
                  OR (e.mode & 73) <> (r.mode & 73)))
-            OR (r.kind = 'symlink' AND e.target IS NOT r.target)`,
+            OR (r.kind = 'symlink' AND e.target IS NOT r.target)
+            OR (r.kind = 'dir' AND COALESCE(e.remote_mode, e.mode) IS NOT r.mode)`,
       )
       .run();
     this.db
