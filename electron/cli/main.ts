@@ -12,7 +12,8 @@ import { LipsyncError, toErrorInfo } from '../engine/errors.js';
 import { formatLogRecord } from '../engine/log.js';
 import { runDaemon } from './daemon.js';
 import { runDemo } from './demo.js';
-import { formatBytes, ProgressPrinter } from './progress.js';
+import { ProgressPrinter } from './progress.js';
+import { BWLIMIT_UNIT, formatBwLimit, formatBytes } from '../../shared/format.js';
 
 const USAGE = `lipsync ${VERSION}: keep a local folder in sync with a folder on a server, over SSH.
 
@@ -55,7 +56,7 @@ Options:
   --direction DIR         two-way (default), send-only (never changes this computer's folder)
                           or receive-only (never changes the server's folder)
   --exclude PATTERN       exclude files (gitignore syntax); repeat for more
-  --bwlimit KBPS          bandwidth limit in KiB/s
+  --bwlimit KIBPS         bandwidth limit in ${BWLIMIT_UNIT} (1 KiB = 1024 bytes; 0: no limit)
   --identity FILE         ssh private key to use
   --rescan SECONDS        full rescan interval (default 3600)
   --create-remote         create the remote folder if it does not exist
@@ -328,7 +329,9 @@ export async function main(argv: string[]): Promise<number> {
         else if (!result.length) console.log('No folder pairs. Add one with `lipsync add LOCAL REMOTE`.');
         else
           for (const p of result)
-            console.log(`${p.id}\t${p.local} → ${p.remote}\t${p.direction}${p.paused ? '\tpaused' : ''}`);
+            console.log(
+              `${p.id}\t${p.local} → ${p.remote}\t${p.direction}${p.paused ? '\tpaused' : ''}${p.bwLimitKBps > 0 ? `\tlimit ${formatBwLimit(p.bwLimitKBps)}` : ''}`,
+            );
         return 0;
       }
       case 'status': {
