@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SettingsSchema, describeSettingsError } from '../../shared/settings.js';
 import { SettingsStore } from '../../electron/engine/config.js';
-import { parseDuration } from '../../electron/cli/main.js';
+import { parseDuration } from '../../electron/cli/args.js';
 
 describe('settings schema', () => {
   it('fills defaults', () => {
@@ -82,7 +82,8 @@ describe('parseDuration', () => {
     ['1h', 3_600_000],
     ['90s', 90_000],
     ['2d', 2 * 86_400_000],
-    ['15', 15 * 60_000],
+    ['1h30m', 90 * 60_000],
   ])('%s', (s, ms) => expect(parseDuration(s)).toBe(ms));
   it('refuses nonsense', () => expect(() => parseDuration('soon')).toThrow(/not a duration/));
+  it('refuses a bare number: it has no unit', () => expect(() => parseDuration('15')).toThrow(/needs a unit/));
 });
