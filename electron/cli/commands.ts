@@ -28,6 +28,7 @@ import { confirm, listLine, printJson, printStatus, printSyncResult, request } f
 import { ProgressPrinter } from './progress.js';
 import { runDaemon } from './daemon.js';
 import { runDemo } from './demo.js';
+import { SERVICE_ACTIONS, serviceCommand } from './service.js';
 
 /** Settings and state directories: --config-dir/--data-dir, else $LIPSYNC_CONFIG_DIR/$LIPSYNC_DATA_DIR, else XDG. */
 export function dirsOf(o: GlobalValues): AppDirs {
@@ -41,6 +42,7 @@ export function dirsOf(o: GlobalValues): AppDirs {
 // Parsers made outside the table: a generic call inside it would hide the option types from `run`.
 const parseDirection = oneOf(DIRECTIONS);
 const parseKeep = oneOf(['local', 'remote', 'both']);
+const parseAction = oneOf(SERVICE_ACTIONS);
 
 const json = { kind: 'flag', help: 'print JSON' } as const;
 const web = {
@@ -158,7 +160,8 @@ Everything is checked first; nothing is written if a check fails.`,
     summary:
       "run the sync daemon in the foreground (Ctrl-C stops it);\n--web also serves the lipsync UI to this computer's browser",
     help: `Run the sync daemon in the foreground for all pairs. Ctrl-C stops it cleanly, with its rsync, ssh and inotifywait children.
-Only one daemon runs per user; while it runs, the other commands talk to it.`,
+Only one daemon runs per user; while it runs, the other commands talk to it.
+To start it at login instead, see \`lipsync service --help\`.`,
     check: portNeedsWeb('run'),
     async run(_a, o) {
       return runDaemon(dirsOf(o), undefined, o.web ? { web: { port: o.port ?? DEFAULT_WEB_PORT } } : {});
@@ -354,6 +357,34 @@ Only one daemon runs per user; while it runs, the other commands talk to it.`,
       client.close();
       console.log('Stopping the lipsync daemon.');
       return 0;
+    },
+  }),
+
+  service: command({
+    args: [{ name: 'ACTION', label: SERVICE_ACTIONS.join('|'), parse: parseAction }],
+    options: {
+      'no-start': { kind: 'flag', help: 'install: write the unit only; print the commands that enable and start it' },
+    },
+    summary: 'start the daemon at login: install|uninstall|status (a systemd user service)',
+    help: `Run \`lipsync run\` as a systemd user service (Linux), so syncing starts when you log in.
+  install    write ~/.config/systemd/user/lipsync.service (under $XDG_CONFIG_HOME), then
+             systemctl --user daemon-reload and enable --now it (without a user systemd, it
+             prints what to run). The unit runs this node and this lipsync, with your
+             --config-dir/--data-dir ($LIPSYNC_CONFIG_DIR/$LIPSYNC_DATA_DIR) when set.
+  status     installed? enabled? active? (exit code 0 only when all three)
+  uninstall  stop, disable and remove it
+A user service runs only while you are logged in. On a machine without a graphical login
+(a server), let it run from boot without a login: loginctl enable-linger $USER`,
+    check(a, o) {
+      if (o['no-start'] && a.ACTION !== 'install')
+        throw new UsageError('--no-start only applies to install.', 'lipsync service install --no-start');
+    },
+    async run(a, o) {
+      return serviceCommand(a.ACTION, {
+        noStart: o['no-start'] ?? false,
+        configDirFlag: o['config-dir'],
+        dataDirFlag: o['data-dir'],
+      });
     },
   }),
 

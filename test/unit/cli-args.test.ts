@@ -35,6 +35,7 @@ const SAMPLE: Record<string, string> = {
   'local|remote|both': 'both',
   LOCAL: '/tmp/a',
   REMOTE: 'host:/srv/a',
+  ACTION: 'status',
 };
 const sampleArgs = (s: AnyCommand) => s.args.map((a) => SAMPLE[a.name]!);
 const required = (s: AnyCommand) =>
@@ -176,6 +177,8 @@ describe('values are checked before anything is done', () => {
     expect(refusal('resolve', ['3']).message).toMatch(/--keep is required/);
     expect(refusal('run', ['--web', '--port', '70000']).message).toMatch(/--port must be between 1 and 65535/);
     expect(refusal('run', ['--port', '8000']).message).toMatch(/--port only applies with --web/);
+    expect(refusal('service', ['frob']).message).toMatch(/ACTION must be install, uninstall or status/);
+    expect(refusal('service', ['status', '--no-start']).message).toMatch(/--no-start only applies to install/);
   });
 
   it('`--` ends the options; -h is --help', () => {
