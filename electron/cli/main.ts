@@ -27,7 +27,20 @@ function printUsageError(e: UsageError): void {
   if (e.command && isCommand(e.command)) console.error(usageLine(e.command, COMMANDS[e.command]));
 }
 
-export async function main(argv: string[]): Promise<number> {
+/** `lipsync --config-dir X status` is `lipsync status --config-dir X`: global options may come first. */
+function globalsFirst(argv: string[]): string[] {
+  const lead: string[] = [];
+  let i = 0;
+  while (i < argv.length && /^--(config-dir|data-dir)(=|$)/.test(argv[i]!)) {
+    const n = argv[i]!.includes('=') ? 1 : 2;
+    lead.push(...argv.slice(i, i + n));
+    i += n;
+  }
+  return lead.length && i < argv.length ? [argv[i]!, ...lead, ...argv.slice(i + 1)] : argv;
+}
+
+export async function main(args: string[]): Promise<number> {
+  const argv = globalsFirst(args);
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === '-h' || cmd === '--help') {
     console.log(USAGE);
@@ -51,7 +64,11 @@ export async function main(argv: string[]): Promise<number> {
   if (!isCommand(cmd)) {
     printUsageError(
       new UsageError(
-        cmd.startsWith('-') ? `unknown option ${cmd} (the command comes first).` : `unknown command "${cmd}".`,
+        /^--(config-dir|data-dir)(=|$)/.test(cmd)
+          ? `no command after ${cmd.split('=')[0]}.`
+          : cmd.startsWith('-')
+            ? `unknown option ${cmd} (the command comes first).`
+            : `unknown command "${cmd}".`,
         'See `lipsync --help` for the commands.',
       ),
     );

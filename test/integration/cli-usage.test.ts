@@ -93,6 +93,20 @@ describe('lipsync refuses what a command does not take, before doing anything', 
   });
 });
 
+describe('global options', () => {
+  it('may come before the command', async () => {
+    const other = makeCliEnv();
+    const viaEnv = await cli(e, ['list']);
+    const before = await cli(other, ['--config-dir', e.configDir, '--data-dir=' + e.dataDir, 'list']);
+    expect(before.code, before.stderr).toBe(0);
+    expect(before.stdout).toContain('documents');
+    expect(before.stdout).toBe(viaEnv.stdout);
+    const after = await cli(other, ['list', '--config-dir', e.configDir]);
+    expect(after.stdout).toBe(viaEnv.stdout);
+    await refused(other, ['--config-dir', e.configDir], /no command after --config-dir/, /lipsync --help/);
+  });
+});
+
 describe('help comes from the same table', () => {
   it.each(Object.keys(table))('lipsync %s --help', async (name) => {
     const r = await cli(e, [name, '--help']);
