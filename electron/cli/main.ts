@@ -8,8 +8,6 @@ import { type AnyCommand, commandHelp, overview, parseCommandLine, usageLine, Us
 import { COMMANDS, isCommand } from './commands.js';
 import { printError } from './output.js';
 
-export { parseDuration } from './args.js';
-
 /** `lipsync --help`. */
 export const USAGE = overview(
   `lipsync ${VERSION}: keep a local folder in sync with a folder on a server, over SSH.`,
