@@ -1,15 +1,5 @@
 import type { TransferProgress } from '../../shared/status.js';
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
-}
+import { formatBytes, formatRate } from '../../shared/format.js';
 
 /** A progress bar on a terminal; plain lines (at most one a second) otherwise. */
 export class ProgressPrinter {
@@ -23,7 +13,7 @@ export class ProgressPrinter {
 
   update(pair: string, p: TransferProgress): void {
     const files = `${p.filesDone}/${p.filesTotal} files`;
-    const rate = p.rateBps ? `  ${formatBytes(p.rateBps)}/s` : '';
+    const rate = p.rateBps ? `  ${formatRate(p.rateBps)}` : '';
     if (this.tty) {
       const width = 24;
       const frac = p.filesTotal ? Math.min(1, p.filesDone / p.filesTotal) : 0;

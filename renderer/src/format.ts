@@ -1,20 +1,7 @@
 import type { PairStatus } from '../../shared/status.js';
 
-export function formatBytes(n: number): string {
-  if (!Number.isFinite(n) || n < 0) return '—';
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
-}
-
-export function formatRate(bps: number): string {
-  return `${formatBytes(bps)}/s`;
-}
+// Sizes and rates: the one formatter the CLI uses too (binary units, KiB/MiB).
+export { formatBytes, formatRate, formatBwLimit, BWLIMIT_UNIT } from '../../shared/format.js';
 
 export function formatTime(t: number): string {
   return new Date(t).toLocaleString();

@@ -51,8 +51,8 @@ describe('Status view', () => {
     const bar = within(card('busy')).getByRole('progressbar');
     expect(bar.getAttribute('aria-valuenow')).toBe('3');
     expect(bar.getAttribute('aria-valuetext')).toBe('3 of 10 files');
-    expect(card('busy').textContent).toContain('5.0 MB');
-    expect(card('busy').textContent).toContain('2.0 MB/s');
+    expect(card('busy').textContent).toContain('5.0 MiB');
+    expect(card('busy').textContent).toContain('2.0 MiB/s');
     expect(screen.getByTestId('state-stopped').textContent).toBe('Paused');
     expect(within(card('stopped')).getByRole('button', { name: 'Resume' })).toBeTruthy();
     // Only the clean pair says up to date.

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { BW_LIMIT_MAX_KBPS, SettingsSchema, describeSettingsError } from '../../shared/settings.js';
 import { validateRequest } from '../../shared/ipc.js';
 import { SettingsStore } from '../../electron/engine/config.js';
-import { parseDuration } from '../../electron/cli/main.js';
+import { parseDuration } from '../../electron/cli/args.js';
 
 describe('settings schema', () => {
   it('fills defaults', () => {
@@ -134,7 +134,8 @@ describe('parseDuration', () => {
     ['1h', 3_600_000],
     ['90s', 90_000],
     ['2d', 2 * 86_400_000],
-    ['15', 15 * 60_000],
+    ['1h30m', 90 * 60_000],
   ])('%s', (s, ms) => expect(parseDuration(s)).toBe(ms));
   it('refuses nonsense', () => expect(() => parseDuration('soon')).toThrow(/not a duration/));
+  it('refuses a bare number: it has no unit', () => expect(() => parseDuration('15')).toThrow(/needs a unit/));
 });

@@ -179,7 +179,7 @@ function remoteEndpoint(remote: RemoteSpec, ssh: SshOptions): { shell: string[];
   return { shell: [], spec: rootWithSlash(remote.path) };
 }
 
-/** `--bwlimit=N` for a limit in KB/s; none for no limit. */
+/** `--bwlimit=N` for a limit in KiB/s (rsync counts 1024 bytes); none for no limit. */
 function bwLimitArgs(kbps: number | undefined): string[] {
   return kbps !== undefined && kbps > 0 ? [`--bwlimit=${Math.max(1, Math.round(kbps))}`] : [];
 }

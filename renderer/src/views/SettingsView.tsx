@@ -5,7 +5,7 @@ import type { PairStatus } from '../../../shared/status.js';
 import { toErrorInfo, type PairPatch } from '../api.js';
 import { Empty, ErrorBox, Loading } from '../components.js';
 import { useApi } from '../context.js';
-import { parseExcludes } from '../format.js';
+import { BWLIMIT_UNIT, parseExcludes } from '../format.js';
 
 export const PREVIEW_DEBOUNCE_MS = 400;
 
@@ -259,7 +259,7 @@ export function PairSettingsForm({
         </div>
         <div className="field-row">
           <div className="field">
-            <label htmlFor={`${ids}-bw`}>Bandwidth limit (KB/s, 0 = no limit)</label>
+            <label htmlFor={`${ids}-bw`}>Bandwidth limit ({BWLIMIT_UNIT}, 0 = no limit)</label>
             <input
               id={`${ids}-bw`}
               type="number"
