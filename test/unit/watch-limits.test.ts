@@ -250,12 +250,13 @@ describe('excluded paths', () => {
 });
 
 describe('inotifywait command line and lookup', () => {
-  it('never uses -q/-qq, subscribes q_overflow, not modify, and excludes the state folder', () => {
+  it('never uses -q/-qq, subscribes q_overflow, modify (writes while open) and close_write, and excludes the state folder', () => {
     const args = inotifywaitArgs('/r');
     expect(args).not.toContain('-q');
     expect(args).not.toContain('-qq');
     expect(args).toContain('q_overflow');
-    expect(args).not.toContain('modify');
+    expect(args).toContain('modify');
+    expect(args).toContain('close_write');
     expect(args.slice(-3)).toEqual(['--', '@/r/.lipsync', '/r']);
     expect(args[args.indexOf('--format') + 1]).toBe('%e%0%w%f%0');
     expect(args).toContain('--no-newline');
