@@ -95,6 +95,21 @@ export const ApiParamSchemas = {
     identityFile: z.string().optional(),
   }),
   /**
+   * Older and deleted versions kept in both sides' trash, newest first: of `path` (a file,
+   * or a folder: everything below it) or of everything, filtered by `query` (part of a name).
+   */
+  versions: z.object({
+    pair: z.string().min(1).optional(),
+    path: z.string().max(4096).optional(),
+    query: z.string().max(1000).optional(),
+    limit: z.number().int().positive().max(100_000).optional(),
+  }),
+  /**
+   * Brings a version (an id from `versions`) back into the local folder, at its own path or
+   * at `to` (relative to the pair's folder); what is there now goes to the trash first.
+   */
+  restore: PairRef.extend({ id: z.string().min(1).max(8192), to: z.string().min(1).max(4096).optional() }),
+  /**
    * The setup wizard (shared/setup.ts): testConnection, trustHostKey, listKeys,
    * generateKey, installKey, browseRemote.
    */
@@ -135,6 +150,25 @@ export interface ConflictInfo {
   createdAt: number;
 }
 
+/** One kept version (`versions`): a file or symlink in one side's trash. */
+export interface VersionInfo {
+  /** What `restore` takes: `local:` or `remote:` and the path inside that side's trash. */
+  id: string;
+  pair: string;
+  /** Its path in the pair's folder. */
+  path: string;
+  /** Whose trash holds it: this computer's, or the server's. */
+  side: 'local' | 'remote';
+  /** When it was replaced or deleted (ms). */
+  trashedAt: number;
+  size: number;
+  /** Its modification time (ms). */
+  mtime: number;
+  kind: 'file' | 'symlink';
+  /** The machine whose trash holds it (this computer's name, or the server's). */
+  origin: string;
+}
+
 export interface SyncPairResult {
   pair: string;
   ok: boolean;
@@ -165,6 +199,8 @@ export interface ApiResults extends SetupResults {
   previewExcludes: PreviewExcludesResult;
   previewInitialSync: PreviewInitialSyncResult;
   recent: LogRecord[];
+  versions: VersionInfo[];
+  restore: { pair: string; path: string; replacedTo: string | null };
 }
 
 export type ApiMethod = keyof typeof ApiParamSchemas;

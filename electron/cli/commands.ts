@@ -4,7 +4,7 @@
  * `lipsync COMMAND --help` are made from it, so what a command accepts and what its
  * help says cannot drift. A command accepts only what its entry lists.
  */
-import { resolve } from 'node:path';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { AddPairParams } from '../../shared/api.js';
 import { BW_LIMIT_MAX_KBPS, DIRECTIONS } from '../../shared/settings.js';
 import { BWLIMIT_UNIT, formatBytes } from '../../shared/format.js';
@@ -24,7 +24,7 @@ import {
   UsageError,
   type GlobalValues,
 } from './args.js';
-import { confirm, listLine, printJson, printStatus, printSyncResult, request } from './output.js';
+import { confirm, listLine, printError, printJson, printStatus, printSyncResult, request } from './output.js';
 import { ProgressPrinter } from './progress.js';
 import { runDaemon } from './daemon.js';
 import { runDemo } from './demo.js';
@@ -66,6 +66,32 @@ function bwLimitValue(v: string, flag: string): number {
       `Give a limit from 1 to ${BW_LIMIT_MAX_KBPS} KiB/s (about 1 TB/s), or 0 for no limit.`,
     );
   return Number(v);
+}
+
+/**
+ * A path the user typed → its pair and its path relative to that pair's folder: the pair
+ * whose folder holds it (resolved against the working directory), else, with --pair,
+ * relative to that pair's folder.
+ */
+async function pairPath(
+  dirs: AppDirs,
+  path: string,
+  pair: string | undefined,
+): Promise<{ pair: string; path: string }> {
+  const { result: pairs } = await request(dirs, 'list', {});
+  const abs = resolve(path);
+  for (const p of pairs) {
+    if (pair !== undefined && p.id !== pair) continue;
+    const rel = relative(p.local, abs);
+    if (rel !== '' && !rel.startsWith('..') && !isAbsolute(rel)) return { pair: p.id, path: rel.split(sep).join('/') };
+  }
+  if (pair !== undefined && !isAbsolute(path)) return { pair, path: path.replace(/^\.\/+/, '') };
+  throw new UsageError(
+    `${path} is not inside a pair's folder.`,
+    pair === undefined
+      ? 'Give a path inside a synced folder, or name the pair with --pair.'
+      : `Give a path inside ${pair}'s folder.`,
+  );
 }
 
 const portNeedsWeb = (verb: string) => (_a: unknown, o: { web?: boolean; port?: number }) => {
@@ -298,6 +324,90 @@ To start it at login instead, see \`lipsync service --help\`.`,
     async run(a, o) {
       const { result } = await request(dirsOf(o), 'resolve', { id: a.ID, keep: o.keep, pair: o.pair });
       console.log(`Conflict ${result.resolved} resolved: kept ${result.kept}.`);
+      return 0;
+    },
+  }),
+
+  versions: command({
+    args: [{ name: 'PATH', optional: true }],
+    options: {
+      pair: {
+        kind: 'value',
+        value: 'PAIR',
+        help: 'the pair (else the one whose folder holds PATH); PATH is then relative to its folder',
+      },
+      search: { kind: 'value', value: 'TEXT', help: 'only versions whose path contains TEXT (any case)' },
+      json,
+    },
+    summary: 'older and deleted versions of a file or folder, from both trashes',
+    help: `List the versions lipsync kept of PATH (a file, or a folder: everything below it), newest first:
+what an overwrite replaced or a delete removed, here and on the server (kept for trashDays, 30 by default).
+Bring one back with \`lipsync restore PATH --version ID\`.`,
+    async run(a, o) {
+      const dirs = dirsOf(o);
+      const where = a.PATH === undefined ? { pair: o.pair } : await pairPath(dirs, a.PATH, o.pair);
+      const { result } = await request(dirs, 'versions', {
+        pair: where.pair,
+        path: 'path' in where ? where.path : undefined,
+        query: o.search,
+      });
+      if (o.json) printJson(result);
+      else if (!result.length) console.log('No versions kept' + (a.PATH ? ` of ${a.PATH}.` : '.'));
+      else {
+        for (const v of result)
+          console.log(
+            `${v.id}\n\t[${v.pair}] ${v.path}: ${formatBytes(v.size)}, modified ${new Date(v.mtime).toLocaleString()}, replaced ${new Date(v.trashedAt).toLocaleString()} (${v.side === 'local' ? 'this computer' : 'server'}: ${v.origin})`,
+          );
+        console.log('Restore one with `lipsync restore PATH --version ID`.');
+      }
+      return 0;
+    },
+  }),
+
+  restore: command({
+    args: [{ name: 'PATH' }],
+    options: {
+      version: {
+        kind: 'value',
+        value: 'ID',
+        help: 'the version to bring back (see `lipsync versions PATH`; default: the newest)',
+      },
+      to: { kind: 'value', value: 'PATH', help: 'restore it there instead (e.g. next to the current file)' },
+      pair: {
+        kind: 'value',
+        value: 'PAIR',
+        help: 'the pair (else the one whose folder holds PATH); PATH is then relative to its folder',
+      },
+      json,
+    },
+    summary: 'bring back a version of a file from the trash',
+    help: `Bring back a kept version of PATH (the newest, or --version ID): it is put at PATH (or --to PATH)
+and synced; the version there now goes to the trash first, so a restore can be undone the same way.`,
+    async run(a, o) {
+      const dirs = dirsOf(o);
+      const where = await pairPath(dirs, a.PATH, o.pair);
+      let id = o.version;
+      if (id === undefined) {
+        const { result } = await request(dirs, 'versions', { pair: where.pair, path: where.path });
+        const own = result.filter((v) => v.path === where.path && v.kind === 'file');
+        if (!own.length) {
+          printError({
+            kind: 'invalid-settings',
+            message: `No version of ${a.PATH} is kept.`,
+            fix: 'See `lipsync versions` for what the trash holds.',
+          });
+          return 1;
+        }
+        id = own[0]!.id;
+      }
+      const to = o.to === undefined ? undefined : (await pairPath(dirs, o.to, where.pair)).path;
+      const { result } = await request(dirs, 'restore', { pair: where.pair, id, to });
+      if (o.json) printJson(result);
+      else
+        console.log(
+          `Restored ${result.path} in ${result.pair}` +
+            (result.replacedTo ? ` (the version it replaced is in ${result.replacedTo}).` : '.'),
+        );
       return 0;
     },
   }),

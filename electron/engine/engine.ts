@@ -12,6 +12,8 @@ import {
   type PreviewExcludesResult,
   type PreviewInitialSyncResult,
   type SyncPairResult,
+  type ApiResults,
+  type VersionInfo,
 } from '../../shared/api.js';
 import type { PairSettings } from '../../shared/settings.js';
 import type { EngineStatus, LogRecord, TransferProgress } from '../../shared/status.js';
@@ -38,6 +40,7 @@ import type { SshOptions } from './types.js';
 import { parseRemote } from './remote/spec.js';
 import { listRemote, probeCapabilities } from './remote/listing.js';
 import { lstatLocal } from './scan.js';
+import { listVersions, restoreVersion, type VersionSource } from './versions.js';
 
 export const VERSION = '0.1.0';
 
@@ -379,6 +382,50 @@ export class Engine {
     this.log.write({ pair: p!.id, level: 'info', event: 'state', msg: 'mass deletion confirmed by the user' });
     if (!this.opts.watch) await runner.syncNow();
     return { confirmed: p!.id };
+  }
+
+  /** What versions/restore need of a pair: its roots, ssh options and the names shown as origins. */
+  private versionSource(p: PairSettings): VersionSource {
+    const remote = parseRemote(p.remote);
+    const s = this.settings.read();
+    return {
+      pair: p.id,
+      localRoot: p.local,
+      remote,
+      ssh: { ...this.sshOptions(), identityFile: p.identityFile ?? this.sshOptions().identityFile },
+      deviceName: s.deviceName ?? (hostname().split('.')[0] || 'computer'),
+      remoteLabel: remote.kind === 'ssh' ? remote.host : remote.path,
+    };
+  }
+
+  /** Older and deleted versions from both sides' trash (every pair, or one), newest first. */
+  async versions(params: { pair?: string; path?: string; query?: string; limit?: number }): Promise<VersionInfo[]> {
+    const out: VersionInfo[] = [];
+    for (const p of this.targets(params.pair)) {
+      const o: { path?: string; query?: string; limit?: number } = {};
+      if (params.path !== undefined) o.path = params.path.replace(/^\/+|\/+$/g, '');
+      if (params.query !== undefined) o.query = params.query;
+      if (params.limit !== undefined) o.limit = params.limit;
+      out.push(...(await listVersions(this.versionSource(p), o)));
+    }
+    out.sort((a, b) => b.trashedAt - a.trashedAt);
+    return out.slice(0, params.limit ?? 1000);
+  }
+
+  /** Restores a version into the local folder (what is there goes to the trash first), then syncs. */
+  async restore(pair: string, id: string, to?: string): Promise<ApiResults['restore']> {
+    const [p] = this.targets(pair);
+    const r = await restoreVersion(this.versionSource(p!), id, to);
+    this.log.write({
+      pair: p!.id,
+      level: 'info',
+      event: 'state',
+      msg: `restored ${r.path} from ${id.startsWith('remote:') ? "the server's" : "this computer's"} trash${r.replacedTo ? ` (the version it replaced is in ${r.replacedTo})` : ''}`,
+      paths: [r.path],
+    });
+    const runner = this.runners.get(p!.id) ?? (await this.startPair(p!));
+    await runner.syncNow();
+    return { pair: p!.id, path: r.path, replacedTo: r.replacedTo };
   }
 
   logTail(lines = 50, pair?: string): LogRecord[] {

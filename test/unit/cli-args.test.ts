@@ -36,6 +36,8 @@ const SAMPLE: Record<string, string> = {
   LOCAL: '/tmp/a',
   REMOTE: 'host:/srv/a',
   ACTION: 'status',
+  PATH: '/tmp/a/report.txt',
+  TEXT: 'report',
 };
 const sampleArgs = (s: AnyCommand) => s.args.map((a) => SAMPLE[a.name]!);
 const required = (s: AnyCommand) =>

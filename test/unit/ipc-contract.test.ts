@@ -30,6 +30,8 @@ const METHODS = {
   previewExcludes: true,
   previewInitialSync: true,
   recent: true,
+  versions: true,
+  restore: true,
   testConnection: true,
   trustHostKey: true,
   listKeys: true,

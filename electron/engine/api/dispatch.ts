@@ -54,6 +54,10 @@ export async function dispatch(engine: Engine, req: ValidRequest, ctx: DispatchC
       return e.previewInitialSync(req.params);
     case 'recent':
       return e.recent(req.params.pair, req.params.limit);
+    case 'versions':
+      return e.versions(req.params);
+    case 'restore':
+      return e.restore(req.params.pair, req.params.id, req.params.to);
     case 'testConnection':
       return e.testConnection(req.params);
     case 'trustHostKey':

@@ -762,3 +762,32 @@ export async function rsyncSameContent(o: SameContentOptions): Promise<Map<strin
   for (const [rel, originals] of wanted) for (const p of originals) result.set(p, !different.has(rel));
   return result;
 }
+
+/**
+ * Fetches one file of the remote root (`rel`, e.g. a version in `.lipsync/trash/…`) to the
+ * local file `dest` (a temp name the caller then renames into place). Rejects with the
+ * error table's words when rsync fails.
+ */
+export async function rsyncFetchFile(remote: RemoteSpec, ssh: SshOptions, rel: string, dest: string): Promise<void> {
+  const path = `${remote.path.replace(/\/+$/, '')}/${normalizeRelPath(rel)}`;
+  const args = [
+    // Names travel in rsync's protocol, never through the remote shell.
+    '-s',
+    // A symlink as a symlink, permissions, mtime: the version as it was.
+    '-l',
+    '-p',
+    '-t',
+    '-8',
+  ];
+  if (remote.kind === 'ssh') {
+    const host = remote.host.includes(':') ? `[${remote.host}]` : remote.host;
+    args.push('-e', rsyncShellArg(remote, ssh), `${host}:${rsyncSourcePath(path)}`, dest);
+  } else args.push(path, dest);
+  let r: RunResult;
+  try {
+    r = await run('rsync', args, { env: rsyncEnv(), maxBuffer: 256 * 1024 });
+  } catch (e) {
+    throw startFailure(e);
+  }
+  if (r.code !== 0) throw classifyFailure('rsync', r.code, r.stderr, failureContext(remote, ssh));
+}
