@@ -1,5 +1,5 @@
 import { realpathSync, statSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
+import { basename, posix, resolve } from 'node:path';
 import type { AddPairParams } from '../../shared/api.js';
 import { PairSettingsSchema, describeSettingsError, type PairSettings } from '../../shared/settings.js';
 import type { SshOptions } from './types.js';
@@ -82,6 +82,30 @@ export async function validateNewPair(
       throw new LipsyncError('pair-overlap', `The remote folder ${r} and the local folder ${local} overlap.`, {
         fix: 'Sync to a folder outside the local one.',
       });
+    }
+  }
+  // The same server folder (or one inside the other) synced from two local folders would
+  // merge them into each other within seconds: refused.
+  for (const p of existing) {
+    let theirs: ReturnType<typeof parseRemote>;
+    try {
+      theirs = parseRemote(p.remote);
+    } catch {
+      continue;
+    }
+    if (!sameServer(remote, theirs)) continue;
+    const a = posix.resolve(remote.path);
+    const b = posix.resolve(theirs.path);
+    if (a === b || isUnder(a.slice(1), b.slice(1)) || isUnder(b.slice(1), a.slice(1))) {
+      throw new LipsyncError(
+        'pair-overlap',
+        a === b
+          ? `The server folder ${input.remote} is already synced by pair "${p.id}" (with ${p.local}).`
+          : `The server folder ${input.remote} overlaps the server folder of pair "${p.id}" (${p.remote}).`,
+        {
+          fix: `One server folder is synced to one folder per computer: use pair "${p.id}" (its local folder is ${p.local}), or remove it first.`,
+        },
+      );
     }
   }
   const excludeError = validateExcludePatterns(input.excludes ?? []);
@@ -171,4 +195,15 @@ export async function validateNewPair(
   } finally {
     await ops.close().catch(() => undefined);
   }
+}
+
+/** Whether two remote addresses name the same server account (by what was typed: host, user, port). */
+function sameServer(a: ReturnType<typeof parseRemote>, b: ReturnType<typeof parseRemote>): boolean {
+  if (a.kind !== b.kind) return false;
+  if (a.kind === 'local' || b.kind === 'local') return true;
+  return (
+    a.host.toLowerCase() === b.host.toLowerCase() &&
+    (a.user ?? '') === (b.user ?? '') &&
+    (a.port ?? 22) === (b.port ?? 22)
+  );
 }

@@ -139,6 +139,27 @@ describe('lipsync add refuses bad input with a clear error and writes nothing', 
     await expectRefused(e, ['add', e.dir, `${server.alias}:${join(e.dir, 'server2')}`], /overlaps the folder of pair/);
   });
 
+  it('a second local folder for a server folder this computer already syncs (or one inside it)', async () => {
+    const { e, local, remote } = fresh();
+    const ok = await cli(e, ['add', local, `${server.alias}:${remote}`]);
+    expect(ok.code, ok.stderr).toBe(0);
+    mkdirSync(join(remote, 'inner'));
+    for (const [dir, target] of [
+      ['other', remote],
+      ['other2', `${remote}/`],
+      ['other3', join(remote, 'inner')],
+    ] as const) {
+      mkdirSync(join(e.dir, dir));
+      await expectRefused(
+        e,
+        ['add', join(e.dir, dir), `${server.alias}:${target}`],
+        /server folder .* (is already synced by|overlaps the server folder of) pair "local"/,
+        /use pair "local"/,
+      );
+    }
+    expect(readdirSync(join(e.dir, 'other'))).toEqual([]);
+  });
+
   it('remote address without an absolute path', async () => {
     const { e, local } = fresh();
     await expectRefused(e, ['add', local, `${server.alias}:relative/path`], /absolute/);
