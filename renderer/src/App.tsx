@@ -8,14 +8,16 @@ import { RecentView } from './views/RecentView.js';
 import { SettingsView } from './views/SettingsView.js';
 import { SetupWizard } from './views/SetupWizard.js';
 import { StatusView } from './views/StatusView.js';
+import { VersionsView } from './views/VersionsView.js';
 import { useTheme, type ThemeChoice } from './theme.js';
 
-export type View = 'status' | 'recent' | 'conflicts' | 'settings' | 'setup';
+export type View = 'status' | 'recent' | 'conflicts' | 'versions' | 'settings' | 'setup';
 
 const NAV: { id: Exclude<View, 'setup'>; label: string }[] = [
   { id: 'status', label: 'Status' },
   { id: 'recent', label: 'Recent changes' },
   { id: 'conflicts', label: 'Conflicts' },
+  { id: 'versions', label: 'Versions' },
   { id: 'settings', label: 'Folder settings' },
 ];
 
@@ -108,6 +110,8 @@ export function App({ bridge, initialView }: { bridge: LipsyncBridge; initialVie
             <RecentView pairs={pairs} />
           ) : view === 'conflicts' ? (
             <ConflictsView version={conflictCount} />
+          ) : view === 'versions' ? (
+            <VersionsView pairs={pairs} />
           ) : view === 'settings' ? (
             <SettingsView pairs={pairs} />
           ) : (
