@@ -10,6 +10,18 @@ export interface TransferProgress {
   bytesDone: number;
   /** Bytes per second, as rsync reports it. */
   rateBps: number;
+  /** The bytes of the files in the current run, when known (a folder sent whole: not known ahead). */
+  bytesTotal?: number;
+  /** The file being transferred now (the first of the run not reported done yet), when known. */
+  currentFile?: string;
+  /** Seconds left in the current run at the current rate, when the total is known. */
+  etaSec?: number;
+}
+
+/** Seconds left for `left` bytes at `rateBps`; undefined when it cannot be told. */
+export function etaSeconds(left: number, rateBps: number): number | undefined {
+  if (!(rateBps > 0) || left < 0) return undefined;
+  return Math.ceil(left / rateBps);
 }
 
 export interface PairStatus {

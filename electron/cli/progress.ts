@@ -13,23 +13,40 @@ export class ProgressPrinter {
 
   update(pair: string, p: TransferProgress): void {
     const files = `${p.filesDone}/${p.filesTotal} files`;
+    const total = p.bytesTotal;
+    const bytes = total ? `${formatBytes(p.bytesDone)} of ${formatBytes(total)}` : formatBytes(p.bytesDone);
     const rate = p.rateBps ? `  ${formatRate(p.rateBps)}` : '';
+    const eta = p.etaSec !== undefined && total ? `  ${formatEta(p.etaSec)} left` : '';
+    const file = p.currentFile ? `  ${p.currentFile}` : '';
     if (this.tty) {
       const width = 24;
-      const frac = p.filesTotal ? Math.min(1, p.filesDone / p.filesTotal) : 0;
+      // By bytes when the total is known (a big file is not "done" when it starts).
+      const frac = total
+        ? Math.min(1, p.bytesDone / total)
+        : p.filesTotal
+          ? Math.min(1, p.filesDone / p.filesTotal)
+          : 0;
       const bar = '#'.repeat(Math.round(frac * width)).padEnd(width, '-');
-      this.out.write(`\r${pair} [${bar}] ${files}  ${formatBytes(p.bytesDone)}${rate}\x1b[K`);
+      const pct = `${Math.floor(frac * 100)}%`;
+      this.out.write(`\r${pair} [${bar}] ${pct} ${bytes}, ${files}${rate}${eta}${file}\x1b[K`);
       this.drawn = true;
       return;
     }
     const now = Date.now();
     if (now - this.lastLine < 1000) return;
     this.lastLine = now;
-    this.out.write(`${pair}: ${files}, ${formatBytes(p.bytesDone)} sent${rate}\n`);
+    this.out.write(`${pair}: ${bytes} sent, ${files}${rate}${eta}${file}\n`);
   }
 
   done(): void {
     if (this.drawn) this.out.write('\n');
     this.drawn = false;
   }
+}
+
+/** 75 → "1 min 15 s", 3700 → "1 h 2 min", 9 → "9 s". */
+export function formatEta(sec: number): string {
+  if (sec < 60) return `${sec} s`;
+  if (sec < 3600) return `${Math.floor(sec / 60)} min${sec % 60 ? ` ${sec % 60} s` : ''}`;
+  return `${Math.floor(sec / 3600)} h${Math.floor((sec % 3600) / 60) ? ` ${Math.floor((sec % 3600) / 60)} min` : ''}`;
 }

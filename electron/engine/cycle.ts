@@ -105,7 +105,14 @@ export interface CycleContext {
   massDeleteConfirmed: boolean;
   /** Throws when the cycle must stop before its next remote step (paused, stopping). */
   checkPaused: () => void;
-  onProgress: (p: { filesDone: number; filesTotal: number; bytes: number; rateBps: number }) => void;
+  onProgress: (p: {
+    filesDone: number;
+    filesTotal: number;
+    bytes: number;
+    rateBps: number;
+    bytesTotal?: number;
+    currentFile?: string;
+  }) => void;
   /**
    * The paths a push is about to write (null: the push and the stat after it are
    * done). The server watcher's reports of those writes are then not looked at
@@ -1126,8 +1133,28 @@ export class Cycle {
     };
   }
 
-  /** One rsync run over `paths`, either way: a fresh trash folder, the bandwidth limit, progress. */
-  private transferOptions(paths: string[]): PushOptions {
+  /**
+   * One rsync run over `items`, either way: a fresh trash folder, the bandwidth limit, and
+   * progress by bytes (the total of the sending side's file sizes) with the current file:
+   * the first one of the run that rsync has not reported done.
+   */
+  private transferOptions(items: Decided[], way: 'push' | 'pull'): PushOptions {
+    const paths = items.map((d) => d.path);
+    const sizes = items.map((d) => {
+      const s = way === 'push' ? d.local : d.remote;
+      return s?.kind === 'file' ? s.size : 0;
+    });
+    const bytesTotal = sizes.reduce((a, b) => a + b, 0);
+    const sizeOf = new Map(paths.map((p, i) => [p, sizes[i]!]));
+    // rsync names a file when the sender starts it (push: our side) or once it arrived (pull).
+    const done = new Set<string>();
+    let started: string | undefined;
+    let next = 0;
+    const current = (): string | undefined => {
+      if (way === 'push') return started;
+      while (next < paths.length && (done.has(paths[next]!) || sizes[next] === 0)) next++;
+      return paths[next];
+    };
     return {
       localRoot: this.c.localRoot,
       remote: this.c.remote,
@@ -1135,8 +1162,23 @@ export class Cycle {
       paths,
       trashDir: trashDirName(),
       bwLimitKBps: this.c.bwLimitKBps || undefined,
-      onProgress: (p) =>
-        this.c.onProgress({ filesDone: p.filesDone, filesTotal: paths.length, bytes: p.bytes, rateBps: p.rateBps }),
+      onFile: (f) => {
+        done.add(f.path);
+        if ((sizeOf.get(f.path) ?? 0) > 0) started = f.path;
+      },
+      onProgress: (p) => {
+        const file = current();
+        // A push's last named file is still being sent while bytes are left.
+        const sending = way === 'push' && started !== undefined && p.bytes < bytesTotal ? 1 : 0;
+        this.c.onProgress({
+          filesDone: Math.max(0, Math.min(done.size - sending, paths.length)),
+          filesTotal: paths.length,
+          bytes: Math.min(p.bytes, bytesTotal || p.bytes),
+          rateBps: p.rateBps,
+          bytesTotal,
+          ...(file !== undefined ? { currentFile: file } : {}),
+        });
+      },
     };
   }
 
@@ -1144,9 +1186,7 @@ export class Cycle {
     this.c.checkPaused();
     this.c.expectEcho?.(items.filter((d) => d.local).map((d) => d.path));
     try {
-      const res = await traced(`rsync push ${items.length}`, () =>
-        rsyncPush(this.transferOptions(items.map((d) => d.path))),
-      );
+      const res = await traced(`rsync push ${items.length}`, () => rsyncPush(this.transferOptions(items, 'push')));
       const failed = this.failedFiles(res);
       const sentNow = items.filter((d) => d.local && !failed.has(d.path));
       const after = await traced(`stat ${sentNow.length} on the server after the push`, () =>
@@ -1204,9 +1244,7 @@ export class Cycle {
       else this.c.requeueLocalTree(d.path);
     }
     if (!items.length) return;
-    const res = await traced(`rsync pull ${items.length}`, () =>
-      rsyncPull(this.transferOptions(items.map((d) => d.path))),
-    );
+    const res = await traced(`rsync pull ${items.length}`, () => rsyncPull(this.transferOptions(items, 'pull')));
     const failed = this.failedFiles(res);
     const syncedAtNs = nowNs();
     const rows: Entry[] = [];

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { PairSettings } from '../../shared/settings.js';
-import type { PairState, PairStatus, TransferProgress } from '../../shared/status.js';
+import { etaSeconds, type PairState, type PairStatus, type TransferProgress } from '../../shared/status.js';
 import type { ErrorInfo } from '../../shared/errors.js';
 import { INITIAL_SYNC_MODES, type InitialSyncMode, type SyncPairResult } from '../../shared/api.js';
 import type { Excluder, RemoteCapabilities, RemoteSpec, SshOptions } from './types.js';
@@ -957,6 +957,12 @@ export class PairRunner {
       },
       onProgress: (p) => {
         this.progress = { filesDone: p.filesDone, filesTotal: p.filesTotal, bytesDone: p.bytes, rateBps: p.rateBps };
+        if (p.bytesTotal !== undefined) {
+          this.progress.bytesTotal = p.bytesTotal;
+          const eta = etaSeconds(p.bytesTotal - p.bytes, p.rateBps);
+          if (eta !== undefined) this.progress.etaSec = eta;
+        }
+        if (p.currentFile !== undefined) this.progress.currentFile = p.currentFile;
         for (const l of this.progressListeners) l(this.progress);
       },
       withRemoteLock: (fn) => this.withRemoteLock(fn),
