@@ -31,12 +31,13 @@ import {
   utimes,
   writeFile,
 } from 'node:fs/promises';
-import { posix, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { RemoteSpec, SshOptions } from '../types.js';
 import { LipsyncError, classifyFailure, type FailureContext } from '../errors.js';
 import { closeMaster, shQuote, sshExec } from './ssh.js';
 import { rsyncVersion as localRsyncVersion, parseRsyncVersion } from './rsync.js';
 import type { RunResult } from '../proc/run.js';
+import { LocalAncestors, SymlinkedParentError, existsInRoot, renameInRoot } from '../safe-fs.js';
 
 export const META_DIR = '.lipsync';
 export const MARKER_FILE = `${META_DIR}/pair-id`;
@@ -97,7 +98,11 @@ export interface RemoteOps {
    * first moved to trashDir/<to> (a '.1', '.2'... suffix if that is taken);
    * the parent of `to` is created; then `from` is moved to `to`. A `from`
    * that does not exist gives ok:false, reason 'missing'. Paths are relative
-   * to the root; trashDir too.
+   * to the root; trashDir too. Never through a symlink (N5 of
+   * docs/sync-semantics.md): a move with a folder above `from`, `to` or the
+   * trash path, inside the root, that is a symlink or a file is refused
+   * (ok:false); on an ssh remote each folder is checked just before the move
+   * and the target's again after it (a swap in between is moved back).
    */
   rename(moves: { from: string; to: string }[], trashDir: string): Promise<MoveResult[]>;
   /** The pair id in root/.lipsync/pair-id, or null when there is none. */
@@ -330,16 +335,6 @@ function fsError(e: unknown, path: string, what: string): LipsyncError {
   }
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await lstat(p);
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw e;
-  }
-}
-
 class LocalOps implements RemoteOps {
   constructor(private readonly root: string) {}
 
@@ -416,11 +411,13 @@ class LocalOps implements RemoteOps {
     const checked = moves.map((m) => ({ m, from: normalizeRelPath(m.from), to: normalizeRelPath(m.to) }));
     await this.requireRoot();
     const results: MoveResult[] = [];
+    const root = this.root;
     for (const { m, from, to } of checked) {
-      const src = join(this.root, from);
-      const dst = join(this.root, to);
       try {
-        if (!(await exists(src))) {
+        // Each rename walks the folders with O_NOFOLLOW (safe-fs.ts): never through a symlink.
+        const above = new LocalAncestors(root).blockedBy(from);
+        if (above !== null) throw new SymlinkedParentError(from, above);
+        if (!existsInRoot(root, from)) {
           results.push({ ...m, ok: false, reason: 'missing' });
           continue;
         }
@@ -429,19 +426,23 @@ class LocalOps implements RemoteOps {
           continue;
         }
         let trashed: string | null = null;
-        if (await exists(dst)) {
-          const base = join(this.root, `${trash}/${to}`);
+        if (existsInRoot(root, to)) {
+          const base = `${trash}/${to}`;
           let target = base;
-          for (let n = 1; await exists(target); n++) target = `${base}.${n}`;
-          await mkdir(posix.dirname(target), { recursive: true });
-          await fsRename(dst, target);
+          for (let n = 1; existsInRoot(root, target); n++) target = `${base}.${n}`;
+          renameInRoot(root, to, target, true);
           trashed = target;
         }
         try {
-          await mkdir(posix.dirname(dst), { recursive: true });
-          await fsRename(src, dst);
+          renameInRoot(root, from, to, true);
         } catch (e) {
-          if (trashed !== null) await fsRename(trashed, dst).catch(() => undefined);
+          if (trashed !== null) {
+            try {
+              renameInRoot(root, trashed, to);
+            } catch {
+              // it stays in the trash
+            }
+          }
           throw e;
         }
         results.push({ ...m, ok: true });
@@ -728,20 +729,49 @@ else
 fi
 printf '${OUT}root:%s\\n' "$s"`;
 
+/**
+ * lipsync_dirs PATH [mk]: succeeds when no folder between $R and PATH (an absolute path
+ * below $R) is a symlink or a file (N5); with mk, the missing ones are made, one mkdir
+ * each, and checked again after it. lipsync_mv runs it just before each mv, and again
+ * for the target after it: a folder swapped for a symlink in between (another client
+ * racing us) is noticed and the move undone. The window left is between the check and
+ * the mv (a shell has no renameat).
+ */
 const MOVE_FUNCTIONS = `
+case $R in */) P=$R ;; *) P=$R/ ;; esac
+lipsync_dirs() {
+  rest=\${1#"$P"}; d=\${P%/}
+  while :; do
+    case $rest in */*) ;; *) return 0 ;; esac
+    d=$d/\${rest%%/*}; rest=\${rest#*/}
+    if [ -L "$d" ]; then return 1; fi
+    [ -d "$d" ] && continue
+    [ -e "$d" ] && return 1
+    [ "$2" = mk ] || return 0
+    mkdir -- "$d" 2>/dev/null
+    if [ -L "$d" ] || [ ! -d "$d" ]; then return 1; fi
+  done
+}
 lipsync_fail() { printf '${OUT}mv:%s:fail:%s\\n' "$1" "$(printf '%s' "$2" | tr '\\n' ' ')"; }
 lipsync_mv() {
+  if ! lipsync_dirs "$2"; then lipsync_fail "$1" "a folder above it is a symlink or a file"; return 0; fi
   if [ ! -e "$2" ] && [ ! -L "$2" ]; then printf '${OUT}mv:%s:missing\\n' "$1"; return 0; fi
   if [ "$2" = "$3" ]; then printf '${OUT}mv:%s:ok\\n' "$1"; return 0; fi
+  if ! lipsync_dirs "$3" mk; then lipsync_fail "$1" "a folder above the target is a symlink or a file"; return 0; fi
   tt=
   if [ -e "$3" ] || [ -L "$3" ]; then
     tt=$4; n=0
     while [ -e "$tt" ] || [ -L "$tt" ]; do n=$((n + 1)); tt="$4.$n"; done
-    if ! err=$( { mkdir -p -- "\${tt%/*}" && mv -f -- "$3" "$tt"; } 2>&1 ); then lipsync_fail "$1" "$err"; return 0; fi
+    if ! lipsync_dirs "$tt" mk; then lipsync_fail "$1" "a folder above the trash is a symlink or a file"; return 0; fi
+    if ! err=$(mv -f -- "$3" "$tt" 2>&1); then lipsync_fail "$1" "$err"; return 0; fi
   fi
-  if ! err=$( { mkdir -p -- "\${3%/*}" && mv -f -- "$2" "$3"; } 2>&1 ); then
+  if ! err=$(mv -f -- "$2" "$3" 2>&1); then
     [ -n "$tt" ] && mv -f -- "$tt" "$3" 2>/dev/null
     lipsync_fail "$1" "$err"; return 0
+  fi
+  if ! lipsync_dirs "$3"; then
+    mv -f -- "$3" "$2" 2>/dev/null
+    lipsync_fail "$1" "a folder above the target became a symlink during the move (moved back)"; return 0
   fi
   printf '${OUT}mv:%s:ok\\n' "$1"
 }`;
