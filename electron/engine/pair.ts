@@ -20,6 +20,7 @@ import { localChangedSince } from './since.js';
 import { Cycle, MassDeleteError, emptyTotals, type CycleTotals } from './cycle.js';
 import { LipsyncError, toErrorInfo } from './errors.js';
 import { existsInRoot, renameInRoot } from './safe-fs.js';
+import { rsyncSymlinkWarning, rsyncVersion } from './remote/rsync.js';
 import type { ActivityLog } from './log.js';
 import { traced } from './trace.js';
 import { cancelHeapRelease, scheduleHeapRelease } from './memory.js';
@@ -449,6 +450,13 @@ export class PairRunner {
         },
       );
     }
+    // N5: an rsync whose receiver follows a symlinked parent leaves a race window; say so, sync on.
+    const oldRsync = rsyncSymlinkWarning(
+      await rsyncVersion(),
+      probe.rsyncVersion,
+      this.remote.kind === 'ssh' ? this.remote.host : 'the server',
+    );
+    if (oldRsync) this.deps.log.write({ pair: this.id, level: 'warn', event: 'state', msg: oldRsync });
     // The remote root's marker names the shared folder (every client syncing it joins the same id).
     // Read alongside the capability probe: two sessions over the one ssh connection.
     const capsProbe = probeCapabilities(this.remote, this.sshOptions());
