@@ -384,6 +384,19 @@ class LocalOps implements RemoteOps {
 
   async prepareMeta(leftoverPrefix?: string): Promise<void> {
     await this.requireRoot();
+    // As META_CHECK (ssh): none of our folders, nor a trash day, may be a symlink or a file.
+    const days = await readdir(join(this.root, TRASH_DIR)).catch(() => [] as string[]);
+    for (const rel of [
+      META_DIR,
+      `${META_DIR}/partial`,
+      TRASH_DIR,
+      INCOMING_DIR,
+      ...days.map((d) => `${TRASH_DIR}/${d}`),
+    ]) {
+      const st = await lstat(join(this.root, rel)).catch(() => null);
+      const day = rel.startsWith(`${TRASH_DIR}/`);
+      if (st && (st.isSymbolicLink() || (!day && !st.isDirectory()))) throw metaNotDirError(join(this.root, rel), null);
+    }
     for (const d of ['partial', 'trash', 'incoming']) {
       try {
         await mkdir(join(this.root, `${META_DIR}/${d}`), { recursive: true });
@@ -648,6 +661,35 @@ async function isDanglingLink(p: string): Promise<boolean> {
 /** Script exit codes (below ssh's 255). */
 const EXIT_ROOT_MISSING = 3;
 const EXIT_ROOT_NOT_DIR = 4;
+/** A folder of ROOT/.lipsync (or a trash day) is a symlink or a file: see META_CHECK. */
+const EXIT_META_NOT_DIR = 7;
+
+/**
+ * N5 for our own folder: rsync writes its temp files into .lipsync and the versions it
+ * replaces into .lipsync/trash/DAY/TIME. Another client that swaps one of them for a
+ * symlink would have those writes land outside the root; rsync 3.5.0 refuses them, but
+ * then drops the backup silently (measured): a version lost. So a transfer does not start
+ * while one is a symlink or a file; the error names it and says what to do.
+ */
+const META_CHECK = `
+for d in "$R/${META_DIR}" "$R/${META_DIR}/partial" "$R/${TRASH_DIR}" "$R/${INCOMING_DIR}"; do
+  if [ -L "$d" ] || { [ -e "$d" ] && [ ! -d "$d" ]; }; then printf 'lipsync: not a folder: %s\\n' "$d" >&2; exit ${EXIT_META_NOT_DIR}; fi
+done
+for d in "$R/${TRASH_DIR}"/*; do
+  if [ -L "$d" ]; then printf 'lipsync: not a folder: %s\\n' "$d" >&2; exit ${EXIT_META_NOT_DIR}; fi
+done`;
+
+/** The error for META_CHECK's refusal (also the local-path backend's). */
+function metaNotDirError(path: string, host: string | null, detail?: string): LipsyncError {
+  return new LipsyncError(
+    'remote-not-dir',
+    `${path}${host ? ` on ${host}` : ''} is a symlink or a file, not lipsync's own folder: nothing was transferred.`,
+    {
+      fix: `Someone replaced it on the server. Remove that symlink or file there (lipsync makes the folder again); the pair then goes on by itself.`,
+      ...(detail !== undefined ? { detail } : {}),
+    },
+  );
+}
 
 /** Shell functions of the lock scripts; need R, M (R/.lipsync), L (the lock dir), B (the break dir). */
 const LOCK_FUNCTIONS = `
@@ -840,6 +882,10 @@ class SshOps implements RemoteOps {
         },
       );
     }
+    if (r.code === EXIT_META_NOT_DIR) {
+      const path = /lipsync: not a folder: (.*)/.exec(r.stderr)?.[1] ?? `${this.remote.path}/${META_DIR}`;
+      throw metaNotDirError(path, this.remote.host, r.stderr);
+    }
     if (r.code === EXIT_ROOT_NOT_DIR) {
       throw new LipsyncError('remote-not-dir', `${this.remote.path} on ${this.remote.host} is not a folder.`, {
         fix: "Choose a folder as the pair's remote path.",
@@ -877,7 +923,7 @@ class SshOps implements RemoteOps {
   async prepareMeta(leftoverPrefix?: string): Promise<void> {
     const clear = leftoverPrefix === undefined ? '' : `\n${clearIncomingScript(leftoverPrefix)}`;
     await this.exec(
-      `${REQUIRE_ROOT}\nmkdir -p -- "$R/${META_DIR}/partial" "$R/${META_DIR}/trash" "$R/${INCOMING_DIR}"${clear}`,
+      `${REQUIRE_ROOT}${META_CHECK}\nmkdir -p -- "$R/${META_DIR}/partial" "$R/${META_DIR}/trash" "$R/${INCOMING_DIR}"${clear}`,
     );
   }
 
