@@ -31,6 +31,7 @@ import {
   conflicts,
   describeResult,
   makeClient,
+  pairStatus,
   start,
   stop,
   trashContents,
@@ -94,6 +95,7 @@ async function settled(c: Client, cond: () => boolean, what: string): Promise<vo
   await waitIdle(c, 60_000);
 }
 
+// Generous: each test waits for a daemon to settle by itself, more than once.
 describe('N5: nothing through a symlink, on either side', () => {
   it('a server symlink to an outside folder, replaced by a real folder with a decoy: the decoy arrives, the outside file is untouched', async () => {
     const { c, s } = await setup();
@@ -118,7 +120,7 @@ describe('N5: nothing through a symlink, on either side', () => {
     expect(read(join(c.remote, 'keys', 'id_decoy'))).toBe('decoy from the server\n');
     expect(await conflicts(c)).toEqual([]);
     expectSentinelSafe(c, s);
-  });
+  }, 240_000);
 
   it('a relative server symlink ../victim, replaced by a real folder: nothing outside is renamed or sent', async () => {
     const { c, s, link } = await setup();
@@ -140,7 +142,7 @@ describe('N5: nothing through a symlink, on either side', () => {
     expect(isDir(join(c.local, 'rel'))).toBe(true);
     expect(await conflicts(c)).toEqual([]);
     expectSentinelSafe(c, s);
-  });
+  }, 240_000);
 
   it('a synced folder replaced on the server by a symlink: the laptop keeps its versions in its trash, nothing outside moves, resolve too', async () => {
     const { c, s, link } = await setup();
@@ -177,7 +179,40 @@ describe('N5: nothing through a symlink, on either side', () => {
     await waitIdle(c, 60_000);
     expect(isLink(join(c.remote, 'docs'))).toBe(true);
     expectSentinelSafe(c, s);
-  });
+  }, 240_000);
+
+  it("the server's trash swapped for a symlink: nothing is written through it; once removed, the pair goes on by itself", async () => {
+    const { c, s } = await setup();
+    writeFileSync(join(c.local, 'f.txt'), 'version 1\n');
+    await settled(c, () => fileIs(join(c.remote, 'f.txt'), 'version 1\n'), 'f.txt reaches the server');
+
+    // Another client replaces the server's trash by a link to the outside folder.
+    rmSync(join(c.remote, '.lipsync', 'trash'), { recursive: true, force: true });
+    symlinkSync(s.dir, join(c.remote, '.lipsync', 'trash'));
+    writeFileSync(join(c.local, 'f.txt'), 'version 2, longer\n'); // its push would trash version 1
+    let reason = '';
+    await waitFor(
+      async () => {
+        reason = (await pairStatus(c)).reason?.message ?? '';
+        return /symlink or a file/.test(reason);
+      },
+      60_000,
+      () => `the pair to report the planted link; last reason ${JSON.stringify(reason)}`,
+    );
+    expect(read(join(c.remote, 'f.txt'))).toBe('version 1\n');
+    expectSentinelSafe(c, s);
+
+    // The link is removed on the server: the retry goes on without a manual sync.
+    unlinkSync(join(c.remote, '.lipsync', 'trash'));
+    await waitFor(
+      () => fileIs(join(c.remote, 'f.txt'), 'version 2, longer\n'),
+      120_000,
+      () => 'version 2 arrives',
+    );
+    await waitIdle(c, 60_000);
+    expect(trashContents(c.remote, 'f.txt')).toContain('version 1\n');
+    expectSentinelSafe(c, s);
+  }, 240_000);
 
   it('the reverse: a laptop link ../elsewhere replaced by a real folder with a file moved in; the server keeps it inside its root', async () => {
     const { c, s, link } = await setup();
@@ -203,5 +238,5 @@ describe('N5: nothing through a symlink, on either side', () => {
     expect(read(join(c.local, 'ldir', 'x.txt'))).toBe('laptop x\n');
     expect(lstatExists(join(s.dir, 'x.txt'))).toBe(false);
     expectSentinelSafe(c, s);
-  });
+  }, 240_000);
 });

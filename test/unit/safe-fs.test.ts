@@ -28,6 +28,7 @@ import {
   waitsForParent,
 } from '../../electron/engine/safe-fs.js';
 import { statRemote } from '../../electron/engine/remote/listing.js';
+import type { SshOptions } from '../../electron/engine/types.js';
 import { rsyncSymlinkWarning, SAFE_PARENT_RSYNC_VERSION } from '../../electron/engine/remote/rsync.js';
 import { makeSentinel, sentinelIntact, type Sentinel } from '../support/sentinel.js';
 
@@ -121,7 +122,7 @@ describe('safe-fs: nothing through a symlink inside the root', () => {
     const above = new Map();
     const st = await statRemote(
       { kind: 'local', path: root },
-      {},
+      {} as SshOptions,
       root,
       ['link/notes.txt', 'real/a.txt', 'link', 'file/x'],
       { inotifywait: false, gnuFind: false },
