@@ -382,9 +382,8 @@ class LocalOps implements RemoteOps {
       throw fsError(Object.assign(new Error('not a directory'), { code: 'ENOTDIR' }), this.root, 'open');
   }
 
-  async prepareMeta(leftoverPrefix?: string): Promise<void> {
-    await this.requireRoot();
-    // As META_CHECK (ssh): none of our folders, nor a trash day, may be a symlink or a file.
+  /** As META_CHECK (ssh): none of our folders, nor a trash day, may be a symlink or a file. */
+  private async checkMeta(): Promise<void> {
     const days = await readdir(join(this.root, TRASH_DIR)).catch(() => [] as string[]);
     for (const rel of [
       META_DIR,
@@ -397,6 +396,11 @@ class LocalOps implements RemoteOps {
       const day = rel.startsWith(`${TRASH_DIR}/`);
       if (st && (st.isSymbolicLink() || (!day && !st.isDirectory()))) throw metaNotDirError(join(this.root, rel), null);
     }
+  }
+
+  async prepareMeta(leftoverPrefix?: string): Promise<void> {
+    await this.requireRoot();
+    await this.checkMeta();
     for (const d of ['partial', 'trash', 'incoming']) {
       try {
         await mkdir(join(this.root, `${META_DIR}/${d}`), { recursive: true });
@@ -409,6 +413,7 @@ class LocalOps implements RemoteOps {
 
   async clearIncoming(prefix: string): Promise<void> {
     checkIncomingPrefix(prefix);
+    await this.checkMeta(); // never rm -r through a planted link
     const dir = join(this.root, INCOMING_DIR);
     let names: string[];
     try {
@@ -594,6 +599,7 @@ class LocalOps implements RemoteOps {
     const o = checkOwner(owner);
     checkTtl(ttlMs);
     await this.requireRoot();
+    await this.checkMeta(); // the lock is never made through a planted link
     const meta = join(this.root, META_DIR);
     try {
       await mkdir(meta, { recursive: true });
@@ -640,6 +646,7 @@ class LocalOps implements RemoteOps {
   async purgeTrash(olderThanDays: number, now?: Date): Promise<number> {
     const cutoff = trashCutoff(olderThanDays, now);
     await this.requireRoot();
+    await this.checkMeta(); // never rm -r through a planted link
     await purgeStaleIncoming(join(this.root, INCOMING_DIR), now);
     return purgeDayDirs(join(this.root, TRASH_DIR), cutoff);
   }
@@ -928,7 +935,7 @@ class SshOps implements RemoteOps {
   }
 
   async clearIncoming(prefix: string): Promise<void> {
-    await this.exec(`${REQUIRE_ROOT}\n${clearIncomingScript(prefix)}`);
+    await this.exec(`${REQUIRE_ROOT}${META_CHECK}\n${clearIncomingScript(prefix)}`);
   }
 
   async rename(moves: { from: string; to: string }[], trashDir: string): Promise<MoveResult[]> {
@@ -993,7 +1000,7 @@ ${PRINT_MARKER}`,
     const ttlSec = Math.max(1, Math.ceil(checkTtl(ttlMs) / 1000));
     const aside = join(this.remote.path, `${META_DIR}/lock.stale.${randomBytes(8).toString('hex')}`);
     const r = await this.exec(
-      `${REQUIRE_ROOT}
+      `${REQUIRE_ROOT}${META_CHECK}
 O=${shQuote(o)}; TTL=${ttlSec}; A=${shQuote(aside)}
 ${LOCK_FUNCTIONS}
 mkdir -p -- "$M" || exit 1
@@ -1049,7 +1056,7 @@ fi`,
   async purgeTrash(olderThanDays: number, now?: Date): Promise<number> {
     const cutoff = trashCutoff(olderThanDays, now).replace(/-/g, '');
     const r = await this.exec(
-      `${REQUIRE_ROOT}
+      `${REQUIRE_ROOT}${META_CHECK}
 T="$R/${TRASH_DIR}"; C=${cutoff}; n=0
 I="$R/${INCOMING_DIR}"
 if [ -d "$I" ]; then find "$I" -mindepth 1 -maxdepth 1 -mtime +${INCOMING_STALE_DAYS - 1} -exec rm -rf -- {} + 2>/dev/null; fi
