@@ -568,9 +568,10 @@ export class Cycle {
       after = page[page.length - 1]!.path;
       const syncedAtNs = nowNs();
       const rows: Entry[] = [];
+      const view = new LocalAncestors(this.c.localRoot); // the folders above, once per page
       for (const r of page) {
         if (ancestorIn(r.path, moved) === null) continue;
-        const l = this.lstatL(r.path);
+        const l = view.lstat(r.path);
         if (
           l &&
           l.kind === r.kind &&
@@ -1213,8 +1214,9 @@ export class Cycle {
     this.c.checkPaused();
     // The local side must still be what the decision saw; a path changed since is decided again next cycle.
     const items: Decided[] = [];
+    const before = new LocalAncestors(this.c.localRoot);
     for (const d of all) {
-      const now = this.lstatL(d.path);
+      const now = before.lstat(d.path);
       const same = !now
         ? !d.local
         : !!d.local && now.kind === d.local.kind && now.size === d.local.size && now.mtimeNs === d.local.mtimeNs;
@@ -1229,13 +1231,14 @@ export class Cycle {
     const syncedAtNs = nowNs();
     const rows: Entry[] = [];
     const deleted: string[] = [];
+    const after = new LocalAncestors(this.c.localRoot);
     for (const d of items) {
       if (failed.has(d.path)) continue;
       if (!d.remote) {
         deleted.push(d.path);
         continue;
       }
-      const l = this.lstatL(d.path);
+      const l = after.lstat(d.path);
       if (!l) continue;
       rows.push(this.entryFor(d.path, l, d.remote, await this.racyHash(d.path, l, syncedAtNs), syncedAtNs));
     }
