@@ -684,7 +684,7 @@ export async function statRemote(
     stats = [];
     for (const rel of all) stats.push(await localStat(absPath(r, rel)));
   } else {
-    stats = caps.gnuFind ? await statWithFind(remote, ssh, r, all) : await statWithRsync(remote, ssh, r, all);
+    stats = caps.gnuFind ? await statWithFind(remote, ssh, r, all) : await statNestedWithRsync(remote, ssh, r, all);
   }
   if (!seen.size) return stats;
   const kindOf = new Map<string, RemoteStat | null>();
@@ -760,6 +760,45 @@ async function statWithFind(
   }
   if (denied.length > 0) throw deniedError(remote, root, denied);
   return results;
+}
+
+/**
+ * statWithRsync for a list that may hold a path and paths below it: rsync's listing
+ * drops a listed symlink `a` when `a/b` is listed too (it follows `a` for `a/b` and
+ * the two entries clash), which would report the link as absent. So a path found
+ * missing while something below it was found is asked again without what is below
+ * it (a second call, rarely a third: one per level of such links).
+ */
+async function statNestedWithRsync(
+  remote: SshRemote,
+  ssh: SshOptions,
+  root: string,
+  rels: string[],
+): Promise<(RemoteStat | null)[]> {
+  const out: (RemoteStat | null)[] = new Array<RemoteStat | null>(rels.length).fill(null);
+  let pending = rels.map((_, i) => i);
+  while (pending.length) {
+    const got = await statWithRsync(
+      remote,
+      ssh,
+      root,
+      pending.map((i) => rels[i]!),
+    );
+    const found = new Set<string>();
+    pending.forEach((i, k) => {
+      out[i] = got[k] ?? null;
+      if (got[k]) found.add(rels[i]!);
+    });
+    const again = pending.filter((i) => {
+      if (out[i]) return false;
+      const prefix = `${rels[i]!}/`;
+      for (const f of found) if (f.startsWith(prefix)) return true;
+      return false;
+    });
+    if (again.length === pending.length) break; // no progress: they stay missing
+    pending = again;
+  }
+  return out;
 }
 
 function deniedError(remote: SshRemote, root: string, absPaths: string[]): LipsyncError {
