@@ -1028,12 +1028,22 @@ export class Cycle {
    */
   private requeueHeldBack(items: Decided[]): void {
     for (const d of items) if (ACTING.has(d.decision.action)) this.actedOn.add(d.path);
+    const held: string[] = [];
     for (const d of items) {
       if (d.decision.rule !== 'N5' || !d.waitsFor) continue;
+      held.push(d.path);
       if (ancestorIn(d.waitsFor, this.actedOn) === null) continue;
       if (this.c.requeueRemote) this.c.requeueRemote(d.path);
       else this.c.requeueLocalTree(d.path);
     }
+    if (!held.length) return;
+    this.c.log.write({
+      pair: this.c.pair,
+      level: 'info',
+      event: 'state',
+      msg: `${held.length} path${held.length === 1 ? '' : 's'} below a symlink (or a file) on one side left alone: decided after that folder (N5)`,
+      paths: held.slice(0, 1000),
+    });
   }
 
   /** Paths acted on in this cycle (see requeueHeldBack). */
