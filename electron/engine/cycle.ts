@@ -5,7 +5,6 @@
  * conflict copies. The base (state database) follows each step only after it
  * succeeded, so a crash at any instant is recovered by the next cycle.
  */
-import { existsSync, mkdirSync, renameSync, rmdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Direction } from '../../shared/settings.js';
@@ -26,16 +25,7 @@ import type { DirtySnapshot } from './dirty.js';
 import { DirtySet, ancestorIn, isUnder, isUnderAny, joinPath, parentOf } from './dirty.js';
 import { localChangedSince } from './since.js';
 import { listChangedSince } from './remote/watch.js';
-import {
-  compareDir,
-  comparePaths,
-  hashFile,
-  isRacy,
-  lstatLocal,
-  lstatLocalSync,
-  sameAsEntry,
-  type ScanChange,
-} from './scan.js';
+import { compareDir, comparePaths, hashFile, isRacy, sameAsEntry, type ScanChange } from './scan.js';
 import { reconcile, conflictCopyName, type Decision, type SideState } from './reconcile.js';
 import {
   rsyncPull,
@@ -52,6 +42,15 @@ import type { RemoteOps } from './remote/ops.js';
 import { LipsyncError } from './errors.js';
 import type { ActivityLog } from './log.js';
 import { traced } from './trace.js';
+import {
+  LocalAncestors,
+  SymlinkedParentError,
+  existsInRoot,
+  lstatInRoot,
+  renameInRoot,
+  rmdirInRoot,
+  waitsForParent,
+} from './safe-fs.js';
 
 /**
  * New folders sent whole (Cycle.pushNewTrees) go in at most this many rsync runs, so
@@ -275,7 +274,7 @@ export class Cycle {
     for (const [dir, names] of snap.dirs) {
       if (isUnderAny(dir, walked) || isUnderAny(dir, this.newTreeSet)) continue;
       if (names === 'all') {
-        if (!this.c.excluder.ignores(dir, true)) await this.scanLocalDir(dir, true);
+        if (!this.c.excluder.ignores(dir, true)) await this.scanLocalDir(dir, true, true);
       } else {
         for (const n of names) await this.checkLocalPath(joinPath(dir, n));
       }
@@ -286,13 +285,20 @@ export class Cycle {
     const stack = [start];
     while (stack.length) {
       const dir = stack.pop()!;
-      for (const d of await this.scanLocalDir(dir, false)) stack.push(d);
+      // The start's folders above are checked (N5); below it, each folder was found by a walk.
+      for (const d of await this.scanLocalDir(dir, false, dir === start)) stack.push(d);
     }
   }
 
   /** Compares one local directory with the base; returns subdirectories to descend into. */
-  private async scanLocalDir(dir: string, recurseNew: boolean): Promise<string[]> {
-    const { changes, subdirs, skipped } = await compareDir(this.c.localRoot, this.db, dir, this.c.excluder);
+  private async scanLocalDir(dir: string, recurseNew: boolean, checkAncestors = false): Promise<string[]> {
+    const { changes, subdirs, skipped } = await compareDir(
+      this.c.localRoot,
+      this.db,
+      dir,
+      this.c.excluder,
+      checkAncestors,
+    );
     for (const s of skipped)
       this.warn({ kind: 'permission-denied', message: `Skipped ${s.path}: ${s.reason}.`, files: [s.path] });
     const moved = new Set<string>();
@@ -321,7 +327,7 @@ export class Cycle {
    * tree was walked, so the caller can skip directories below it.
    */
   private async checkLocalPath(path: string, tree = false): Promise<boolean> {
-    const stat = await lstatLocal(join(this.c.localRoot, path));
+    const stat = this.lstatL(path);
     if (this.c.excluder.ignores(path, stat?.kind === 'dir')) return false;
     const entry = this.db.get(path);
     let walk = tree;
@@ -579,9 +585,10 @@ export class Cycle {
       after = page[page.length - 1]!.path;
       const syncedAtNs = nowNs();
       const rows: Entry[] = [];
+      const view = new LocalAncestors(this.c.localRoot); // the folders above, once per page
       for (const r of page) {
         if (ancestorIn(r.path, moved) === null) continue;
-        const l = lstatLocalSync(join(this.c.localRoot, r.path));
+        const l = view.lstat(r.path);
         if (
           l &&
           l.kind === r.kind &&
@@ -650,7 +657,7 @@ export class Cycle {
       // number does not (an edit with the move is then synced as a deletion and a creation).
       if (stat.kind === 'file' && (cand.size !== stat.size || cand.mtimeNs !== stat.mtimeNs)) continue;
       if (this.c.excluder.ignores(cand.path, cand.kind === 'dir')) continue;
-      const now = await lstatLocal(join(this.c.localRoot, cand.path));
+      const now = this.lstatL(cand.path);
       if (now && now.ino === cand.ino) continue; // a hard link, not a move
       return cand.path;
     }
@@ -685,6 +692,11 @@ export class Cycle {
     if (!entry || !sameAsEntry(stat, entry)) this.db.candAdd([to]);
     if (stat.kind === 'dir') await this.scanLocalTree(to);
     return true;
+  }
+
+  /** lstat for decisions: absent when a folder above the path is not one (N5). */
+  private lstatL(path: string): LocalStat | null {
+    return lstatInRoot(this.c.localRoot, path);
   }
 
   private rootPath(): string {
@@ -806,12 +818,17 @@ export class Cycle {
       if (cand.path === to || cand.kind !== rTo.kind || isUnder(to, cand.path)) continue;
       const [rFrom] = await statRemote(this.c.remote, this.c.ssh, this.rootPath(), [cand.path], this.c.caps);
       if (rFrom && rFrom.ino === rTo.ino) continue; // hard link
-      const lFrom = await lstatLocal(join(this.c.localRoot, cand.path));
-      const lTo = await lstatLocal(join(this.c.localRoot, to));
+      const lFrom = this.lstatL(cand.path);
+      const lTo = this.lstatL(to);
       if (!lFrom || lTo || !sameAsEntry(lFrom, cand)) return false;
       this.c.checkPaused();
-      mkdirSync(join(this.c.localRoot, parentOf(to)), { recursive: true });
-      renameSync(join(this.c.localRoot, cand.path), join(this.c.localRoot, to));
+      try {
+        // Never through a symlink (N5): a folder above either path that is not one refuses the move.
+        renameInRoot(this.c.localRoot, cand.path, to, true);
+      } catch (e) {
+        if (e instanceof SymlinkedParentError) return false;
+        throw e;
+      }
       this.db.renameTree(cand.path, to);
       this.c.totals.renamed++;
       this.c.log.write({
@@ -921,9 +938,12 @@ export class Cycle {
 
   private async decideChunk(paths: string[]): Promise<Decided[]> {
     const wanted = paths.filter((p) => p !== '' && !this.c.excluder.ignores(p, false));
-    const locals = wanted.map((p) => lstatLocalSync(join(this.c.localRoot, p)));
+    // A path below a local or remote symlink (or file) is absent on that side (N1, N5).
+    const view = new LocalAncestors(this.c.localRoot);
+    const locals = wanted.map((p) => view.lstat(p));
+    const above = new Map<string, RemoteStat | null>();
     const remotes = await traced(`stat ${wanted.length} on the server`, () =>
-      statRemote(this.c.remote, this.c.ssh, this.rootPath(), wanted, this.c.caps),
+      statRemote(this.c.remote, this.c.ssh, this.rootPath(), wanted, this.c.caps, above),
     );
     const out: Decided[] = [];
     for (let i = 0; i < wanted.length; i++) {
@@ -949,7 +969,18 @@ export class Cycle {
         remoteChanged: rChanged,
         direction: this.c.direction,
       });
-      out.push({ path, local, remote, base, decision: this.firstSyncOverride(base, local, remote, decision) });
+      const first = this.firstSyncOverride(base, local, remote, decision);
+      // N5: nothing below a folder that is a symlink or a file on either side is acted on
+      // (its own change of kind goes first; see act for when it is looked at again).
+      const waitsFor = view.blockedBy(path) ?? waitsForParent(path, above);
+      out.push({
+        path,
+        local,
+        remote,
+        base,
+        decision: waitsFor === null ? first : heldBack(first, waitsFor),
+        waitsFor,
+      });
     }
     return out;
   }
@@ -980,6 +1011,7 @@ export class Cycle {
     }
     this.logFirstSyncReplacements(items);
     if (this.c.taken) for (const d of items) this.c.taken(d.path);
+    this.requeueHeldBack(items);
 
     const push: Decided[] = [];
     const pull: Decided[] = [];
@@ -1003,7 +1035,7 @@ export class Cycle {
         } else if (copy) {
           pull.push({ ...d, local: null });
           if (a === 'conflict') {
-            const st = await lstatLocal(join(this.c.localRoot, copy));
+            const st = this.lstatL(copy);
             if (st)
               push.push({
                 path: copy,
@@ -1020,6 +1052,35 @@ export class Cycle {
     if (push.length) await this.c.withRemoteLock(() => this.push(push));
     if (pull.length) await this.pull(pull);
   }
+
+  /**
+   * N5: a path held back because a folder above it is a symlink or a file on one side
+   * is looked at again in the next cycle when that folder (or one above it) is acted on
+   * in this cycle: its change of kind is then done first. Otherwise it waits for a change
+   * of that folder (an event or a rescan finds it), so a link that stays never loops.
+   */
+  private requeueHeldBack(items: Decided[]): void {
+    for (const d of items) if (ACTING.has(d.decision.action)) this.actedOn.add(d.path);
+    const held: string[] = [];
+    for (const d of items) {
+      if (d.decision.rule !== 'N5' || !d.waitsFor) continue;
+      held.push(d.path);
+      if (ancestorIn(d.waitsFor, this.actedOn) === null) continue;
+      if (this.c.requeueRemote) this.c.requeueRemote(d.path);
+      else this.c.requeueLocalTree(d.path);
+    }
+    if (!held.length) return;
+    this.c.log.write({
+      pair: this.c.pair,
+      level: 'info',
+      event: 'state',
+      msg: `${held.length} path${held.length === 1 ? '' : 's'} below a symlink (or a file) on one side left alone: decided after that folder (N5)`,
+      paths: held.slice(0, 1000),
+    });
+  }
+
+  /** Paths acted on in this cycle (see requeueHeldBack). */
+  private readonly actedOn = new Set<string>();
 
   /**
    * F2/F3 (docs/sync-semantics.md, "First sync"): while the pair has never completed a
@@ -1074,8 +1135,16 @@ export class Cycle {
   /** Renames the local version aside as a conflict copy; returns the copy's path. */
   private keepLocalAside(d: Decided): string | null {
     if (!d.local) return null;
-    const copy = conflictCopyName(d.path, this.c.deviceName, new Date(), (p) => existsSync(join(this.c.localRoot, p)));
-    renameSync(join(this.c.localRoot, d.path), join(this.c.localRoot, copy));
+    const copy = conflictCopyName(d.path, this.c.deviceName, new Date(), (p) => existsInRoot(this.c.localRoot, p));
+    try {
+      renameInRoot(this.c.localRoot, d.path, copy);
+    } catch (e) {
+      // A folder above it became a symlink since the decision (N5): not renamed; looked at again.
+      if (!(e instanceof SymlinkedParentError)) throw e;
+      this.warn(e.toInfo());
+      this.c.requeueLocalTree(d.path);
+      return null;
+    }
     this.db.addConflict({
       path: d.path,
       copyPath: copy,
@@ -1201,12 +1270,13 @@ export class Cycle {
       const syncedAtNs = nowNs();
       const rows: Entry[] = [];
       const sentSize = new Map(res.items.filter((it) => !it.deleted).map((it) => [it.path, it.size]));
+      const here = new LocalAncestors(this.c.localRoot); // N5: a path below a link is absent here
       for (let i = 0; i < sentNow.length; i++) {
         const d = sentNow[i]!;
         let local = d.local!;
         let r = after[i] ?? null;
         // The file here may have changed while rsync read it (rule W2): look again next time.
-        const now = local.kind === 'file' ? lstatLocalSync(join(this.c.localRoot, d.path)) : local;
+        const now = local.kind === 'file' ? here.lstat(d.path) : local;
         const movedOn = !now || now.kind !== local.kind || now.size !== local.size || now.mtimeNs !== local.mtimeNs;
         if (movedOn) this.c.requeueLocalTree(d.path);
         if (r && !landedAsSent(local, r) && now && movedOn && ownSnapshot(local, now, r, sentSize.get(d.path))) {
@@ -1235,8 +1305,9 @@ export class Cycle {
     this.c.checkPaused();
     // The local side must still be what the decision saw; a path changed since is decided again next cycle.
     const items: Decided[] = [];
+    const before = new LocalAncestors(this.c.localRoot);
     for (const d of all) {
-      const now = await lstatLocal(join(this.c.localRoot, d.path));
+      const now = before.lstat(d.path);
       const same = !now
         ? !d.local
         : !!d.local && now.kind === d.local.kind && now.size === d.local.size && now.mtimeNs === d.local.mtimeNs;
@@ -1249,13 +1320,14 @@ export class Cycle {
     const syncedAtNs = nowNs();
     const rows: Entry[] = [];
     const deleted: string[] = [];
+    const after = new LocalAncestors(this.c.localRoot);
     for (const d of items) {
       if (failed.has(d.path)) continue;
       if (!d.remote) {
         deleted.push(d.path);
         continue;
       }
-      const l = await lstatLocal(join(this.c.localRoot, d.path));
+      const l = after.lstat(d.path);
       if (!l) continue;
       rows.push(this.entryFor(d.path, l, d.remote, await this.racyHash(d.path, l, syncedAtNs), syncedAtNs));
     }
@@ -1340,7 +1412,7 @@ export class Cycle {
     for (const { path, side } of dirs) {
       if (side === 'local') {
         try {
-          rmdirSync(join(this.c.localRoot, path));
+          rmdirInRoot(this.c.localRoot, path);
           this.db.deleteTree(path);
           this.c.totals.deleted++;
         } catch {
@@ -1476,4 +1548,33 @@ interface Decided {
   remote: RemoteStat | null;
   base: Entry | null;
   decision: Decision;
+  /** N5: the folder above the path that is a symlink or a file on one side (null: none). */
+  waitsFor?: string | null;
+}
+
+/** Actions that change a side (or move content); everything else only reads or records. */
+const ACTING = new Set<Decision['action']>([
+  'push',
+  'pull',
+  'delete-remote',
+  'delete-local',
+  'delete-dir-if-empty-remote',
+  'delete-dir-if-empty-local',
+  'conflict',
+  'keep-local-aside',
+]);
+
+/**
+ * N5 (docs/sync-semantics.md): `decision` for a path below `parent`, a symlink or a file
+ * on one side. Nothing that transfers, renames or deletes is done through it (rsync's
+ * sender would read through a symlinked parent, an older receiver write through it);
+ * forgetting the base of a path gone on both sides is kept.
+ */
+function heldBack(decision: Decision, parent: string): Decision {
+  if (!ACTING.has(decision.action)) return decision;
+  return {
+    action: 'none',
+    rule: 'N5',
+    why: `${parent} above it is a symlink or a file on one side: it is decided after that folder`,
+  };
 }

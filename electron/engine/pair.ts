@@ -19,6 +19,8 @@ import { createRemoteWatcher, setChangeMarker, type RemoteWatcher } from './remo
 import { localChangedSince } from './since.js';
 import { Cycle, MassDeleteError, emptyTotals, type CycleTotals } from './cycle.js';
 import { LipsyncError, toErrorInfo } from './errors.js';
+import { existsInRoot, renameInRoot } from './safe-fs.js';
+import { rsyncSymlinkWarning, rsyncVersion } from './remote/rsync.js';
 import type { ActivityLog } from './log.js';
 import { traced } from './trace.js';
 import { cancelHeapRelease, scheduleHeapRelease } from './memory.js';
@@ -475,6 +477,13 @@ export class PairRunner {
         },
       );
     }
+    // N5: an rsync whose receiver follows a symlinked parent leaves a race window; say so, sync on.
+    const oldRsync = rsyncSymlinkWarning(
+      await rsyncVersion(),
+      probe.rsyncVersion,
+      this.remote.kind === 'ssh' ? this.remote.host : 'the server',
+    );
+    if (oldRsync) this.deps.log.write({ pair: this.id, level: 'warn', event: 'state', msg: oldRsync });
     // The remote root's marker names the shared folder (every client syncing it joins the same id).
     // Read alongside the capability probe: two sessions over the one ssh connection.
     const capsProbe = probeCapabilities(this.remote, this.sshOptions());
@@ -613,22 +622,16 @@ export class PairRunner {
     if (!c || c.resolvedAt !== null)
       throw new LipsyncError('pair-unknown', `There is no open conflict ${id}.`, { fix: 'See `lipsync conflicts`.' });
     const root = this.settings.local;
-    const trash = join(root, '.lipsync', 'trash', new Date().toISOString().slice(0, 10), `resolve-${id}`);
-    const { renameSync } = await import('node:fs');
+    const trash = `.lipsync/trash/${new Date().toISOString().slice(0, 10)}/resolve-${id}`;
+    // Never through a symlink (N5): a folder above either path that is not one refuses it.
     if (keep === 'local') {
       // The local version (in the copy) takes the name; the other version goes to the trash.
-      if (existsSync(join(root, c.copyPath))) {
-        if (existsSync(join(root, c.path))) {
-          mkdirSync(join(trash, c.path, '..'), { recursive: true });
-          renameSync(join(root, c.path), join(trash, c.path));
-        }
-        renameSync(join(root, c.copyPath), join(root, c.path));
+      if (existsInRoot(root, c.copyPath)) {
+        if (existsInRoot(root, c.path)) renameInRoot(root, c.path, `${trash}/${c.path}`, true);
+        renameInRoot(root, c.copyPath, c.path);
       }
     } else if (keep === 'remote') {
-      if (existsSync(join(root, c.copyPath))) {
-        mkdirSync(join(trash, c.copyPath, '..'), { recursive: true });
-        renameSync(join(root, c.copyPath), join(trash, c.copyPath));
-      }
+      if (existsInRoot(root, c.copyPath)) renameInRoot(root, c.copyPath, `${trash}/${c.copyPath}`, true);
     }
     db.resolveConflict(id, keep);
     this.conflictCount = db.openConflicts().length;

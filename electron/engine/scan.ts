@@ -216,12 +216,18 @@ export interface CompareDirResult {
  * (non-excluded) DB children are reported deleted; if it cannot be read, it is reported in
  * `skipped` and nothing is deleted. The root itself vanishing throws instead: an unmounted
  * or removed sync folder must never read as "delete everything".
+ *
+ * With `checkAncestors` (for a folder named by a hint, not found by a walk of its parent),
+ * the folders above `dir` are lstat'ed too: one that is a symlink or a file puts `dir`
+ * outside the synced tree (N5 of docs/sync-semantics.md), as if it had vanished; it is
+ * never read through the link.
  */
 export async function compareDir(
   root: string,
   db: StateDb,
   dir: string,
   excluder: Excluder,
+  checkAncestors = false,
 ): Promise<CompareDirResult> {
   const changes: ScanChange[] = [];
   const subdirs: string[] = [];
@@ -240,6 +246,11 @@ export async function compareDir(
     skipped.sort((a, b) => comparePaths(a.path, b.path));
     return { changes, subdirs, skipped };
   };
+
+  if (checkAncestors && dir !== '' && !ancestorsAreDirs(root, dir)) {
+    reportDeleted(db.children(dir));
+    return result();
+  }
 
   if (dir !== '') {
     // opendir follows symlinks: a directory replaced by a symlink (to a directory) must not
@@ -358,6 +369,20 @@ export async function compareDir(
 
   reportDeleted(known.values());
   return result();
+}
+
+/** Whether every folder above `rel` (inside `root`) is a folder, not a symlink, file or gap. */
+function ancestorsAreDirs(root: string, rel: string): boolean {
+  for (let i = rel.indexOf('/'); i !== -1; i = rel.indexOf('/', i + 1)) {
+    let st;
+    try {
+      st = lstatSync(path.join(root, rel.slice(0, i)), { throwIfNoEntry: false });
+    } catch {
+      return false; // ENOTDIR: a folder above is no folder now
+    }
+    if (!st?.isDirectory()) return false;
+  }
+  return true;
 }
 
 export type WalkItem = ScanChange | ({ type: 'skipped' } & ScanSkipped);

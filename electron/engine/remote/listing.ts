@@ -726,11 +726,15 @@ function chunkBy<T>(items: T[], maxCount: number, maxBytes: number, size: (t: T)
 
 /**
  * The state of each path (relative to `root`, '' = the root), in the order
- * given; null when it does not exist (or is a socket, fifo or device). One
- * remote command per call (split in several for huge lists; the rsync
- * fallback needs a second one when the root itself is asked for). Throws a
- * LipsyncError 'permission-denied' (with `files`) when a path can't be looked
- * at, rather than calling it missing.
+ * given; null when it does not exist (or is a socket, fifo or device), and null
+ * when a folder above it inside the root is a symlink, a file or absent: a
+ * symlink is never followed (N1, N5 of docs/sync-semantics.md), while find,
+ * lstat and rsync's sender all follow a symlinked parent. The folders above
+ * the paths are stat'ed in the same remote command (each once); their states
+ * are put into `above` when given. One remote command per call (split in
+ * several for huge lists; the rsync fallback needs a second one when the root
+ * itself is asked for). Throws a LipsyncError 'permission-denied' (with
+ * `files`) when a path can't be looked at, rather than calling it missing.
  */
 export async function statRemote(
   remote: RemoteSpec,
@@ -738,17 +742,41 @@ export async function statRemote(
   root: string,
   paths: string[],
   caps: RemoteCapabilities,
+  above?: Map<string, RemoteStat | null>,
 ): Promise<(RemoteStat | null)[]> {
   const r = normalizeRoot(root);
   const rels = paths.map(normalizeRel);
   if (rels.length === 0) return [];
+  const asked = new Set(rels);
+  const parents: string[] = [];
+  const seen = new Set<string>();
+  for (const rel of rels) {
+    for (let i = rel.indexOf('/'); i !== -1; i = rel.indexOf('/', i + 1)) {
+      const a = rel.slice(0, i);
+      if (seen.has(a)) continue;
+      seen.add(a);
+      if (!asked.has(a)) parents.push(a);
+    }
+  }
+  const all = parents.length ? [...rels, ...parents] : rels;
+  let stats: (RemoteStat | null)[];
   if (remote.kind === 'local') {
     await requireLocalDir(r);
-    const out: (RemoteStat | null)[] = [];
-    for (const rel of rels) out.push(await localStat(absPath(r, rel)));
-    return out;
+    stats = [];
+    for (const rel of all) stats.push(await localStat(absPath(r, rel)));
+  } else {
+    stats = caps.gnuFind ? await statWithFind(remote, ssh, r, all) : await statNestedWithRsync(remote, ssh, r, all);
   }
-  return caps.gnuFind ? statWithFind(remote, ssh, r, rels) : statWithRsync(remote, ssh, r, rels);
+  if (!seen.size) return stats;
+  const kindOf = new Map<string, RemoteStat | null>();
+  all.forEach((p, i) => kindOf.set(p, stats[i] ?? null));
+  if (above) for (const a of seen) above.set(a, kindOf.get(a) ?? null);
+  return rels.map((rel, i) => {
+    for (let j = rel.indexOf('/'); j !== -1; j = rel.indexOf('/', j + 1)) {
+      if (kindOf.get(rel.slice(0, j))?.kind !== 'dir') return null;
+    }
+    return stats[i] ?? null;
+  });
 }
 
 async function statWithFind(
@@ -813,6 +841,45 @@ async function statWithFind(
   }
   if (denied.length > 0) throw deniedError(remote, root, denied);
   return results;
+}
+
+/**
+ * statWithRsync for a list that may hold a path and paths below it: rsync's listing
+ * drops a listed symlink `a` when `a/b` is listed too (it follows `a` for `a/b` and
+ * the two entries clash), which would report the link as absent. So a path found
+ * missing while something below it was found is asked again without what is below
+ * it (a second call, rarely a third: one per level of such links).
+ */
+async function statNestedWithRsync(
+  remote: SshRemote,
+  ssh: SshOptions,
+  root: string,
+  rels: string[],
+): Promise<(RemoteStat | null)[]> {
+  const out: (RemoteStat | null)[] = new Array<RemoteStat | null>(rels.length).fill(null);
+  let pending = rels.map((_, i) => i);
+  while (pending.length) {
+    const got = await statWithRsync(
+      remote,
+      ssh,
+      root,
+      pending.map((i) => rels[i]!),
+    );
+    const found = new Set<string>();
+    pending.forEach((i, k) => {
+      out[i] = got[k] ?? null;
+      if (got[k]) found.add(rels[i]!);
+    });
+    const again = pending.filter((i) => {
+      if (out[i]) return false;
+      const prefix = `${rels[i]!}/`;
+      for (const f of found) if (f.startsWith(prefix)) return true;
+      return false;
+    });
+    if (again.length === pending.length) break; // no progress: they stay missing
+    pending = again;
+  }
+  return out;
 }
 
 function deniedError(remote: SshRemote, root: string, absPaths: string[]): LipsyncError {

@@ -31,12 +31,13 @@ import {
   utimes,
   writeFile,
 } from 'node:fs/promises';
-import { posix, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { RemoteSpec, SshOptions } from '../types.js';
 import { LipsyncError, classifyFailure, type FailureContext } from '../errors.js';
 import { closeMaster, shQuote, sshExec } from './ssh.js';
 import { rsyncVersion as localRsyncVersion, parseRsyncVersion } from './rsync.js';
 import type { RunResult } from '../proc/run.js';
+import { LocalAncestors, SymlinkedParentError, existsInRoot, renameInRoot } from '../safe-fs.js';
 
 export const META_DIR = '.lipsync';
 export const MARKER_FILE = `${META_DIR}/pair-id`;
@@ -97,7 +98,11 @@ export interface RemoteOps {
    * first moved to trashDir/<to> (a '.1', '.2'... suffix if that is taken);
    * the parent of `to` is created; then `from` is moved to `to`. A `from`
    * that does not exist gives ok:false, reason 'missing'. Paths are relative
-   * to the root; trashDir too.
+   * to the root; trashDir too. Never through a symlink (N5 of
+   * docs/sync-semantics.md): a move with a folder above `from`, `to` or the
+   * trash path, inside the root, that is a symlink or a file is refused
+   * (ok:false); on an ssh remote each folder is checked just before the move
+   * and the target's again after it (a swap in between is moved back).
    */
   rename(moves: { from: string; to: string }[], trashDir: string): Promise<MoveResult[]>;
   /** The pair id in root/.lipsync/pair-id, or null when there is none. */
@@ -330,16 +335,6 @@ function fsError(e: unknown, path: string, what: string): LipsyncError {
   }
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await lstat(p);
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw e;
-  }
-}
-
 class LocalOps implements RemoteOps {
   constructor(private readonly root: string) {}
 
@@ -387,8 +382,25 @@ class LocalOps implements RemoteOps {
       throw fsError(Object.assign(new Error('not a directory'), { code: 'ENOTDIR' }), this.root, 'open');
   }
 
+  /** As META_CHECK (ssh): none of our folders, nor a trash day, may be a symlink or a file. */
+  private async checkMeta(): Promise<void> {
+    const days = await readdir(join(this.root, TRASH_DIR)).catch(() => [] as string[]);
+    for (const rel of [
+      META_DIR,
+      `${META_DIR}/partial`,
+      TRASH_DIR,
+      INCOMING_DIR,
+      ...days.map((d) => `${TRASH_DIR}/${d}`),
+    ]) {
+      const st = await lstat(join(this.root, rel)).catch(() => null);
+      const day = rel.startsWith(`${TRASH_DIR}/`);
+      if (st && (st.isSymbolicLink() || (!day && !st.isDirectory()))) throw metaNotDirError(join(this.root, rel), null);
+    }
+  }
+
   async prepareMeta(leftoverPrefix?: string): Promise<void> {
     await this.requireRoot();
+    await this.checkMeta();
     for (const d of ['partial', 'trash', 'incoming']) {
       try {
         await mkdir(join(this.root, `${META_DIR}/${d}`), { recursive: true });
@@ -401,6 +413,7 @@ class LocalOps implements RemoteOps {
 
   async clearIncoming(prefix: string): Promise<void> {
     checkIncomingPrefix(prefix);
+    await this.checkMeta(); // never rm -r through a planted link
     const dir = join(this.root, INCOMING_DIR);
     let names: string[];
     try {
@@ -416,11 +429,13 @@ class LocalOps implements RemoteOps {
     const checked = moves.map((m) => ({ m, from: normalizeRelPath(m.from), to: normalizeRelPath(m.to) }));
     await this.requireRoot();
     const results: MoveResult[] = [];
+    const root = this.root;
     for (const { m, from, to } of checked) {
-      const src = join(this.root, from);
-      const dst = join(this.root, to);
       try {
-        if (!(await exists(src))) {
+        // Each rename walks the folders with O_NOFOLLOW (safe-fs.ts): never through a symlink.
+        const above = new LocalAncestors(root).blockedBy(from);
+        if (above !== null) throw new SymlinkedParentError(from, above);
+        if (!existsInRoot(root, from)) {
           results.push({ ...m, ok: false, reason: 'missing' });
           continue;
         }
@@ -429,19 +444,23 @@ class LocalOps implements RemoteOps {
           continue;
         }
         let trashed: string | null = null;
-        if (await exists(dst)) {
-          const base = join(this.root, `${trash}/${to}`);
+        if (existsInRoot(root, to)) {
+          const base = `${trash}/${to}`;
           let target = base;
-          for (let n = 1; await exists(target); n++) target = `${base}.${n}`;
-          await mkdir(posix.dirname(target), { recursive: true });
-          await fsRename(dst, target);
+          for (let n = 1; existsInRoot(root, target); n++) target = `${base}.${n}`;
+          renameInRoot(root, to, target, true);
           trashed = target;
         }
         try {
-          await mkdir(posix.dirname(dst), { recursive: true });
-          await fsRename(src, dst);
+          renameInRoot(root, from, to, true);
         } catch (e) {
-          if (trashed !== null) await fsRename(trashed, dst).catch(() => undefined);
+          if (trashed !== null) {
+            try {
+              renameInRoot(root, trashed, to);
+            } catch {
+              // it stays in the trash
+            }
+          }
           throw e;
         }
         results.push({ ...m, ok: true });
@@ -580,6 +599,7 @@ class LocalOps implements RemoteOps {
     const o = checkOwner(owner);
     checkTtl(ttlMs);
     await this.requireRoot();
+    await this.checkMeta(); // the lock is never made through a planted link
     const meta = join(this.root, META_DIR);
     try {
       await mkdir(meta, { recursive: true });
@@ -626,6 +646,7 @@ class LocalOps implements RemoteOps {
   async purgeTrash(olderThanDays: number, now?: Date): Promise<number> {
     const cutoff = trashCutoff(olderThanDays, now);
     await this.requireRoot();
+    await this.checkMeta(); // never rm -r through a planted link
     await purgeStaleIncoming(join(this.root, INCOMING_DIR), now);
     return purgeDayDirs(join(this.root, TRASH_DIR), cutoff);
   }
@@ -647,6 +668,35 @@ async function isDanglingLink(p: string): Promise<boolean> {
 /** Script exit codes (below ssh's 255). */
 const EXIT_ROOT_MISSING = 3;
 const EXIT_ROOT_NOT_DIR = 4;
+/** A folder of ROOT/.lipsync (or a trash day) is a symlink or a file: see META_CHECK. */
+const EXIT_META_NOT_DIR = 7;
+
+/**
+ * N5 for our own folder: rsync writes its temp files into .lipsync and the versions it
+ * replaces into .lipsync/trash/DAY/TIME. Another client that swaps one of them for a
+ * symlink would have those writes land outside the root; rsync 3.5.0 refuses them, but
+ * then drops the backup silently (measured): a version lost. So a transfer does not start
+ * while one is a symlink or a file; the error names it and says what to do.
+ */
+const META_CHECK = `
+for d in "$R/${META_DIR}" "$R/${META_DIR}/partial" "$R/${TRASH_DIR}" "$R/${INCOMING_DIR}"; do
+  if [ -L "$d" ] || { [ -e "$d" ] && [ ! -d "$d" ]; }; then printf 'lipsync: not a folder: %s\\n' "$d" >&2; exit ${EXIT_META_NOT_DIR}; fi
+done
+for d in "$R/${TRASH_DIR}"/*; do
+  if [ -L "$d" ]; then printf 'lipsync: not a folder: %s\\n' "$d" >&2; exit ${EXIT_META_NOT_DIR}; fi
+done`;
+
+/** The error for META_CHECK's refusal (also the local-path backend's). */
+function metaNotDirError(path: string, host: string | null, detail?: string): LipsyncError {
+  return new LipsyncError(
+    'remote-not-dir',
+    `${path}${host ? ` on ${host}` : ''} is a symlink or a file, not lipsync's own folder: nothing was transferred.`,
+    {
+      fix: `Someone replaced it on the server. Remove that symlink or file there (lipsync makes the folder again); the pair then goes on by itself.`,
+      ...(detail !== undefined ? { detail } : {}),
+    },
+  );
+}
 
 /** Shell functions of the lock scripts; need R, M (R/.lipsync), L (the lock dir), B (the break dir). */
 const LOCK_FUNCTIONS = `
@@ -728,20 +778,49 @@ else
 fi
 printf '${OUT}root:%s\\n' "$s"`;
 
+/**
+ * lipsync_dirs PATH [mk]: succeeds when no folder between $R and PATH (an absolute path
+ * below $R) is a symlink or a file (N5); with mk, the missing ones are made, one mkdir
+ * each, and checked again after it. lipsync_mv runs it just before each mv, and again
+ * for the target after it: a folder swapped for a symlink in between (another client
+ * racing us) is noticed and the move undone. The window left is between the check and
+ * the mv (a shell has no renameat).
+ */
 const MOVE_FUNCTIONS = `
+case $R in */) P=$R ;; *) P=$R/ ;; esac
+lipsync_dirs() {
+  rest=\${1#"$P"}; d=\${P%/}
+  while :; do
+    case $rest in */*) ;; *) return 0 ;; esac
+    d=$d/\${rest%%/*}; rest=\${rest#*/}
+    if [ -L "$d" ]; then return 1; fi
+    [ -d "$d" ] && continue
+    [ -e "$d" ] && return 1
+    [ "$2" = mk ] || return 0
+    mkdir -- "$d" 2>/dev/null
+    if [ -L "$d" ] || [ ! -d "$d" ]; then return 1; fi
+  done
+}
 lipsync_fail() { printf '${OUT}mv:%s:fail:%s\\n' "$1" "$(printf '%s' "$2" | tr '\\n' ' ')"; }
 lipsync_mv() {
+  if ! lipsync_dirs "$2"; then lipsync_fail "$1" "a folder above it is a symlink or a file"; return 0; fi
   if [ ! -e "$2" ] && [ ! -L "$2" ]; then printf '${OUT}mv:%s:missing\\n' "$1"; return 0; fi
   if [ "$2" = "$3" ]; then printf '${OUT}mv:%s:ok\\n' "$1"; return 0; fi
+  if ! lipsync_dirs "$3" mk; then lipsync_fail "$1" "a folder above the target is a symlink or a file"; return 0; fi
   tt=
   if [ -e "$3" ] || [ -L "$3" ]; then
     tt=$4; n=0
     while [ -e "$tt" ] || [ -L "$tt" ]; do n=$((n + 1)); tt="$4.$n"; done
-    if ! err=$( { mkdir -p -- "\${tt%/*}" && mv -f -- "$3" "$tt"; } 2>&1 ); then lipsync_fail "$1" "$err"; return 0; fi
+    if ! lipsync_dirs "$tt" mk; then lipsync_fail "$1" "a folder above the trash is a symlink or a file"; return 0; fi
+    if ! err=$(mv -f -- "$3" "$tt" 2>&1); then lipsync_fail "$1" "$err"; return 0; fi
   fi
-  if ! err=$( { mkdir -p -- "\${3%/*}" && mv -f -- "$2" "$3"; } 2>&1 ); then
+  if ! err=$(mv -f -- "$2" "$3" 2>&1); then
     [ -n "$tt" ] && mv -f -- "$tt" "$3" 2>/dev/null
     lipsync_fail "$1" "$err"; return 0
+  fi
+  if ! lipsync_dirs "$3"; then
+    mv -f -- "$3" "$2" 2>/dev/null
+    lipsync_fail "$1" "a folder above the target became a symlink during the move (moved back)"; return 0
   fi
   printf '${OUT}mv:%s:ok\\n' "$1"
 }`;
@@ -810,6 +889,10 @@ class SshOps implements RemoteOps {
         },
       );
     }
+    if (r.code === EXIT_META_NOT_DIR) {
+      const path = /lipsync: not a folder: (.*)/.exec(r.stderr)?.[1] ?? `${this.remote.path}/${META_DIR}`;
+      throw metaNotDirError(path, this.remote.host, r.stderr);
+    }
     if (r.code === EXIT_ROOT_NOT_DIR) {
       throw new LipsyncError('remote-not-dir', `${this.remote.path} on ${this.remote.host} is not a folder.`, {
         fix: "Choose a folder as the pair's remote path.",
@@ -847,12 +930,12 @@ class SshOps implements RemoteOps {
   async prepareMeta(leftoverPrefix?: string): Promise<void> {
     const clear = leftoverPrefix === undefined ? '' : `\n${clearIncomingScript(leftoverPrefix)}`;
     await this.exec(
-      `${REQUIRE_ROOT}\nmkdir -p -- "$R/${META_DIR}/partial" "$R/${META_DIR}/trash" "$R/${INCOMING_DIR}"${clear}`,
+      `${REQUIRE_ROOT}${META_CHECK}\nmkdir -p -- "$R/${META_DIR}/partial" "$R/${META_DIR}/trash" "$R/${INCOMING_DIR}"${clear}`,
     );
   }
 
   async clearIncoming(prefix: string): Promise<void> {
-    await this.exec(`${REQUIRE_ROOT}\n${clearIncomingScript(prefix)}`);
+    await this.exec(`${REQUIRE_ROOT}${META_CHECK}\n${clearIncomingScript(prefix)}`);
   }
 
   async rename(moves: { from: string; to: string }[], trashDir: string): Promise<MoveResult[]> {
@@ -917,7 +1000,7 @@ ${PRINT_MARKER}`,
     const ttlSec = Math.max(1, Math.ceil(checkTtl(ttlMs) / 1000));
     const aside = join(this.remote.path, `${META_DIR}/lock.stale.${randomBytes(8).toString('hex')}`);
     const r = await this.exec(
-      `${REQUIRE_ROOT}
+      `${REQUIRE_ROOT}${META_CHECK}
 O=${shQuote(o)}; TTL=${ttlSec}; A=${shQuote(aside)}
 ${LOCK_FUNCTIONS}
 mkdir -p -- "$M" || exit 1
@@ -973,7 +1056,7 @@ fi`,
   async purgeTrash(olderThanDays: number, now?: Date): Promise<number> {
     const cutoff = trashCutoff(olderThanDays, now).replace(/-/g, '');
     const r = await this.exec(
-      `${REQUIRE_ROOT}
+      `${REQUIRE_ROOT}${META_CHECK}
 T="$R/${TRASH_DIR}"; C=${cutoff}; n=0
 I="$R/${INCOMING_DIR}"
 if [ -d "$I" ]; then find "$I" -mindepth 1 -maxdepth 1 -mtime +${INCOMING_STALE_DAYS - 1} -exec rm -rf -- {} + 2>/dev/null; fi
