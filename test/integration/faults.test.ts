@@ -29,7 +29,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSshd, SSHD_PATH, type SshServer } from '../harness/sshd.js';
-import { requireBuild, treeSnapshot, waitFor } from '../support/cli.js';
+import { BIN, requireBuild, treeSnapshot, waitFor, type Daemon } from '../support/cli.js';
 import { makeSentinel, sentinelIntact, sentinelLeaks, type Sentinel } from '../support/sentinel.js';
 import {
   hashAll,
@@ -155,12 +155,44 @@ async function respawnSshd(
   return child;
 }
 
+/** The client's daemon run without the capabilities that bypass permission checks (like a normal user's). */
+async function startDaemonWithoutDac(c: Client): Promise<Daemon> {
+  const proc = spawn(
+    'setpriv',
+    ['--bounding-set', '-dac_override,-dac_read_search', '--inh-caps=-all', process.execPath, BIN, 'run'],
+    { env: c.e.env, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => proc.on('close', (code) => r(code)));
+  await waitFor(
+    () => out.includes('running (pid') || proc.exitCode !== null,
+    20_000,
+    () => `daemon did not start:\n${out}`,
+  );
+  if (proc.exitCode !== null) throw new Error(`daemon exited at start:\n${out}`);
+  c.daemon = {
+    proc,
+    output: () => out,
+    async stop() {
+      if (proc.exitCode === null) proc.kill('SIGINT');
+      return exited;
+    },
+    async kill9() {
+      if (proc.exitCode === null) proc.kill('SIGKILL');
+      await exited;
+    },
+  };
+  return c.daemon;
+}
+
 /** Every content written in the test, to check that each is still somewhere (a tree or a trash). */
 class Versions {
   private readonly all = new Map<string, string>();
-  write(file: string, content: string | Buffer): void {
+  write(file: string, content: string | Buffer, mode?: number): void {
     mkdirSync(join(file, '..'), { recursive: true });
-    writeFileSync(file, content);
+    writeFileSync(file, content, mode === undefined ? {} : { mode });
     this.all.set(sha256(content), file);
   }
   /** The contents no tree or trash of `roots` holds any more. */
@@ -427,6 +459,38 @@ describe.skipIf(!isRoot || !haveTools)('faults hit one path, not the pair, and h
     const s = await healed(c, 'sshd restarted', t0);
     expect(s).toBeLessThan(15);
     expect(readFileSync(join(remote, 'during.txt'), 'utf8')).toBe('written while the server was down\n');
+    expect(v.lost([c.local, remote])).toEqual([]);
+    checkSentinel(sentinel, [c.local, remote]);
+  });
+
+  it('a file unreadable here (a daemon without CAP_DAC_READ_SEARCH): a per-path warning, sent after chmod', async () => {
+    const sentinel = makeSentinel();
+    const remote = mkdtempSync(join(tmpdir(), 'lipsync-srv-'));
+    const c = await makeClient(server, remote, 'unread');
+    running.push(c);
+    const v = new Versions();
+    v.write(join(c.local, 'fine.txt'), 'fine\n');
+    await startDaemonWithoutDac(c);
+    await waitIdle(c);
+
+    // Unreadable from the start (mode 0, set when it is created).
+    v.write(join(c.local, 'secret.txt'), 'not readable yet\n', 0o000);
+    expect(statSync(join(c.local, 'secret.txt')).mode & 0o777).toBe(0);
+    const w = await warningFor(c, 'secret.txt');
+    expect(w.kind).toBe('partial-transfer');
+    expect(w.message).toMatch(/could not be sent \(no permission to read them here\)/);
+    expect(w.fix).toMatch(/read the files listed/);
+    v.write(join(c.local, 'other.txt'), 'other\n');
+    await waitFor(() => existsSync(join(remote, 'other.txt')), 20_000);
+    const st = await status(c);
+    expect(st.state).not.toBe('error');
+    expect(existsSync(join(remote, 'secret.txt'))).toBe(false);
+
+    chmodSync(join(c.local, 'secret.txt'), 0o644);
+    const t0 = Date.now();
+    await healed(c, 'file unreadable here', t0);
+    expect(readFileSync(join(remote, 'secret.txt'), 'utf8')).toBe('not readable yet\n');
+    expect((await status(c)).warnings).toEqual([]);
     expect(v.lost([c.local, remote])).toEqual([]);
     checkSentinel(sentinel, [c.local, remote]);
   });
