@@ -22,7 +22,7 @@ import { LipsyncError, toErrorInfo } from './errors.js';
 import type { ActivityLog } from './log.js';
 import { traced } from './trace.js';
 import { cancelHeapRelease, scheduleHeapRelease } from './memory.js';
-import { PathRetries, dedupeWarnings, holdingExcluder, snapshotCovers } from './retry.js';
+import { PathRetries, dedupeWarnings, holdingExcluder, snapshotCovers, snapshotTouchesAbove } from './retry.js';
 import { clearPartials, fullSide, unfitFiles, unfitWarning } from './unfit.js';
 
 const LOCAL_MARKER = join('.lipsync', 'pair-id');
@@ -907,6 +907,8 @@ export class PairRunner {
       });
     }
     for (const w of this.retries.failAll(perPath)) this.logWarning(w);
+    // A change seen above a failing path (its folder made writable, space freed there): try it now.
+    this.retries.poke((p) => snapshotTouchesAbove(local, p) || snapshotTouchesAbove(remote, p));
     this.warnings = dedupeWarnings(totals.warnings.filter((w) => !w.files?.length));
     this.schedulePathRetries();
   }

@@ -23,6 +23,9 @@ export const PATH_RETRY_FIRST_MS = 5000;
 /** ...up to this. */
 export const PATH_RETRY_MAX_MS = 10 * 60_000;
 
+/** A failed path is tried early (poke) no sooner than this after its failure. */
+export const POKE_MIN_MS = 2000;
+
 interface Failing {
   warning: ErrorInfo;
   /** What makes two warnings "the same" (kind, message, fix; not the files). */
@@ -120,6 +123,24 @@ export class PathRetries {
     return ok;
   }
 
+  /**
+   * A change was seen at or above these failing paths (`near`: e.g. their folder
+   * was made writable on the server): their next try comes now, not at the end of
+   * their back-off; at most once per POKE_MIN_MS after each failure, so activity
+   * in a folder cannot turn the back-off into a tight loop. Returns how many.
+   */
+  poke(near: (path: string) => boolean): number {
+    const now = this.now();
+    let n = 0;
+    for (const [p, f] of this.failing) {
+      if (f.queued || now >= f.nextAt) continue;
+      if (now - (f.nextAt - f.delayMs) < POKE_MIN_MS || !near(p)) continue;
+      f.nextAt = now;
+      n++;
+    }
+    return n;
+  }
+
   /** Paths whose try is due (each handed out once per failure). */
   takeDue(): string[] {
     const now = this.now();
@@ -178,6 +199,20 @@ export function snapshotCovers(snap: DirtySnapshot, path: string): boolean {
     if (d === dir && (names === 'all' || names.includes(name))) return true;
   }
   return false;
+}
+
+/**
+ * Whether `snap` names a folder above `path` in a way that may concern it: the
+ * folder itself, or its listing (all of it, or the name leading to `path`).
+ */
+export function snapshotTouchesAbove(snap: DirtySnapshot, path: string): boolean {
+  for (const [d, names] of snap.dirs) {
+    if (d === path || !isUnder(path, d)) continue;
+    if (names === 'all') return true;
+    const rest = d === '' ? path : path.slice(d.length + 1);
+    if (names.includes(rest.split('/')[0]!)) return true;
+  }
+  return snap.trees.some((t) => t !== path && isUnder(path, t));
 }
 
 /** Warnings de-duplicated by what they say (the same warning is shown once), files merged. */

@@ -7,6 +7,7 @@ import {
   dedupeWarnings,
   holdingExcluder,
   snapshotCovers,
+  snapshotTouchesAbove,
 } from '../../electron/engine/retry.js';
 import type { DirtySnapshot } from '../../electron/engine/dirty.js';
 import { unfitFiles, unfitWarning, formatBytes } from '../../electron/engine/unfit.js';
@@ -79,6 +80,31 @@ describe('PathRetries', () => {
     c.t += 5000;
     expect([...r.held()]).toEqual([]);
     expect(r.takeDue().sort()).toEqual(['big.bin', 'ro/x']);
+  });
+});
+
+describe('poke', () => {
+  it('tries a failing path now when a change was seen above it, at most once per 2 s after a failure', () => {
+    const c = clock();
+    const r = new PathRetries({ now: c.now });
+    r.fail('ro/new.txt', denied);
+    r.fail('other/x', denied);
+    const near = (p: string) => snapshotTouchesAbove(snap({ dirs: [['ro', 'all']] }), p);
+    // Just failed: not yet (a folder's own activity must not make a tight loop).
+    expect(r.poke(near)).toBe(0);
+    c.t += 2000;
+    expect(r.poke(near)).toBe(1);
+    expect(r.takeDue()).toEqual(['ro/new.txt']);
+    expect(r.nextDueInMs()).toBe(3000); // other/x keeps its back-off
+  });
+
+  it('snapshotTouchesAbove: the folder, its listing or the name leading to the path; not the path alone', () => {
+    expect(snapshotTouchesAbove(snap({ dirs: [['ro', 'all']] }), 'ro/new.txt')).toBe(true);
+    expect(snapshotTouchesAbove(snap({ dirs: [['', ['ro']]] }), 'ro/sub/new.txt')).toBe(true);
+    expect(snapshotTouchesAbove(snap({ dirs: [['', ['rx']]] }), 'ro/new.txt')).toBe(false);
+    expect(snapshotTouchesAbove(snap({ dirs: [['ro/new.txt', 'all']] }), 'ro/new.txt')).toBe(false);
+    expect(snapshotTouchesAbove(snap({ trees: ['ro'] }), 'ro/new.txt')).toBe(true);
+    expect(snapshotTouchesAbove(snap({ dirs: [['elsewhere', 'all']] }), 'ro/new.txt')).toBe(false);
   });
 });
 
