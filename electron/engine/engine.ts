@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { opendir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { StateDb } from './state/db.js';
+import { StateDb, isDamagedDbError } from './state/db.js';
 import { hostname } from 'node:os';
 import {
   PREVIEW_EXCLUDES_LIMIT,
@@ -214,7 +214,14 @@ export class Engine {
   private savedState(id: string): { entries: number; conflicts: number; lastSyncAt: number | null } {
     const file = dataPaths(this.opts.dirs.dataDir).stateDb(id);
     if (!existsSync(file)) return { entries: 0, conflicts: 0, lastSyncAt: null };
-    const db = StateDb.open(file);
+    let db: StateDb;
+    try {
+      db = StateDb.open(file);
+    } catch (e) {
+      // Damaged: the pair moves it aside and rebuilds it when it starts (see PairRunner.start).
+      if (isDamagedDbError(e)) return { entries: 0, conflicts: 0, lastSyncAt: null };
+      throw e;
+    }
     try {
       const last = db.getMeta('lastSyncAt');
       return { entries: db.count(), conflicts: db.openConflicts().length, lastSyncAt: last ? Number(last) : null };

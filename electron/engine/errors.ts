@@ -119,7 +119,8 @@ const FILE_LINE_PATTERNS: { side: 'sender' | 'receiver'; vanished?: true; re: Re
   { side: 'receiver', re: /\bwrite failed on "(.*)": / },
   { side: 'receiver', re: /\brecv_generator: (?:mkdir|failed to stat) "(.*)"(?: failed)?: / },
   { side: 'receiver', re: /\brename "(?:.*)" -> "(.*)": / },
-  { side: 'receiver', re: /\bdelete_file: \w+\("(.*)"\) failed: / },
+  // rsync >= 3.2 prints the name unquoted: `delete_file: unlink(old.txt) failed: ...`.
+  { side: 'receiver', re: /\bdelete_file: \w+\("?(.*?)"?\) failed: / },
   {
     side: 'receiver',
     re: /\b(?:rmdir|unlink|mkdir|chmod|lchmod|utime|set_times|symlink|readlink|copy_file|open|write) "(.*)" failed: /,
@@ -192,6 +193,8 @@ interface Rule {
 const who = (i: RuleInput) => (i.host ? `${i.user ? `${i.user}@` : ''}${i.host}` : 'the server');
 const sshCmd = (i: RuleInput) =>
   `ssh ${i.port ? `-p ${i.port} ` : ''}${i.identityFile ? `-i "${i.identityFile}" ` : ''}${i.user ? `${i.user}@` : ''}${i.host ?? 'HOST'}`;
+/** The port ssh tried (it names it: "connect to host H port P"), else the configured one, else 22. */
+const sshPort = (i: RuleInput) => /\bport (\d+)\b/.exec(i.stderr)?.[1] ?? String(i.port ?? 22);
 const knownHostsName = (i: RuleInput) =>
   i.host ? (i.port && i.port !== 22 ? `[${i.host}]:${i.port}` : i.host) : 'HOST';
 
@@ -249,7 +252,7 @@ export const FAILURE_TABLE: readonly Rule[] = [
     fix: (i) =>
       /resolve hostname|not known|servname/.test(i.stderr)
         ? 'Check the host name for typos, or use the name you use with ssh in a terminal.'
-        : `Check that the server is on and connected, that sshd listens on port ${i.port ?? 22}, and that a firewall or VPN does not block it.`,
+        : `Check that the server is on and connected, that sshd listens on port ${sshPort(i)}, and that a firewall or VPN does not block it. lipsync reconnects by itself within seconds once it answers.`,
   },
   {
     re: /No space left on device|Disk quota exceeded/,
@@ -333,13 +336,34 @@ export const FAILURE_TABLE: readonly Rule[] = [
     files: (i) => rsyncErrorFiles(i.stderr, undefined, true),
   },
   {
-    // On the receiver (the server side of a push): rsync could not write there.
+    // On the receiver (the server side of a push): rsync could not write there, either
+    // for lack of permission (EACCES) or because the file is protected (EPERM: an
+    // immutable or append-only flag, a sticky folder owned by someone else).
     tool: 'rsync',
-    re: /^rsync: (?:\[(?:receiver|Receiver|generator)\] )?(?:mkstemp|recv_generator|rename|delete_file|rmdir|unlink|mkdir|chmod|set_times|symlink|open) .*Permission denied|^rsync: \[(?:receiver|Receiver|generator)\] .*Permission denied/m,
+    re: /^rsync: (?:\[(?:receiver|Receiver|generator)\] )?(?:mkstemp|recv_generator|rename|delete_file|rmdir|unlink|mkdir|chmod|set_times|symlink|open) .*(?:Permission denied|Operation not permitted)|^rsync: \[(?:receiver|Receiver|generator)\] .*(?:Permission denied|Operation not permitted)/m,
     kind: 'permission-denied',
-    message: (i) => `No permission to write some files on ${who(i)}.`,
-    fix: (i) =>
-      `Check that ${i.user ? `the user ${i.user}` : 'your user'} owns or can write the remote folder${i.path ? ` ${i.path}` : ''} and the files in it.`,
+    message: (i) => {
+      const n = rsyncErrorFiles(i.stderr, 'receiver').length;
+      const what = n === 1 ? 'one file' : n > 1 ? `${n} files` : 'some files';
+      return /Permission denied/.test(i.stderr)
+        ? `No permission to write ${what} on ${who(i)}.`
+        : `${who(i)} refused to change ${what} (operation not permitted: protected there).`;
+    },
+    fix: (i) => {
+      const denied = /Permission denied/.test(i.stderr);
+      const protectedToo = /Operation not permitted/.test(i.stderr);
+      const parts: string[] = [];
+      if (denied)
+        parts.push(
+          `Check that ${i.user ? `the user ${i.user}` : 'your user'} owns or can write the files listed and the folders holding them on the server${i.path ? ` (in ${i.path})` : ''}, e.g. \`chmod u+w FOLDER\`.`,
+        );
+      if (protectedToo)
+        parts.push(
+          'The files listed are protected on the server: an immutable or append-only flag (`lsattr FILE` shows it, `sudo chattr -i FILE` removes it), or a folder with the sticky bit owned by another user.',
+        );
+      parts.push('lipsync tries them again by itself; the other files were synced.');
+      return parts.join(' ');
+    },
     files: (i) => rsyncErrorFiles(i.stderr, 'receiver'),
   },
   {

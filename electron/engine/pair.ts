@@ -4,7 +4,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { PairSettings } from '../../shared/settings.js';
 import { etaSeconds, type PairState, type PairStatus, type TransferProgress } from '../../shared/status.js';
-import type { ErrorInfo } from '../../shared/errors.js';
+import type { ErrorInfo, ErrorKind } from '../../shared/errors.js';
 import { INITIAL_SYNC_MODES, type InitialSyncMode, type SyncPairResult } from '../../shared/api.js';
 import type { Excluder, RemoteCapabilities, RemoteSpec, SshOptions } from './types.js';
 import { StateDb } from './state/db.js';
@@ -25,6 +25,8 @@ import type { ActivityLog } from './log.js';
 import { traced } from './trace.js';
 import { cancelHeapRelease, scheduleHeapRelease } from './memory.js';
 import { WriteTracker } from './writing.js';
+import { PathRetries, dedupeWarnings, holdingExcluder, snapshotCovers, snapshotTouchesAbove } from './retry.js';
+import { clearPartials, fullSide, unfitFiles, unfitWarning } from './unfit.js';
 
 const LOCAL_MARKER = join('.lipsync', 'pair-id');
 /** A remote lock not refreshed for this long belongs to a dead client. */
@@ -52,6 +54,11 @@ interface CleanStop {
   /** cleanStopSettings() at the stop. */
   settings: string;
 }
+
+/** While the server cannot be reached, a reconnect is tried this often (a refused connection costs nothing). */
+export const UNREACHABLE_RETRY_MS = 2000;
+/** Files held back as not fitting on a full disk in one run of the loop before the disk counts as full for the pair. */
+const MAX_UNFIT_PER_RUN = 5;
 
 /** The longest a batch waits for a burst of events to settle before it goes anyway. */
 export const MAX_BATCH_WAIT_MS = 1000;
@@ -131,7 +138,13 @@ export class PairRunner {
   private fatal: ErrorInfo | undefined;
   private degraded: ErrorInfo | undefined;
   private lastError: ErrorInfo | undefined;
+  /** Warnings of the last completed cycle that name no path (per-path ones are in `retries`). */
   private warnings: ErrorInfo[] = [];
+  /** Paths that failed, retried on a back-off (retry.ts). */
+  private readonly retries = new PathRetries();
+  private pathRetryTimer: NodeJS.Timeout | null = null;
+  /** Shown for this run of the pair (a state database rebuilt at start). */
+  private notices: ErrorInfo[] = [];
   private progress: TransferProgress | undefined;
   private lastSyncAt: number | null = null;
   private remoteReady = false;
@@ -188,7 +201,10 @@ export class PairRunner {
     this.cleanRun = true;
     this.stopCycleFailed = false;
     mkdirSync(join(this.deps.stateDbFile, '..'), { recursive: true, mode: 0o700 });
-    this.db = StateDb.open(this.deps.stateDbFile);
+    this.notices = [];
+    const opened = StateDb.openOrRebuild(this.deps.stateDbFile);
+    this.db = opened.db;
+    if (opened.damaged) this.noteRebuiltDb(opened.damaged.movedTo, opened.damaged.reason);
     const last = this.db.getMeta('lastSyncAt');
     this.lastSyncAt = last ? Number(last) : null;
     if (!this.checkLocalRoot()) return;
@@ -303,8 +319,8 @@ export class PairRunner {
     if (this.localWriting.size || this.remoteWriting.size) this.cleanRun = false;
     this.localWriting.stop();
     this.remoteWriting.stop();
-    for (const t of [this.kickTimer, this.rescanTimer, this.retryTimer]) if (t) clearTimeout(t);
-    this.kickTimer = this.rescanTimer = this.retryTimer = null;
+    for (const t of [this.kickTimer, this.rescanTimer, this.retryTimer, this.pathRetryTimer]) if (t) clearTimeout(t);
+    this.kickTimer = this.rescanTimer = this.retryTimer = this.pathRetryTimer = null;
     if (this.running) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
@@ -389,7 +405,7 @@ export class PairRunner {
       lastSyncAt: this.lastSyncAt,
       lastError: this.lastError,
       progress: this.progress,
-      warnings: this.warnings.slice(-20),
+      warnings: [...this.notices, ...this.retries.warnings(), ...this.warnings].slice(-20),
     };
   }
 
@@ -774,6 +790,7 @@ export class PairRunner {
     this.running = true;
     cancelHeapRelease();
     let first = true;
+    let unfitThisRun = 0;
     try {
       while (
         !this.stopped &&
@@ -796,6 +813,8 @@ export class PairRunner {
         this.pendingWaiters = [];
         const localSnap = this.dirty.take();
         const remoteSnap = this.remoteDirty.take();
+        // Files that did not fit on a full disk stay out until their next try (retry.ts).
+        const held = this.retries.held();
         this.setState('syncing');
         const totals: CycleTotals = emptyTotals();
         let error: ErrorInfo | undefined;
@@ -803,7 +822,9 @@ export class PairRunner {
           if (!this.checkLocalRoot())
             throw new LipsyncError(this.fatal!.kind, this.fatal!.message, { fix: this.fatal!.fix });
           await traced('prepare remote', () => this.prepareRemote());
-          await traced('cycle', () => this.runCycle(localSnap, remoteSnap, totals));
+          await traced('cycle', () => this.runCycle(localSnap, remoteSnap, totals, held));
+          this.pathResults(localSnap, remoteSnap, totals, held);
+          unfitThisRun = 0;
           this.conflictCount = this.db ? this.db.openConflicts().length : 0;
           this.lastSyncAt = Date.now();
           this.db?.setMeta('lastSyncAt', String(this.lastSyncAt));
@@ -835,27 +856,33 @@ export class PairRunner {
             for (const w of [...waiters, ...this.pendingWaiters.splice(0)]) w(result);
             break;
           }
-          error = toErrorInfo(e);
-          this.lastError = error;
-          this.remoteReady = false;
-          this.deps.log.write({
-            pair: this.id,
-            level: 'error',
-            event: 'error',
-            msg: `${error.message}${error.fix ? ` Fix: ${error.fix}` : ''}`,
-          });
-          if (isFatalKind(error.kind)) this.fatal = error;
-          // Nothing was recorded for what failed: a full compare later finds it again.
-          this.dirty.addFull();
-          this.remoteDirty.addFull();
-          this.scheduleRetry();
+          const info = toErrorInfo(e);
+          const unfit = unfitFiles(info);
+          if (unfit && unfit.some((f) => !held.has(f)) && (unfitThisRun += unfit.length) <= MAX_UNFIT_PER_RUN) {
+            // A file that does not fit stopped the run: it waits (held) and the rest goes on at once.
+            await this.holdUnfit(info, unfit, totals);
+            this.dirty.addFull();
+            this.remoteDirty.addFull();
+          } else {
+            error = info;
+            this.lastError = error;
+            this.remoteReady = false;
+            this.deps.log.write({
+              pair: this.id,
+              level: 'error',
+              event: 'error',
+              msg: `${error.message}${error.fix ? ` Fix: ${error.fix}` : ''}`,
+            });
+            if (isFatalKind(error.kind)) this.fatal = error;
+            // Nothing was recorded for what failed: a full compare later finds it again.
+            this.dirty.addFull();
+            this.remoteDirty.addFull();
+            this.scheduleRetry(error.kind);
+          }
         }
         this.progress = undefined;
-        if (totals.warnings.length) {
-          this.warnings.push(...totals.warnings);
-          this.cleanRun = false; // a path that failed is retried by a full compare, not by ctime
-        }
-        if (this.warnings.length > 100) this.warnings.splice(0, this.warnings.length - 100);
+        // A path that failed is retried by its own back-off and full compares, not by ctime.
+        if (totals.warnings.length) this.cleanRun = false;
         const result = this.result(totals, error);
         for (const w of error ? [...waiters, ...this.pendingWaiters.splice(0)] : waiters) w(result);
         if (error) break;
@@ -883,15 +910,101 @@ export class PairRunner {
     }
   }
 
-  private scheduleRetry(): void {
+  private scheduleRetry(kind?: ErrorKind): void {
     if (this.retryTimer || this.stopped) return;
-    const delay = this.retryDelayMs;
+    // An unreachable server is tried again every few seconds: it is back within seconds of sshd.
+    const delay = kind === 'host-unreachable' ? Math.min(this.retryDelayMs, UNREACHABLE_RETRY_MS) : this.retryDelayMs;
     this.retryDelayMs = Math.min(this.retryDelayMs * 2, 60_000);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       this.kick(0);
     }, delay);
     this.retryTimer.unref();
+  }
+
+  /**
+   * After a completed cycle: the paths it named in warnings are retried on their
+   * back-off; the failing paths it looked at that did not fail again are healed
+   * (their warning goes). Warnings that name no path are kept until the next cycle.
+   */
+  private pathResults(local: DirtySnapshot, remote: DirtySnapshot, totals: CycleTotals, held: Set<string>): void {
+    const perPath = totals.warnings.filter((w) => w.files?.length);
+    const failedNow = new Set(perPath.flatMap((w) => w.files ?? []));
+    const healed = this.retries.settle((p) => snapshotCovers(local, p) || snapshotCovers(remote, p), failedNow, held);
+    if (healed.length) {
+      this.deps.log.write({
+        pair: this.id,
+        level: 'info',
+        event: 'state',
+        msg: `synced ${healed.length === 1 ? 'a path' : `${healed.length} paths`} that had failed before`,
+        paths: healed.slice(0, 1000),
+      });
+    }
+    for (const w of this.retries.failAll(perPath)) this.logWarning(w);
+    // A change seen above a failing path (its folder made writable, space freed there): try it now.
+    this.retries.poke((p) => snapshotTouchesAbove(local, p) || snapshotTouchesAbove(remote, p));
+    this.warnings = dedupeWarnings(totals.warnings.filter((w) => !w.files?.length));
+    this.schedulePathRetries();
+  }
+
+  /** Files that did not fit on a full disk: partials removed, a warning each, held until their next try. */
+  private async holdUnfit(e: ErrorInfo, files: string[], totals: CycleTotals): Promise<void> {
+    const side = fullSide(e, this.settings.local);
+    const space = await clearPartials({
+      side,
+      localRoot: this.settings.local,
+      remote: this.remote,
+      ssh: this.sshOptions(),
+      files,
+    }).catch(() => new Map<string, never>());
+    for (const f of files) {
+      const w = unfitWarning(f, space.get(f), { side, localRoot: this.settings.local, remote: this.remote });
+      totals.warnings.push(w);
+      if (this.retries.fail(f, w, { hold: true }).news) this.logWarning(w);
+    }
+    this.schedulePathRetries();
+  }
+
+  private logWarning(w: ErrorInfo): void {
+    this.deps.log.write({
+      pair: this.id,
+      level: 'warn',
+      event: 'error',
+      msg: `${w.message}${w.fix ? ` Fix: ${w.fix}` : ''}`,
+      ...(w.files?.length ? { paths: w.files.slice(0, 1000) } : {}),
+    });
+  }
+
+  /** Puts each failed path back in the dirty sets when its try is due. */
+  private schedulePathRetries(): void {
+    if (this.pathRetryTimer) clearTimeout(this.pathRetryTimer);
+    this.pathRetryTimer = null;
+    if (this.stopped || this.stopping) return;
+    const ms = this.retries.nextDueInMs();
+    if (ms === null) return;
+    this.pathRetryTimer = setTimeout(() => {
+      this.pathRetryTimer = null;
+      const due = this.retries.takeDue();
+      for (const p of due) {
+        this.dirty.addPath(p);
+        this.remoteDirty.addPath(p);
+      }
+      if (due.length) this.kick(0);
+      this.schedulePathRetries();
+    }, ms + 20);
+    this.pathRetryTimer.unref();
+  }
+
+  /** The state database was damaged: it was moved aside and is being rebuilt (StateDb.openOrRebuild). */
+  private noteRebuiltDb(movedTo: string, reason: string): void {
+    const w: ErrorInfo = {
+      kind: 'unknown',
+      message: `The state database of this pair was damaged (${reason}). lipsync moved it aside to ${movedTo} and rebuilt it by comparing both sides, as a first sync does: nothing was deleted, and files that differ on the two sides were kept as conflict copies.`,
+      fix: `Nothing to do. See \`lipsync conflicts\` for the files that differed; the damaged file can be deleted.`,
+    };
+    this.notices = [w];
+    this.cleanRun = false;
+    this.logWarning(w);
   }
 
   private result(t: CycleTotals, error?: ErrorInfo): SyncPairResult {
@@ -933,7 +1046,12 @@ export class PairRunner {
     return (INITIAL_SYNC_MODES as readonly string[]).includes(mode ?? '') ? (mode as InitialSyncMode) : undefined;
   }
 
-  private async runCycle(local: DirtySnapshot, remote: DirtySnapshot, totals: CycleTotals): Promise<void> {
+  private async runCycle(
+    local: DirtySnapshot,
+    remote: DirtySnapshot,
+    totals: CycleTotals,
+    held: ReadonlySet<string> = new Set(),
+  ): Promise<void> {
     const cycle = new Cycle({
       pair: this.id,
       db: this.requireDb(),
@@ -943,7 +1061,7 @@ export class PairRunner {
       ssh: this.sshOptions(),
       ops: this.ops,
       caps: this.caps ?? { inotifywait: false, gnuFind: false },
-      excluder: this.excluder,
+      excluder: holdingExcluder(this.excluder, held),
       direction: this.settings.direction,
       deviceName: this.deps.deviceName,
       bwLimitKBps: this.settings.bwLimitKBps,

@@ -261,6 +261,40 @@ const SAMPLES: Sample[] = [
     stderr: "mkdir: cannot create directory '/mnt/ro/x': Read-only file system\n",
     kind: 'permission-denied',
   },
+  {
+    // rsync 3.2+ prints the name of a refused deletion unquoted.
+    name: 'receiver delete denied, unquoted name',
+    tool: 'rsync',
+    code: 23,
+    stderr: 'rsync: [generator] delete_file: unlink(old dir/a.txt) failed: Permission denied (13)\n',
+    kind: 'permission-denied',
+    files: ['old dir/a.txt'],
+    mentions: ['one file', 'the user me', 'tries them again by itself'],
+  },
+  {
+    // An immutable file (chattr +i) on the server: the receiver's rename and unlink get EPERM.
+    name: 'receiver operation not permitted (immutable file)',
+    tool: 'rsync',
+    code: 23,
+    stderr:
+      'rsync: [generator] delete_file: unlink(gone.txt) failed: Operation not permitted (1)\n' +
+      'rsync: [receiver] rename "/srv/data/.lipsync/imm.txt.qzlSea" -> "imm.txt": Operation not permitted (1)\n' +
+      'rsync error: some files/attrs were not transferred (see previous errors) (code 23) at main.c(1394) [sender=3.5.0]\n',
+    kind: 'permission-denied',
+    files: ['gone.txt', 'imm.txt'],
+    mentions: ['me@nas.local refused to change 2 files', 'chattr -i', 'lsattr', 'the other files were synced'],
+  },
+  {
+    name: 'receiver: one denied, one protected',
+    tool: 'rsync',
+    code: 23,
+    stderr:
+      'rsync: [receiver] rename "/srv/data/.lipsync/new.txt.4c5cCM" -> "ro/new.txt": Permission denied (13)\n' +
+      'rsync: [receiver] rename "/srv/data/.lipsync/imm.txt.qzlSea" -> "imm.txt": Operation not permitted (1)\n',
+    kind: 'permission-denied',
+    files: ['ro/new.txt', 'imm.txt'],
+    mentions: ['No permission to write 2 files', 'chmod u+w', 'chattr -i'],
+  },
   // remote root missing
   {
     name: 'receiver mkdir of root fails',
@@ -352,6 +386,28 @@ describe('classifyFailure', () => {
 
   it('every rule yields a valid kind', () => {
     for (const r of FAILURE_TABLE) expect(ERROR_KINDS).toContain(r.kind);
+  });
+
+  it('host-unreachable names the port ssh tried, not 22, when the port comes from the ssh config', () => {
+    const e = classifyFailure(
+      'rsync',
+      255,
+      'ssh: connect to host 127.0.0.1 port 40123: Connection refused\r\n' + RSYNC_255,
+      {
+        host: 'lipsync-test',
+      },
+    );
+    expect(e.kind).toBe('host-unreachable');
+    expect(e.fix).toContain('port 40123');
+    expect(e.fix).not.toContain('port 22');
+    expect(e.fix).toContain('reconnects by itself');
+    // Without a port in the message: the configured one, else 22.
+    expect(
+      classifyFailure('ssh', 255, 'ssh: Could not connect: Connection refused', { host: 'h', port: 2200 }).fix,
+    ).toContain('port 2200');
+    expect(classifyFailure('ssh', 255, 'ssh: Could not connect: Connection refused', { host: 'h' }).fix).toContain(
+      'port 22,',
+    );
   });
 
   it('auth-failed without an identity file talks about the default keys', () => {

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SCHEMA_VERSION, StateDb } from '../../electron/engine/state/db.js';
+import { SCHEMA_VERSION, StateDb, isDamagedDbError } from '../../electron/engine/state/db.js';
 import type { Entry } from '../../electron/engine/types.js';
 
 let tmp: string;
@@ -82,6 +82,73 @@ describe('StateDb.open', () => {
     db.setMeta('schema_version', String(SCHEMA_VERSION + 1));
     db.close();
     expect(() => StateDb.open(path.join(tmp, 'nested', 'dirs', 'pair.sqlite'))).toThrow(/newer/);
+    db = StateDb.open(path.join(tmp, 'other.sqlite'));
+  });
+});
+
+describe('StateDb files', () => {
+  it('are readable by their owner only (0600): the database, its WAL and shared-memory files', () => {
+    const file = path.join(tmp, 'nested', 'dirs', 'pair.sqlite');
+    db.upsert([entry('a')]);
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+      expect(fs.existsSync(f), f).toBe(true);
+      expect(fs.statSync(f).mode & 0o777, f).toBe(0o600);
+    }
+  });
+
+  it('makes an existing 0644 database 0600 when it is opened', () => {
+    const file = path.join(tmp, 'nested', 'dirs', 'pair.sqlite');
+    db.close();
+    fs.chmodSync(file, 0o644);
+    db = StateDb.open(file);
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe('StateDb.openOrRebuild', () => {
+  const file = () => path.join(tmp, 'nested', 'dirs', 'pair.sqlite');
+
+  it('opens a sound database as it is', () => {
+    db.upsert([entry('a')]);
+    db.close();
+    const r = StateDb.openOrRebuild(file());
+    db = r.db;
+    expect(r.damaged).toBeUndefined();
+    expect(db.count()).toBe(1);
+  });
+
+  it('moves a damaged database (random bytes) aside, with its WAL, and starts an empty one', () => {
+    db.upsert([entry('a'), entry('b')]);
+    db.close();
+    const garbage = Buffer.alloc(64 * 1024);
+    for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 7919 + 13) & 0xff;
+    fs.writeFileSync(file(), garbage);
+    expect(() => StateDb.open(file())).toThrow(/not a database|malformed/);
+    const r = StateDb.openOrRebuild(file(), new Date('2026-12-07T01:02:03.456Z'));
+    db = r.db;
+    expect(r.damaged?.movedTo).toBe(`${file()}.damaged-20261207T010203`);
+    expect(r.damaged?.reason).toMatch(/not a database|malformed/);
+    // The damaged bytes are kept, byte for byte, for whoever wants to look.
+    expect(fs.readFileSync(r.damaged!.movedTo).equals(garbage)).toBe(true);
+    expect(db.count()).toBe(0);
+    expect(db.getMeta('schema_version')).toBe(String(SCHEMA_VERSION));
+    expect(fs.statSync(file()).mode & 0o777).toBe(0o600);
+    db.upsert([entry('c')]);
+    expect(db.count()).toBe(1);
+  });
+
+  it('throws other errors as they are (a newer schema is not damage)', () => {
+    db.setMeta('schema_version', String(SCHEMA_VERSION + 1));
+    db.close();
+    let err: unknown;
+    try {
+      StateDb.openOrRebuild(file());
+    } catch (e) {
+      err = e;
+    }
+    expect(String(err)).toMatch(/newer/);
+    expect(isDamagedDbError(err)).toBe(false);
+    expect(fs.readdirSync(path.dirname(file())).filter((f) => f.includes('damaged'))).toEqual([]);
     db = StateDb.open(path.join(tmp, 'other.sqlite'));
   });
 });

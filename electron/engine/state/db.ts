@@ -36,6 +36,28 @@ interface EntryRow {
   remote_mode: bigint | null;
 }
 
+/** A damaged database that openOrRebuild moved aside. */
+export interface DamagedDb {
+  /** Where the damaged file is now. */
+  movedTo: string;
+  /** SQLite's message ("file is not a database", "database disk image is malformed"). */
+  reason: string;
+}
+
+/** SQLite's answer for a file that is not (any more) a readable database. */
+export function isDamagedDbError(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^SQLITE_(?:NOTADB|CORRUPT)/.test(code);
+}
+
+function ownerOnly(file: string): void {
+  try {
+    fs.chmodSync(file, 0o600);
+  } catch {
+    // not there (yet)
+  }
+}
+
 /** A conflict: both sides changed one path differently; both versions were kept. */
 export interface ConflictRecord {
   id: number;
@@ -222,12 +244,18 @@ export class StateDb {
     };
   }
 
-  /** Opens (creating it and its directories if needed) and migrates the database at `file`. */
+  /**
+   * Opens (creating it and its directories if needed) and migrates the database at `file`.
+   * The file and its WAL and shared-memory files are readable by their owner only (0600).
+   */
   static open(file: string): StateDb {
     fs.mkdirSync(path.dirname(file), { recursive: true });
+    // Created 0600 before SQLite opens it (SQLite creates -wal and -shm with the main file's mode).
+    fs.closeSync(fs.openSync(file, 'a', 0o600));
     const db = new Database(file);
     try {
       db.pragma('journal_mode = WAL');
+      for (const f of [file, `${file}-wal`, `${file}-shm`]) ownerOnly(f);
       db.pragma('synchronous = NORMAL');
       db.pragma('busy_timeout = 5000');
       // better-sqlite3 builds SQLite with a 16 MB page cache per database (SQLITE_DEFAULT_CACHE_SIZE
@@ -242,6 +270,34 @@ export class StateDb {
     } catch (err) {
       db.close();
       throw err;
+    }
+  }
+
+  /**
+   * Opens the database at `file`; when it is damaged (not a database any more, or
+   * corrupt: a power loss, a disk error), moves it (with its WAL and shared-memory
+   * files) aside to `FILE.damaged-TIMESTAMP` and starts an empty one. The pair then
+   * compares both sides as a first sync does: nothing is deleted, and files that
+   * differ are kept as conflict copies. Other errors (a newer schema, no permission)
+   * are thrown as they are.
+   */
+  static openOrRebuild(file: string, now = new Date()): { db: StateDb; damaged?: DamagedDb } {
+    try {
+      return { db: StateDb.open(file) };
+    } catch (e) {
+      if (!isDamagedDbError(e)) throw e;
+      const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
+      let movedTo = `${file}.damaged-${stamp}`;
+      for (let n = 1; fs.existsSync(movedTo); n++) movedTo = `${file}.damaged-${stamp}.${n}`;
+      fs.renameSync(file, movedTo);
+      for (const ext of ['-wal', '-shm']) {
+        try {
+          fs.renameSync(`${file}${ext}`, `${movedTo}${ext}`);
+        } catch {
+          // not there
+        }
+      }
+      return { db: StateDb.open(file), damaged: { movedTo, reason: (e as Error).message } };
     }
   }
 
