@@ -151,6 +151,8 @@ interface SlowFile {
   expected?: Buffer;
   /** What its writers were: for failure messages. */
   history: string[];
+  /** When its writers ran (Date.now()), to name the kills and drops that happened meanwhile. */
+  spans: { from: number; to?: number }[];
   active: boolean;
   failed?: string;
 }
@@ -468,6 +470,14 @@ describe(`randomized convergence (seed=${seed}, ops=${OPS})`, () => {
       const slowFiles = new Map<string, SlowFile>();
       const writers = new Set<Promise<void>>();
       const soakDone = { slow: 0, slowFailed: 0, hostile: 0 };
+      /** kill -9 and dropped connections (Date.now() at the op's end): they can cut a sync between its transfer and its record. */
+      const interruptions: { at: number; what: string }[] = [];
+      const whileWritten = (f: SlowFile): string => {
+        const hits = interruptions.filter((x) => f.spans.some((sp) => x.at >= sp.from && x.at <= (sp.to ?? Infinity)));
+        return hits.length
+          ? `; while it was written: ${hits.map((x) => x.what).join(', ')}`
+          : '; no kill -9 or dropped connection while it was written';
+      };
       let sentinelChangedAt: string | undefined;
       let firstLeak: string | undefined;
       const recordVersion = (s: Site, content: Buffer, origin: string) => {
@@ -491,6 +501,8 @@ describe(`randomized convergence (seed=${seed}, ops=${OPS})`, () => {
         f.active = true;
         f.history.push(what);
         const started = Date.now();
+        const span: { from: number; to?: number } = { from: started };
+        f.spans.push(span);
         const p: Promise<void> = work()
           .then(
             () => {
@@ -508,14 +520,48 @@ describe(`randomized convergence (seed=${seed}, ops=${OPS})`, () => {
             },
           )
           .finally(() => {
+            span.to = Date.now();
             f.active = false;
             writers.delete(p);
           });
         writers.add(p);
         return `started${waited}`;
       };
+      /** How a side's copy of a slow-written file differs from its complete content. */
+      const describeGot = (got: Buffer | undefined | 'not a file', want: Buffer): string => {
+        if (got === undefined || got === 'not a file') return got ?? 'absent';
+        const prefix = got.length < want.length && want.subarray(0, got.length).equals(got);
+        return `${got.length} B ${sha256(got).slice(0, 12)}${prefix ? ' (a prefix of it: incomplete)' : ''}`;
+      };
+      const readSide = (s: Site, rel: string): Buffer | undefined | 'not a file' => {
+        try {
+          return lstatSync(join(root(s), rel)).isFile() ? readFileSync(join(root(s), rel)) : 'not a file';
+        } catch {
+          return undefined;
+        }
+      };
+      /**
+       * A writer closed its file: `expected` is what it wrote in full (for a log, on top of what
+       * its earlier writers wrote). What its own side holds right now existed whole: a version.
+       * If that is not `expected`, the engine changed the file under its one writer (a pull or a
+       * conflict rename while it was written).
+       */
+      const ownSideBad: string[] = [];
+      const writerEnded = (f: SlowFile, expected: Buffer, opName: string, before: string[]) => {
+        f.expected = expected;
+        const got = readSide(f.site, f.rel);
+        if (got instanceof Buffer) recordVersion(f.site, got, `${opName} ${f.site}:${f.rel} (slow writer)`);
+        if (!(got instanceof Buffer && got.equals(expected))) {
+          const line =
+            `${f.rel} on ${f.site} right after its writer (${opName}) closed it: ${describeGot(got, expected)}; ` +
+            `expected ${expected.length} B ${sha256(expected).slice(0, 12)} (${f.history.join('; ')})`;
+          ownSideBad.push(line);
+          note(`   WRITER'S FILE CHANGED UNDER IT: ${line}`);
+        }
+        afterDestroy(f.site, before);
+      };
       const slowFileFor = (rel: string, s: Site, kind: SlowFile['kind']): SlowFile => {
-        const f = slowFiles.get(rel) ?? { rel, site: s, kind, history: [], active: false };
+        const f = slowFiles.get(rel) ?? { rel, site: s, kind, history: [], spans: [], active: false };
         slowFiles.set(rel, f);
         return f;
       };
@@ -579,9 +625,7 @@ describe(`randomized convergence (seed=${seed}, ops=${OPS})`, () => {
           const before = hashesUnder(s, rel);
           const result = await launch(f, what, async () => {
             await writeInPieces(join(root(s), rel), content, PIECE, pause);
-            f.expected = content;
-            recordVersion(s, content, `op${i} ${s}:${rel} (slow write)`);
-            afterDestroy(s, before);
+            writerEnded(f, content, `op${i}`, before);
           });
           return { desc, result };
         }
@@ -614,9 +658,7 @@ describe(`randomized convergence (seed=${seed}, ops=${OPS})`, () => {
           const before = hashesUnder(s, rel);
           const result = await launch(f, what, async () => {
             await appendLines(join(root(s), rel), lines, every, style);
-            f.expected = Buffer.concat([prior, Buffer.from(lines.join(''))]);
-            recordVersion(s, f.expected, `op${i} ${s}:${rel} (appended log)`);
-            afterDestroy(s, before);
+            writerEnded(f, Buffer.concat([prior, Buffer.from(lines.join(''))]), `op${i}`, before);
           });
           return { desc, result };
         }
@@ -894,6 +936,8 @@ describe(`randomized convergence (seed=${seed}, ops=${OPS})`, () => {
             observe(['A', 'B', 'S']);
           }
           note(`#${i} +${Date.now() - t0}ms ${desc}${result ? ' → ' + result : ''}`);
+          if (/kill -9|drop|dropped/.test(desc) && !/^skip/.test(result))
+            interruptions.push({ at: Date.now(), what: `#${i} ${desc}` });
           // Where the sentinel first changed, and (every 25 ops) where its content first reached a root.
           if (!sentinelChangedAt && !sentinelOk()) {
             sentinelChangedAt = `#${i} (${desc})`;
@@ -983,7 +1027,9 @@ describe(`randomized convergence (seed=${seed}, ops=${OPS})`, () => {
           const w = slowFiles.get(orig);
           slowCopies.push(
             `${s}:${f} (a conflict copy of ${orig}` +
-              (w ? `, whose one writer is on ${w.site}: ${w.history.join('; ')})` : ', not a slow-written file)'),
+              (w
+                ? `, whose one writer is on ${w.site}: ${w.history.join('; ')}${whileWritten(w)})`
+                : ', not a slow-written file)'),
           );
         }
       expect
@@ -999,7 +1045,7 @@ describe(`randomized convergence (seed=${seed}, ops=${OPS})`, () => {
           for (const c of await conflicts(clients[k]))
             if (isSlowPath(c.path) || isSlowPath(c.copyPath))
               slowConflicts.push(
-                `${k}: ${c.path} -> ${c.copyPath} (local ${c.local.origin}, remote ${c.remote.origin})`,
+                `${k}: ${c.path} -> ${c.copyPath} (local ${c.local?.origin}, remote ${c.remote?.origin})`,
               );
         } catch (e) {
           problems.push(`${k}: lipsync conflicts --json failed at the end: ${(e as Error).message.slice(0, 500)}`);
@@ -1047,22 +1093,11 @@ describe(`randomized convergence (seed=${seed}, ops=${OPS})`, () => {
         if (f.failed || !f.expected) continue; // A writer that failed is a problem of its own (below).
         const want = f.expected;
         for (const s of SITES) {
-          let got: string;
-          try {
-            const st = lstatSync(join(root(s), f.rel));
-            if (!st.isFile()) got = 'not a file';
-            else {
-              const buf = readFileSync(join(root(s), f.rel));
-              if (buf.equals(want)) continue;
-              const prefix = buf.length < want.length && want.subarray(0, buf.length).equals(buf);
-              got = `${buf.length} B ${sha256(buf).slice(0, 12)}${prefix ? ' (a prefix of it: incomplete)' : ''}`;
-            }
-          } catch {
-            got = 'absent';
-          }
+          const got = readSide(s, f.rel);
+          if (got instanceof Buffer && got.equals(want)) continue;
           slowBad.push(
-            `${f.rel} on ${s}: ${got}; expected ${want.length} B ${sha256(want).slice(0, 12)} ` +
-              `(one writer, on ${f.site}: ${f.history.join('; ')})`,
+            `${f.rel} on ${s}: ${describeGot(got, want)}; expected ${want.length} B ${sha256(want).slice(0, 12)} ` +
+              `(one writer, on ${f.site}: ${f.history.join('; ')}${whileWritten(f)})`,
           );
         }
       }
@@ -1070,6 +1105,13 @@ describe(`randomized convergence (seed=${seed}, ops=${OPS})`, () => {
         .soft(
           slowBad,
           `INVARIANT complete content of single-writer files FAILED: ${slowBad.length} (file, side)s wrong\n${context()}`,
+        )
+        .toEqual([]);
+      expect
+        .soft(
+          ownSideBad,
+          `INVARIANT a single writer's file is not changed under it FAILED: right after a slow writer closed its ` +
+            `file, its own side held something else (the engine pulled or renamed it while it was written)\n${context()}`,
         )
         .toEqual([]);
       expect.soft(problems, `problems during the run; ${context()}`).toEqual([]);
