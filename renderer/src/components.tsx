@@ -1,4 +1,4 @@
-import { Fragment, type ReactNode } from 'react';
+import { Fragment, useState, type ReactNode } from 'react';
 import type { ErrorInfo } from '../../shared/errors.js';
 import type { Tone } from './format.js';
 
@@ -54,5 +54,34 @@ export function RichText({ text }: { text: string }) {
   const parts = text.split(/`([^`]+)`/);
   return (
     <>{parts.map((part, i) => (i % 2 === 1 ? <code key={i}>{part}</code> : <Fragment key={i}>{part}</Fragment>))}</>
+  );
+}
+
+/**
+ * A path with a "Copy" button (the web UI cannot open files on this computer, so it offers
+ * the path to paste into a file manager or terminal).
+ */
+export function CopyPath({ path, label }: { path: string; label?: string }) {
+  const [copied, setCopied] = useState<'yes' | 'failed' | null>(null);
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(path);
+      setCopied('yes');
+    } catch {
+      setCopied('failed');
+    }
+  };
+  return (
+    <span className="copy-path">
+      <code>{path}</code>{' '}
+      <button type="button" className="small-btn" onClick={() => void copy()} aria-label={`Copy ${label ?? path}`}>
+        Copy
+      </button>
+      {copied ? (
+        <span role="status" className={copied === 'yes' ? 'ok-text small' : 'muted small'}>
+          {copied === 'yes' ? ' Copied.' : ' Select the path and copy it.'}
+        </span>
+      ) : null}
+    </span>
   );
 }

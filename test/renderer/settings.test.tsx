@@ -114,7 +114,8 @@ describe('Folder settings', () => {
     });
     renderSettings(b, (id) => removed.push(id));
     fireEvent.click(await screen.findByRole('button', { name: 'Pause syncing' }));
-    await waitFor(() => expect(b.callsOf('pause')).toEqual([{ pair: 'docs' }]));
+    fireEvent.click(screen.getByRole('button', { name: '8 hours' }));
+    await waitFor(() => expect(b.callsOf('pause')).toEqual([{ pair: 'docs', forMs: 8 * 3_600_000 }]));
 
     fireEvent.click(screen.getByRole('button', { name: 'Remove this folder…' }));
     const dialog = screen.getByRole('alertdialog');

@@ -5,7 +5,8 @@ import type { PairStatus } from '../../../shared/status.js';
 import { toErrorInfo, type PairPatch } from '../api.js';
 import { Empty, ErrorBox, Loading } from '../components.js';
 import { useApi } from '../context.js';
-import { BWLIMIT_UNIT, parseExcludes } from '../format.js';
+import { BWLIMIT_UNIT, needsConfirmation, parseExcludes } from '../format.js';
+import { PauseControl } from '../PauseControl.js';
 
 export const PREVIEW_DEBOUNCE_MS = 400;
 
@@ -68,6 +69,7 @@ export function SettingsView({ pairs, onRemoved }: { pairs: PairStatus[]; onRemo
         key={selected.id}
         settings={selected}
         paused={st ? st.state === 'paused' : selected.paused}
+        canResume={!st || !needsConfirmation(st)}
         onSaved={(s) => setList((prev) => (prev ? prev.map((p) => (p.id === s.id ? s : p)) : prev))}
         onRemoved={(id) => {
           setList((prev) => (prev ? prev.filter((p) => p.id !== id) : prev));
@@ -87,11 +89,14 @@ type Preview =
 export function PairSettingsForm({
   settings,
   paused,
+  canResume = true,
   onSaved,
   onRemoved,
 }: {
   settings: PairSettings;
   paused: boolean;
+  /** False while the pair waits for a confirmation (Status has the Confirm button). */
+  canResume?: boolean;
   onSaved: (s: PairSettings) => void;
   onRemoved: (id: string) => void;
 }) {
@@ -108,7 +113,6 @@ export function PairSettingsForm({
   const [confirmRemove, setConfirmRemove] = useState(false);
   const [removing, setRemoving] = useState(false);
   const [removeError, setRemoveError] = useState<ErrorInfo | null>(null);
-  const [pauseBusy, setPauseBusy] = useState(false);
   const [pauseError, setPauseError] = useState<ErrorInfo | null>(null);
   const previewSeq = useRef(0);
   const first = useRef(true);
@@ -163,19 +167,6 @@ export function PairSettingsForm({
       setSaveError(toErrorInfo(err));
     } finally {
       setSaving(false);
-    }
-  };
-
-  const togglePause = async () => {
-    setPauseBusy(true);
-    setPauseError(null);
-    try {
-      if (paused) await api.call('resume', { pair: settings.id });
-      else await api.call('pause', { pair: settings.id });
-    } catch (err) {
-      setPauseError(toErrorInfo(err));
-    } finally {
-      setPauseBusy(false);
     }
   };
 
@@ -308,9 +299,14 @@ export function PairSettingsForm({
       </form>
       <hr />
       <div className="actions">
-        <button type="button" onClick={togglePause} disabled={pauseBusy}>
-          {paused ? 'Resume syncing' : 'Pause syncing'}
-        </button>
+        <PauseControl
+          pair={settings.id}
+          paused={paused}
+          canResume={canResume}
+          pauseLabel="Pause syncing"
+          resumeLabel="Resume syncing"
+          onError={setPauseError}
+        />
         <button type="button" className="danger" onClick={() => setConfirmRemove(true)} disabled={confirmRemove}>
           Remove this folder…
         </button>
