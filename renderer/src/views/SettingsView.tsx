@@ -1,5 +1,6 @@
 import { useEffect, useId, useRef, useState, type FormEvent } from 'react';
 import type { ErrorInfo } from '../../../shared/errors.js';
+import { BUILTIN_EXCLUDES } from '../../../shared/excludes.js';
 import type { Direction, PairSettings } from '../../../shared/settings.js';
 import type { PairStatus } from '../../../shared/status.js';
 import { toErrorInfo, type PairPatch } from '../api.js';
@@ -209,6 +210,20 @@ export function PairSettingsForm({
             One pattern per line, gitignore syntax (for example <code>node_modules/</code>, <code>*.log</code>,{' '}
             <code>/build</code>). Lines starting with # are comments.
           </p>
+          <div className="builtin-excludes" aria-label="Always excluded">
+            <span className="muted small">Always excluded (built in): </span>
+            <ul className="inline-list">
+              {BUILTIN_EXCLUDES.map((p) => (
+                <li key={p}>
+                  <code>{p}</code>
+                </li>
+              ))}
+            </ul>
+            <span className="muted small">
+              {' '}
+              A line like <code>!Thumbs.db</code> re-includes one of them; nothing re-includes <code>.lipsync/</code>.
+            </span>
+          </div>
           <textarea
             id={`${ids}-ex`}
             aria-describedby={`${ids}-ex-hint`}
