@@ -82,6 +82,20 @@ describe('Recent changes', () => {
     expect(screen.queryByRole('button', { name: 'Open old.txt' })).toBeNull();
   });
 
+  it('"and N more" expands to the other paths and collapses again', async () => {
+    const b = fakeBridge({ recent: () => [rec({ paths: ['a.txt', 'b.txt', 'c/d.txt'] })] });
+    renderRecent(b);
+    const more = await screen.findByRole('button', { name: 'and 2 more' });
+    expect(more.getAttribute('aria-expanded')).toBe('false');
+    expect(screen.queryByText('c/d.txt')).toBeNull();
+    fireEvent.click(more);
+    expect(more.getAttribute('aria-expanded')).toBe('true');
+    const list = document.getElementById(more.getAttribute('aria-controls') ?? '');
+    expect([...(list?.querySelectorAll('li') ?? [])].map((li) => li.textContent)).toEqual(['b.txt', 'c/d.txt']);
+    fireEvent.click(screen.getByRole('button', { name: 'show fewer' }));
+    expect(screen.queryByText('c/d.txt')).toBeNull();
+  });
+
   it('loading, empty and error states', async () => {
     const d = deferred<LogRecord[]>();
     const b = fakeBridge({ recent: () => d.promise });

@@ -104,7 +104,7 @@ export function RecentView({ pairs }: { pairs: PairStatus[] }) {
                     ) : r.paths && r.paths.length > 0 ? (
                       <>
                         <code>{r.paths[0]}</code>
-                        {r.paths.length > 1 ? <span className="muted"> and {r.paths.length - 1} more</span> : null}
+                        {r.paths.length > 1 ? <MorePaths paths={r.paths.slice(1)} /> : null}
                       </>
                     ) : (
                       <span>{r.msg}</span>
@@ -131,6 +131,35 @@ export function RecentView({ pairs }: { pairs: PairStatus[] }) {
         </ul>
       )}
     </section>
+  );
+}
+
+/** "and N more" of a record with several paths: a button that lists them. */
+function MorePaths({ paths }: { paths: string[] }) {
+  const [open, setOpen] = useState(false);
+  const id = useId();
+  return (
+    <>
+      {' '}
+      <button
+        type="button"
+        className="link"
+        aria-expanded={open}
+        aria-controls={open ? id : undefined}
+        onClick={() => setOpen((o) => !o)}
+      >
+        {open ? 'show fewer' : `and ${paths.length} more`}
+      </button>
+      {open ? (
+        <ul id={id} className="more-paths">
+          {paths.map((p, i) => (
+            <li key={`${p}-${i}`}>
+              <code>{p}</code>
+            </li>
+          ))}
+        </ul>
+      ) : null}
+    </>
   );
 }
 
