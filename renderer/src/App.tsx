@@ -107,7 +107,7 @@ export function App({ bridge, initialView }: { bridge: LipsyncBridge; initialVie
           ) : view === 'recent' ? (
             <RecentView pairs={pairs} />
           ) : view === 'conflicts' ? (
-            <ConflictsView version={conflictCount} />
+            <ConflictsView version={conflictCount} pairs={pairs} />
           ) : view === 'settings' ? (
             <SettingsView pairs={pairs} />
           ) : (
