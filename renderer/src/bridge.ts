@@ -14,7 +14,8 @@ const WEB_PATHS: typeof Ipc.WEB_PATHS = { call: '/api/call', events: '/api/event
 const WEB_PROTOCOL: typeof Ipc.WEB_PROTOCOL = 'lipsync';
 const WEB_TOKEN_PROTOCOL_PREFIX: typeof Ipc.WEB_TOKEN_PROTOCOL_PREFIX = 'lipsync.';
 
-export type ConnectionState = 'connecting' | 'open' | 'closed';
+/** `unauthorized`: the service answers but refuses this page's token (it was restarted with a new one). */
+export type ConnectionState = 'connecting' | 'open' | 'closed' | 'unauthorized';
 
 export interface WebBridge extends LipsyncBridge {
   /** The event socket's state (for a "reconnecting…" banner); returns an unsubscribe function. */
@@ -72,7 +73,7 @@ export function createWebBridge(opts: WebBridgeOptions): WebBridge {
 
   const connect = () => {
     if (closed) return;
-    setConn('connecting');
+    if (conn !== 'unauthorized') setConn('connecting');
     let sock: WebSocket;
     try {
       // The server answers with the plain `lipsync` protocol: a browser drops a socket whose answer it did not offer.
@@ -82,7 +83,9 @@ export function createWebBridge(opts: WebBridgeOptions): WebBridge {
       return;
     }
     ws = sock;
+    let opened = false;
     sock.onopen = () => {
+      opened = true;
       delay = minDelay;
       setConn('open');
     };
@@ -98,15 +101,33 @@ export function createWebBridge(opts: WebBridgeOptions): WebBridge {
     };
     sock.onclose = () => {
       if (ws === sock) ws = null;
-      if (!closed) scheduleReconnect();
+      if (closed) return;
+      scheduleReconnect();
+      // Refused before it opened: a browser does not say why, so ask the call endpoint
+      // whether the token is the problem (then the page says so instead of "Reconnecting…").
+      if (!opened) void probeToken(token);
     };
     sock.onerror = () => {
       /* onclose follows and reconnects */
     };
   };
 
+  const probeToken = async (tried: string) => {
+    try {
+      const res = await fetchImpl(`${opts.origin}${WEB_PATHS.call}`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${tried}` },
+        body: JSON.stringify({ method: 'status', params: {} }),
+      });
+      if ((res.status === 401 || res.status === 403) && tried === token && conn !== 'open') setConn('unauthorized');
+    } catch {
+      /* not reachable: "Reconnecting…" is right */
+    }
+  };
+
   const scheduleReconnect = () => {
-    setConn('closed');
+    // A refused token stays the news until a socket opens or a new token comes.
+    if (conn !== 'unauthorized') setConn('closed');
     if (closed || timer) return;
     timer = setTimeout(() => {
       timer = null;
@@ -181,6 +202,7 @@ export function createWebBridge(opts: WebBridgeOptions): WebBridge {
         old.onclose = null;
         old.close();
       }
+      setConn('connecting');
       connect();
     },
     close() {

@@ -1,5 +1,7 @@
 // @vitest-environment jsdom
+import { cleanup, render, screen, waitFor } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
+import { App } from '../../renderer/src/App.js';
 import { createWebBridge, isWebBridge, pickBridge, tokenFromHash } from '../../renderer/src/bridge.js';
 import { ApiError, toErrorInfo } from '../../renderer/src/api.js';
 import type { EngineStatus } from '../../shared/status.js';
@@ -123,7 +125,7 @@ describe('web bridge', () => {
     last.onopen?.();
     expect(conns).toEqual(['connecting', 'open']);
     await b.call('status', {});
-    expect(auth).toEqual(['Bearer new']);
+    expect(auth[auth.length - 1]).toBe('Bearer new');
     // The old reconnect timer was cancelled: no other socket is opened afterwards.
     const n = FakeWS.all.length;
     await new Promise((r) => setTimeout(r, 700));
@@ -133,6 +135,52 @@ describe('web bridge', () => {
     for (const fn of listeners.popstate ?? []) fn();
     expect(FakeWS.all[FakeWS.all.length - 1]?.protocols).toEqual(['lipsync', 'lipsync.old']);
     if (isWebBridge(b)) b.close();
+  });
+
+  it('says when the service refuses the token instead of "Reconnecting…" forever', async () => {
+    let status = 401;
+    const fetchImpl = (async () =>
+      new Response(JSON.stringify({ error: { kind: 'auth-failed', message: 'Bad token.' } }), {
+        status,
+      })) as unknown as typeof fetch;
+    const b = createWebBridge({
+      origin: 'http://127.0.0.1:9',
+      token: 'old',
+      reconnectMinMs: 5,
+      fetchImpl,
+      WebSocketImpl: FakeWS as unknown as typeof WebSocket,
+    });
+    const conns: string[] = [];
+    b.onConnection((c) => conns.push(c));
+    FakeWS.all[0]?.onclose?.();
+    await waitFor(() => expect(conns[conns.length - 1]).toBe('unauthorized'));
+    // Retries keep the news (no flicker back to "closed") …
+    await new Promise((r) => setTimeout(r, 20));
+    FakeWS.all[FakeWS.all.length - 1]?.onclose?.();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(conns[conns.length - 1]).toBe('unauthorized');
+    // … until a new token opens a socket.
+    status = 200;
+    b.setToken('new');
+    FakeWS.all[FakeWS.all.length - 1]?.onopen?.();
+    expect(conns.slice(-2)).toEqual(['connecting', 'open']);
+    b.close();
+
+    // The app's banner says what to do, with the command as code.
+    const b2 = createWebBridge({
+      origin: 'http://127.0.0.1:9',
+      token: 'old',
+      reconnectMinMs: 5,
+      fetchImpl: (async () => new Response('{}', { status: 401 })) as unknown as typeof fetch,
+      WebSocketImpl: FakeWS as unknown as typeof WebSocket,
+    });
+    render(<App bridge={b2} />);
+    FakeWS.all[FakeWS.all.length - 1]?.onclose?.();
+    const banner = await screen.findByText(/no longer accepts this page's address/);
+    expect(banner.closest('.banner')?.querySelector('code')?.textContent).toBe('lipsync web-url');
+    expect(screen.queryByText(/Reconnecting/)).toBeNull();
+    b2.close();
+    cleanup();
   });
 
   it('a page opened without a token reloads when a link with one is pasted', () => {
