@@ -219,6 +219,7 @@ describe('Status view', () => {
               message: 'rsync is too old.',
               fix: 'Install rsync 3.1, then run `lipsync sync docs`.',
             },
+            warnings: [{ kind: 'watch-limit', message: 'Few watches left.', fix: 'Run `sudo sysctl -p`.' }],
           }),
         ]),
     });
@@ -228,6 +229,9 @@ describe('Status view', () => {
     expect(alert.textContent).toContain('Install rsync 3.1, then run lipsync sync docs.');
     expect(alert.textContent).not.toContain('`');
     expect([...alert.querySelectorAll('code')].map((c) => c.textContent)).toContain('lipsync sync docs');
+    // Warnings too.
+    expect(card('docs').textContent).toContain('Run sudo sysctl -p.');
+    expect(card('docs').textContent).not.toContain('`');
   });
 
   it('is never up to date while the server is disconnected, and says what pending -1 means', async () => {

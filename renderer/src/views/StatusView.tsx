@@ -163,8 +163,14 @@ export function PairCard({ pair, onOpenConflicts }: { pair: PairStatus; onOpenCo
       {problem ? <ErrorBox error={problem} title="Problem" /> : null}
       {pair.warnings.map((w, i) => (
         <div key={i} className="notice notice-warn" role="status">
-          <p className="notice-message">{w.message}</p>
-          {w.fix ? <p className="notice-fix">{w.fix}</p> : null}
+          <p className="notice-message">
+            <RichText text={w.message} />
+          </p>
+          {w.fix ? (
+            <p className="notice-fix">
+              <RichText text={w.fix} />
+            </p>
+          ) : null}
         </div>
       ))}
       {actionError && actionError !== problem ? <ErrorBox error={actionError} /> : null}
