@@ -9,7 +9,7 @@ export const PAUSE_CHOICES: { label: string; forMs?: number }[] = [
   { label: '30 minutes', forMs: 30 * 60_000 },
   { label: '1 hour', forMs: 60 * 60_000 },
   { label: '8 hours', forMs: 8 * 60 * 60_000 },
-  { label: 'Until I resume' },
+  { label: 'Until resumed' },
 ];
 
 /**

@@ -119,7 +119,7 @@ describe('Status view', () => {
     });
     render(<App bridge={b} />);
     fireEvent.click(await screen.findByRole('button', { name: 'Pause' }));
-    fireEvent.click(screen.getByRole('button', { name: 'Until I resume' }));
+    fireEvent.click(screen.getByRole('button', { name: 'Until resumed' }));
     expect(b.callsOf('pause')).toEqual([{ pair: 'docs' }]);
     b.pushState(engineStatus([pairStatus({ state: 'paused' })]));
     // The button stays disabled until the pause call has answered (a click on it then does nothing).
@@ -165,7 +165,7 @@ describe('Status view', () => {
       within(group)
         .getAllByRole('button')
         .map((x) => x.textContent),
-    ).toEqual(['30 minutes', '1 hour', '8 hours', 'Until I resume', 'Cancel']);
+    ).toEqual(['30 minutes', '1 hour', '8 hours', 'Until resumed', 'Cancel']);
     fireEvent.click(within(group).getByRole('button', { name: '1 hour' }));
     expect(b.callsOf('pause')).toEqual([{ pair: 'docs', forMs: 3_600_000 }]);
     expect(screen.queryByRole('group', { name: 'Pause docs for how long' })).toBeNull();
