@@ -72,10 +72,13 @@ describe('Recent changes', () => {
     expect(screen.queryByRole('button', { name: /^Open/ })).toBeNull();
     unmount();
 
-    const b2 = fakeBridge({ recent: () => ALL }, { openPath: true });
+    const b2 = fakeBridge({ recent: () => ALL }, { openPath: true, showInFolder: true });
     renderRecent(b2);
     fireEvent.click(await screen.findByRole('button', { name: 'Open a.txt' }));
     expect(b2.opened).toEqual(['/home/ann/Docs/a.txt']);
+    fireEvent.click(screen.getByRole('button', { name: 'Show y.txt in folder' }));
+    expect(b2.shown).toEqual(['/home/ann/Docs/y.txt']);
+    expect(screen.queryByRole('button', { name: 'Show old.txt in folder' })).toBeNull();
     fireEvent.click(screen.getByRole('button', { name: 'Open cat.jpg' }));
     expect(b2.opened[1]).toBe('/home/ann/Pics/cat.jpg');
     // A deleted file has nothing to open.

@@ -31,6 +31,7 @@ export function RecentView({ pairs }: { pairs: PairStatus[] }) {
   const [error, setError] = useState<ErrorInfo | null>(null);
   const [attempt, setAttempt] = useState(0);
   const openPath = api.bridge.openPath?.bind(api.bridge);
+  const showInFolder = api.bridge.showInFolder?.bind(api.bridge);
 
   useEffect(() => {
     let live = true;
@@ -123,6 +124,15 @@ export function RecentView({ pairs }: { pairs: PairStatus[] }) {
                     aria-label={`Open ${rel}`}
                   >
                     Open
+                  </button>
+                ) : null}
+                {canOpen && showInFolder ? (
+                  <button
+                    type="button"
+                    onClick={() => void showInFolder(joinPath(pair.local, rel))}
+                    aria-label={`Show ${rel} in folder`}
+                  >
+                    Show in folder
                   </button>
                 ) : null}
               </li>
