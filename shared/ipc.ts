@@ -49,6 +49,13 @@ export type EventName = keyof typeof EVENT_CHANNELS;
  */
 export const OPEN_PATH_CHANNEL = 'lipsync:open-path';
 
+/**
+ * Desktop only: show a file or folder inside a pair's local folder in the file manager
+ * (`ipcRenderer.invoke(SHOW_IN_FOLDER_CHANNEL, path)` → `IpcOpenPathResponse`), with the
+ * same checks as OPEN_PATH_CHANNEL.
+ */
+export const SHOW_IN_FOLDER_CHANNEL = 'lipsync:show-in-folder';
+
 /** HTTP paths of the web transport (`lipsync run --web`). */
 export const WEB_PATHS = { call: '/api/call', events: '/api/events' } as const;
 

@@ -4,7 +4,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { app, dialog, ipcMain, Notification, shell, type IpcMainInvokeEvent } from './electron-seam.js';
-import { EVENT_CHANNELS, OPEN_PATH_CHANNEL, REQUEST_CHANNEL } from '../../shared/ipc.js';
+import { EVENT_CHANNELS, OPEN_PATH_CHANNEL, REQUEST_CHANNEL, SHOW_IN_FOLDER_CHANNEL } from '../../shared/ipc.js';
 import type { EngineStatus } from '../../shared/status.js';
 import { toErrorInfo } from '../engine/errors.js';
 import { defaultDirs } from '../engine/paths.js';
@@ -102,14 +102,18 @@ async function main(): Promise<void> {
     ),
   );
 
-  // "Open" in Recent changes: only paths inside a pair's local folder (logic/open-path.ts).
+  // "Open" and "Show in folder": only paths inside a pair's local folder (logic/open-path.ts).
+  const openPathDeps = {
+    roots: () => host!.engine.list().map((x) => x.local),
+    realpath: (x: string) => realpath(x),
+    openPath: (x: string) => shell.openPath(x),
+    showItemInFolder: (x: string) => shell.showItemInFolder(x),
+  };
   ipcMain.handle(OPEN_PATH_CHANNEL, (event: IpcMainInvokeEvent, payload: unknown) =>
-    handleOpenPath(event.senderFrame?.url, allowed, payload, {
-      roots: () => host!.engine.list().map((x) => x.local),
-      realpath: (x) => realpath(x),
-      openPath: (x) => shell.openPath(x),
-      showItemInFolder: (x) => shell.showItemInFolder(x),
-    }),
+    handleOpenPath(event.senderFrame?.url, allowed, payload, openPathDeps),
+  );
+  ipcMain.handle(SHOW_IN_FOLDER_CHANNEL, (event: IpcMainInvokeEvent, payload: unknown) =>
+    handleOpenPath(event.senderFrame?.url, allowed, payload, openPathDeps, 'show'),
   );
 
   const p = prefs.get();

@@ -8,11 +8,14 @@ import type { EngineStatus, LogRecord } from '../../shared/status.js';
 export const REQUEST_CHANNEL: typeof Ipc.REQUEST_CHANNEL = 'lipsync:request';
 export const EVENT_CHANNELS: typeof Ipc.EVENT_CHANNELS = { state: 'lipsync:state', log: 'lipsync:log' };
 export const OPEN_PATH_CHANNEL: typeof Ipc.OPEN_PATH_CHANNEL = 'lipsync:open-path';
+export const SHOW_IN_FOLDER_CHANNEL: typeof Ipc.SHOW_IN_FOLDER_CHANNEL = 'lipsync:show-in-folder';
 
-/** The desktop bridge: the shared contract plus `openPath` (renderer/src/ipc.ts shows "Open" when it exists). */
+/** The desktop bridge: the shared contract plus `openPath` and `showInFolder` (renderer/src/ipc.ts shows "Open" when they exist). */
 export type DesktopBridge = LipsyncBridge & {
   /** Open a file or folder inside a pair's local folder with the default app (main checks the path). */
   openPath(path: string): Promise<void>;
+  /** Show a file or folder inside a pair's local folder in the file manager (main checks the path). */
+  showInFolder(path: string): Promise<void>;
 };
 
 /** The same shape as shared/ipc.ts `IpcError` (`info` holds the engine's ErrorInfo). */
@@ -56,6 +59,14 @@ export function createBridge(ipc: IpcRendererLike): DesktopBridge {
       ipc.removeListener(channel, listener);
     };
   };
+  const pathRequest = async (channel: string, path: string): Promise<void> => {
+    if (typeof path !== 'string') throw new TypeError('expected a path');
+    const res = (await ipc.invoke(channel, path)) as IpcOpenPathResponse | undefined;
+    if (!res || typeof res !== 'object') {
+      throw new BridgeError({ kind: 'unknown', message: 'No answer from the lipsync main process.' });
+    }
+    if ('error' in res) throw new BridgeError(res.error);
+  };
   return {
     async call(method, params) {
       const res = (await ipc.invoke(REQUEST_CHANNEL, { method, params })) as IpcResponse | undefined;
@@ -67,13 +78,7 @@ export function createBridge(ipc: IpcRendererLike): DesktopBridge {
     },
     onState: (cb) => subscribe<EngineStatus>(EVENT_CHANNELS.state, cb),
     onLog: (cb) => subscribe<LogRecord>(EVENT_CHANNELS.log, cb),
-    async openPath(path) {
-      if (typeof path !== 'string') throw new TypeError('expected a path');
-      const res = (await ipc.invoke(OPEN_PATH_CHANNEL, path)) as IpcOpenPathResponse | undefined;
-      if (!res || typeof res !== 'object') {
-        throw new BridgeError({ kind: 'unknown', message: 'No answer from the lipsync main process.' });
-      }
-      if ('error' in res) throw new BridgeError(res.error);
-    },
+    openPath: (path) => pathRequest(OPEN_PATH_CHANNEL, path),
+    showInFolder: (path) => pathRequest(SHOW_IN_FOLDER_CHANNEL, path),
   };
 }

@@ -1,6 +1,7 @@
 import { useEffect, useMemo, useState } from 'react';
 import { makeApi } from './api.js';
 import { isWebBridge, type ConnectionState } from './bridge.js';
+import { RichText } from './components.js';
 import { ApiContext, useEngineStatus } from './context.js';
 import type { LipsyncBridge } from './ipc.js';
 import { ConflictsView } from './views/ConflictsView.js';
@@ -96,7 +97,13 @@ export function App({ bridge, initialView }: { bridge: LipsyncBridge; initialVie
         </header>
         {conn !== 'open' ? (
           <div className="banner" role="status">
-            {conn === 'connecting' ? 'Connecting to lipsync…' : 'Connection lost. Reconnecting…'}
+            {conn === 'connecting' ? (
+              'Connecting to lipsync…'
+            ) : conn === 'unauthorized' ? (
+              <RichText text="lipsync no longer accepts this page's address (it was restarted with a new access token). Paste the address `lipsync web-url` prints into this tab." />
+            ) : (
+              'Connection lost. Reconnecting…'
+            )}
           </div>
         ) : null}
         <main id="main" tabIndex={-1}>
@@ -109,7 +116,7 @@ export function App({ bridge, initialView }: { bridge: LipsyncBridge; initialVie
           ) : view === 'recent' ? (
             <RecentView pairs={pairs} />
           ) : view === 'conflicts' ? (
-            <ConflictsView version={conflictCount} />
+            <ConflictsView version={conflictCount} pairs={pairs} />
           ) : view === 'versions' ? (
             <VersionsView pairs={pairs} />
           ) : view === 'settings' ? (

@@ -14,11 +14,14 @@ const WEB_PATHS: typeof Ipc.WEB_PATHS = { call: '/api/call', events: '/api/event
 const WEB_PROTOCOL: typeof Ipc.WEB_PROTOCOL = 'lipsync';
 const WEB_TOKEN_PROTOCOL_PREFIX: typeof Ipc.WEB_TOKEN_PROTOCOL_PREFIX = 'lipsync.';
 
-export type ConnectionState = 'connecting' | 'open' | 'closed';
+/** `unauthorized`: the service answers but refuses this page's token (it was restarted with a new one). */
+export type ConnectionState = 'connecting' | 'open' | 'closed' | 'unauthorized';
 
 export interface WebBridge extends LipsyncBridge {
   /** The event socket's state (for a "reconnecting…" banner); returns an unsubscribe function. */
   onConnection(cb: (state: ConnectionState) => void): () => void;
+  /** Use another access token (a new link pasted in the same tab): reconnects at once. */
+  setToken(token: string): void;
   close(): void;
 }
 
@@ -59,6 +62,7 @@ export function createWebBridge(opts: WebBridgeOptions): WebBridge {
   let delay = minDelay;
   let timer: ReturnType<typeof setTimeout> | null = null;
   let closed = false;
+  let token = opts.token;
 
   const setConn = (c: ConnectionState) => {
     conn = c;
@@ -69,17 +73,19 @@ export function createWebBridge(opts: WebBridgeOptions): WebBridge {
 
   const connect = () => {
     if (closed) return;
-    setConn('connecting');
+    if (conn !== 'unauthorized') setConn('connecting');
     let sock: WebSocket;
     try {
       // The server answers with the plain `lipsync` protocol: a browser drops a socket whose answer it did not offer.
-      sock = new WS(wsUrl, [WEB_PROTOCOL, `${WEB_TOKEN_PROTOCOL_PREFIX}${opts.token}`]);
+      sock = new WS(wsUrl, [WEB_PROTOCOL, `${WEB_TOKEN_PROTOCOL_PREFIX}${token}`]);
     } catch {
       scheduleReconnect();
       return;
     }
     ws = sock;
+    let opened = false;
     sock.onopen = () => {
+      opened = true;
       delay = minDelay;
       setConn('open');
     };
@@ -95,15 +101,33 @@ export function createWebBridge(opts: WebBridgeOptions): WebBridge {
     };
     sock.onclose = () => {
       if (ws === sock) ws = null;
-      if (!closed) scheduleReconnect();
+      if (closed) return;
+      scheduleReconnect();
+      // Refused before it opened: a browser does not say why, so ask the call endpoint
+      // whether the token is the problem (then the page says so instead of "Reconnecting…").
+      if (!opened) void probeToken(token);
     };
     sock.onerror = () => {
       /* onclose follows and reconnects */
     };
   };
 
+  const probeToken = async (tried: string) => {
+    try {
+      const res = await fetchImpl(`${opts.origin}${WEB_PATHS.call}`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${tried}` },
+        body: JSON.stringify({ method: 'status', params: {} }),
+      });
+      if ((res.status === 401 || res.status === 403) && tried === token && conn !== 'open') setConn('unauthorized');
+    } catch {
+      /* not reachable: "Reconnecting…" is right */
+    }
+  };
+
   const scheduleReconnect = () => {
-    setConn('closed');
+    // A refused token stays the news until a socket opens or a new token comes.
+    if (conn !== 'unauthorized') setConn('closed');
     if (closed || timer) return;
     timer = setTimeout(() => {
       timer = null;
@@ -120,7 +144,7 @@ export function createWebBridge(opts: WebBridgeOptions): WebBridge {
       try {
         res = await fetchImpl(`${opts.origin}${WEB_PATHS.call}`, {
           method: 'POST',
-          headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${opts.token}` },
+          headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
           body: JSON.stringify({ method, params: params ?? {} }),
         });
       } catch (e) {
@@ -163,6 +187,24 @@ export function createWebBridge(opts: WebBridgeOptions): WebBridge {
       cb(conn);
       return () => connCbs.delete(cb);
     },
+    setToken(next) {
+      if (closed || !next || next === token) return;
+      token = next;
+      delay = minDelay;
+      if (timer) {
+        clearTimeout(timer);
+        timer = null;
+      }
+      const old = ws;
+      ws = null;
+      if (old) {
+        // Its close must not schedule a second reconnect: this one replaces it.
+        old.onclose = null;
+        old.close();
+      }
+      setConn('connecting');
+      connect();
+    },
     close() {
       closed = true;
       if (timer) clearTimeout(timer);
@@ -188,11 +230,28 @@ function missingBridge(): LipsyncBridge {
   };
 }
 
-export function pickBridge(win: Window = window): LipsyncBridge {
+/**
+ * The bridge for this page. In a browser it also follows the token in the address: a new
+ * link pasted in the same tab changes only the hash (no page load), so on `hashchange` or
+ * `popstate` a new token makes the web bridge reconnect with it (and a page opened without
+ * a token reloads, to start with the one it now has).
+ */
+export function pickBridge(
+  win: Window = window,
+  opts: Pick<WebBridgeOptions, 'fetchImpl' | 'WebSocketImpl'> = {},
+): LipsyncBridge {
   if (win.lipsync) return win.lipsync;
   const token = tokenFromHash(win.location.hash);
-  if (!token) return missingBridge();
-  return createWebBridge({ origin: win.location.origin, token });
+  const bridge = token ? createWebBridge({ origin: win.location.origin, token, ...opts }) : missingBridge();
+  const onAddress = () => {
+    const next = tokenFromHash(win.location.hash);
+    if (!next) return;
+    if (isWebBridge(bridge)) bridge.setToken(next);
+    else win.location.reload();
+  };
+  win.addEventListener?.('hashchange', onAddress);
+  win.addEventListener?.('popstate', onAddress);
+  return bridge;
 }
 
 export function isWebBridge(b: LipsyncBridge): b is WebBridge {

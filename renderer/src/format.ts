@@ -21,8 +21,27 @@ export function formatAgo(t: number | null, now = Date.now()): string {
 export type Tone = 'ok' | 'busy' | 'warn' | 'error' | 'muted';
 
 /**
- * What a pair's badge says. "Up to date" only when the pair is idle, has no
- * conflicts, nothing pending and no problem: never while conflicts > 0 or degraded/error.
+ * The pair stopped before deleting many files and waits for the user's confirmation
+ * (the engine's mass-delete guard: paused, reason `cancelled`, a fix that names `confirm`).
+ */
+export function needsConfirmation(p: PairStatus): boolean {
+  return p.state === 'paused' && p.reason?.kind === 'cancelled' && /confirm/i.test(p.reason.fix ?? '');
+}
+
+/** The reason is the user's pause (not a problem): `cancelled` without a confirmation to give. */
+export function isPauseReason(p: PairStatus): boolean {
+  return p.reason?.kind === 'cancelled' && !/confirm/i.test(p.reason.fix ?? '');
+}
+
+/** The "Waiting" fact: `pending` is -1 while a full compare of both sides is pending. */
+export function pendingLabel(pending: number): string {
+  return pending < 0 ? 'full compare pending' : String(pending);
+}
+
+/**
+ * What a pair's badge says. "Up to date" only when the pair is idle, connected to the
+ * server, has no conflicts, nothing pending and no problem. A pause is neutral (muted),
+ * never a problem; a pair finishing its step after a pause says "Pausing…", not "Syncing…".
  */
 export function pairStateLabel(p: PairStatus): { label: string; tone: Tone } {
   switch (p.state) {
@@ -31,11 +50,13 @@ export function pairStateLabel(p: PairStatus): { label: string; tone: Tone } {
     case 'degraded':
       return { label: 'Degraded', tone: 'warn' };
     case 'paused':
+      if (needsConfirmation(p)) return { label: 'Waiting for your confirmation', tone: 'warn' };
       return {
         label: p.pausedUntil ? `Paused until ${new Date(p.pausedUntil).toLocaleTimeString()}` : 'Paused',
         tone: 'muted',
       };
     case 'syncing':
+      if (isPauseReason(p)) return { label: 'Pausing…', tone: 'muted' };
       return { label: 'Syncing…', tone: 'busy' };
     case 'starting':
       return { label: 'Starting…', tone: 'busy' };
@@ -43,7 +64,9 @@ export function pairStateLabel(p: PairStatus): { label: string; tone: Tone } {
     default:
       if (p.conflicts > 0)
         return { label: `${p.conflicts} conflict${p.conflicts === 1 ? '' : 's'} to resolve`, tone: 'warn' };
+      if (p.remoteWatcher === 'disconnected') return { label: 'Server not connected', tone: 'warn' };
       if (p.reason || p.lastError) return { label: 'Needs attention', tone: 'warn' };
+      if (p.pending < 0) return { label: 'Full compare pending', tone: 'busy' };
       if (p.pending > 0) return { label: `${p.pending} change${p.pending === 1 ? '' : 's'} waiting`, tone: 'busy' };
       return { label: 'Up to date', tone: 'ok' };
   }

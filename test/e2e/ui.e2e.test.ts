@@ -211,6 +211,7 @@ describe('lipsync UI in a real browser (lipsync run --web)', () => {
       // ---- Pause, edit both sides, resume: a conflict, resolved in the UI.
       await page.getByRole('navigation').getByRole('button', { name: 'Status' }).click();
       await card.getByRole('button', { name: 'Pause' }).click();
+      await card.getByRole('button', { name: 'Until resumed' }).click();
       await waitFor(
         async () => (await state.textContent())?.startsWith('Paused') ?? false,
         15_000,
@@ -256,16 +257,22 @@ describe('lipsync UI in a real browser (lipsync run --web)', () => {
       await preview.getByText('debug.log').waitFor({ timeout: 15_000 });
       await shot('14-settings-excludes');
 
-      // ---- Sync now.
+      // ---- Sync now. New excludes make the engine compare both sides in full: until that
+      // ran the badge says so (pending -1), never "Up to date"; Sync now runs it.
       await page.getByRole('navigation').getByRole('button', { name: 'Status' }).click();
       await waitFor(
-        async () => (await state.textContent()) === 'Up to date',
+        async () => ['Up to date', 'Full compare pending'].includes((await state.textContent()) ?? ''),
         30_000,
-        () => 'Up to date again',
+        () => 'Up to date or Full compare pending',
       );
       await card.getByRole('button', { name: 'Sync now' }).click();
       await page.getByText(/^Last run:/).waitFor({ timeout: 30_000 });
       await card.getByRole('button', { name: 'Sync now' }).waitFor();
+      await waitFor(
+        async () => (await state.textContent()) === 'Up to date',
+        30_000,
+        () => 'Up to date after Sync now',
+      );
       await shot('15-status-synced');
 
       // ---- Dark theme.

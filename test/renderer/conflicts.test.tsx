@@ -5,14 +5,15 @@ import type { ConflictInfo } from '../../shared/api.js';
 import { makeApi } from '../../renderer/src/api.js';
 import { ApiContext } from '../../renderer/src/context.js';
 import { ConflictsView } from '../../renderer/src/views/ConflictsView.js';
-import { conflict, deferred, fakeBridge, type FakeBridge } from './fake-bridge.js';
+import type { PairStatus } from '../../shared/status.js';
+import { conflict, deferred, fakeBridge, pairStatus, type FakeBridge } from './fake-bridge.js';
 
 afterEach(cleanup);
 
-function renderConflicts(b: FakeBridge) {
+function renderConflicts(b: FakeBridge, pairs?: PairStatus[]) {
   return render(
     <ApiContext.Provider value={makeApi(b)}>
-      <ConflictsView version={0} />
+      <ConflictsView version={0} {...(pairs ? { pairs } : {})} />
     </ApiContext.Provider>,
   );
 }
@@ -113,5 +114,33 @@ describe('Conflicts', () => {
     });
     renderConflicts(b2);
     expect((await screen.findByRole('alert')).textContent).toContain('No service.');
+  });
+
+  it('desktop: opens a conflict file or shows it in its folder; web: its full path with Copy', async () => {
+    const c = conflict({ path: 'sub/notes.txt', copyPath: 'sub/notes (conflict).txt' });
+    const pairs = [pairStatus({ id: 'docs', local: '/home/ann/Docs' })];
+    const desk = fakeBridge(store([c]), { openPath: true, showInFolder: true });
+    renderConflicts(desk, pairs);
+    const files = await screen.findByRole('list', { name: 'Files of sub/notes.txt' });
+    fireEvent.click(within(files).getByRole('button', { name: 'Show sub/notes.txt in folder' }));
+    fireEvent.click(within(files).getByRole('button', { name: 'Open sub/notes (conflict).txt' }));
+    fireEvent.click(within(files).getByRole('button', { name: 'Show sub/notes (conflict).txt in folder' }));
+    expect(desk.shown).toEqual(['/home/ann/Docs/sub/notes.txt', '/home/ann/Docs/sub/notes (conflict).txt']);
+    expect(desk.opened).toEqual(['/home/ann/Docs/sub/notes (conflict).txt']);
+    expect(within(files).queryByRole('button', { name: /^Copy/ })).toBeNull();
+    cleanup();
+
+    const copied: string[] = [];
+    Object.defineProperty(navigator, 'clipboard', {
+      configurable: true,
+      value: { writeText: (t: string) => Promise.resolve(void copied.push(t)) },
+    });
+    const web = fakeBridge(store([c]));
+    renderConflicts(web, pairs);
+    const webFiles = await screen.findByRole('list', { name: 'Files of sub/notes.txt' });
+    expect(within(webFiles).queryByRole('button', { name: /^(Open|Show)/ })).toBeNull();
+    expect(webFiles.textContent).toContain('/home/ann/Docs/sub/notes (conflict).txt');
+    fireEvent.click(within(webFiles).getByRole('button', { name: 'Copy path of sub/notes (conflict).txt' }));
+    await waitFor(() => expect(copied).toEqual(['/home/ann/Docs/sub/notes (conflict).txt']));
   });
 });

@@ -17,15 +17,20 @@ export interface FakeBridge extends LipsyncBridge {
   pushState(s: EngineStatus): void;
   pushLog(r: LogRecord): void;
   opened: string[];
+  shown: string[];
 }
 
-export function fakeBridge(handlers: Record<string, Handler> = {}, opts: { openPath?: boolean } = {}): FakeBridge {
+export function fakeBridge(
+  handlers: Record<string, Handler> = {},
+  opts: { openPath?: boolean; showInFolder?: boolean } = {},
+): FakeBridge {
   const stateCbs = new Set<(s: EngineStatus) => void>();
   const logCbs = new Set<(r: LogRecord) => void>();
   const b: FakeBridge = {
     calls: [],
     handlers,
     opened: [],
+    shown: [],
     callsOf(method) {
       return b.calls.filter((c) => c.method === method).map((c) => c.params);
     },
@@ -56,6 +61,7 @@ export function fakeBridge(handlers: Record<string, Handler> = {}, opts: { openP
     },
   };
   if (opts.openPath) b.openPath = (p: string) => void b.opened.push(p);
+  if (opts.showInFolder) b.showInFolder = (p: string) => void b.shown.push(p);
   return b;
 }
 

@@ -72,14 +72,31 @@ describe('Recent changes', () => {
     expect(screen.queryByRole('button', { name: /^Open/ })).toBeNull();
     unmount();
 
-    const b2 = fakeBridge({ recent: () => ALL }, { openPath: true });
+    const b2 = fakeBridge({ recent: () => ALL }, { openPath: true, showInFolder: true });
     renderRecent(b2);
     fireEvent.click(await screen.findByRole('button', { name: 'Open a.txt' }));
     expect(b2.opened).toEqual(['/home/ann/Docs/a.txt']);
+    fireEvent.click(screen.getByRole('button', { name: 'Show y.txt in folder' }));
+    expect(b2.shown).toEqual(['/home/ann/Docs/y.txt']);
+    expect(screen.queryByRole('button', { name: 'Show old.txt in folder' })).toBeNull();
     fireEvent.click(screen.getByRole('button', { name: 'Open cat.jpg' }));
     expect(b2.opened[1]).toBe('/home/ann/Pics/cat.jpg');
     // A deleted file has nothing to open.
     expect(screen.queryByRole('button', { name: 'Open old.txt' })).toBeNull();
+  });
+
+  it('"and N more" expands to the other paths and collapses again', async () => {
+    const b = fakeBridge({ recent: () => [rec({ paths: ['a.txt', 'b.txt', 'c/d.txt'] })] });
+    renderRecent(b);
+    const more = await screen.findByRole('button', { name: 'and 2 more' });
+    expect(more.getAttribute('aria-expanded')).toBe('false');
+    expect(screen.queryByText('c/d.txt')).toBeNull();
+    fireEvent.click(more);
+    expect(more.getAttribute('aria-expanded')).toBe('true');
+    const list = document.getElementById(more.getAttribute('aria-controls') ?? '');
+    expect([...(list?.querySelectorAll('li') ?? [])].map((li) => li.textContent)).toEqual(['b.txt', 'c/d.txt']);
+    fireEvent.click(screen.getByRole('button', { name: 'show fewer' }));
+    expect(screen.queryByText('c/d.txt')).toBeNull();
   });
 
   it('loading, empty and error states', async () => {

@@ -105,6 +105,22 @@ describe('Folder settings', () => {
     expect((await screen.findByRole('alert')).textContent).toContain('Use at most a week.');
   });
 
+  it('shows the built-in excludes read-only beside the user patterns', async () => {
+    const b = fakeBridge({ list: () => [pairSettings({ excludes: [] })] });
+    renderSettings(b);
+    const box = await screen.findByLabelText('Always excluded');
+    expect([...box.querySelectorAll('li code')].map((c) => c.textContent)).toEqual([
+      '.DS_Store',
+      'Thumbs.db',
+      '*.swp',
+      '~$*',
+      '.lipsync/',
+    ]);
+    // Read-only: not in the editable patterns, and nothing to edit them with.
+    expect((screen.getByLabelText('Excludes') as HTMLTextAreaElement).value).toBe('');
+    expect(box.querySelector('input, textarea, button')).toBeNull();
+  });
+
   it('pause/resume, and remove asks first and says files are never deleted', async () => {
     const removed: string[] = [];
     const b = fakeBridge({
@@ -114,7 +130,8 @@ describe('Folder settings', () => {
     });
     renderSettings(b, (id) => removed.push(id));
     fireEvent.click(await screen.findByRole('button', { name: 'Pause syncing' }));
-    await waitFor(() => expect(b.callsOf('pause')).toEqual([{ pair: 'docs' }]));
+    fireEvent.click(screen.getByRole('button', { name: '8 hours' }));
+    await waitFor(() => expect(b.callsOf('pause')).toEqual([{ pair: 'docs', forMs: 8 * 3_600_000 }]));
 
     fireEvent.click(screen.getByRole('button', { name: 'Remove this folder…' }));
     const dialog = screen.getByRole('alertdialog');

@@ -119,6 +119,7 @@ describe('Status view', () => {
     });
     render(<App bridge={b} />);
     fireEvent.click(await screen.findByRole('button', { name: 'Pause' }));
+    fireEvent.click(screen.getByRole('button', { name: 'Until resumed' }));
     expect(b.callsOf('pause')).toEqual([{ pair: 'docs' }]);
     b.pushState(engineStatus([pairStatus({ state: 'paused' })]));
     // The button stays disabled until the pause call has answered (a click on it then does nothing).
@@ -150,5 +151,156 @@ describe('Status view', () => {
     expect(await screen.findByRole('heading', { name: 'Welcome to lipsync' })).toBeTruthy();
     fireEvent.click(screen.getByRole('button', { name: 'Status' }));
     expect(await screen.findByText('No folders are synced yet.')).toBeTruthy();
+  });
+
+  it('pauses for 30 minutes, 1 hour or 8 hours', async () => {
+    const b = fakeBridge({ status: () => engineStatus([pairStatus()]), pause: () => ({ paused: ['docs'] }) });
+    render(<App bridge={b} />);
+    const pause = await screen.findByRole('button', { name: 'Pause' });
+    expect(pause.getAttribute('aria-expanded')).toBe('false');
+    fireEvent.click(pause);
+    expect(pause.getAttribute('aria-expanded')).toBe('true');
+    const group = screen.getByRole('group', { name: 'Pause docs for how long' });
+    expect(
+      within(group)
+        .getAllByRole('button')
+        .map((x) => x.textContent),
+    ).toEqual(['30 minutes', '1 hour', '8 hours', 'Until resumed', 'Cancel']);
+    fireEvent.click(within(group).getByRole('button', { name: '1 hour' }));
+    expect(b.callsOf('pause')).toEqual([{ pair: 'docs', forMs: 3_600_000 }]);
+    expect(screen.queryByRole('group', { name: 'Pause docs for how long' })).toBeNull();
+    await waitFor(() =>
+      expect((screen.getByRole('button', { name: 'Pause' }) as HTMLButtonElement).disabled).toBe(false),
+    );
+    fireEvent.click(screen.getByRole('button', { name: 'Pause' }));
+    fireEvent.click(screen.getByRole('button', { name: '30 minutes' }));
+    await waitFor(() =>
+      expect((screen.getByRole('button', { name: 'Pause' }) as HTMLButtonElement).disabled).toBe(false),
+    );
+    fireEvent.click(screen.getByRole('button', { name: 'Pause' }));
+    fireEvent.click(screen.getByRole('button', { name: '8 hours' }));
+    expect(b.callsOf('pause').map((p) => p.forMs)).toEqual([3_600_000, 1_800_000, 28_800_000]);
+  });
+
+  it('a mass-delete pause has a Confirm button (not a Resume that pauses again) and no backquotes', async () => {
+    const b = fakeBridge({
+      status: () =>
+        engineStatus([
+          pairStatus({
+            state: 'paused',
+            reason: {
+              kind: 'cancelled',
+              message: 'This sync would delete 40 of 50 files, so the pair was paused before deleting anything.',
+              fix: 'If that is what you want, run `lipsync confirm docs`; otherwise restore the files (or mount the disk).',
+            },
+          }),
+        ]),
+      confirm: () => ({ confirmed: 'docs' }),
+    });
+    render(<App bridge={b} />);
+    expect((await screen.findByTestId('state-docs')).textContent).toBe('Waiting for your confirmation');
+    expect(card('docs').textContent).toContain('would delete 40 of 50 files');
+    expect(card('docs').textContent).not.toContain('`');
+    expect(within(card('docs')).queryByRole('button', { name: 'Resume' })).toBeNull();
+    fireEvent.click(within(card('docs')).getByRole('button', { name: 'Confirm deletions' }));
+    expect(b.callsOf('confirm')).toEqual([{ pair: 'docs' }]);
+    b.pushState(engineStatus([pairStatus({ state: 'syncing' })]));
+    expect(screen.queryByRole('button', { name: 'Confirm deletions' })).toBeNull();
+  });
+
+  it('shows the code in fix texts as code, without literal backquotes', async () => {
+    const b = fakeBridge({
+      status: () =>
+        engineStatus([
+          pairStatus({
+            state: 'error',
+            lastError: {
+              kind: 'rsync-too-old',
+              message: 'rsync is too old.',
+              fix: 'Install rsync 3.1, then run `lipsync sync docs`.',
+            },
+            warnings: [{ kind: 'watch-limit', message: 'Few watches left.', fix: 'Run `sudo sysctl -p`.' }],
+          }),
+        ]),
+    });
+    render(<App bridge={b} />);
+    await screen.findByTestId('state-docs');
+    const alert = within(card('docs')).getByRole('alert');
+    expect(alert.textContent).toContain('Install rsync 3.1, then run lipsync sync docs.');
+    expect(alert.textContent).not.toContain('`');
+    expect([...alert.querySelectorAll('code')].map((c) => c.textContent)).toContain('lipsync sync docs');
+    // Warnings too.
+    expect(card('docs').textContent).toContain('Run sudo sysctl -p.');
+    expect(card('docs').textContent).not.toContain('`');
+  });
+
+  it('is never up to date while the server is disconnected, and says what pending -1 means', async () => {
+    const b = fakeBridge({
+      status: () =>
+        engineStatus([
+          pairStatus({
+            id: 'off',
+            remoteWatcher: 'disconnected',
+            lastError: { kind: 'host-unreachable', message: 'The server does not answer.' },
+          }),
+          pairStatus({ id: 'off2', remoteWatcher: 'disconnected' }),
+          pairStatus({ id: 'full', pending: -1 }),
+        ]),
+    });
+    render(<App bridge={b} />);
+    expect((await screen.findByTestId('state-off')).textContent).toBe('Server not connected');
+    expect(screen.getByTestId('state-off2').textContent).toBe('Server not connected');
+    expect(screen.queryByText('Up to date')).toBeNull();
+    expect(screen.getByTestId('state-full').textContent).toBe('Full compare pending');
+    expect(card('full').textContent).toContain('full compare pending');
+    expect(document.body.textContent).not.toContain('-1');
+  });
+
+  it('shows a pause as a pause (neutral), not a problem, and never syncing and paused at once', async () => {
+    const pauseReason = { kind: 'cancelled' as const, message: 'Paused until resumed.' };
+    const d = deferred<unknown>();
+    const b = fakeBridge({
+      status: () => engineStatus([pairStatus({ state: 'paused', reason: pauseReason })]),
+      sync: () => d.promise,
+    });
+    render(<App bridge={b} />);
+    expect((await screen.findByTestId('state-docs')).textContent).toBe('Paused');
+    expect(within(card('docs')).queryByRole('alert')).toBeNull();
+    expect(card('docs').textContent).not.toContain('Problem');
+    expect(card('docs').querySelector('.badge')?.className).toContain('badge-muted');
+    expect(within(card('docs')).getByRole('status').textContent).toBe('Paused until resumed.');
+    // Finishing the current step after a pause: "Pausing…", not "Syncing…" beside a pause notice.
+    b.pushState(engineStatus([pairStatus({ state: 'syncing', reason: pauseReason })]));
+    expect(screen.getByTestId('state-docs').textContent).toBe('Pausing…');
+    expect(within(card('docs')).queryByRole('alert')).toBeNull();
+    // Sync now, then paused while the call runs: the button no longer says Syncing….
+    b.pushState(engineStatus([pairStatus()]));
+    fireEvent.click(screen.getByRole('button', { name: 'Sync now' }));
+    expect(screen.getByRole('button', { name: 'Syncing…' })).toBeTruthy();
+    b.pushState(engineStatus([pairStatus({ state: 'paused', reason: pauseReason })]));
+    expect(screen.queryByText('Syncing…')).toBeNull();
+    expect(screen.getByTestId('state-docs').textContent).toBe('Paused');
+  });
+
+  it('desktop: Open folder opens the pair folder; web: the path has a Copy button', async () => {
+    const desk = fakeBridge({ status: () => engineStatus([pairStatus()]) }, { openPath: true });
+    render(<App bridge={desk} />);
+    fireEvent.click(await screen.findByRole('button', { name: 'Open folder /home/ann/Docs' }));
+    expect(desk.opened).toEqual(['/home/ann/Docs']);
+    expect(screen.queryByRole('button', { name: /^Copy/ })).toBeNull();
+    cleanup();
+
+    const copied: string[] = [];
+    Object.defineProperty(navigator, 'clipboard', {
+      configurable: true,
+      value: { writeText: (t: string) => Promise.resolve(void copied.push(t)) },
+    });
+    const web = fakeBridge({ status: () => engineStatus([pairStatus()]) });
+    render(<App bridge={web} />);
+    expect(await screen.findByTestId('state-docs')).toBeTruthy();
+    expect(screen.queryByRole('button', { name: /^Open folder/ })).toBeNull();
+    fireEvent.click(screen.getByRole('button', { name: 'Copy path of docs' }));
+    expect(await screen.findByText(/Copied\./)).toBeTruthy();
+    expect(copied).toEqual(['/home/ann/Docs']);
   });
 });

@@ -3,6 +3,7 @@ import { describe, expect, it, vi } from 'vitest';
 import {
   EVENT_CHANNELS as SHARED_EVENTS,
   OPEN_PATH_CHANNEL as SHARED_OPEN_PATH,
+  SHOW_IN_FOLDER_CHANNEL as SHARED_SHOW_IN_FOLDER,
   REQUEST_CHANNEL as SHARED_REQUEST,
 } from '../../shared/ipc.js';
 import type { ValidRequest } from '../../shared/ipc.js';
@@ -13,6 +14,7 @@ import {
   createBridge,
   EVENT_CHANNELS,
   OPEN_PATH_CHANNEL,
+  SHOW_IN_FOLDER_CHANNEL,
   REQUEST_CHANNEL,
 } from '../../electron/preload/bridge.js';
 import { toErrorInfo } from '../../electron/engine/errors.js';
@@ -207,8 +209,26 @@ describe('preload bridge', () => {
     expect(ipc.count('lipsync:log')).toBe(0);
   });
 
-  it('exposes only call, onState, onLog and openPath', () => {
-    expect(Object.keys(createBridge(fakeIpc())).sort()).toEqual(['call', 'onLog', 'onState', 'openPath']);
+  it('exposes only call, onState, onLog, openPath and showInFolder', () => {
+    expect(Object.keys(createBridge(fakeIpc())).sort()).toEqual([
+      'call',
+      'onLog',
+      'onState',
+      'openPath',
+      'showInFolder',
+    ]);
+  });
+
+  it('showInFolder sends the path on the show-in-folder channel and rejects with the ErrorInfo', async () => {
+    expect(SHOW_IN_FOLDER_CHANNEL).toBe(SHARED_SHOW_IN_FOLDER);
+    const ipc = fakeIpc({ ok: true });
+    await expect(createBridge(ipc).showInFolder('/home/me/docs/a.txt')).resolves.toBeUndefined();
+    expect(ipc.invoke).toHaveBeenCalledWith('lipsync:show-in-folder', '/home/me/docs/a.txt');
+    const info = { kind: 'permission-denied' as const, message: 'Not inside a synced folder.' };
+    const err = await createBridge(fakeIpc({ error: info }))
+      .showInFolder('/etc/passwd')
+      .catch((e: unknown) => e);
+    expect((err as BridgeError).info).toEqual(info);
   });
 
   it('openPath sends the path on the open-path channel and rejects with the ErrorInfo', async () => {

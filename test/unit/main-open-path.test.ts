@@ -68,6 +68,17 @@ describe('handleOpenPath (main side of OPEN_PATH_CHANNEL)', () => {
     expect(d.showItemInFolder).toHaveBeenCalledWith(join(root, 'sub', 'a.txt'));
   });
 
+  it("mode 'show' only shows the file in its folder, with the same checks", async () => {
+    const d = deps();
+    expect(await handleOpenPath(FILE, allowed, join(root, 'sub', 'a.txt'), d, 'show')).toEqual({ ok: true });
+    expect(d.showItemInFolder.mock.calls).toEqual([[join(root, 'sub', 'a.txt')]]);
+    expect(d.openPath).not.toHaveBeenCalled();
+    expect(await handleOpenPath(FILE, allowed, join(root, 'escape'), d, 'show')).toMatchObject({
+      error: { kind: 'permission-denied' },
+    });
+    expect(d.showItemInFolder).toHaveBeenCalledTimes(1);
+  });
+
   it('refuses paths outside every pair, ../ escapes, symlinks out, missing files, bad payloads and other senders', async () => {
     const d = deps();
     for (const p of [

@@ -44,12 +44,14 @@ const refuse = (message: string, kind: 'permission-denied' | 'invalid-settings' 
  * once both are resolved with realpath (so a symlink inside the folder that points out of
  * it is refused). An absolute path is taken as is; a relative one is tried against each
  * pair's folder. It is opened with the default app; if that fails, shown in its folder.
+ * With `mode` 'show' (SHOW_IN_FOLDER_CHANNEL) it is only shown in its folder.
  */
 export async function handleOpenPath(
   senderUrl: string | null | undefined,
   allowed: readonly string[],
   payload: unknown,
   deps: OpenPathDeps,
+  mode: 'open' | 'show' = 'open',
 ): Promise<IpcOpenPathResponse> {
   if (!isTrustedSender(senderUrl, allowed)) return refuse('Request refused: it did not come from the lipsync window.');
   if (typeof payload !== 'string' || payload === '' || payload.includes('\0') || payload.length > 4096)
@@ -71,6 +73,10 @@ export async function handleOpenPath(
       continue;
     }
     if (!rootHolding(real, roots)) continue;
+    if (mode === 'show') {
+      deps.showItemInFolder(real);
+      return { ok: true };
+    }
     const err = await deps.openPath(real);
     if (err) deps.showItemInFolder(real);
     return { ok: true };

@@ -1,18 +1,69 @@
 import { useCallback, useEffect, useState } from 'react';
 import type { ConflictInfo } from '../../../shared/api.js';
 import type { ErrorInfo } from '../../../shared/errors.js';
+import type { PairStatus } from '../../../shared/status.js';
 import { toErrorInfo } from '../api.js';
-import { Empty, ErrorBox, Loading } from '../components.js';
+import { CopyPath, Empty, ErrorBox, Loading } from '../components.js';
 import { useApi } from '../context.js';
-import { formatBytes, formatTime } from '../format.js';
+import { formatBytes, formatTime, joinPath } from '../format.js';
 
 type Keep = 'local' | 'remote' | 'both';
 const KEEP_LABEL: Record<Keep, string> = { local: 'Keep local', remote: 'Keep remote', both: 'Keep both' };
 const rowKey = (c: ConflictInfo) => `${c.pair}:${c.id}`;
 
 /** All open conflicts across pairs. `version` changes (e.g. the status' conflict count) trigger a reload. */
-export function ConflictsView({ version }: { version: number }) {
+export function ConflictsView({ version, pairs = [] }: { version: number; pairs?: PairStatus[] }) {
   const api = useApi();
+  const localOf = new Map(pairs.map((p) => [p.id, p.local]));
+  const openPath = api.bridge.openPath?.bind(api.bridge);
+  const showInFolder = api.bridge.showInFolder?.bind(api.bridge);
+
+  /** Desktop: open or show a file; a refusal (e.g. the file is gone) is shown like a failed resolve. */
+  const desktop = async (fn: ((p: string) => unknown) | undefined, path: string) => {
+    setActionError(null);
+    try {
+      await fn?.(path);
+    } catch (e) {
+      setActionError(toErrorInfo(e));
+    }
+  };
+
+  /** One of the conflict's two files: open / show in folder (desktop), or its path with Copy (web). */
+  const fileRow = (root: string, rel: string, what: string) => {
+    const full = joinPath(root, rel);
+    return (
+      <li>
+        <span className="muted small">{what}: </span>
+        {openPath ? <code>{full}</code> : <CopyPath path={full} label={`path of ${rel}`} />}
+        {openPath ? (
+          <>
+            {' '}
+            <button
+              type="button"
+              className="small-btn"
+              onClick={() => void desktop(openPath, full)}
+              aria-label={`Open ${rel}`}
+            >
+              Open
+            </button>
+            {showInFolder ? (
+              <>
+                {' '}
+                <button
+                  type="button"
+                  className="small-btn"
+                  onClick={() => void desktop(showInFolder, full)}
+                  aria-label={`Show ${rel} in folder`}
+                >
+                  Show in folder
+                </button>
+              </>
+            ) : null}
+          </>
+        ) : null}
+      </li>
+    );
+  };
   const [items, setItems] = useState<ConflictInfo[] | null>(null);
   const [error, setError] = useState<ErrorInfo | null>(null);
   const [actionError, setActionError] = useState<ErrorInfo | null>(null);
@@ -152,6 +203,12 @@ export function ConflictsView({ version }: { version: number }) {
                       </tr>
                     </tbody>
                   </table>
+                  {localOf.has(c.pair) ? (
+                    <ul className="conflict-files" aria-label={`Files of ${c.path}`}>
+                      {fileRow(localOf.get(c.pair) as string, c.path, 'Under its name')}
+                      {fileRow(localOf.get(c.pair) as string, c.copyPath, 'Conflict copy (local version)')}
+                    </ul>
+                  ) : null}
                   <div className="actions">
                     {(['local', 'remote', 'both'] as const).map((kp) => (
                       <button

@@ -31,6 +31,7 @@ export function RecentView({ pairs }: { pairs: PairStatus[] }) {
   const [error, setError] = useState<ErrorInfo | null>(null);
   const [attempt, setAttempt] = useState(0);
   const openPath = api.bridge.openPath?.bind(api.bridge);
+  const showInFolder = api.bridge.showInFolder?.bind(api.bridge);
 
   useEffect(() => {
     let live = true;
@@ -104,7 +105,7 @@ export function RecentView({ pairs }: { pairs: PairStatus[] }) {
                     ) : r.paths && r.paths.length > 0 ? (
                       <>
                         <code>{r.paths[0]}</code>
-                        {r.paths.length > 1 ? <span className="muted"> and {r.paths.length - 1} more</span> : null}
+                        {r.paths.length > 1 ? <MorePaths paths={r.paths.slice(1)} /> : null}
                       </>
                     ) : (
                       <span>{r.msg}</span>
@@ -125,12 +126,50 @@ export function RecentView({ pairs }: { pairs: PairStatus[] }) {
                     Open
                   </button>
                 ) : null}
+                {canOpen && showInFolder ? (
+                  <button
+                    type="button"
+                    onClick={() => void showInFolder(joinPath(pair.local, rel))}
+                    aria-label={`Show ${rel} in folder`}
+                  >
+                    Show in folder
+                  </button>
+                ) : null}
               </li>
             );
           })}
         </ul>
       )}
     </section>
+  );
+}
+
+/** "and N more" of a record with several paths: a button that lists them. */
+function MorePaths({ paths }: { paths: string[] }) {
+  const [open, setOpen] = useState(false);
+  const id = useId();
+  return (
+    <>
+      {' '}
+      <button
+        type="button"
+        className="link"
+        aria-expanded={open}
+        aria-controls={open ? id : undefined}
+        onClick={() => setOpen((o) => !o)}
+      >
+        {open ? 'show fewer' : `and ${paths.length} more`}
+      </button>
+      {open ? (
+        <ul id={id} className="more-paths">
+          {paths.map((p, i) => (
+            <li key={`${p}-${i}`}>
+              <code>{p}</code>
+            </li>
+          ))}
+        </ul>
+      ) : null}
+    </>
   );
 }
 

@@ -1,11 +1,13 @@
 import { useEffect, useId, useRef, useState, type FormEvent } from 'react';
 import type { ErrorInfo } from '../../../shared/errors.js';
+import { BUILTIN_EXCLUDES } from '../../../shared/excludes.js';
 import type { Direction, PairSettings } from '../../../shared/settings.js';
 import type { PairStatus } from '../../../shared/status.js';
 import { toErrorInfo, type PairPatch } from '../api.js';
 import { Empty, ErrorBox, Loading } from '../components.js';
 import { useApi } from '../context.js';
-import { BWLIMIT_UNIT, parseExcludes } from '../format.js';
+import { BWLIMIT_UNIT, needsConfirmation, parseExcludes } from '../format.js';
+import { PauseControl } from '../PauseControl.js';
 
 export const PREVIEW_DEBOUNCE_MS = 400;
 
@@ -68,6 +70,7 @@ export function SettingsView({ pairs, onRemoved }: { pairs: PairStatus[]; onRemo
         key={selected.id}
         settings={selected}
         paused={st ? st.state === 'paused' : selected.paused}
+        canResume={!st || !needsConfirmation(st)}
         onSaved={(s) => setList((prev) => (prev ? prev.map((p) => (p.id === s.id ? s : p)) : prev))}
         onRemoved={(id) => {
           setList((prev) => (prev ? prev.filter((p) => p.id !== id) : prev));
@@ -87,11 +90,14 @@ type Preview =
 export function PairSettingsForm({
   settings,
   paused,
+  canResume = true,
   onSaved,
   onRemoved,
 }: {
   settings: PairSettings;
   paused: boolean;
+  /** False while the pair waits for a confirmation (Status has the Confirm button). */
+  canResume?: boolean;
   onSaved: (s: PairSettings) => void;
   onRemoved: (id: string) => void;
 }) {
@@ -108,7 +114,6 @@ export function PairSettingsForm({
   const [confirmRemove, setConfirmRemove] = useState(false);
   const [removing, setRemoving] = useState(false);
   const [removeError, setRemoveError] = useState<ErrorInfo | null>(null);
-  const [pauseBusy, setPauseBusy] = useState(false);
   const [pauseError, setPauseError] = useState<ErrorInfo | null>(null);
   const previewSeq = useRef(0);
   const first = useRef(true);
@@ -166,19 +171,6 @@ export function PairSettingsForm({
     }
   };
 
-  const togglePause = async () => {
-    setPauseBusy(true);
-    setPauseError(null);
-    try {
-      if (paused) await api.call('resume', { pair: settings.id });
-      else await api.call('pause', { pair: settings.id });
-    } catch (err) {
-      setPauseError(toErrorInfo(err));
-    } finally {
-      setPauseBusy(false);
-    }
-  };
-
   const remove = async () => {
     setRemoving(true);
     setRemoveError(null);
@@ -218,6 +210,20 @@ export function PairSettingsForm({
             One pattern per line, gitignore syntax (for example <code>node_modules/</code>, <code>*.log</code>,{' '}
             <code>/build</code>). Lines starting with # are comments.
           </p>
+          <div className="builtin-excludes" aria-label="Always excluded">
+            <span className="muted small">Always excluded (built in): </span>
+            <ul className="inline-list">
+              {BUILTIN_EXCLUDES.map((p) => (
+                <li key={p}>
+                  <code>{p}</code>
+                </li>
+              ))}
+            </ul>
+            <span className="muted small">
+              {' '}
+              A line like <code>!Thumbs.db</code> re-includes one of them; nothing re-includes <code>.lipsync/</code>.
+            </span>
+          </div>
           <textarea
             id={`${ids}-ex`}
             aria-describedby={`${ids}-ex-hint`}
@@ -308,9 +314,14 @@ export function PairSettingsForm({
       </form>
       <hr />
       <div className="actions">
-        <button type="button" onClick={togglePause} disabled={pauseBusy}>
-          {paused ? 'Resume syncing' : 'Pause syncing'}
-        </button>
+        <PauseControl
+          pair={settings.id}
+          paused={paused}
+          canResume={canResume}
+          pauseLabel="Pause syncing"
+          resumeLabel="Resume syncing"
+          onError={setPauseError}
+        />
         <button type="button" className="danger" onClick={() => setConfirmRemove(true)} disabled={confirmRemove}>
           Remove this folder…
         </button>

@@ -3,9 +3,18 @@ import type { SyncPairResult } from '../../../shared/api.js';
 import type { ErrorInfo } from '../../../shared/errors.js';
 import type { PairStatus, TransferProgress } from '../../../shared/status.js';
 import { toErrorInfo } from '../api.js';
-import { Badge, Empty, ErrorBox, Loading } from '../components.js';
+import { Badge, CopyPath, Empty, ErrorBox, Loading, RichText } from '../components.js';
 import { useApi, type EngineState } from '../context.js';
-import { formatAgo, formatBytes, formatRate, pairStateLabel } from '../format.js';
+import {
+  formatAgo,
+  formatBytes,
+  formatRate,
+  isPauseReason,
+  needsConfirmation,
+  pairStateLabel,
+  pendingLabel,
+} from '../format.js';
+import { PauseControl } from '../PauseControl.js';
 
 export function ProgressBar({ progress, label }: { progress: TransferProgress; label: string }) {
   const total = Math.max(progress.filesTotal, progress.filesDone);
@@ -37,13 +46,17 @@ export function ProgressBar({ progress, label }: { progress: TransferProgress; l
 export function PairCard({ pair, onOpenConflicts }: { pair: PairStatus; onOpenConflicts?: () => void }) {
   const api = useApi();
   const [syncing, setSyncing] = useState(false);
-  const [toggling, setToggling] = useState(false);
+  const [confirming, setConfirming] = useState(false);
   const [actionError, setActionError] = useState<ErrorInfo | null>(null);
   const [lastResult, setLastResult] = useState<SyncPairResult | null>(null);
   const { label, tone } = pairStateLabel(pair);
   const paused = pair.state === 'paused';
-  const running = syncing || pair.state === 'syncing';
-  const problem = pair.reason ?? pair.lastError;
+  // A click on "Sync now" then "Pause": the badge says paused, so the button must not say syncing.
+  const running = pair.state === 'syncing' || (syncing && !paused);
+  const askConfirm = needsConfirmation(pair);
+  const pauseNote = isPauseReason(pair) ? pair.reason : undefined;
+  const problem = askConfirm || pauseNote ? pair.lastError : (pair.reason ?? pair.lastError);
+  const openPath = api.bridge.openPath?.bind(api.bridge);
 
   const syncNow = useCallback(async () => {
     setSyncing(true);
@@ -60,18 +73,26 @@ export function PairCard({ pair, onOpenConflicts }: { pair: PairStatus; onOpenCo
     }
   }, [api, pair.id]);
 
-  const togglePause = useCallback(async () => {
-    setToggling(true);
+  const confirm = useCallback(async () => {
+    setConfirming(true);
     setActionError(null);
     try {
-      if (paused) await api.call('resume', { pair: pair.id });
-      else await api.call('pause', { pair: pair.id });
+      await api.call('confirm', { pair: pair.id });
     } catch (e) {
       setActionError(toErrorInfo(e));
     } finally {
-      setToggling(false);
+      setConfirming(false);
     }
-  }, [api, pair.id, paused]);
+  }, [api, pair.id]);
+
+  const openFolder = useCallback(async () => {
+    setActionError(null);
+    try {
+      await openPath?.(pair.local);
+    } catch (e) {
+      setActionError(toErrorInfo(e));
+    }
+  }, [openPath, pair.local]);
 
   return (
     <article className="card pair-card" aria-labelledby={`pair-${pair.id}-title`} data-pair={pair.id}>
@@ -79,8 +100,8 @@ export function PairCard({ pair, onOpenConflicts }: { pair: PairStatus; onOpenCo
         <div>
           <h3 id={`pair-${pair.id}-title`}>{pair.id}</h3>
           <p className="paths">
-            <code>{pair.local}</code> <span aria-label={directionLabel(pair.direction)}>{arrow(pair.direction)}</span>{' '}
-            <code>{pair.remote}</code>
+            {openPath ? <code>{pair.local}</code> : <CopyPath path={pair.local} label={`path of ${pair.id}`} />}{' '}
+            <span aria-label={directionLabel(pair.direction)}>{arrow(pair.direction)}</span> <code>{pair.remote}</code>
           </p>
         </div>
         <Badge tone={tone}>
@@ -98,7 +119,7 @@ export function PairCard({ pair, onOpenConflicts }: { pair: PairStatus; onOpenCo
         </div>
         <div>
           <dt>Waiting</dt>
-          <dd>{pair.pending}</dd>
+          <dd>{pendingLabel(pair.pending)}</dd>
         </div>
         <div>
           <dt>Server changes</dt>
@@ -119,11 +140,37 @@ export function PairCard({ pair, onOpenConflicts }: { pair: PairStatus; onOpenCo
           ) : null}
         </p>
       ) : null}
-      {problem ? <ErrorBox error={problem} title={pair.state === 'paused' ? 'Paused' : 'Problem'} /> : null}
+      {askConfirm && pair.reason ? (
+        <div className="notice notice-warn" role="alert">
+          <strong className="notice-title">Waiting for your confirmation</strong>
+          <p className="notice-message">
+            <RichText text={pair.reason.message} />
+          </p>
+          <p className="notice-fix">
+            If that is what you want, confirm: the files are deleted on the other side too (kept in its trash).
+            Otherwise restore the files (or mount the disk); nothing is deleted until you confirm.
+          </p>
+          <button type="button" className="danger" onClick={() => void confirm()} disabled={confirming}>
+            {confirming ? 'Confirming…' : 'Confirm deletions'}
+          </button>
+        </div>
+      ) : null}
+      {pauseNote ? (
+        <p className="notice notice-info" role="status">
+          <RichText text={pauseNote.message} />
+        </p>
+      ) : null}
+      {problem ? <ErrorBox error={problem} title="Problem" /> : null}
       {pair.warnings.map((w, i) => (
         <div key={i} className="notice notice-warn" role="status">
-          <p className="notice-message">{w.message}</p>
-          {w.fix ? <p className="notice-fix">{w.fix}</p> : null}
+          <p className="notice-message">
+            <RichText text={w.message} />
+          </p>
+          {w.fix ? (
+            <p className="notice-fix">
+              <RichText text={w.fix} />
+            </p>
+          ) : null}
         </div>
       ))}
       {actionError && actionError !== problem ? <ErrorBox error={actionError} /> : null}
@@ -137,9 +184,12 @@ export function PairCard({ pair, onOpenConflicts }: { pair: PairStatus; onOpenCo
         <button type="button" className="primary" onClick={syncNow} disabled={running || paused} aria-busy={running}>
           {running ? 'Syncing…' : 'Sync now'}
         </button>
-        <button type="button" onClick={togglePause} disabled={toggling}>
-          {paused ? 'Resume' : 'Pause'}
-        </button>
+        <PauseControl pair={pair.id} paused={paused} canResume={!askConfirm} onError={setActionError} />
+        {openPath ? (
+          <button type="button" onClick={() => void openFolder()} aria-label={`Open folder ${pair.local}`}>
+            Open folder
+          </button>
+        ) : null}
       </div>
     </article>
   );
