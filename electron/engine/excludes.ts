@@ -5,7 +5,9 @@ import ignore, { type Ignore } from 'ignore';
 import type { Excluder } from './types.js';
 
 /** Always excluded; the user's patterns come after these and may negate all but `.lipsync/`. */
-export const BUILTIN_EXCLUDES: readonly string[] = ['.DS_Store', 'Thumbs.db', '*.swp', '~$*', '.lipsync/'];
+import { BUILTIN_EXCLUDES } from '../../shared/excludes.js';
+
+export { BUILTIN_EXCLUDES };
 
 /** The engine's own directory name: excluded at any depth, whatever the user's patterns say. */
 const LIPSYNC_DIR = '.lipsync';

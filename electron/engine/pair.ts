@@ -354,7 +354,8 @@ export class PairRunner {
       this.dirty.addFull();
     }
     this.scheduleRescans();
-    if (wasPaused && !this.isPaused()) this.kick(0);
+    // New excludes: compare both sides now, not at the next rescan (an hour later).
+    if ((wasPaused && !this.isPaused()) || excludesChanged) this.kick(0);
     this.setState();
   }
 
