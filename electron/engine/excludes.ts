@@ -3,10 +3,9 @@
  */
 import ignore, { type Ignore } from 'ignore';
 import type { Excluder } from './types.js';
-
-/** Always excluded; the user's patterns come after these and may negate all but `.lipsync/`. */
 import { BUILTIN_EXCLUDES } from '../../shared/excludes.js';
 
+/** Always excluded (shared/excludes.ts); the user's patterns come after these and may negate all but `.lipsync/`. */
 export { BUILTIN_EXCLUDES };
 
 /** The engine's own directory name: excluded at any depth, whatever the user's patterns say. */
