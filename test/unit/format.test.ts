@@ -44,6 +44,6 @@ describe('formatBytes', () => {
     });
     const p = new ProgressPrinter(sink, false);
     p.update('docs', { filesDone: 1, filesTotal: 2, bytesDone: 5 * 1024 * 1024, rateBps: 500 * 1024 });
-    expect(out).toBe('docs: 1/2 files, 5.0 MiB sent  500 KiB/s\n');
+    expect(out).toBe('docs: 5.0 MiB sent, 1/2 files  500 KiB/s\n');
   });
 });
