@@ -957,9 +957,27 @@ export class Cycle {
         (remote?.kind === 'file' && this.c.held?.('remote', path))
       )
         continue;
-      const base = this.db.get(path) ?? null;
-      const localChanged = base ? !local || !(await this.localUnchanged(path, local, base)) : local !== null;
-      const rChanged = base ? remoteChanged(remote, base) : remote !== null;
+      let base = this.db.get(path) ?? null;
+      let localChanged = base ? !local || !(await this.localUnchanged(path, local, base)) : local !== null;
+      let rChanged = base ? remoteChanged(remote, base) : remote !== null;
+      // W5: a push of this file that was cut short (a dropped connection, a kill) may have
+      // left on the server a version this client wrote: it is not another side's edit.
+      const sending = local?.kind === 'file' && remote?.kind === 'file' ? this.db.sendingGet(path) : undefined;
+      if (sending && rChanged && ownSnapshot({ ...local!, ...sending }, local!, remote!, undefined)) {
+        base = {
+          ...(base ?? { path, hash: null, syncedAtNs: 0n, remoteIno: null }),
+          kind: 'file',
+          size: remote!.size,
+          mtimeNs: remote!.mtimeNs,
+          mode: local!.mode,
+          ino: local!.ino,
+          target: null,
+          remoteSize: remote!.size,
+          remoteMtimeNs: remote!.mtimeNs,
+        };
+        rChanged = false;
+        localChanged = !(local!.size === remote!.size && sameRemoteTime(local!.mtimeNs, remote!.mtimeNs));
+      }
       const decision = reconcile({
         path,
         base: base ? baseSide(base) : null,
@@ -969,7 +987,14 @@ export class Cycle {
         remoteChanged: rChanged,
         direction: this.c.direction,
       });
-      const first = this.firstSyncOverride(base, local, remote, decision);
+      const first =
+        sending && !rChanged && !localChanged && base
+          ? {
+              action: 'record' as const,
+              rule: 'W5',
+              why: 'the server holds what this client sent before it was cut short',
+            }
+          : this.firstSyncOverride(base, local, remote, decision);
       // N5: nothing below a folder that is a symlink or a file on either side is acted on
       // (its own change of kind goes first; see act for when it is looked at again).
       const waitsFor = view.blockedBy(path) ?? waitsForParent(path, above);
@@ -980,6 +1005,7 @@ export class Cycle {
         base,
         decision: waitsFor === null ? first : heldBack(first, waitsFor),
         waitsFor,
+        ...(sending ? { sending: true } : {}),
       });
     }
     return out;
@@ -1051,6 +1077,8 @@ export class Cycle {
     if (record.length) await this.record(record);
     if (push.length) await this.c.withRemoteLock(() => this.push(push));
     if (pull.length) await this.pull(pull);
+    // W5: an interrupted send, looked at and acted on: forgotten (a new push notes it again).
+    this.db.sendingDelete(items.filter((d) => d.sending).map((d) => d.path));
   }
 
   /**
@@ -1255,6 +1283,12 @@ export class Cycle {
     this.c.checkPaused();
     this.c.expectEcho?.(items.filter((d) => d.local).map((d) => d.path));
     try {
+      // W5: what is being sent, so a push cut short is not taken for another side's edit.
+      this.db.sendingAdd(
+        items.flatMap((d) =>
+          d.local?.kind === 'file' ? [{ path: d.path, size: d.local.size, mtimeNs: d.local.mtimeNs }] : [],
+        ),
+      );
       const res = await traced(`rsync push ${items.length}`, () => rsyncPush(this.transferOptions(items, 'push')));
       const failed = this.failedFiles(res);
       const sentNow = items.filter((d) => d.local && !failed.has(d.path));
@@ -1342,6 +1376,7 @@ export class Cycle {
     this.db.transaction(() => {
       for (const p of deleted) this.db.deleteTree(p);
       this.db.upsert(rows);
+      if (way === 'push') this.db.sendingDelete(rows.map((r) => r.path));
     });
     const files = res.items.filter((i) => !i.deleted && /^[<>]f/.test(i.itemize)).map((i) => i.path);
     const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
@@ -1550,6 +1585,8 @@ interface Decided {
   decision: Decision;
   /** N5: the folder above the path that is a symlink or a file on one side (null: none). */
   waitsFor?: string | null;
+  /** W5: an interrupted push of this file was noted; forgotten once this decision is acted on. */
+  sending?: boolean;
 }
 
 /** Actions that change a side (or move content); everything else only reads or records. */

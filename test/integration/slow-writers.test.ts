@@ -5,7 +5,8 @@
  * with a flush between them, as a download or a log does.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { startSshd, type SshServer } from '../harness/sshd.js';
@@ -16,6 +17,8 @@ import {
   makeServerDir,
   patchConfig,
   sha256,
+  sync,
+  syncOk,
   sleep,
   start,
   stop,
@@ -173,5 +176,37 @@ describe('files still being written (issue 15, item 1)', { timeout: 150_000 }, (
     await arrivesEverywhere([a.local, remote, b.local], 'from-server.bin', sha256(data), [a, b]);
     for (const root of [a.local, remote, b.local]) expect(conflictCopies(root)).toEqual([]);
     for (const root of [a.local, b.local]) expect(trashFiles(root)).toEqual([]);
+  });
+
+  it("a push cut short after the file landed (connection lost) is not taken for the server's edit (W5)", async () => {
+    const remote = makeServerDir();
+    const a = await makeClient(server, remote, 'a');
+    // An rsync that does its work, then fails once as a dropped connection does (exit 12).
+    const real = execFileSync('sh', ['-c', 'command -v rsync'], { encoding: 'utf8' }).trim();
+    const wrapDir = join(a.e.dir, 'wrap');
+    const flag = join(a.e.dir, 'drop-next');
+    mkdirSync(wrapDir);
+    writeFileSync(
+      join(wrapDir, 'rsync'),
+      // Only a transfer (a path-list run with --backup) is cut; --version and the comparison are not.
+      `#!/bin/sh\n"${real}" "$@"; rc=$?\ncase " $* " in *" --backup "*) if [ -e "${flag}" ]; then rm -f "${flag}"; exit 12; fi ;; esac\nexit $rc\n`,
+      { mode: 0o755 },
+    );
+    a.e.env.PATH = `${wrapDir}:${a.e.env.PATH ?? ''}`;
+    writeFileSync(join(a.local, 'report.txt'), 'first part of the report');
+    writeFileSync(flag, '');
+    const cut = await sync(a);
+    expect(cut.code).not.toBe(0);
+    expect(existsSync(flag)).toBe(false);
+    // The server got the file; this client never recorded it. The writer goes on.
+    expect(readFileSync(join(remote, 'report.txt'), 'utf8')).toBe('first part of the report');
+    await sleep(1100);
+    writeFileSync(join(a.local, 'report.txt'), 'first part of the report, and the rest of it');
+    await syncOk(a);
+    expect(conflictCopies(a.local)).toEqual([]);
+    expect(conflictCopies(remote)).toEqual([]);
+    expect(readFileSync(join(remote, 'report.txt'), 'utf8')).toBe('first part of the report, and the rest of it');
+    // The server's first version went to its trash as a replaced version: nothing lost.
+    expect(trashFiles(remote).filter((f) => f.endsWith('report.txt'))).toHaveLength(1);
   });
 });

@@ -424,7 +424,9 @@ describe('the remote permission bits (remote_mode)', () => {
     db.upsert([dirEntry('d', { remoteMode: 0o700 })]);
     db.close();
     const raw = new Database(file());
-    raw.exec("ALTER TABLE entries DROP COLUMN remote_mode; UPDATE meta SET value = '2' WHERE key = 'schema_version'");
+    raw.exec(
+      "ALTER TABLE entries DROP COLUMN remote_mode; DROP TABLE sending; UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+    );
     raw.close();
     db = StateDb.open(file());
     expect(db.getMeta('schema_version')).toBe(String(SCHEMA_VERSION));
@@ -452,5 +454,26 @@ describe('the remote permission bits (remote_mode)', () => {
     db.rscanInsert([dir('same', 0o775), dir('changed', 0o700), dir('old-same', 0o755), dir('old-changed', 0o750)]);
     expect(db.candFromRemoteScan('', true)).toBe(2);
     expect(db.candTake(10).sort()).toEqual(['changed', 'old-changed']);
+  });
+});
+
+describe('files being sent (W5)', () => {
+  it('are noted before a push, read back per path, forgotten once recorded, and kept across a reopen', () => {
+    const file = path.join(tmp, 'sending.sqlite');
+    let d = StateDb.open(file);
+    d.sendingAdd([
+      { path: 'a.txt', size: 10, mtimeNs: 1_700_000_000_123_456_789n },
+      { path: 'dir/b', size: 0, mtimeNs: 5n },
+    ]);
+    expect(d.sendingGet('a.txt')).toEqual({ size: 10, mtimeNs: 1_700_000_000_123_456_789n });
+    expect(d.sendingGet('nope')).toBeUndefined();
+    d.close();
+    // A crash after the note: it is still there when the pair opens its database again.
+    d = StateDb.open(file);
+    expect(d.sendingGet('dir/b')).toEqual({ size: 0, mtimeNs: 5n });
+    d.sendingDelete(['a.txt']);
+    expect(d.sendingGet('a.txt')).toBeUndefined();
+    expect(d.sendingGet('dir/b')).toBeDefined();
+    d.close();
   });
 });

@@ -146,6 +146,10 @@ const MIGRATIONS: ((db: Db) => void)[] = [
     // The server's permission bits of each path: a directory's mode there is compared with them.
     db.exec('ALTER TABLE entries ADD COLUMN remote_mode INTEGER');
   },
+  (db) => {
+    // Files a push is sending (rule W5): the local size and mtime when decided, until recorded.
+    db.exec('CREATE TABLE sending (path TEXT PRIMARY KEY NOT NULL, size INTEGER, mtime_ns INTEGER) WITHOUT ROWID');
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -646,6 +650,38 @@ export class StateDb {
       .run(params);
     return this.candCount() - before;
   }
+
+  /** Notes files a push is about to send (W5): what they were when decided. */
+  sendingAdd(rows: readonly { path: string; size: number; mtimeNs: bigint }[]): void {
+    if (!rows.length) return;
+    const st = (this.sendingInsert ??= this.db.prepare(
+      'INSERT OR REPLACE INTO sending (path, size, mtime_ns) VALUES (?, ?, ?)',
+    ));
+    this.db.transaction(() => {
+      for (const r of rows) st.run(r.path, r.size, r.mtimeNs);
+    })();
+  }
+
+  /** A file a push was sending and did not record (interrupted), if any. */
+  sendingGet(p: string): { size: number; mtimeNs: bigint } | undefined {
+    const r = (this.sendingSelect ??= this.db
+      .prepare('SELECT size, mtime_ns FROM sending WHERE path = ?')
+      .safeIntegers(true)).get(p) as { size: bigint; mtime_ns: bigint } | undefined;
+    return r ? { size: Number(r.size), mtimeNs: r.mtime_ns } : undefined;
+  }
+
+  /** Forgets sends that were recorded (or looked at again). */
+  sendingDelete(paths: readonly string[]): void {
+    if (!paths.length) return;
+    const st = (this.sendingRemove ??= this.db.prepare('DELETE FROM sending WHERE path = ?'));
+    this.db.transaction(() => {
+      for (const p of paths) st.run(p);
+    })();
+  }
+
+  private sendingInsert: Stmt | undefined;
+  private sendingSelect: Stmt | undefined;
+  private sendingRemove: Stmt | undefined;
 
   getMeta(key: string): string | undefined {
     return (this.stmts.getMeta.get(key) as { value: string } | undefined)?.value;
