@@ -379,7 +379,10 @@ export class PairRunner {
       }
       this.dirty.addFull();
       this.remoteDirty.addFull();
-      this.pendingWaiters.push(resolve);
+      // A cycle already running does work this caller waits for: its totals count too
+      // (else `lipsync sync` said "0 files sent" after waiting on the daemon's own transfer).
+      const carry = this.running ? this.cycleTotals : null;
+      this.pendingWaiters.push(carry ? (r) => resolve(withWaitedFor(r, carry)) : resolve);
       this.forceRequested = true;
       this.kick(0, true);
     });
@@ -818,6 +821,7 @@ export class PairRunner {
         const held = this.retries.held();
         this.setState('syncing');
         const totals: CycleTotals = emptyTotals();
+        this.cycleTotals = totals;
         let error: ErrorInfo | undefined;
         try {
           if (!this.checkLocalRoot())
@@ -1008,6 +1012,9 @@ export class PairRunner {
     this.logWarning(w);
   }
 
+  /** The totals of the cycle running now (see syncNow). */
+  private cycleTotals: CycleTotals | null = null;
+
   private result(t: CycleTotals, error?: ErrorInfo): SyncPairResult {
     return { pair: this.id, ok: !error, ...t, error };
   }
@@ -1184,6 +1191,20 @@ function noteWriting(t: WriteTracker, ev: { path: string; kind: string; isDir: b
   }
   if (ev.kind !== 'attrib') t.done(ev.path);
   return false;
+}
+
+/** A sync's result with the work of the cycle it waited for added (files, bytes, warnings). */
+export function withWaitedFor(r: SyncPairResult, t: CycleTotals): SyncPairResult {
+  return {
+    ...r,
+    filesSent: r.filesSent + t.filesSent,
+    filesReceived: r.filesReceived + t.filesReceived,
+    deleted: r.deleted + t.deleted,
+    renamed: r.renamed + t.renamed,
+    conflicts: r.conflicts + t.conflicts,
+    bytesSent: r.bytesSent + t.bytesSent,
+    warnings: [...t.warnings.filter((w) => !r.warnings.some((x) => x.message === w.message)), ...r.warnings],
+  };
 }
 
 function pausedReason(s: PairSettings): ErrorInfo {

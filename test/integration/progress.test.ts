@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startSshd, type SshServer } from '../harness/sshd.js';
-import { requireBuild, waitFor } from '../support/cli.js';
+import { cli, requireBuild, waitFor } from '../support/cli.js';
 import {
   makeClient,
   makeServerDir,
@@ -66,6 +66,10 @@ describe('transfer progress', { timeout: 90_000 }, () => {
     expect(measured.etaSec as number).toBeLessThanOrEqual(
       Math.ceil((size - (measured.bytesDone as number)) / (400 * 1024)),
     );
+    // `lipsync sync` now waits for that transfer and reports it (not "0 files sent").
+    const r = await cli(c.e, ['sync', c.pair], 90_000);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/docs: synced — 1 file sent \(3(\.0)? MiB of data\)/);
     await waitIdle(c, 60_000);
   });
 });
