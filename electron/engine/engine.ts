@@ -16,6 +16,7 @@ import {
   type VersionInfo,
 } from '../../shared/api.js';
 import type { PairSettings } from '../../shared/settings.js';
+import type { ErrorInfo } from '../../shared/errors.js';
 import type { EngineStatus, LogRecord, TransferProgress } from '../../shared/status.js';
 import { SettingsStore } from './config.js';
 import { ActivityLog } from './log.js';
@@ -192,12 +193,21 @@ export class Engine {
       if (r) return r.status();
       // Not running (no daemon): what the pair's database says.
       const saved = this.savedState(p.id);
+      // The problem the pair's last run ended with (a one-shot sync stopped by the mass-delete guard, an error).
+      const problem = saved.problem;
       return {
         id: p.id,
         local: p.local,
         remote: p.remote,
         direction: p.direction,
-        state: p.paused ? ('paused' as const) : ('idle' as const),
+        state:
+          p.paused || problem?.as === 'mass-delete'
+            ? ('paused' as const)
+            : problem
+              ? ('error' as const)
+              : ('idle' as const),
+        ...(problem?.as === 'mass-delete' ? { reason: problem.info } : {}),
+        ...(problem?.as === 'error' ? { lastError: problem.info } : {}),
         pausedUntil: p.pausedUntil,
         watcher: 'none' as const,
         remoteWatcher: 'none' as const,
@@ -211,7 +221,12 @@ export class Engine {
     return { pid: process.pid, version: VERSION, startedAt: this.startedAt, pairs };
   }
 
-  private savedState(id: string): { entries: number; conflicts: number; lastSyncAt: number | null } {
+  private savedState(id: string): {
+    entries: number;
+    conflicts: number;
+    lastSyncAt: number | null;
+    problem?: { as: 'mass-delete' | 'error'; info: ErrorInfo };
+  } {
     const file = dataPaths(this.opts.dirs.dataDir).stateDb(id);
     if (!existsSync(file)) return { entries: 0, conflicts: 0, lastSyncAt: null };
     let db: StateDb;
@@ -224,7 +239,19 @@ export class Engine {
     }
     try {
       const last = db.getMeta('lastSyncAt');
-      return { entries: db.count(), conflicts: db.openConflicts().length, lastSyncAt: last ? Number(last) : null };
+      let problem: { as: 'mass-delete' | 'error'; info: ErrorInfo } | undefined;
+      try {
+        const raw = db.getMeta('lastProblem');
+        if (raw) problem = JSON.parse(raw) as typeof problem;
+      } catch {
+        problem = undefined;
+      }
+      return {
+        entries: db.count(),
+        conflicts: db.openConflicts().length,
+        lastSyncAt: last ? Number(last) : null,
+        ...(problem ? { problem } : {}),
+      };
     } finally {
       db.close();
     }

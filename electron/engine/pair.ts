@@ -34,6 +34,9 @@ export const LOCK_TTL_MS = 60_000;
 /** How long stop() lets a running cycle finish before cutting it short. */
 const STOP_FINISH_MS = 3000;
 
+/** Meta key of the problem the last run ended with (see PairRunner.rememberProblem). */
+const LAST_PROBLEM_META = 'lastProblem';
+
 /** Meta key of the clean-stop record (see PairRunner.recordCleanStop). */
 const CLEAN_STOP_META = 'cleanStop';
 /** The clean-stop horizons are dated this far back: events still in flight at the stop are looked at again. */
@@ -219,6 +222,8 @@ export class PairRunner {
     this.scheduleRescans();
     this.setState();
     this.conflictCount = this.db.openConflicts().length;
+    // Without a daemon (a one-shot command), the pair shows the problem its last run ended with.
+    if (!this.deps.watch) this.recallProblem();
     if (this.deps.watch) {
       // Find what changed while nobody was watching: after a clean stop, what changed
       // since it; else compare both sides with the database.
@@ -836,6 +841,7 @@ export class PairRunner {
           this.lastError = undefined;
           if (this.fatal && this.fatal.kind !== 'local-missing') this.fatal = undefined;
           this.retryDelayMs = 1000;
+          this.db?.setMeta(LAST_PROBLEM_META, '');
         } catch (e) {
           if (e instanceof PausedSignal) {
             // Paused mid-cycle: what was done is recorded; the rest is found again on resume.
@@ -854,6 +860,7 @@ export class PairRunner {
               event: 'state',
               msg: `paused: ${e.message} Run \`lipsync confirm ${this.id}\` to go on.`,
             });
+            this.rememberProblem('mass-delete', this.massDelete);
             this.dirty.addFull();
             this.remoteDirty.addFull();
             const result = this.result(totals, this.massDelete);
@@ -872,6 +879,7 @@ export class PairRunner {
             error = info;
             this.lastError = error;
             this.remoteReady = false;
+            this.rememberProblem('error', error);
             this.deps.log.write({
               pair: this.id,
               level: 'error',
@@ -1010,6 +1018,24 @@ export class PairRunner {
     this.notices = [w];
     this.cleanRun = false;
     this.logWarning(w);
+  }
+
+  /** Keeps the problem a run ended with, for `lipsync status` without a daemon (cleared by a good run). */
+  private rememberProblem(as: 'mass-delete' | 'error', info: ErrorInfo): void {
+    this.db?.setMeta(LAST_PROBLEM_META, JSON.stringify({ as, info, at: Date.now() }));
+  }
+
+  private recallProblem(): void {
+    const raw = this.db?.getMeta(LAST_PROBLEM_META);
+    if (!raw) return;
+    try {
+      const p = JSON.parse(raw) as { as: 'mass-delete' | 'error'; info: ErrorInfo };
+      if (p.as === 'mass-delete') this.massDelete = p.info;
+      else this.lastError = p.info;
+      this.setState();
+    } catch {
+      // an unreadable record: nothing to show
+    }
   }
 
   /** The totals of the cycle running now (see syncNow). */
