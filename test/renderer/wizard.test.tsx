@@ -298,4 +298,24 @@ describe('Setup wizard', () => {
     // The confirmation renders once the add call has answered.
     expect(await within(document.body).findByText('music is set up')).toBeTruthy();
   });
+
+  it('understands user@host:port typed into the address field, and shows its parts in their fields', async () => {
+    const b = fakeBridge({
+      status: () => engineStatus([]),
+      list: () => [],
+      testConnection: () => conn({ auth: 'needs-key' }),
+      listKeys: () => [],
+    });
+    render(<App bridge={b} initialView="setup" />);
+    const address = await screen.findByLabelText('Server address');
+    fireEvent.change(address, { target: { value: 'ann@127.0.0.1:22960' } });
+    fireEvent.blur(address);
+    expect((screen.getByLabelText('Server address') as HTMLInputElement).value).toBe('127.0.0.1');
+    expect((screen.getByLabelText('Port') as HTMLInputElement).value).toBe('22960');
+    expect((screen.getByLabelText('User name') as HTMLInputElement).value).toBe('ann');
+    fireEvent.click(screen.getByRole('button', { name: 'Test connection' }));
+    await waitFor(() =>
+      expect(b.callsOf('testConnection')[0]).toEqual({ host: '127.0.0.1', port: 22960, user: 'ann' }),
+    );
+  });
 });

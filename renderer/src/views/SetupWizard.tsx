@@ -11,6 +11,7 @@ import {
 } from '../api.js';
 import { Empty, ErrorBox, Loading } from '../components.js';
 import { useApi } from '../context.js';
+import { splitServerAddress } from '../../../shared/server-address.js';
 import { joinPath, parentPath, parseRemoteSpec, remoteSpec } from '../format.js';
 import { PairCard } from './StatusView.js';
 
@@ -83,9 +84,11 @@ export function SetupWizard({
   const [addError, setAddError] = useState<ErrorInfo | null>(null);
   const [added, setAdded] = useState<PairSettings | null>(null);
 
-  const portN = Number(port);
+  // `user@host:port` typed into the address field is understood (its parts win over the other fields).
+  const typed = splitServerAddress(host);
+  const portN = typed?.port ?? Number(port);
   const portValid = Number.isInteger(portN) && portN >= 1 && portN <= 65535;
-  const server = { host: host.trim(), port: portN, user: user.trim() };
+  const server = { host: typed?.host ?? host.trim(), port: portN, user: typed?.user ?? user.trim() };
 
   // Servers already used by other pairs: "Add folder" with one of them skips the connection and key steps.
   useEffect(() => {
@@ -376,6 +379,13 @@ export function SetupWizard({
                   onChange={(e) => {
                     setHost(e.target.value);
                     setTest(null);
+                  }}
+                  onBlur={() => {
+                    // Show the parts of `user@host:port` in their own fields.
+                    if (!typed || (typed.user === undefined && typed.port === undefined)) return;
+                    setHost(typed.host);
+                    if (typed.user !== undefined) setUser(typed.user);
+                    if (typed.port !== undefined) setPort(String(typed.port));
                   }}
                 />
               </div>
