@@ -148,6 +148,8 @@ export class PairRunner {
   private pathRetryTimer: NodeJS.Timeout | null = null;
   /** Shown for this run of the pair (a state database rebuilt at start). */
   private notices: ErrorInfo[] = [];
+  /** N3 warnings (names that are not valid UTF-8, here or on the server), by message. */
+  private readonly badNames = new Map<string, ErrorInfo>();
   private progress: TransferProgress | undefined;
   private lastSyncAt: number | null = null;
   private remoteReady = false;
@@ -414,7 +416,7 @@ export class PairRunner {
       lastSyncAt: this.lastSyncAt,
       lastError: this.lastError,
       progress: this.progress,
-      warnings: [...this.notices, ...this.retries.warnings(), ...this.warnings].slice(-20),
+      warnings: [...this.notices, ...this.badNames.values(), ...this.retries.warnings(), ...this.warnings].slice(-20),
     };
   }
 
@@ -941,7 +943,13 @@ export class PairRunner {
    * (their warning goes). Warnings that name no path are kept until the next cycle.
    */
   private pathResults(local: DirtySnapshot, remote: DirtySnapshot, totals: CycleTotals, held: Set<string>): void {
-    const perPath = totals.warnings.filter((w) => w.files?.length);
+    // N3: a name that is not valid UTF-8 is skipped on purpose, not a failure to retry: its
+    // warning stays until a full look at the pair's sides no longer finds that name.
+    const skips = totals.warnings.filter(isBadNameNotice);
+    for (const w of skips) this.badNames.set(w.message, w);
+    if (local.full && (remote.full || this.settings.direction === 'send-only'))
+      for (const k of [...this.badNames.keys()]) if (!skips.some((w) => w.message === k)) this.badNames.delete(k);
+    const perPath = totals.warnings.filter((w) => w.files?.length && !isBadNameNotice(w));
     const failedNow = new Set(perPath.flatMap((w) => w.files ?? []));
     const healed = this.retries.settle((p) => snapshotCovers(local, p) || snapshotCovers(remote, p), failedNow, held);
     if (healed.length) {
@@ -1217,6 +1225,11 @@ function noteWriting(t: WriteTracker, ev: { path: string; kind: string; isDir: b
   }
   if (ev.kind !== 'attrib') t.done(ev.path);
   return false;
+}
+
+/** The N3 warning of a name skipped because it is not valid UTF-8 (either side). */
+function isBadNameNotice(w: ErrorInfo): boolean {
+  return /^Skipped .*not valid UTF-8/.test(w.message);
 }
 
 /** A sync's result with the work of the cycle it waited for added (files, bytes, warnings). */
