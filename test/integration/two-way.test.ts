@@ -584,7 +584,8 @@ describe('first sync', () => {
       expect(read(remote, 'from-b.txt')).toBe(`b${round}`);
       for (const c of [a, b]) expect((await pairStatus(c)).reason, c.name).toBeUndefined();
     }
-  });
+    // Three rounds of two new clients each, with settles: about 40 s alone, more on a busy machine.
+  }, 180_000);
 
   it('with files on both sides and no base: the union, a conflict copy for a path with different content, nothing deleted', async () => {
     const remote = makeServerDir();
