@@ -42,6 +42,7 @@ import type { RemoteOps } from './remote/ops.js';
 import { LipsyncError } from './errors.js';
 import type { ActivityLog } from './log.js';
 import { traced } from './trace.js';
+import { newTrashDir } from './versions.js';
 import {
   LocalAncestors,
   SymlinkedParentError,
@@ -172,11 +173,6 @@ export class MassDeleteError extends LipsyncError {
 }
 
 const nowNs = (): bigint => BigInt(Date.now()) * 1_000_000n;
-
-function trashDirName(d = new Date()): string {
-  const iso = d.toISOString();
-  return `.lipsync/trash/${iso.slice(0, 10)}/${iso.slice(11, 23).replace(/[:.]/g, '')}`;
-}
 
 const toSide = (s: LocalStat | RemoteStat | Entry): SideState => ({
   kind: s.kind,
@@ -550,7 +546,7 @@ export class Cycle {
         const results = await traced(`move ${free.length} new folders into place`, () =>
           this.c.ops.rename(
             free.map((r) => ({ from: `${staging}/${r}`, to: r })),
-            trashDirName(),
+            newTrashDir(),
           ),
         );
         results.forEach((m, i) => {
@@ -675,7 +671,7 @@ export class Cycle {
     const [rFrom, rTo] = await statRemote(this.c.remote, this.c.ssh, this.rootPath(), [from, to], this.c.caps);
     if (!rFrom || rTo || remoteChanged(rFrom, base)) return false;
     this.c.checkPaused();
-    const results = await this.c.withRemoteLock(() => this.c.ops.rename([{ from, to }], trashDirName()));
+    const results = await this.c.withRemoteLock(() => this.c.ops.rename([{ from, to }], newTrashDir()));
     if (!results[0]?.ok) return false;
     this.db.renameTree(from, to);
     this.c.totals.renamed++;
@@ -1257,7 +1253,7 @@ export class Cycle {
       remote: this.c.remote,
       ssh: this.c.ssh,
       paths,
-      trashDir: trashDirName(),
+      trashDir: newTrashDir(),
       bwLimitKBps: this.c.bwLimitKBps || undefined,
       onFile: (f) => {
         done.add(f.path);

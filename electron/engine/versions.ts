@@ -31,7 +31,7 @@ export function parseTrashPath(rel: string): { day: string; stamp: string; path:
   return { day, stamp, path, trashedAt };
 }
 
-/** The trash folder of a new move, relative to a root (as cycle.ts names them). */
+/** The trash folder of a new replacement or move, relative to a root (rule S4); every writer names it here. */
 export function newTrashDir(d = new Date()): string {
   const iso = d.toISOString();
   return `${TRASH_DIR}/${iso.slice(0, 10)}/${iso.slice(11, 23).replace(/[:.]/g, '')}`;
