@@ -16,11 +16,10 @@ import {
   type VersionInfo,
 } from '../../shared/api.js';
 import type { PairSettings } from '../../shared/settings.js';
-import type { ErrorInfo } from '../../shared/errors.js';
 import type { EngineStatus, LogRecord, TransferProgress } from '../../shared/status.js';
 import { SettingsStore } from './config.js';
 import { ActivityLog } from './log.js';
-import { PairRunner } from './pair.js';
+import { PairRunner, readLastProblem, type LastProblem } from './pair.js';
 import { validateNewPair } from './pairs.js';
 import { createExcluder, validateExcludePatterns } from './excludes.js';
 import * as setup from './setup.js';
@@ -154,7 +153,7 @@ export class Engine {
       debounceMs: s.debounceMs,
       writeQuietMs: s.writeQuietMs,
       writeMaxDelayMs: s.writeMaxDelayMs,
-      deviceName: s.deviceName ?? (hostname().split('.')[0] || 'computer'),
+      deviceName: deviceNameOf(s),
       remotePollMs: this.opts.remotePollMs ?? s.remotePollSec * 1000,
       trashDays: s.trashDays,
       inotifywaitPath: this.opts.inotifywaitPath,
@@ -225,7 +224,7 @@ export class Engine {
     entries: number;
     conflicts: number;
     lastSyncAt: number | null;
-    problem?: { as: 'mass-delete' | 'error'; info: ErrorInfo };
+    problem?: LastProblem;
   } {
     const file = dataPaths(this.opts.dirs.dataDir).stateDb(id);
     if (!existsSync(file)) return { entries: 0, conflicts: 0, lastSyncAt: null };
@@ -239,13 +238,7 @@ export class Engine {
     }
     try {
       const last = db.getMeta('lastSyncAt');
-      let problem: { as: 'mass-delete' | 'error'; info: ErrorInfo } | undefined;
-      try {
-        const raw = db.getMeta('lastProblem');
-        if (raw) problem = JSON.parse(raw) as typeof problem;
-      } catch {
-        problem = undefined;
-      }
+      const problem = readLastProblem(db);
       return {
         entries: db.count(),
         conflicts: db.openConflicts().length,
@@ -422,12 +415,13 @@ export class Engine {
   private versionSource(p: PairSettings): VersionSource {
     const remote = parseRemote(p.remote);
     const s = this.settings.read();
+    const ssh = this.sshOptions();
     return {
       pair: p.id,
       localRoot: p.local,
       remote,
-      ssh: { ...this.sshOptions(), identityFile: p.identityFile ?? this.sshOptions().identityFile },
-      deviceName: s.deviceName ?? (hostname().split('.')[0] || 'computer'),
+      ssh: { ...ssh, identityFile: p.identityFile ?? ssh.identityFile },
+      deviceName: deviceNameOf(s),
       remoteLabel: remote.kind === 'ssh' ? remote.host : remote.path,
     };
   }
@@ -662,4 +656,9 @@ function unknownPair(id: string): LipsyncError {
   return new LipsyncError('pair-unknown', `There is no folder pair "${id}".`, {
     fix: 'See `lipsync list` for the pairs.',
   });
+}
+
+/** This computer's name in conflict copies, locks and versions: the setting, else the host name. */
+function deviceNameOf(s: { deviceName?: string | undefined }): string {
+  return s.deviceName ?? (hostname().split('.')[0] || 'computer');
 }

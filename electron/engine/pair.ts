@@ -37,6 +37,23 @@ const STOP_FINISH_MS = 3000;
 /** Meta key of the problem the last run ended with (see PairRunner.rememberProblem). */
 const LAST_PROBLEM_META = 'lastProblem';
 
+/** The problem a pair's last run ended with (the mass-delete pause, or an error). */
+export interface LastProblem {
+  as: 'mass-delete' | 'error';
+  info: ErrorInfo;
+}
+
+/** The problem the pair's last run ended with, from its database; undefined when none (or unreadable). */
+export function readLastProblem(db: StateDb): LastProblem | undefined {
+  const raw = db.getMeta(LAST_PROBLEM_META);
+  if (!raw) return undefined;
+  try {
+    return JSON.parse(raw) as LastProblem;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Meta key of the clean-stop record (see PairRunner.recordCleanStop). */
 const CLEAN_STOP_META = 'cleanStop';
 /** The clean-stop horizons are dated this far back: events still in flight at the stop are looked at again. */
@@ -1034,16 +1051,11 @@ export class PairRunner {
   }
 
   private recallProblem(): void {
-    const raw = this.db?.getMeta(LAST_PROBLEM_META);
-    if (!raw) return;
-    try {
-      const p = JSON.parse(raw) as { as: 'mass-delete' | 'error'; info: ErrorInfo };
-      if (p.as === 'mass-delete') this.massDelete = p.info;
-      else this.lastError = p.info;
-      this.setState();
-    } catch {
-      // an unreadable record: nothing to show
-    }
+    const p = this.db ? readLastProblem(this.db) : undefined;
+    if (!p) return;
+    if (p.as === 'mass-delete') this.massDelete = p.info;
+    else this.lastError = p.info;
+    this.setState();
   }
 
   /** The totals of the cycle running now (see syncNow). */
