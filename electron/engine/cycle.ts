@@ -1508,13 +1508,16 @@ function landedAsSent(l: LocalStat, r: RemoteStat): boolean {
 }
 
 /**
- * Whether the server's file after a push is the snapshot rsync read of this client's
- * file while it changed (rule W2): the size rsync sent (when it said), and an mtime
- * between the file's mtime when decided and its mtime now (to the second).
+ * Whether the server's file after a push is a snapshot rsync read of this client's file
+ * while it changed (rule W3). rsync lists a file (size, mtime) before it reads it, and the
+ * receiver gets the bytes as read under the LISTED mtime: a file that grew in between lands
+ * with more bytes than the listed size rsync reports (`sentSize`). So it is this client's
+ * own when its mtime lies between the file's mtime when decided and its mtime now (to the
+ * second) and it is no larger than the file here has been (decided, listed, now).
  */
-function ownSnapshot(before: LocalStat, now: LocalStat, r: RemoteStat, sentSize: number | undefined): boolean {
+export function ownSnapshot(before: LocalStat, now: LocalStat, r: RemoteStat, sentSize: number | undefined): boolean {
   if (before.kind !== 'file' || now.kind !== 'file' || r.kind !== 'file') return false;
-  if (sentSize !== undefined && sentSize !== r.size) return false;
+  if (r.size > Math.max(before.size, now.size, sentSize ?? 0)) return false;
   const t = sec(r.mtimeNs);
   return t >= sec(before.mtimeNs) && t <= sec(now.mtimeNs);
 }

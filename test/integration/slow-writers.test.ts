@@ -5,7 +5,19 @@
  * with a flush between them, as a download or a log does.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -176,6 +188,59 @@ describe('files still being written (issue 15, item 1)', { timeout: 150_000 }, (
     await arrivesEverywhere([a.local, remote, b.local], 'from-server.bin', sha256(data), [a, b]);
     for (const root of [a.local, remote, b.local]) expect(conflictCopies(root)).toEqual([]);
     for (const root of [a.local, b.local]) expect(trashFiles(root)).toEqual([]);
+  });
+
+  it('a file appended to after rsync listed it and before rsync read it is no conflict (rsync sends the newer content under the listed mtime)', async () => {
+    const remote = makeServerDir();
+    const a = await makeClient(server, remote, 'a');
+    writeFileSync(join(a.local, 'readme.txt'), 'the pair exists and has synced once');
+    await syncOk(a);
+    patchConfig(a.e, {}, { bwLimitKBps: 1000 });
+    // rsync lists both files first, then sends them in name order: b.log is read about
+    // two seconds after it was listed, by which time it has grown. The server then holds
+    // the grown content under the listed (older) mtime, and the push reports the listed size.
+    writeFileSync(join(a.local, 'a.bin'), randomBytes(2 * 1024 * 1024));
+    writeFileSync(join(a.local, 'b.log'), 'line 1\n');
+    const first = sync(a);
+    await waitFor(
+      () => {
+        try {
+          return readdirSync(join(remote, '.lipsync'), { recursive: true }).some((f) =>
+            /(^|\/)\.?a\.bin\./.test(String(f)),
+          );
+        } catch {
+          return false; // the server's .lipsync is made by the first run
+        }
+      },
+      30_000,
+      () =>
+        `rsync never started writing a.bin on the server: ${JSON.stringify(readdirSync(remote, { recursive: true }))}`,
+    );
+    appendFileSync(join(a.local, 'b.log'), 'line 2\n');
+    // The writer goes on as soon as the grown version has landed (the same sync may look
+    // at b.log again: it must then see a local change only, not two sides' edits).
+    await waitFor(
+      () => {
+        try {
+          return statSync(join(remote, 'b.log')).size === 14;
+        } catch {
+          return false;
+        }
+      },
+      30_000,
+      () => 'b.log never landed on the server',
+    );
+    appendFileSync(join(a.local, 'b.log'), 'line 3\n');
+    const r = await first;
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    // rsync read b.log after it grew: the server has the newer content.
+    expect(readFileSync(join(remote, 'b.log'), 'utf8')).toMatch(/^line 1\nline 2\n/);
+    await syncOk(a);
+    await syncOk(a);
+    expect(conflictCopies(a.local)).toEqual([]);
+    expect(conflictCopies(remote)).toEqual([]);
+    expect(readFileSync(join(remote, 'b.log'), 'utf8')).toBe('line 1\nline 2\nline 3\n');
+    expect(readFileSync(join(a.local, 'b.log'), 'utf8')).toBe('line 1\nline 2\nline 3\n');
   });
 
   it("a push cut short after the file landed (connection lost) is not taken for the server's edit (W5)", async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { WriteTracker } from '../../electron/engine/writing.js';
-import { anchoredRsyncPattern } from '../../electron/engine/cycle.js';
+import { anchoredRsyncPattern, ownSnapshot } from '../../electron/engine/cycle.js';
 
 /** A tracker on a hand-driven clock; `due` collects what it reports. */
 function tracker(quietMs = 2000, maxDelayMs = 30_000) {
@@ -110,5 +110,45 @@ describe('anchoredRsyncPattern', () => {
     expect(anchoredRsyncPattern('back\\slash')).toBe('/back\\slash');
     expect(anchoredRsyncPattern('a*b?[c]')).toBe('/a\\*b\\?\\[c]');
     expect(anchoredRsyncPattern('x\\*')).toBe('/x\\\\\\*');
+  });
+});
+
+describe('ownSnapshot (W3: what a push left on the server while the file here changed)', () => {
+  const file = (size: number, mtimeNs: bigint) => ({
+    kind: 'file' as const,
+    size,
+    mtimeNs,
+    mode: 0o644,
+    ino: 1n,
+    target: null,
+  });
+  const remote = (size: number, mtimeNs: bigint) => ({
+    kind: 'file' as const,
+    size,
+    mtimeNs,
+    mode: 0o644,
+    ino: 2n,
+    target: null,
+  });
+  // Measured (slow-writers.test.ts): rsync listed b.log at 7 bytes, read it at 14, and the
+  // server got 14 bytes under the listed mtime; the file here was 14 bytes 11 s later.
+  const decided = file(7, 1796614394549442422n);
+  const now = file(14, 1796614405329442486n);
+
+  it("takes the grown content under the listed mtime as this client's own", () => {
+    expect(ownSnapshot(decided, now, remote(14, 1796614394549442422n), 7)).toBe(true);
+  });
+  it('takes the listed size and an mtime in between as its own', () => {
+    expect(ownSnapshot(decided, now, remote(7, 1796614400000000000n), 7)).toBe(true);
+  });
+  it('does not take a larger file than this one has been for its own', () => {
+    expect(ownSnapshot(decided, now, remote(15, 1796614394549442422n), 7)).toBe(false);
+  });
+  it('does not take an mtime outside the window for its own', () => {
+    expect(ownSnapshot(decided, now, remote(14, 1796614300000000000n), 7)).toBe(false);
+    expect(ownSnapshot(decided, now, remote(14, 1796614500000000000n), 7)).toBe(false);
+  });
+  it('never takes a folder or a link for a snapshot', () => {
+    expect(ownSnapshot(decided, now, { ...remote(0, decided.mtimeNs), kind: 'dir' }, undefined)).toBe(false);
   });
 });
