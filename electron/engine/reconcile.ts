@@ -8,6 +8,7 @@
  * docs/sync-semantics.md ("Decisions"), in the same order, with the same text;
  * a unit test checks that they line up.
  */
+import type { InitialSyncMode } from '../../shared/api.js';
 import type { Direction } from '../../shared/settings.js';
 import type { EntryKind } from './types.js';
 
@@ -60,6 +61,61 @@ export interface Decision {
   /** A short human sentence for the log. */
   why: string;
 }
+
+// ------------------------------------------------------------------ what each action involves
+
+/**
+ * Everything the cycle needs to know about carrying out an action, in one row per
+ * action: act dispatches on `lane`, the server lock follows `writesRemote`, N5 holds
+ * back what `changesSide`, the mass-delete check counts what `deletes`, and the next
+ * chunk is decided during this one only as `overlap` allows (see cycle/compare.ts
+ * overlapSafe).
+ */
+export interface ActionFacts {
+  /**
+   * Where act puts it: the rsync push or pull of the chunk, the base only (`record`,
+   * `forget`), a content comparison first (`compare`), a local copy kept aside (`aside`),
+   * or a folder removed at the end of the cycle if empty (`dir-local`, `dir-remote`).
+   */
+  lane: 'none' | 'record' | 'forget' | 'compare' | 'push' | 'pull' | 'aside' | 'dir-local' | 'dir-remote';
+  /** May change the server: decided and carried out under the server lock. */
+  writesRemote: boolean;
+  /** Changes a side or moves content: never done below a symlinked folder (N5). */
+  changesSide: boolean;
+  /** Deletes what the base knows: counted by the mass-delete check (S2). */
+  deletes: boolean;
+  /**
+   * Whether the next chunk (other paths, possibly below this one) may be decided while
+   * this is carried out: `yes`; `same-kind` when the path keeps its kind on both sides
+   * (a push or pull onto nothing or onto the same kind); `no` for anything that deletes,
+   * renames, forgets or changes a kind.
+   */
+  overlap: 'yes' | 'same-kind' | 'no';
+}
+
+const act = (
+  lane: ActionFacts['lane'],
+  writesRemote: boolean,
+  changesSide: boolean,
+  deletes: boolean,
+  overlap: ActionFacts['overlap'],
+): ActionFacts => ({ lane, writesRemote, changesSide, deletes, overlap });
+
+/** The actions, one row each (columns: lane, writes the server, changes a side, deletes, overlap). */
+export const ACTIONS: Readonly<Record<ActionType, ActionFacts>> = {
+  none: act('none', false, false, false, 'yes'),
+  record: act('record', false, false, false, 'yes'),
+  forget: act('forget', false, false, false, 'no'),
+  compare: act('compare', true, false, false, 'no'),
+  push: act('push', true, true, false, 'same-kind'),
+  pull: act('pull', false, true, false, 'same-kind'),
+  conflict: act('aside', true, true, false, 'no'),
+  'keep-local-aside': act('aside', false, true, false, 'no'),
+  'delete-local': act('pull', false, true, true, 'no'),
+  'delete-remote': act('push', true, true, true, 'no'),
+  'delete-dir-if-empty-local': act('dir-local', false, true, false, 'no'),
+  'delete-dir-if-empty-remote': act('dir-remote', true, true, false, 'no'),
+};
 
 // ------------------------------------------------------------------ facts
 
@@ -366,6 +422,45 @@ export function reconcile(i: ReconcileInput): Decision {
   }
   // Unreachable: the rows cover every combination (checked by the unit tests on random inputs).
   throw new Error(`reconcile: no rule matches ${JSON.stringify(i.path)}`);
+}
+
+// ------------------------------------------------------------------ first sync (F2, F3)
+
+/** What the first-sync pass looks at: the pair's initial-sync mode and the path's three states. */
+export interface FirstSyncInput {
+  /** The pair's initial-sync mode while it has never completed a sync; undefined once it has. */
+  mode: InitialSyncMode | undefined;
+  direction: Direction;
+  base: SideState | null;
+  local: SideState | null;
+  remote: SideState | null;
+}
+
+/**
+ * F2/F3 (docs/sync-semantics.md, "First sync"), a pass after the table: while the pair
+ * has never completed a sync, a path with no base that both sides hold differently (R19)
+ * is not a conflict when the pair was added with `take-server` / `take-local`: that
+ * side's version wins and the other goes to its side's trash (the ordinary pull / push
+ * backup). Only same-kind files and symlinks; different kinds stay a conflict.
+ */
+export function firstSyncPass(i: FirstSyncInput, decision: Decision): Decision {
+  const { mode, base, local, remote } = i;
+  if (!mode || mode === 'merge' || base || !local || !remote) return decision;
+  if (local.kind !== remote.kind || local.kind === 'dir') return decision;
+  if (decision.action !== 'conflict' && decision.action !== 'keep-local-aside') return decision;
+  if (mode === 'take-server' && i.direction !== 'send-only')
+    return {
+      action: 'pull',
+      rule: 'F2',
+      why: "first sync, take the server's copy: this computer's version goes to the trash",
+    };
+  if (mode === 'take-local' && i.direction === 'two-way')
+    return {
+      action: 'push',
+      rule: 'F3',
+      why: "first sync, take the local copy: the server's version goes to its trash",
+    };
+  return decision;
 }
 
 // ------------------------------------------------------------------ conflict copy names

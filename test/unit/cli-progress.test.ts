@@ -51,7 +51,9 @@ describe('sync progress output', () => {
       currentFile: 'video.mp4',
     });
     p.done();
-    expect(s.text()).toContain('[##----------------------] 6% 1.0 MiB of 15 MiB, 0/1 files  1000 KiB/s  15 s left  video.mp4');
+    expect(s.text()).toContain(
+      '[##----------------------] 6% 1.0 MiB of 15 MiB, 0/1 files  1000 KiB/s  15 s left  video.mp4',
+    );
   });
 
   it('says the time left in seconds, minutes and hours', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { overlapSafe } from '../../electron/engine/cycle.js';
+import { overlapSafe } from '../../electron/engine/cycle/compare.js';
 import type { Decision } from '../../electron/engine/reconcile.js';
 
 type Kind = 'file' | 'dir' | 'symlink';

@@ -8,7 +8,7 @@ import {
   ownNameNotUtf8,
   rsyncListRawName,
 } from '../../electron/engine/remote/listing.js';
-import { notUtf8OnServer } from '../../electron/engine/cycle.js';
+import { notUtf8OnServer } from '../../electron/engine/cycle/collect-remote.js';
 
 const b = (...parts: (string | number[] | Buffer)[]): Buffer =>
   Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))));

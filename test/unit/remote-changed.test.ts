@@ -1,7 +1,7 @@
 // remoteChanged: has the server's side of a path changed since the base? (docs/sync-semantics.md,
 // "Finding changes" item 2.)
 import { describe, expect, it } from 'vitest';
-import { remoteChanged } from '../../electron/engine/cycle.js';
+import { remoteChanged } from '../../electron/engine/cycle/compare.js';
 import type { Entry, RemoteStat } from '../../electron/engine/types.js';
 
 const base = (over: Partial<Entry> = {}): Entry => ({

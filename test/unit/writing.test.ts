@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { WriteTracker } from '../../electron/engine/writing.js';
-import { anchoredRsyncPattern, ownSnapshot } from '../../electron/engine/cycle.js';
+import { anchoredRsyncPattern, ownSnapshot } from '../../electron/engine/cycle/compare.js';
 
 /** A tracker on a hand-driven clock; `due` collects what it reports. */
 function tracker(quietMs = 2000, maxDelayMs = 30_000) {

@@ -1,0 +1,200 @@
+/**
+ * Collecting the server's candidates: the paths a snapshot of the server's changes names
+ * (its watcher's feed, a clean-stop listing, a rescan), listed into the scratch table and
+ * compared with the base there. A folder new on the server whose inode the base knows at
+ * a path gone there was moved: it is moved here too (remoteMoveCheck).
+ */
+import type { ErrorInfo } from '../../../shared/errors.js';
+import type { LocalStat, RemoteEntry } from '../types.js';
+import type { StateDb } from '../state/db.js';
+import type { DirtySnapshot } from '../dirty.js';
+import { DirtySet, isUnder, isUnderAny, joinPath } from '../dirty.js';
+import { listChangedSince } from '../remote/watch.js';
+import { sameAsEntry } from '../scan.js';
+import { listRemote, statRemote, type ListOptions } from '../remote/listing.js';
+import { LipsyncError } from '../errors.js';
+import { SymlinkedParentError, lstatInRoot, renameInRoot } from '../safe-fs.js';
+import type { CycleContext, CycleState } from './context.js';
+import { sizeOf } from './compare.js';
+
+export class RemoteCollector {
+  private readonly db: StateDb;
+
+  constructor(
+    private readonly c: CycleContext,
+    private readonly s: CycleState,
+  ) {
+    this.db = c.db;
+  }
+
+  async collectRemote(snap: DirtySnapshot): Promise<void> {
+    if (snap.full) {
+      await this.scanRemote('', true);
+      return;
+    }
+    if (snap.since !== null && !this.c.remoteSincePolled) {
+      // After a clean stop: what changed on the server since our marker (else everything).
+      const found = await (this.s.remoteSince ?? this.remoteChangedSince(snap.since));
+      this.s.remoteSince = null;
+      this.s.sinceReport.push(found ? `${sizeOf(found)} on the server` : 'everything on the server');
+      if (!found) {
+        await this.scanRemote('', true);
+        return;
+      }
+      await this.collectRemote(found);
+    }
+    // A directory listed inside a tree of this snapshot needs no second listing.
+    const walked = new Set<string>();
+    for (const t of snap.trees) {
+      if (await this.remoteMoveCheck(t)) continue;
+      this.db.candAdd([t]);
+      await this.scanRemote(t, true);
+      walked.add(t);
+    }
+    for (const [dir, names] of snap.dirs) {
+      if (names === 'all' && isUnderAny(dir, walked)) continue;
+      if (names === 'all') {
+        this.db.candAdd(dir === '' ? [] : [dir]);
+        await this.scanRemote(dir, false);
+      } else {
+        const paths = names.map((n) => joinPath(dir, n)).filter((p) => !this.c.excluder.ignores(p, false));
+        this.db.candAdd(paths);
+        // A name the server's feed could not decode (not UTF-8): its folder's listing,
+        // which reads the bytes, finds it and warns (N3).
+        if (names.some((n) => n.includes('\uFFFD')) && !this.c.excluder.ignores(dir, true))
+          await this.scanRemote(dir, false);
+      }
+    }
+  }
+
+  /** What changed on the server since the marker `markerId`; null when it must be compared whole. */
+  async remoteChangedSince(markerId: string): Promise<DirtySnapshot | null> {
+    if (!this.c.caps.gnuFind) return null;
+    const changed = new DirtySet();
+    const r = await listChangedSince(this.c.remote, this.c.ssh, this.c.remote.path, markerId, this.c.excluder, (b) => {
+      for (const ch of b) {
+        if (ch.isDir) changed.markDir(ch.path);
+        changed.addPath(ch.path);
+      }
+    });
+    const found = changed.take();
+    return r.result === 'ok' && !found.full ? found : null;
+  }
+
+  /** Lists a remote subtree (or one directory) into the scratch table and adds what differs from the base. */
+  private async scanRemote(start: string, recursive: boolean): Promise<void> {
+    try {
+      await listIntoScratch(this.c, this.c.remote.path, start, {
+        recursive,
+        excluder: this.c.excluder,
+        onBadName: (path) => this.warn(notUtf8OnServer(path)),
+      });
+    } catch (e) {
+      if (!(await this.vanishedRemoteFolder(start, e))) throw e;
+      // A folder named by a hint (an event, a listing) that is gone by now: what the base
+      // holds below it becomes a candidate, decided like any other.
+      this.db.rscanClear();
+    }
+    this.db.candFromRemoteScan(start, recursive);
+  }
+
+  /** Did listing `start` fail because that folder (not the root) is no longer a folder on the server? */
+  private async vanishedRemoteFolder(start: string, e: unknown): Promise<boolean> {
+    if (start === '' || !(e instanceof LipsyncError)) return false;
+    if (e.kind !== 'remote-missing' && e.kind !== 'remote-not-dir') return false;
+    // Throws when the root itself is gone: that is never read as "everything deleted".
+    const [st] = await statRemote(this.c.remote, this.c.ssh, this.c.remote.path, [start], this.c.caps);
+    return st?.kind !== 'dir';
+  }
+
+  /**
+   * A new directory on the server whose inode the base knows at a path that is
+   * gone there was moved: move it locally too instead of fetching it again.
+   */
+  private async remoteMoveCheck(to: string): Promise<boolean> {
+    if (!this.c.caps.gnuFind || this.c.direction === 'send-only') return false;
+    const [rTo] = await statRemote(this.c.remote, this.c.ssh, this.c.remote.path, [to], this.c.caps);
+    if (!rTo || rTo.ino === null) return false;
+    for (const cand of this.db.byRemoteInode(rTo.ino)) {
+      if (cand.path === to || cand.kind !== rTo.kind || isUnder(to, cand.path)) continue;
+      const [rFrom] = await statRemote(this.c.remote, this.c.ssh, this.c.remote.path, [cand.path], this.c.caps);
+      if (rFrom && rFrom.ino === rTo.ino) continue; // hard link
+      const lFrom = this.lstatL(cand.path);
+      const lTo = this.lstatL(to);
+      if (!lFrom || lTo || !sameAsEntry(lFrom, cand)) return false;
+      this.c.checkPaused();
+      try {
+        // Never through a symlink (N5): a folder above either path that is not one refuses the move.
+        renameInRoot(this.c.localRoot, cand.path, to, true);
+      } catch (e) {
+        if (e instanceof SymlinkedParentError) return false;
+        throw e;
+      }
+      this.db.renameTree(cand.path, to);
+      this.c.totals.renamed++;
+      this.c.log.write({
+        pair: this.c.pair,
+        level: 'info',
+        event: 'rename',
+        msg: `moved ${cand.path} → ${to} here (moved on the server)`,
+        from: cand.path,
+        to,
+      });
+      if (rTo.kind === 'dir') await this.scanRemote(to, true);
+      this.db.candAdd([to]);
+      return true;
+    }
+    return false;
+  }
+
+  /** lstat for decisions: absent when a folder above the path is not one (N5). */
+  private lstatL(path: string): LocalStat | null {
+    return lstatInRoot(this.c.localRoot, path);
+  }
+
+  private warn(w: ErrorInfo): void {
+    this.c.totals.warnings.push(w);
+  }
+}
+
+/**
+ * N3: a name on the server that is not valid UTF-8 is skipped (rsync runs without
+ * --iconv; the path cannot be named in the list rsync reads), with this warning.
+ * `path` is escaped (escapeName: `caf\xe9.txt`).
+ */
+export function notUtf8OnServer(path: string): ErrorInfo {
+  return {
+    kind: 'permission-denied',
+    message: `Skipped ${path} on the server: its name is not valid UTF-8; rename it there to sync it.`,
+    fix: 'Rename it on the server to a UTF-8 name (for example `convmv -f latin1 -t utf8 --notest NAME`); lipsync never converts names.',
+    files: [path],
+  };
+}
+
+/**
+ * Streams a listing of `start` below the server folder `root` into the scratch table
+ * (emptied first), in batches; entries for which `keep` says false are left out.
+ */
+/**
+ * Streams a listing of `start` below the server folder `root` into the scratch table
+ * (emptied first), in batches; entries for which `keep` says false are left out.
+ */
+export async function listIntoScratch(
+  c: Pick<CycleContext, 'db' | 'remote' | 'ssh' | 'caps'>,
+  root: string,
+  start: string,
+  opts: ListOptions & { recursive: boolean },
+  keep: (e: RemoteEntry) => boolean = () => true,
+): Promise<void> {
+  c.db.rscanClear();
+  let buf: RemoteEntry[] = [];
+  for await (const e of listRemote(c.remote, c.ssh, root, start, c.caps, opts)) {
+    if (!keep(e)) continue;
+    buf.push(e);
+    if (buf.length >= 5000) {
+      c.db.rscanInsert(buf);
+      buf = [];
+    }
+  }
+  c.db.rscanInsert(buf);
+}

@@ -1,0 +1,107 @@
+/**
+ * Deciding a chunk of candidates: both sides' states (a local lstat each, one stat of
+ * them all on the server), the base, and the reconciler's table (reconcile.ts) with its
+ * first-sync pass. Files still being written are left for later (W1), a push cut short is
+ * taken for this client's own (W5), and nothing below a symlinked folder acts (N5).
+ */
+import type { StateDb } from '../state/db.js';
+import type { RemoteStat } from '../types.js';
+import { reconcile, firstSyncPass } from '../reconcile.js';
+import { statRemote } from '../remote/listing.js';
+import { traced } from '../trace.js';
+import { LocalAncestors, waitsForParent } from '../safe-fs.js';
+import { toSide, type CycleContext, type Decided } from './context.js';
+import { heldBack, ownSnapshot, remoteChanged, sameRemoteTime } from './compare.js';
+import { localUnchanged } from './base-rows.js';
+
+export class Decider {
+  private readonly db: StateDb;
+
+  constructor(private readonly c: CycleContext) {
+    this.db = c.db;
+  }
+
+  async decideChunk(paths: string[]): Promise<Decided[]> {
+    const wanted = paths.filter((p) => p !== '' && !this.c.excluder.ignores(p, false));
+    // A path below a local or remote symlink (or file) is absent on that side (N1, N5).
+    const view = new LocalAncestors(this.c.localRoot);
+    const locals = wanted.map((p) => view.lstat(p));
+    const above = new Map<string, RemoteStat | null>();
+    const remotes = await traced(`stat ${wanted.length} on the server`, () =>
+      statRemote(this.c.remote, this.c.ssh, this.c.remote.path, wanted, this.c.caps, above),
+    );
+    const out: Decided[] = [];
+    for (let i = 0; i < wanted.length; i++) {
+      const path = wanted[i]!;
+      const local = locals[i] ?? null;
+      if (local?.kind === 'dir' && this.c.excluder.ignores(path, true)) continue;
+      const remote = remotes[i] ?? null;
+      // Still being written on either side: decided once closed or quiet (rule W1).
+      if (
+        (local?.kind === 'file' && this.c.held?.('local', path)) ||
+        (remote?.kind === 'file' && this.c.held?.('remote', path))
+      )
+        continue;
+      let base = this.db.get(path) ?? null;
+      let localChanged = base ? !local || !(await localUnchanged(this.c.localRoot, path, local, base)) : local !== null;
+      let rChanged = base ? remoteChanged(remote, base) : remote !== null;
+      // W5: a push of this file that was cut short (a dropped connection, a kill) may have
+      // left on the server a version this client wrote: it is not another side's edit.
+      const sending = local?.kind === 'file' && remote?.kind === 'file' ? this.db.sendingGet(path) : undefined;
+      if (sending && rChanged && ownSnapshot({ ...local!, ...sending }, local!, remote!, undefined)) {
+        base = {
+          ...(base ?? { path, hash: null, syncedAtNs: 0n, remoteIno: null }),
+          kind: 'file',
+          size: remote!.size,
+          mtimeNs: remote!.mtimeNs,
+          mode: local!.mode,
+          ino: local!.ino,
+          target: null,
+          remoteSize: remote!.size,
+          remoteMtimeNs: remote!.mtimeNs,
+        };
+        rChanged = false;
+        localChanged = !(local!.size === remote!.size && sameRemoteTime(local!.mtimeNs, remote!.mtimeNs));
+      }
+      const decision = reconcile({
+        path,
+        base: base ? toSide(base) : null,
+        local: local ? toSide(local) : null,
+        remote: remote ? toSide(remote) : null,
+        localChanged,
+        remoteChanged: rChanged,
+        direction: this.c.direction,
+      });
+      const first =
+        sending && !rChanged && !localChanged && base
+          ? {
+              action: 'record' as const,
+              rule: 'W5',
+              why: 'the server holds what this client sent before it was cut short',
+            }
+          : firstSyncPass(
+              {
+                mode: this.c.initialSync,
+                direction: this.c.direction,
+                base: base ? toSide(base) : null,
+                local: local ? toSide(local) : null,
+                remote: remote ? toSide(remote) : null,
+              },
+              decision,
+            );
+      // N5: nothing below a folder that is a symlink or a file on either side is acted on
+      // (its own change of kind goes first; see act for when it is looked at again).
+      const waitsFor = view.blockedBy(path) ?? waitsForParent(path, above);
+      out.push({
+        path,
+        local,
+        remote,
+        base,
+        decision: waitsFor === null ? first : heldBack(first, waitsFor),
+        waitsFor,
+        ...(sending ? { sending: true } : {}),
+      });
+    }
+    return out;
+  }
+}

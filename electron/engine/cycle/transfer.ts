@@ -1,0 +1,226 @@
+/**
+ * The transfers of a chunk: one rsync push and one rsync pull, each with progress by
+ * bytes, then the base follows what each one did. After a push, the server's side is
+ * stat'ed and compared with what was sent (W3); before a push, what is sent is noted (W5).
+ */
+import type { Entry } from '../types.js';
+import type { StateDb } from '../state/db.js';
+import { rsyncPull, rsyncPush, type PushOptions, type PushResult } from '../remote/rsync.js';
+import { statRemote } from '../remote/listing.js';
+import { LipsyncError } from '../errors.js';
+import { traced } from '../trace.js';
+import { newTrashDir } from '../versions.js';
+import { LocalAncestors } from '../safe-fs.js';
+import { nowNs, type CycleContext, type CycleTotals, type Decided } from './context.js';
+import { landedAsSent, ownSnapshot } from './compare.js';
+import { entryFor, racyHash } from './base-rows.js';
+
+export class Transfers {
+  private readonly db: StateDb;
+
+  constructor(private readonly c: CycleContext) {
+    this.db = c.db;
+  }
+
+  /**
+   * One rsync run over `items`, either way: a fresh trash folder, the bandwidth limit, and
+   * progress by bytes (the total of the sending side's file sizes) with the current file:
+   * the first one of the run that rsync has not reported done.
+   */
+  transferOptions(items: Decided[], way: 'push' | 'pull'): PushOptions {
+    const paths = items.map((d) => d.path);
+    const sizes = items.map((d) => {
+      const s = way === 'push' ? d.local : d.remote;
+      return s?.kind === 'file' ? s.size : 0;
+    });
+    const bytesTotal = sizes.reduce((a, b) => a + b, 0);
+    const sizeOf = new Map(paths.map((p, i) => [p, sizes[i]!]));
+    // rsync names a file when the sender starts it (push: our side) or once it arrived (pull).
+    const done = new Set<string>();
+    let started: string | undefined;
+    let next = 0;
+    const current = (): string | undefined => {
+      if (way === 'push') return started;
+      while (next < paths.length && (done.has(paths[next]!) || sizes[next] === 0)) next++;
+      return paths[next];
+    };
+    return {
+      localRoot: this.c.localRoot,
+      remote: this.c.remote,
+      ssh: this.c.ssh,
+      paths,
+      trashDir: newTrashDir(),
+      bwLimitKBps: this.c.bwLimitKBps || undefined,
+      onFile: (f) => {
+        done.add(f.path);
+        if ((sizeOf.get(f.path) ?? 0) > 0) started = f.path;
+      },
+      onProgress: (p) => {
+        const file = current();
+        // A push's last named file is still being sent while bytes are left.
+        const sending = way === 'push' && started !== undefined && p.bytes < bytesTotal ? 1 : 0;
+        this.c.onProgress({
+          filesDone: Math.max(0, Math.min(done.size - sending, paths.length)),
+          filesTotal: paths.length,
+          bytes: Math.min(p.bytes, bytesTotal || p.bytes),
+          rateBps: p.rateBps,
+          bytesTotal,
+          ...(file !== undefined ? { currentFile: file } : {}),
+        });
+      },
+    };
+  }
+
+  async push(items: Decided[]): Promise<void> {
+    this.c.checkPaused();
+    this.c.expectEcho?.(items.filter((d) => d.local).map((d) => d.path));
+    try {
+      // W5: what is being sent, so a push cut short is not taken for another side's edit.
+      this.db.sendingAdd(
+        items.flatMap((d) =>
+          d.local?.kind === 'file' ? [{ path: d.path, size: d.local.size, mtimeNs: d.local.mtimeNs }] : [],
+        ),
+      );
+      const res = await traced(`rsync push ${items.length}`, () => rsyncPush(this.transferOptions(items, 'push')));
+      const failed = failedFiles(this.c.totals, res);
+      const sentNow = items.filter((d) => d.local && !failed.has(d.path));
+      const after = await traced(`stat ${sentNow.length} on the server after the push`, () =>
+        statRemote(
+          this.c.remote,
+          this.c.ssh,
+          this.c.remote.path,
+          sentNow.map((d) => d.path),
+          this.c.caps,
+        ),
+      );
+      const syncedAtNs = nowNs();
+      const rows: Entry[] = [];
+      const sentSize = new Map(res.items.filter((it) => !it.deleted).map((it) => [it.path, it.size]));
+      const here = new LocalAncestors(this.c.localRoot); // N5: a path below a link is absent here
+      for (let i = 0; i < sentNow.length; i++) {
+        const d = sentNow[i]!;
+        let local = d.local!;
+        let r = after[i] ?? null;
+        // The file here may have changed while rsync read it (rule W2): look again next time.
+        const now = local.kind === 'file' ? here.lstat(d.path) : local;
+        const movedOn = !now || now.kind !== local.kind || now.size !== local.size || now.mtimeNs !== local.mtimeNs;
+        if (movedOn) this.c.requeueLocalTree(d.path);
+        if (r && !landedAsSent(local, r) && now && movedOn && ownSnapshot(local, now, r, sentSize.get(d.path))) {
+          // rsync read the file after it changed: the server holds a version this client
+          // wrote (a snapshot between the two states seen here), not another side's edit.
+          // The base records that version on both sides, so the local change since is
+          // sent next as an ordinary change, never taken for a conflict.
+          local = { ...local, size: r.size, mtimeNs: r.mtimeNs };
+        } else if (!r || !landedAsSent(local, r)) {
+          // Not what was sent (changed on the server meanwhile, or gone): the base records
+          // what was sent, so the server's side counts as changed and is looked at again.
+          r = null;
+          this.c.requeueRemote?.(d.path);
+        }
+        const hash = movedOn ? null : await racyHash(this.c.localRoot, d.path, local, syncedAtNs);
+        rows.push(entryFor(d.path, local, r, hash, syncedAtNs));
+      }
+      const deleted = items.filter((d) => !d.local && !failed.has(d.path)).map((d) => d.path);
+      this.recordTransfer('push', res, rows, deleted);
+    } finally {
+      this.c.expectEcho?.(null);
+    }
+  }
+
+  async pull(all: Decided[]): Promise<void> {
+    this.c.checkPaused();
+    // The local side must still be what the decision saw; a path changed since is decided again next cycle.
+    const items: Decided[] = [];
+    const before = new LocalAncestors(this.c.localRoot);
+    for (const d of all) {
+      const now = before.lstat(d.path);
+      const same = !now
+        ? !d.local
+        : !!d.local && now.kind === d.local.kind && now.size === d.local.size && now.mtimeNs === d.local.mtimeNs;
+      if (same) items.push(d);
+      else this.c.requeueLocalTree(d.path);
+    }
+    if (!items.length) return;
+    const res = await traced(`rsync pull ${items.length}`, () => rsyncPull(this.transferOptions(items, 'pull')));
+    const failed = failedFiles(this.c.totals, res);
+    const syncedAtNs = nowNs();
+    const rows: Entry[] = [];
+    const deleted: string[] = [];
+    const after = new LocalAncestors(this.c.localRoot);
+    for (const d of items) {
+      if (failed.has(d.path)) continue;
+      if (!d.remote) {
+        deleted.push(d.path);
+        continue;
+      }
+      const l = after.lstat(d.path);
+      if (!l) continue;
+      rows.push(entryFor(d.path, l, d.remote, await racyHash(this.c.localRoot, d.path, l, syncedAtNs), syncedAtNs));
+    }
+    this.recordTransfer('pull', res, rows, deleted);
+  }
+
+  /**
+   * After a transfer succeeded: the base follows (in one transaction), the totals
+   * count it, and the activity log says what moved, which way.
+   */
+  private recordTransfer(way: 'push' | 'pull', res: PushResult, rows: Entry[], deleted: string[]): void {
+    this.db.transaction(() => {
+      for (const p of deleted) this.db.deleteTree(p);
+      this.db.upsert(rows);
+      if (way === 'push') this.db.sendingDelete(rows.map((r) => r.path));
+    });
+    const files = res.items.filter((i) => !i.deleted && /^[<>]f/.test(i.itemize)).map((i) => i.path);
+    const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+    if (way === 'push') {
+      this.c.totals.filesSent += files.length;
+      this.c.totals.bytesSent += res.literalBytes;
+    } else {
+      this.c.totals.filesReceived += files.length;
+    }
+    this.c.totals.deleted += deleted.length;
+    if (files.length) {
+      this.c.log.write({
+        pair: this.c.pair,
+        level: 'info',
+        event: way,
+        msg: `${way === 'push' ? 'sent' : 'received'} ${plural(files.length, 'file')} (${res.literalBytes} bytes of data)`,
+        paths: files.slice(0, 1000),
+        bytes: res.literalBytes,
+      });
+    }
+    if (deleted.length) {
+      this.c.log.write({
+        pair: this.c.pair,
+        level: 'info',
+        event: 'delete',
+        msg:
+          way === 'push'
+            ? `deleted ${plural(deleted.length, 'path')} on the server (kept in its .lipsync/trash)`
+            : `deleted ${plural(deleted.length, 'path')} here, as on the server (kept in .lipsync/trash)`,
+        paths: deleted.slice(0, 1000),
+      });
+    }
+  }
+}
+
+/** Paths rsync reported as failed or vanished (their warnings go to `totals`); throws when the run failed as a whole. */
+/** Paths rsync reported as failed or vanished; throws when the run failed as a whole. */
+export function failedFiles(totals: CycleTotals, res: PushResult): Set<string> {
+  totals.warnings.push(...res.warnings.map((w) => w.toInfo()));
+  const failed = new Set<string>();
+  for (const w of res.warnings) for (const f of w.files ?? []) failed.add(f);
+  if (!res.ok) {
+    if (
+      res.error &&
+      (res.error.kind === 'partial-transfer' || res.error.kind === 'permission-denied') &&
+      res.error.files?.length
+    ) {
+      totals.warnings.push(res.error.toInfo());
+      for (const f of res.error.files) failed.add(f);
+      return failed;
+    }
+    throw res.error ?? new LipsyncError('unknown', 'rsync failed.');
+  }
+  return failed;
+}
