@@ -20,14 +20,17 @@ import type { EngineStatus, LogRecord, TransferProgress } from '../../shared/sta
 import { SettingsStore } from './config.js';
 import { ActivityLog } from './log.js';
 import { PairRunner, readLastProblem, type LastProblem } from './pair.js';
-import { validateNewPair } from './pairs.js';
+import { checkLocalFolder, validateNewPair } from './pairs.js';
 import { createExcluder, validateExcludePatterns } from './excludes.js';
 import * as setup from './setup.js';
 import type {
   BrowseRemoteInput,
   BrowseRemoteResult,
   GenerateKeyParams,
+  CheckLocalFolderParams,
+  CheckLocalFolderResult,
   InstallKeyParams,
+  ReadKeyParams,
   SshKeyInfo,
   TestConnectionParams,
   TestConnectionResult,
@@ -639,6 +642,15 @@ export class Engine {
 
   browseRemote(p: BrowseRemoteInput): Promise<BrowseRemoteResult> {
     return setup.browseRemote(p, this.setupContext());
+  }
+
+  readKey(p: ReadKeyParams): Promise<SshKeyInfo> {
+    return setup.readKey(p, this.setupContext());
+  }
+
+  /** The wizard's Folders step: the local folder exists, is writable, overlaps no pair. */
+  checkLocalFolder(p: CheckLocalFolderParams): Promise<CheckLocalFolderResult> {
+    return checkLocalFolder(p.path, this.settings.pairs());
   }
 
   /** Recent changes to files (push, pull, delete, rename, conflict), newest last. */
