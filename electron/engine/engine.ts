@@ -43,6 +43,7 @@ import type { SshOptions } from './types.js';
 import { parseRemote } from './remote/spec.js';
 import { listRemote, probeCapabilities } from './remote/listing.js';
 import { lstatLocal } from './scan.js';
+import { rsyncSameContent } from './remote/rsync.js';
 import { listVersions, restoreVersion, type VersionSource } from './versions.js';
 
 export const VERSION = '0.1.0';
@@ -56,6 +57,8 @@ const PREVIEW_ENTRY_LIMIT = 2_000_000;
 
 /** `previewInitialSync` holds at most this many local paths, and gives up after this long (and says so). */
 const PREVIEW_INITIAL_LOCAL_LIMIT = 500_000;
+/** At most this many same-size files are compared by content (rsync checksums) in the preview. */
+const PREVIEW_INITIAL_COMPARE_LIMIT = 50_000;
 const PREVIEW_INITIAL_TIME_LIMIT_MS = 30_000;
 const NS = 1_000_000_000n;
 
@@ -588,6 +591,9 @@ export class Engine {
         if (st.kind === 'dir') stack.push(path);
       }
     }
+    // Equal size, other mtime: the first sync compares their content and makes no conflict
+    // copy of identical files, so the preview compares them too (rsync checksums, no transfer).
+    const sameSize: string[] = [];
     try {
       const caps = await probeCapabilities(remote, ssh);
       for await (const r of listRemote(remote, ssh, remote.path, '', caps, { recursive: true, excluder })) {
@@ -599,6 +605,8 @@ export class Engine {
         else if (l.kind !== r.kind) res.different++;
         else if (r.kind === 'symlink' ? l.target === r.target : l.size === r.size && l.sec === r.mtimeNs / NS)
           res.same++;
+        else if (r.kind === 'file' && l.size === r.size && sameSize.length < PREVIEW_INITIAL_COMPARE_LIMIT)
+          sameSize.push(r.path);
         else res.different++;
         if (Date.now() > deadline) {
           res.truncated = true;
@@ -608,6 +616,13 @@ export class Engine {
     } catch (e) {
       // A remote folder that does not exist yet (the wizard creates it) holds nothing.
       if (!(e instanceof LipsyncError && e.kind === 'remote-missing')) throw e;
+    }
+    if (sameSize.length) {
+      const same = await rsyncSameContent({ localRoot: root, remote, ssh, paths: sameSize });
+      for (const path of sameSize) {
+        if (same.get(path)) res.same++;
+        else res.different++;
+      }
     }
     for (const l of local.values()) if (l.kind !== 'dir') res.localOnly++;
     return res;
