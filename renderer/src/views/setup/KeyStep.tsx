@@ -100,7 +100,7 @@ export function KeyStep({
         </button>
       </div>
       {generate.error ? <ErrorBox error={generate.error} title="No key generated" /> : null}
-      <form onSubmit={(e) => void onOther(e)} aria-label="Another key file" className="field-row other-key">
+      <form onSubmit={(e) => void onOther(e)} aria-label="Use another key file" className="field-row other-key">
         <div className="field grow">
           <label htmlFor={`${ids}-other`}>Another key file</label>
           <input
