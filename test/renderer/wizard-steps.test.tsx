@@ -111,6 +111,17 @@ describe('Setup wizard: key-only servers', () => {
     expect(b.callsOf('testConnection').at(-1)).toMatchObject({ identityFile: NEW_KEY.path });
   });
 
+  it('after a reload the key step preselects the key lipsync made, not just the first one', async () => {
+    const rsa: SshKeyInfo = { ...NEW_KEY, path: '/home/ann/.ssh/id_rsa', publicKey: 'ssh-rsa AAAAB3 ann' };
+    const b = keyOnlyServer(new Set(), { listKeys: () => [rsa, NEW_KEY] });
+    render(<App bridge={b} />);
+    await screen.findByRole('heading', { name: 'Welcome to lipsync' });
+    fillServer();
+    fireEvent.click(await screen.findByRole('button', { name: 'Continue' }));
+    expect(await screen.findByRole('radio', { name: /id_ed25519_lipsync/ })).toHaveProperty('checked', true);
+    expect(screen.getByTestId('public-key').textContent).toBe(NEW_KEY.publicKey);
+  });
+
   it('uses any key file: a bad path says what to do, the error goes when the path changes, a good one is selected', async () => {
     const other: SshKeyInfo = { ...NEW_KEY, path: '/mnt/usb/work_key', publicKey: 'ssh-rsa AAAAB3 work' };
     const b = keyOnlyServer(new Set(), {

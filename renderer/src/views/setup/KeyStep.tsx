@@ -37,7 +37,9 @@ export function KeyStep({
     void runList().then((ks) => {
       if (!ks) return;
       setKeys((prev) => merge(ks, prev ?? []));
-      setKeyPath((p) => p || ks[0]?.path || '');
+      // The key lipsync made (a reload or Back must not lose it), else the first one.
+      const made = ks.find((k) => k.path.endsWith('/id_ed25519_lipsync'));
+      setKeyPath((p) => p || (made ?? ks[0])?.path || '');
     });
   }, [runList]);
 
