@@ -3,15 +3,7 @@ import { realpath } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  app,
-  BrowserWindow,
-  dialog,
-  ipcMain,
-  Notification,
-  shell,
-  type IpcMainInvokeEvent,
-} from './electron-seam.js';
+import { app, BrowserWindow, dialog, ipcMain, Notification, shell, type IpcMainInvokeEvent } from './electron-seam.js';
 import {
   EVENT_CHANNELS,
   OPEN_PATH_CHANNEL,

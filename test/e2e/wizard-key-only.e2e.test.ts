@@ -192,7 +192,11 @@ describe('setup wizard on a key-only server, in a real browser', () => {
       // ---- Done: and the first sync copies the file to the server, with the new key.
       await page.getByText(/is set up$/).waitFor({ timeout: 30_000 });
       const remoteFile = join(serverHome, remoteName, 'from-laptop.txt');
-      await waitFor(() => existsSync(remoteFile), 30_000, () => 'the first sync');
+      await waitFor(
+        () => existsSync(remoteFile),
+        30_000,
+        () => 'the first sync',
+      );
       expect(readFileSync(remoteFile, 'utf8')).toBe('written before the first sync\n');
       await page.locator('article.pair-card').first().waitFor({ timeout: 15_000 });
       await shot('9-done');

@@ -127,7 +127,11 @@ describe('Setup wizard: key-only servers', () => {
     const b = keyOnlyServer(new Set(), {
       readKey: (p) => {
         if (p.path !== '/mnt/usb/work_key') {
-          throw { kind: 'invalid-settings', message: `"${String(p.path)}" is not a full path of a key file.`, fix: 'Give the full path.' };
+          throw {
+            kind: 'invalid-settings',
+            message: `"${String(p.path)}" is not a full path of a key file.`,
+            fix: 'Give the full path.',
+          };
         }
         return other;
       },
@@ -143,7 +147,9 @@ describe('Setup wizard: key-only servers', () => {
     expect(await screen.findByRole('radio', { name: /work_key/ })).toHaveProperty('checked', true);
     expect(screen.getByTestId('public-key').textContent).toBe('ssh-rsa AAAAB3 work');
     fireEvent.click(screen.getByRole('button', { name: 'I’ve added it — check again' }));
-    await waitFor(() => expect(b.callsOf('testConnection').at(-1)).toMatchObject({ identityFile: '/mnt/usb/work_key' }));
+    await waitFor(() =>
+      expect(b.callsOf('testConnection').at(-1)).toMatchObject({ identityFile: '/mnt/usb/work_key' }),
+    );
   });
 });
 
@@ -281,9 +287,7 @@ describe('Setup wizard: first sync and folder picker', () => {
     fireEvent.click(await screen.findByRole('button', { name: 'ann@nas:2222' }));
     fireEvent.click(await screen.findByRole('button', { name: 'Choose…' }));
     await waitFor(() =>
-      expect((screen.getByLabelText('Local folder (absolute path)') as HTMLInputElement).value).toBe(
-        '/home/me/Picked',
-      ),
+      expect((screen.getByLabelText('Local folder (absolute path)') as HTMLInputElement).value).toBe('/home/me/Picked'),
     );
     await waitFor(() => expect(b.callsOf('checkLocalFolder')).toEqual([{ path: '/home/me/Picked' }]));
     cleanup();
@@ -297,7 +301,9 @@ describe('Setup wizard: first sync and folder picker', () => {
 
   it('ssh-copy-id leaves out the default port and quotes what needs it', () => {
     const k = { ...NEW_KEY, path: '/home/ann/my keys/id' };
-    expect(sshCopyIdCommand(k, { host: 'nas', port: 22, user: '' })).toBe("ssh-copy-id -i '/home/ann/my keys/id.pub' nas");
+    expect(sshCopyIdCommand(k, { host: 'nas', port: 22, user: '' })).toBe(
+      "ssh-copy-id -i '/home/ann/my keys/id.pub' nas",
+    );
     expect(authorizedKeysCommand({ ...k, publicKey: "ssh-ed25519 AAAA it's me" })).toContain(
       "echo 'ssh-ed25519 AAAA it'\\''s me' >> ~/.ssh/authorized_keys",
     );

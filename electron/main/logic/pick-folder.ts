@@ -21,7 +21,9 @@ export async function handlePickFolder(
   deps: PickFolderDeps,
 ): Promise<IpcPickFolderResponse> {
   if (!isTrustedSender(senderUrl, allowed)) {
-    return { error: { kind: 'permission-denied', message: 'Request refused: it did not come from the lipsync window.' } };
+    return {
+      error: { kind: 'permission-denied', message: 'Request refused: it did not come from the lipsync window.' },
+    };
   }
   try {
     const r = await deps.showOpenDialog({

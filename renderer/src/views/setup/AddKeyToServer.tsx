@@ -81,9 +81,7 @@ export function AddKeyToServer({
         <strong>{server.user || 'your account'}</strong> there.
       </p>
       <CopyBlock text={sshKey.publicKey} label="public key" testId="public-key" />
-      <p>
-        On the server (for example in its web console, or logged in another way), run:
-      </p>
+      <p>On the server (for example in its web console, or logged in another way), run:</p>
       <CopyBlock text={authorizedKeysCommand(sshKey)} label="command for the server" testId="install-command" />
       <p className="muted small">
         Or, if the server still accepts your password, from this computer:{' '}

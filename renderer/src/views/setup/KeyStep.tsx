@@ -123,9 +123,7 @@ export function KeyStep({
         </div>
       </form>
       {readKey.error ? <ErrorBox error={readKey.error} title="Cannot use this key" /> : null}
-      {selected ? (
-        <AddKeyToServer key={selected.path} server={server} sshKey={selected} onReady={onReady} />
-      ) : null}
+      {selected ? <AddKeyToServer key={selected.path} server={server} sshKey={selected} onReady={onReady} /> : null}
       <div className="actions">
         <button type="button" onClick={onBack}>
           Back
