@@ -111,7 +111,7 @@ export const ApiParamSchemas = {
   restore: PairRef.extend({ id: z.string().min(1).max(8192), to: z.string().min(1).max(4096).optional() }),
   /**
    * The setup wizard (shared/setup.ts): testConnection, trustHostKey, listKeys,
-   * generateKey, installKey, browseRemote.
+   * generateKey, installKey, browseRemote, readKey (any key file), checkLocalFolder.
    */
   ...SetupParamSchemas,
 } as const;

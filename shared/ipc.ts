@@ -56,6 +56,14 @@ export const OPEN_PATH_CHANNEL = 'lipsync:open-path';
  */
 export const SHOW_IN_FOLDER_CHANNEL = 'lipsync:show-in-folder';
 
+/**
+ * Desktop only: the platform's folder picker (`ipcRenderer.invoke(PICK_FOLDER_CHANNEL)` →
+ * `IpcPickFolderResponse`: the chosen folder's absolute path, or null when the user
+ * cancelled). Main checks the sender. The renderer offers "Choose…" only when its bridge
+ * says `canPickFolder` (renderer/src/ipc.ts); elsewhere (the web UI) a text field.
+ */
+export const PICK_FOLDER_CHANNEL = 'lipsync:pick-folder';
+
 /** HTTP paths of the web transport (`lipsync run --web`). */
 export const WEB_PATHS = { call: '/api/call', events: '/api/events' } as const;
 
@@ -79,6 +87,8 @@ export interface IpcRequest<M extends ApiMethod = ApiMethod> {
 export type IpcResponse<M extends ApiMethod = ApiMethod> = { result: ApiResults[M] } | { error: ErrorInfo };
 
 export type IpcOpenPathResponse = { ok: true } | { error: ErrorInfo };
+
+export type IpcPickFolderResponse = { path: string | null } | { error: ErrorInfo };
 
 /** A frame on the web transport's event socket. */
 export type WebEventMessage = { type: 'state'; data: EngineStatus } | { type: 'log'; data: LogRecord };

@@ -119,6 +119,33 @@ export interface BrowseRemoteResult {
   dirs: string[];
 }
 
+/** A path a person typed: one line, absolute or `~/…` (checked again, with a fix, by the engine). */
+const typedPath = z
+  .string()
+  .min(1, 'must be a path, such as /home/you/Sync')
+  .max(4096)
+  // eslint-disable-next-line no-control-regex
+  .refine((p) => !/[\x00-\x1f\x7f]/.test(p), 'must be one line without control characters');
+
+export const ReadKeyParamsSchema = z.object({
+  /** Any private key file (or its `.pub`), anywhere: absolute or `~/…`. */
+  path: typedPath,
+});
+export type ReadKeyParams = z.infer<typeof ReadKeyParamsSchema>;
+
+export const CheckLocalFolderParamsSchema = z.object({
+  /** The folder on this computer the wizard would sync: absolute or `~/…`. */
+  path: typedPath,
+});
+export type CheckLocalFolderParams = z.infer<typeof CheckLocalFolderParamsSchema>;
+
+export interface CheckLocalFolderResult {
+  /** The folder's real path (symlinks resolved): what `add` will store. */
+  path: string;
+  /** How many names it holds (`.lipsync` not counted): 0 means empty. */
+  entries: number;
+}
+
 /** Every setup request's params schema, by request name. */
 export const SetupParamSchemas = {
   testConnection: TestConnectionParamsSchema,
@@ -127,6 +154,8 @@ export const SetupParamSchemas = {
   generateKey: GenerateKeyParamsSchema,
   installKey: InstallKeyParamsSchema,
   browseRemote: BrowseRemoteParamsSchema,
+  readKey: ReadKeyParamsSchema,
+  checkLocalFolder: CheckLocalFolderParamsSchema,
 } as const;
 
 export interface SetupResults {
@@ -136,4 +165,6 @@ export interface SetupResults {
   generateKey: SshKeyInfo;
   installKey: { installed: true };
   browseRemote: BrowseRemoteResult;
+  readKey: SshKeyInfo;
+  checkLocalFolder: CheckLocalFolderResult;
 }

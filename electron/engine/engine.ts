@@ -20,14 +20,17 @@ import type { EngineStatus, LogRecord, TransferProgress } from '../../shared/sta
 import { SettingsStore } from './config.js';
 import { ActivityLog } from './log.js';
 import { PairRunner, readLastProblem, type LastProblem } from './pair.js';
-import { validateNewPair } from './pairs.js';
+import { checkLocalFolder, validateNewPair } from './pairs.js';
 import { createExcluder, validateExcludePatterns } from './excludes.js';
 import * as setup from './setup.js';
 import type {
   BrowseRemoteInput,
   BrowseRemoteResult,
   GenerateKeyParams,
+  CheckLocalFolderParams,
+  CheckLocalFolderResult,
   InstallKeyParams,
+  ReadKeyParams,
   SshKeyInfo,
   TestConnectionParams,
   TestConnectionResult,
@@ -40,6 +43,7 @@ import type { SshOptions } from './types.js';
 import { parseRemote } from './remote/spec.js';
 import { listRemote, probeCapabilities } from './remote/listing.js';
 import { lstatLocal } from './scan.js';
+import { rsyncSameContent } from './remote/rsync.js';
 import { listVersions, restoreVersion, type VersionSource } from './versions.js';
 
 export const VERSION = '0.1.0';
@@ -53,6 +57,8 @@ const PREVIEW_ENTRY_LIMIT = 2_000_000;
 
 /** `previewInitialSync` holds at most this many local paths, and gives up after this long (and says so). */
 const PREVIEW_INITIAL_LOCAL_LIMIT = 500_000;
+/** At most this many same-size files are compared by content (rsync checksums) in the preview. */
+const PREVIEW_INITIAL_COMPARE_LIMIT = 50_000;
 const PREVIEW_INITIAL_TIME_LIMIT_MS = 30_000;
 const NS = 1_000_000_000n;
 
@@ -585,6 +591,9 @@ export class Engine {
         if (st.kind === 'dir') stack.push(path);
       }
     }
+    // Equal size, other mtime: the first sync compares their content and makes no conflict
+    // copy of identical files, so the preview compares them too (rsync checksums, no transfer).
+    const sameSize: string[] = [];
     try {
       const caps = await probeCapabilities(remote, ssh);
       for await (const r of listRemote(remote, ssh, remote.path, '', caps, { recursive: true, excluder })) {
@@ -596,6 +605,8 @@ export class Engine {
         else if (l.kind !== r.kind) res.different++;
         else if (r.kind === 'symlink' ? l.target === r.target : l.size === r.size && l.sec === r.mtimeNs / NS)
           res.same++;
+        else if (r.kind === 'file' && l.size === r.size && sameSize.length < PREVIEW_INITIAL_COMPARE_LIMIT)
+          sameSize.push(r.path);
         else res.different++;
         if (Date.now() > deadline) {
           res.truncated = true;
@@ -605,6 +616,13 @@ export class Engine {
     } catch (e) {
       // A remote folder that does not exist yet (the wizard creates it) holds nothing.
       if (!(e instanceof LipsyncError && e.kind === 'remote-missing')) throw e;
+    }
+    if (sameSize.length) {
+      const same = await rsyncSameContent({ localRoot: root, remote, ssh, paths: sameSize });
+      for (const path of sameSize) {
+        if (same.get(path)) res.same++;
+        else res.different++;
+      }
     }
     for (const l of local.values()) if (l.kind !== 'dir') res.localOnly++;
     return res;
@@ -639,6 +657,15 @@ export class Engine {
 
   browseRemote(p: BrowseRemoteInput): Promise<BrowseRemoteResult> {
     return setup.browseRemote(p, this.setupContext());
+  }
+
+  readKey(p: ReadKeyParams): Promise<SshKeyInfo> {
+    return setup.readKey(p, this.setupContext());
+  }
+
+  /** The wizard's Folders step: the local folder exists, is writable, overlaps no pair. */
+  checkLocalFolder(p: CheckLocalFolderParams): Promise<CheckLocalFolderResult> {
+    return checkLocalFolder(p.path, this.settings.pairs());
   }
 
   /** Recent changes to files (push, pull, delete, rename, conflict), newest last. */

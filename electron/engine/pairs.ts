@@ -1,5 +1,7 @@
-import { realpathSync, statSync } from 'node:fs';
-import { basename, posix, resolve } from 'node:path';
+import { constants as fsConstants, realpathSync, statSync } from 'node:fs';
+import { access, readdir } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { basename, isAbsolute, join, posix, resolve } from 'node:path';
 import type { AddPairParams } from '../../shared/api.js';
 import { PairSettingsSchema, describeSettingsError, type PairSettings } from '../../shared/settings.js';
 import type { SshOptions } from './types.js';
@@ -44,20 +46,8 @@ function realDir(path: string): string {
   return realpathSync(path);
 }
 
-/**
- * Check everything about a new pair before anything is written: the local
- * folder, overlap with other pairs, the remote address, rsync on both ends,
- * the remote folder. Each failure is one LipsyncError; on success the
- * validated settings are returned (the caller writes them).
- */
-export async function validateNewPair(
-  input: AddPairParams,
-  existing: PairSettings[],
-  ssh: SshOptions,
-  cwd = process.cwd(),
-): Promise<PairSettings> {
-  const direction = input.direction ?? 'two-way';
-  const local = realDir(resolve(cwd, input.local));
+/** Refuses a local folder (a real path) inside, around or equal to another pair's folder. */
+function checkLocalOverlap(local: string, existing: PairSettings[]): void {
   for (const p of existing) {
     let other = p.local;
     try {
@@ -75,6 +65,53 @@ export async function validateNewPair(
       );
     }
   }
+}
+
+/**
+ * The setup wizard's check of a local folder, before the rest of a pair exists: an
+ * absolute (or `~/…`) path of an existing folder this user can write, outside every
+ * other pair's folder. Returns its real path and how many names it holds.
+ */
+export async function checkLocalFolder(
+  given: string,
+  existing: PairSettings[],
+  home = homedir(),
+): Promise<{ path: string; entries: number }> {
+  const typed = given.trim();
+  const expanded = typed === '~' ? home : typed.startsWith('~/') ? join(home, typed.slice(2)) : typed;
+  if (!isAbsolute(expanded)) {
+    throw new LipsyncError('invalid-settings', `"${typed}" is not a full path.`, {
+      fix: `Give the full path of the folder, starting with / (for example ${join(home, typed || 'Sync')}).`,
+    });
+  }
+  const local = realDir(resolve(expanded));
+  try {
+    await access(local, fsConstants.R_OK | fsConstants.W_OK | fsConstants.X_OK);
+  } catch {
+    throw new LipsyncError('permission-denied', `You cannot read and write ${local}.`, {
+      fix: `Pick a folder you own, or give yourself access (for example \`chmod u+rwx ${local}\`).`,
+    });
+  }
+  checkLocalOverlap(local, existing);
+  const names = (await readdir(local)).filter((n) => n !== '.lipsync');
+  return { path: local, entries: names.length };
+}
+
+/**
+ * Check everything about a new pair before anything is written: the local
+ * folder, overlap with other pairs, the remote address, rsync on both ends,
+ * the remote folder. Each failure is one LipsyncError; on success the
+ * validated settings are returned (the caller writes them).
+ */
+export async function validateNewPair(
+  input: AddPairParams,
+  existing: PairSettings[],
+  ssh: SshOptions,
+  cwd = process.cwd(),
+): Promise<PairSettings> {
+  const direction = input.direction ?? 'two-way';
+  const local = realDir(resolve(cwd, input.local));
+  checkLocalOverlap(local, existing);
   const remote = parseRemote(input.remote);
   if (remote.kind === 'local') {
     const r = resolve(remote.path);

@@ -41,6 +41,7 @@ import type {
   GenerateKeyParams,
   HostKeyInfo,
   InstallKeyParams,
+  ReadKeyParams,
   SshKeyInfo,
   TestConnectionParams,
   TestConnectionResult,
@@ -58,6 +59,8 @@ export interface SetupContext {
   controlDir: string;
   /** Where keys are listed and generated; default ~/.ssh. */
   sshDir?: string;
+  /** The home directory `~/` means in readKey; default os.homedir(). */
+  homeDir?: string;
   /** Where installKey creates its private askpass dir; default os.tmpdir(). */
   tmpDir?: string;
 }
@@ -628,6 +631,34 @@ export async function listKeys(_p: Record<string, never> | object, ctx: SetupCon
     }
   }
   return keys;
+}
+
+/**
+ * readKey: any key pair the user points at (not only those in ~/.ssh): `path` is the
+ * private key or its `.pub`, absolute or `~/…`. Both halves must exist: the public one
+ * is what goes on the server, the private one is what the connection test logs in with.
+ */
+export async function readKey(p: ReadKeyParams, ctx: SetupContext): Promise<SshKeyInfo> {
+  const typed = p.path.trim();
+  const home = ctx.homeDir ?? homedir();
+  const expanded = typed === '~' ? home : typed.startsWith('~/') ? join(home, typed.slice(2)) : typed;
+  if (!isAbsolute(expanded)) {
+    throw new LipsyncError('invalid-settings', `"${typed}" is not a full path of a key file.`, {
+      fix: `Give the full path of the private key, for example ${join(sshDirOf(ctx), 'id_ed25519')}.`,
+    });
+  }
+  const path = resolve(expanded.endsWith('.pub') ? expanded.slice(0, -4) : expanded);
+  if (!(await isFile(path))) {
+    throw new LipsyncError('invalid-settings', `There is no private key file ${path}.`, {
+      fix: 'Pick the private key (the file without .pub); ssh logs in with it. Or generate a new key.',
+    });
+  }
+  if (!(await isFile(`${path}.pub`))) {
+    throw new LipsyncError('invalid-settings', `${path} has no public half (${path}.pub).`, {
+      fix: `Make it with \`ssh-keygen -y -f ${path} > ${path}.pub\`, then pick the key again.`,
+    });
+  }
+  return keyInfo(path);
 }
 
 async function exists(p: string): Promise<boolean> {

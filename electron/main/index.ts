@@ -3,8 +3,14 @@ import { realpath } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { app, dialog, ipcMain, Notification, shell, type IpcMainInvokeEvent } from './electron-seam.js';
-import { EVENT_CHANNELS, OPEN_PATH_CHANNEL, REQUEST_CHANNEL, SHOW_IN_FOLDER_CHANNEL } from '../../shared/ipc.js';
+import { app, BrowserWindow, dialog, ipcMain, Notification, shell, type IpcMainInvokeEvent } from './electron-seam.js';
+import {
+  EVENT_CHANNELS,
+  OPEN_PATH_CHANNEL,
+  PICK_FOLDER_CHANNEL,
+  REQUEST_CHANNEL,
+  SHOW_IN_FOLDER_CHANNEL,
+} from '../../shared/ipc.js';
 import type { EngineStatus } from '../../shared/status.js';
 import { toErrorInfo } from '../engine/errors.js';
 import { defaultDirs } from '../engine/paths.js';
@@ -17,6 +23,7 @@ import { pairName, type TrayAction } from './logic/tray.js';
 import { autostartDesktopEntry, AUTOSTART_FILE_NAME, startedHidden } from './logic/autostart.js';
 import { AppPrefsStore, SharedSettings } from './prefs.js';
 import { TrayController } from './tray.js';
+import { handlePickFolder } from './logic/pick-folder.js';
 import { MainWindow, allowedUrls, hardenSessions, type WindowPaths } from './windows.js';
 
 /**
@@ -114,6 +121,15 @@ async function main(): Promise<void> {
   );
   ipcMain.handle(SHOW_IN_FOLDER_CHANNEL, (event: IpcMainInvokeEvent, payload: unknown) =>
     handleOpenPath(event.senderFrame?.url, allowed, payload, openPathDeps, 'show'),
+  );
+  // The setup wizard's "Choose…" for the local folder: the platform's folder dialog (logic/pick-folder.ts).
+  ipcMain.handle(PICK_FOLDER_CHANNEL, (event: IpcMainInvokeEvent) =>
+    handlePickFolder(event.senderFrame?.url, allowed, {
+      showOpenDialog: (o) => {
+        const owner = BrowserWindow.fromWebContents(event.sender);
+        return owner ? dialog.showOpenDialog(owner, o) : dialog.showOpenDialog(o);
+      },
+    }),
   );
 
   const p = prefs.get();

@@ -1,5 +1,5 @@
 import type * as Ipc from '../../shared/ipc.js';
-import type { IpcOpenPathResponse, IpcResponse, LipsyncBridge } from '../../shared/ipc.js';
+import type { IpcOpenPathResponse, IpcPickFolderResponse, IpcResponse, LipsyncBridge } from '../../shared/ipc.js';
 import type { ErrorInfo } from '../../shared/errors.js';
 import type { EngineStatus, LogRecord } from '../../shared/status.js';
 
@@ -9,6 +9,7 @@ export const REQUEST_CHANNEL: typeof Ipc.REQUEST_CHANNEL = 'lipsync:request';
 export const EVENT_CHANNELS: typeof Ipc.EVENT_CHANNELS = { state: 'lipsync:state', log: 'lipsync:log' };
 export const OPEN_PATH_CHANNEL: typeof Ipc.OPEN_PATH_CHANNEL = 'lipsync:open-path';
 export const SHOW_IN_FOLDER_CHANNEL: typeof Ipc.SHOW_IN_FOLDER_CHANNEL = 'lipsync:show-in-folder';
+export const PICK_FOLDER_CHANNEL: typeof Ipc.PICK_FOLDER_CHANNEL = 'lipsync:pick-folder';
 
 /** The desktop bridge: the shared contract plus `openPath` and `showInFolder` (renderer/src/ipc.ts shows "Open" when they exist). */
 export type DesktopBridge = LipsyncBridge & {
@@ -16,6 +17,10 @@ export type DesktopBridge = LipsyncBridge & {
   openPath(path: string): Promise<void>;
   /** Show a file or folder inside a pair's local folder in the file manager (main checks the path). */
   showInFolder(path: string): Promise<void>;
+  /** Capability flag: this bridge has the platform's folder picker (`pickFolder`). */
+  canPickFolder: true;
+  /** The platform's folder dialog: the chosen folder's absolute path, or null when cancelled. */
+  pickFolder(): Promise<string | null>;
 };
 
 /** The same shape as shared/ipc.ts `IpcError` (`info` holds the engine's ErrorInfo). */
@@ -80,5 +85,14 @@ export function createBridge(ipc: IpcRendererLike): DesktopBridge {
     onLog: (cb) => subscribe<LogRecord>(EVENT_CHANNELS.log, cb),
     openPath: (path) => pathRequest(OPEN_PATH_CHANNEL, path),
     showInFolder: (path) => pathRequest(SHOW_IN_FOLDER_CHANNEL, path),
+    canPickFolder: true,
+    async pickFolder() {
+      const res = (await ipc.invoke(PICK_FOLDER_CHANNEL)) as IpcPickFolderResponse | undefined;
+      if (!res || typeof res !== 'object') {
+        throw new BridgeError({ kind: 'unknown', message: 'No answer from the lipsync main process.' });
+      }
+      if ('error' in res) throw new BridgeError(res.error);
+      return typeof res.path === 'string' ? res.path : null;
+    },
   };
 }

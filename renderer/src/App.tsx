@@ -7,7 +7,7 @@ import type { LipsyncBridge } from './ipc.js';
 import { ConflictsView } from './views/ConflictsView.js';
 import { RecentView } from './views/RecentView.js';
 import { SettingsView } from './views/SettingsView.js';
-import { SetupWizard } from './views/SetupWizard.js';
+import { SetupWizard } from './views/setup/Wizard.js';
 import { StatusView } from './views/StatusView.js';
 import { VersionsView } from './views/VersionsView.js';
 import { useTheme, type ThemeChoice } from './theme.js';

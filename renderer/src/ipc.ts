@@ -10,4 +10,11 @@ export type LipsyncBridge = SharedBridge & {
   openPath?(path: string): Promise<unknown> | void;
   /** Desktop only: show a file or folder in the file manager. */
   showInFolder?(path: string): Promise<unknown> | void;
+  /**
+   * Capability flag: the platform gives a folder picker (Electron's dialog, through
+   * shared/ipc.ts PICK_FOLDER_CHANNEL). Without it (the web UI) the wizard shows only a text field.
+   */
+  canPickFolder?: boolean;
+  /** Desktop only: the platform's folder dialog; the chosen absolute path, or null when cancelled. */
+  pickFolder?(): Promise<string | null>;
 };

@@ -93,6 +93,25 @@ describe('initial sync modes', () => {
     }
   });
 
+  it('identical content with another mtime is "same" in the preview, and the first sync makes no copy of it', async () => {
+    const s = setup();
+    try {
+      for (const root of [s.local, s.remote]) writeFileSync(join(root, 'touched.txt'), 'equal bytes');
+      const older = new Date('2023-05-06T07:08:09Z');
+      utimesSync(join(s.remote, 'touched.txt'), older, older);
+      const p = await s.engine.previewInitialSync({ local: s.local, remote: s.remoteSpec });
+      expect(p).toEqual({ localOnly: 2, remoteOnly: 1, different: 2, same: 2, truncated: false });
+      await addAndSync(s);
+      // What the preview promised: one conflict copy per "different" file, none of touched.txt.
+      const copies = [...conflictCopies(s.local), ...conflictCopies(join(s.local, 'sub'))];
+      expect(copies).toHaveLength(p.different);
+      expect(copies.some((n) => n.startsWith('touched'))).toBe(false);
+      expect((await s.engine.conflicts('docs')).length).toBe(p.different);
+    } finally {
+      await s.engine.stop();
+    }
+  });
+
   it('merge (default): the union, a conflict copy of each file that differs, nothing replaced', async () => {
     const s = setup();
     try {

@@ -1,11 +1,13 @@
 // @vitest-environment jsdom
-import { cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
+import { cleanup, configure, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
 import { App } from '../../renderer/src/App.js';
 import type { TestConnectionResult } from '../../renderer/src/api.js';
 import { deferred, engineStatus, fakeBridge, pairSettings, pairStatus } from './fake-bridge.js';
 
 afterEach(cleanup);
+// Two shared cores: role queries on the whole app can take longer than the default second.
+configure({ asyncUtilTimeout: 5000 });
 
 const FP = 'SHA256:abcDEF0123456789abcdef0123456789ABCDEFghijk';
 const conn = (over: Partial<TestConnectionResult>): TestConnectionResult => ({
@@ -62,6 +64,7 @@ describe('Setup wizard', () => {
         return { path, dirs: tree[p.path === '~' ? '~' : path] ?? [] };
       },
       add: (p) => pairSettings({ id: 'docs', local: String(p.local), remote: String(p.remote) }),
+      checkLocalFolder: (p) => ({ path: String(p.path), entries: 5 }),
       previewInitialSync: async () => {
         await preview.promise;
         return { localOnly: 3, remoteOnly: 1, different: 2, same: 7, truncated: false };
@@ -127,6 +130,7 @@ describe('Setup wizard', () => {
     const next = screen.getByRole('button', { name: 'Next' });
     expect(next).toHaveProperty('disabled', true);
     fireEvent.change(screen.getByLabelText('Local folder (absolute path)'), { target: { value: '/home/me/Docs' } });
+    expect(next).toHaveProperty('disabled', false);
     fireEvent.click(next);
 
     // 5. Initial sync: merge by default; take the server's copy mentions the trash. Both folders
@@ -268,6 +272,7 @@ describe('Setup wizard', () => {
       browseRemote: (p) =>
         p.path === '~' ? { path: '/srv', dirs: ['docs', 'music'] } : { path: String(p.path), dirs: [] },
       add: (p) => pairSettings({ id: 'music', local: String(p.local), remote: String(p.remote) }),
+      checkLocalFolder: (p) => ({ path: String(p.path), entries: 2 }),
     });
     render(<App bridge={b} />);
     await screen.findByTestId('state-docs');

@@ -38,6 +38,8 @@ const METHODS = {
   generateKey: true,
   installKey: true,
   browseRemote: true,
+  readKey: true,
+  checkLocalFolder: true,
 } satisfies Record<ApiMethod, true> & Record<keyof ApiResults, true>;
 
 const statusSample: EngineStatus = {

@@ -3,6 +3,7 @@ import { describe, expect, it, vi } from 'vitest';
 import {
   EVENT_CHANNELS as SHARED_EVENTS,
   OPEN_PATH_CHANNEL as SHARED_OPEN_PATH,
+  PICK_FOLDER_CHANNEL as SHARED_PICK_FOLDER,
   SHOW_IN_FOLDER_CHANNEL as SHARED_SHOW_IN_FOLDER,
   REQUEST_CHANNEL as SHARED_REQUEST,
 } from '../../shared/ipc.js';
@@ -14,9 +15,11 @@ import {
   createBridge,
   EVENT_CHANNELS,
   OPEN_PATH_CHANNEL,
+  PICK_FOLDER_CHANNEL,
   SHOW_IN_FOLDER_CHANNEL,
   REQUEST_CHANNEL,
 } from '../../electron/preload/bridge.js';
+import { handlePickFolder } from '../../electron/main/logic/pick-folder.js';
 import { toErrorInfo } from '../../electron/engine/errors.js';
 import { LipsyncError } from '../../electron/engine/errors.js';
 
@@ -209,14 +212,30 @@ describe('preload bridge', () => {
     expect(ipc.count('lipsync:log')).toBe(0);
   });
 
-  it('exposes only call, onState, onLog, openPath and showInFolder', () => {
+  it('exposes only call, onState, onLog, openPath, showInFolder and the folder picker with its flag', () => {
     expect(Object.keys(createBridge(fakeIpc())).sort()).toEqual([
       'call',
+      'canPickFolder',
       'onLog',
       'onState',
       'openPath',
+      'pickFolder',
       'showInFolder',
     ]);
+    expect(createBridge(fakeIpc()).canPickFolder).toBe(true);
+  });
+
+  it('pickFolder asks on the pick-folder channel: the path, null when cancelled, or the ErrorInfo', async () => {
+    expect(PICK_FOLDER_CHANNEL).toBe(SHARED_PICK_FOLDER);
+    const ipc = fakeIpc({ path: '/home/me/Sync' });
+    await expect(createBridge(ipc).pickFolder()).resolves.toBe('/home/me/Sync');
+    expect(ipc.invoke).toHaveBeenCalledWith('lipsync:pick-folder');
+    await expect(createBridge(fakeIpc({ path: null })).pickFolder()).resolves.toBeNull();
+    const info = { kind: 'unknown' as const, message: 'No dialog.' };
+    const err = await createBridge(fakeIpc({ error: info }))
+      .pickFolder()
+      .catch((e: unknown) => e);
+    expect((err as BridgeError).info).toEqual(info);
   });
 
   it('showInFolder sends the path on the show-in-folder channel and rejects with the ErrorInfo', async () => {
@@ -241,5 +260,40 @@ describe('preload bridge', () => {
       .openPath('/etc/passwd')
       .catch((e: unknown) => e);
     expect((err as BridgeError).info).toEqual(info);
+  });
+});
+
+describe('handlePickFolder (main side of PICK_FOLDER_CHANNEL)', () => {
+  const allowed = [FILE];
+  const dialog = (r: { canceled: boolean; filePaths: string[] }) => ({ showOpenDialog: vi.fn(async () => r) });
+
+  it('answers the chosen folder, or null when cancelled', async () => {
+    const d = dialog({ canceled: false, filePaths: ['/home/me/Sync'] });
+    expect(await handlePickFolder(FILE, allowed, d)).toEqual({ path: '/home/me/Sync' });
+    expect(d.showOpenDialog).toHaveBeenCalledWith({
+      title: 'Folder to sync',
+      properties: ['openDirectory', 'createDirectory'],
+    });
+    expect(await handlePickFolder(FILE, allowed, dialog({ canceled: true, filePaths: [] }))).toEqual({ path: null });
+  });
+
+  it('refuses another sender without opening a dialog, and turns a dialog failure into a fix', async () => {
+    const d = dialog({ canceled: false, filePaths: ['/x'] });
+    const r = await handlePickFolder('https://evil.example/', allowed, d);
+    expect(r).toMatchObject({ error: { kind: 'permission-denied' } });
+    expect(d.showOpenDialog).not.toHaveBeenCalled();
+    const broken = {
+      showOpenDialog: vi.fn(async () => {
+        throw new Error('no display');
+      }),
+    };
+    const e = await handlePickFolder(FILE, allowed, broken);
+    expect(e).toEqual({
+      error: {
+        kind: 'unknown',
+        message: 'The folder picker could not open: no display',
+        fix: 'Type the folder path into the field instead.',
+      },
+    });
   });
 });

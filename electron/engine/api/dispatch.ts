@@ -70,6 +70,10 @@ export async function dispatch(engine: Engine, req: ValidRequest, ctx: DispatchC
       return e.installKey(req.params);
     case 'browseRemote':
       return e.browseRemote(req.params);
+    case 'readKey':
+      return e.readKey(req.params);
+    case 'checkLocalFolder':
+      return e.checkLocalFolder(req.params);
   }
 }
 
