@@ -4,8 +4,7 @@
  * (Decided), the cycle's counts (CycleTotals), and its limits.
  */
 import type { Direction } from '../../../shared/settings.js';
-import type { ErrorInfo } from '../../../shared/errors.js';
-import type { InitialSyncMode } from '../../../shared/api.js';
+import type { InitialSyncMode, SyncPairResult } from '../../../shared/api.js';
 import type { Entry, Excluder, LocalStat, RemoteCapabilities, RemoteSpec, RemoteStat, SshOptions } from '../types.js';
 import type { StateDb } from '../state/db.js';
 import type { DirtySnapshot } from '../dirty.js';
@@ -24,15 +23,8 @@ export const CHUNK = 5000;
 /** How many more than CHUNK the last chunk may hold (see Cycle.takeChunk). */
 export const CHUNK_SLACK = 500;
 
-export interface CycleTotals {
-  filesSent: number;
-  filesReceived: number;
-  deleted: number;
-  renamed: number;
-  conflicts: number;
-  bytesSent: number;
-  warnings: ErrorInfo[];
-}
+/** What a cycle did, as the local API reports it for a sync (SyncPairResult without pair, ok, error). */
+export type CycleTotals = Omit<SyncPairResult, 'pair' | 'ok' | 'error'>;
 
 export const emptyTotals = (): CycleTotals => ({
   filesSent: 0,
