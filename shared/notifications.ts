@@ -5,7 +5,6 @@ import type { LogRecord, PairStatus } from './status.js';
 declare function setTimeout(cb: () => void, ms: number): unknown;
 declare function clearTimeout(t: unknown): void;
 
-
 /** The folder's last path component: what people call a pair ("Documents"). */
 export function pairName(p: Pick<PairStatus, 'id' | 'local'>): string {
   const base = p.local.replace(/\/+$/, '').split('/').pop();

@@ -49,7 +49,10 @@ const massDelete = rec({
   msg: 'paused: Deleting 30 of 40 files. Run `lipsync confirm docs` to go on.',
 });
 
-const pairs = [pairStatus({ id: 'docs', local: '/home/ann/Documents' }), pairStatus({ id: 'photos', local: '/p/Photos' })];
+const pairs = [
+  pairStatus({ id: 'docs', local: '/home/ann/Documents' }),
+  pairStatus({ id: 'photos', local: '/p/Photos' }),
+];
 
 function renderToggle(api: NotificationApi | null, b: FakeBridge = fakeBridge()) {
   const opened: string[] = [];

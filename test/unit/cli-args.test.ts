@@ -174,7 +174,9 @@ describe('values are checked before anything is done', () => {
       /--direction must be two-way, send-only or receive-only, not "sideways"/,
     );
     expect(refusal('add', ['/a', 'h:/b', '--bwlimit', '1.5']).message).toMatch(/--bwlimit must be a whole number/);
-    expect(refusal('resolve', ['x', '--keep', 'both']).message).toMatch(/ID must be a conflict ID such as docs-3, not "x"/);
+    expect(refusal('resolve', ['x', '--keep', 'both']).message).toMatch(
+      /ID must be a conflict ID such as docs-3, not "x"/,
+    );
     expect(refusal('resolve', ['3', '--keep', 'mine']).message).toMatch(/--keep must be local, remote or both/);
     expect(refusal('resolve', ['3']).message).toMatch(/--keep is required/);
     expect(refusal('run', ['--web', '--port', '70000']).message).toMatch(/--port must be between 1 and 65535/);

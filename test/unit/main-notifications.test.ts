@@ -137,7 +137,12 @@ describe('NotificationBatcher', () => {
   });
 
   it('without files (the web UI): only conflicts, errors and pauses make a batch', () => {
-    const web = new NotificationBatcher({ intervalMs: 30_000, notify, files: false, pairName: (id) => names[id] ?? id });
+    const web = new NotificationBatcher({
+      intervalMs: 30_000,
+      notify,
+      files: false,
+      pairName: (id) => names[id] ?? id,
+    });
     web.feed(sent(10));
     web.feed(rec({ event: 'rename', msg: 'moved a → b', from: 'a', to: 'b' }));
     vi.advanceTimersByTime(60_000);

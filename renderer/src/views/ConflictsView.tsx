@@ -176,7 +176,8 @@ export function ConflictsView({ version, pairs = [] }: { version: number; pairs?
                       aria-label={`Select ${c.path} (${c.pair})`}
                     />
                     <span>
-                      <code className="conflict-path">{c.path}</code> <span className="muted small">
+                      <code className="conflict-path">{c.path}</code>{' '}
+                      <span className="muted small">
                         in {c.pair} · <span title="lipsync resolve ID">ID {c.id}</span>
                       </span>
                     </span>
