@@ -52,8 +52,11 @@ export function parseConflictId(id: string | number): { pair?: string; seq: numb
   return m[1] ? { pair: m[1], seq } : { seq };
 }
 
-/** Events of the activity log that are changes to files (what "Recent changes" lists). */
-export const RECENT_EVENTS = ['push', 'pull', 'delete', 'rename', 'conflict'] as const;
+/**
+ * Events of the activity log that "Recent changes" lists: changes to files, and sync errors and
+ * warnings (so a problem that passed, seen before only in `lipsync log`, is shown with its fix).
+ */
+export const RECENT_EVENTS = ['push', 'pull', 'delete', 'rename', 'conflict', 'error'] as const;
 
 /** At most this many paths are listed by `previewExcludes`. */
 export const PREVIEW_EXCLUDES_LIMIT = 200;
@@ -107,7 +110,7 @@ export const ApiParamSchemas = {
   update: PairRef.extend({ patch: PairPatchSchema }),
   /** Which existing local files and folders these exclude patterns would leave out. */
   previewExcludes: PairRef.extend({ excludes: z.array(z.string()).max(10_000) }),
-  /** Recent file changes (push, pull, delete, rename, conflict), newest last. */
+  /** Recent file changes (push, pull, delete, rename, conflict) and sync errors/warnings, newest last. */
   recent: z.object({
     pair: z.string().min(1).optional(),
     limit: z.number().int().positive().max(10_000).optional(),

@@ -328,10 +328,10 @@ describe('lipsync run --web: API calls', () => {
     }, 20_000);
   });
 
-  it('recent lists file changes, newest last', async () => {
+  it('recent lists file changes and sync errors, newest last', async () => {
     const rec = await ok<LogRecord[]>('recent', { pair: 'docs', limit: 500 });
     expect(rec.length).toBeGreaterThan(0);
-    expect(rec.every((r) => ['push', 'pull', 'delete', 'rename', 'conflict'].includes(r.event))).toBe(true);
+    expect(rec.every((r) => ['push', 'pull', 'delete', 'rename', 'conflict', 'error'].includes(r.event))).toBe(true);
     for (let i = 1; i < rec.length; i++) expect(rec[i]!.t).toBeGreaterThanOrEqual(rec[i - 1]!.t);
     expect(rec.flatMap((r) => r.paths ?? [])).toContain('sent.txt');
     const two = await ok<LogRecord[]>('recent', { limit: 2 });

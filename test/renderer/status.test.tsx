@@ -256,6 +256,26 @@ describe('Status view', () => {
     expect(document.body.textContent).not.toContain('-1');
   });
 
+  it('an error the engine has no fix for (ssh failed, exit code 255) is shown with one', async () => {
+    const b = fakeBridge({
+      status: () =>
+        engineStatus([
+          pairStatus({
+            id: 'cut',
+            state: 'error',
+            lastError: { kind: 'unknown', message: 'ssh failed (exit code 255) while talking to ann@nas.' },
+          }),
+        ]),
+    });
+    render(<App bridge={b} />);
+    expect((await screen.findByTestId('state-cut')).textContent).toBe('Error');
+    const box = within(card('cut')).getByRole('alert');
+    expect(box.textContent).toContain('ssh failed (exit code 255) while talking to ann@nas.');
+    expect(box.querySelector('.notice-fix')?.textContent).toMatch(
+      /^How to fix: The connection to the server failed or was cut\./,
+    );
+  });
+
   it('shows a pause as a pause (neutral), not a problem, and never syncing and paused at once', async () => {
     const pauseReason = { kind: 'cancelled' as const, message: 'Paused until resumed.' };
     const d = deferred<unknown>();

@@ -1,6 +1,6 @@
 import { useCallback, useState } from 'react';
 import type { SyncPairResult } from '../../../shared/api.js';
-import type { ErrorInfo } from '../../../shared/errors.js';
+import { withFix, type ErrorInfo } from '../../../shared/errors.js';
 import type { PairStatus, TransferProgress } from '../../../shared/status.js';
 import { toErrorInfo } from '../api.js';
 import { Badge, CopyPath, Empty, ErrorBox, Loading, RichText } from '../components.js';
@@ -160,7 +160,7 @@ export function PairCard({ pair, onOpenConflicts }: { pair: PairStatus; onOpenCo
           <RichText text={pauseNote.message} />
         </p>
       ) : null}
-      {problem ? <ErrorBox error={problem} title="Problem" /> : null}
+      {problem ? <ErrorBox error={withFix(problem)} title="Problem" /> : null}
       {pair.warnings.map((w, i) => (
         <div key={i} className="notice notice-warn" role="status">
           <p className="notice-message">
