@@ -125,7 +125,7 @@ export function WebNotifications({
         );
       }}
     >
-      {active ? '🔔 Notifications on' : '🔕 Turn on notifications'}
+      {active ? 'Notifications on' : 'Notify me'}
     </button>
   );
 }

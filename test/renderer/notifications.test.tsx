@@ -82,7 +82,7 @@ describe('web notifications', () => {
     expect(n.shown).toEqual([]);
     expect(n.asked).toEqual([]);
 
-    const btn = screen.getByRole('button', { name: /Turn on notifications/ });
+    const btn = screen.getByRole('button', { name: /^Notify me$/ });
     expect(btn.getAttribute('aria-pressed')).toBe('false');
     fireEvent.click(btn);
     await settle();
@@ -135,13 +135,13 @@ describe('web notifications', () => {
     b.pushLog(rec({ event: 'conflict', level: 'warn', msg: 'conflict: b.txt' }));
     act(() => vi.advanceTimersByTime(2 * WEB_NOTIFY_INTERVAL_MS));
     expect(n.shown).toHaveLength(3);
-    expect(screen.getByRole('button', { name: /Turn on notifications/ })).toBeTruthy();
+    expect(screen.getByRole('button', { name: /^Notify me$/ })).toBeTruthy();
   });
 
   it('a refused prompt leaves them off and says the browser blocks them', async () => {
     const n = fakeNotification('default', 'denied');
     const { b } = renderToggle(n.api);
-    fireEvent.click(screen.getByRole('button', { name: /Turn on notifications/ }));
+    fireEvent.click(screen.getByRole('button', { name: /^Notify me$/ }));
     await settle();
     expect(screen.getByRole('note').textContent).toBe('Notifications blocked by the browser');
     expect(screen.getByRole('note').getAttribute('title')).toMatch(/allow them in the site settings/);
@@ -173,7 +173,7 @@ describe('web notifications', () => {
       const desktop = fakeBridge({ status: () => engineStatus(pairs) });
       render(<App bridge={desktop} />);
       await settle();
-      expect(screen.queryByRole('button', { name: /Turn on notifications/ })).toBeNull();
+      expect(screen.queryByRole('button', { name: /^Notify me$/ })).toBeNull();
       cleanup();
 
       const web = Object.assign(fakeBridge({ status: () => engineStatus(pairs) }), {
@@ -185,7 +185,7 @@ describe('web notifications', () => {
       render(<App bridge={web} />);
       await settle();
       const banner = document.querySelector('header.topbar') as HTMLElement;
-      fireEvent.click(screen.getByRole('button', { name: /Turn on notifications/ }));
+      fireEvent.click(screen.getByRole('button', { name: /^Notify me$/ }));
       await settle();
       expect(banner.contains(screen.getByRole('button', { name: /Notifications on/ }))).toBe(true);
       web.pushLog(conflict);
