@@ -95,10 +95,15 @@ function openEvents(
 const states = (m: WebEventMessage[]) => m.filter((x) => x.type === 'state').map((x) => x.data as EngineStatus);
 
 async function waitIdle(): Promise<void> {
+  let last: unknown;
   await waitFor(
-    async () => (await ok<EngineStatus>('status')).pairs.every((p) => p.state === 'idle'),
-    20_000,
-    () => `idle\n${daemon.output()}`,
+    async () => {
+      const st = await ok<EngineStatus>('status');
+      last = st;
+      return st.pairs.every((p) => p.state === 'idle');
+    },
+    120_000,
+    () => `idle ${JSON.stringify(last)}\n${daemon.output()}`,
   );
 }
 
