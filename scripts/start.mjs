@@ -5,6 +5,12 @@
 import { spawnSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 22 || (major === 22 && minor < 12)) {
+  console.error(`lipsync needs Node.js 22.12 or newer (package.json "engines"); this is ${process.version}.`);
+  process.exit(1);
+}
+
 const root = new URL('..', import.meta.url).pathname;
 const bin = (n) => join(root, 'node_modules', '.bin', n);
 const run = (cmd, args) => spawnSync(cmd, args, { cwd: root, stdio: 'inherit' }).status === 0;

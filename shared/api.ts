@@ -29,8 +29,34 @@ export const PairPatchSchema = z
   .strict();
 export type PairPatch = z.infer<typeof PairPatchSchema>;
 
-/** Events of the activity log that are changes to files (what "Recent changes" lists). */
-export const RECENT_EVENTS = ['push', 'pull', 'delete', 'rename', 'conflict'] as const;
+/**
+ * A conflict's ID, the same in the CLI, the UI and the local API: the pair's ID, a dash and the
+ * conflict's number within that pair ("docs-3"), so no two pairs share one. Pair IDs are lower-case
+ * letters, digits and dashes, and the number has no dash, so the last dash splits it back.
+ */
+export function conflictId(pair: string, seq: number): string {
+  return `${pair}-${seq}`;
+}
+
+export const CONFLICT_ID_RE = /^(?:([a-z0-9][a-z0-9-]{0,63})-)?([1-9][0-9]{0,15})$/;
+
+/**
+ * What a conflict ID names: `docs-3` is conflict 3 of pair docs; a bare number (the IDs shown
+ * before they named the pair) is that number in whichever pair has it. Null when it is neither.
+ */
+export function parseConflictId(id: string | number): { pair?: string; seq: number } | null {
+  const m = CONFLICT_ID_RE.exec(String(id));
+  if (!m) return null;
+  const seq = Number(m[2]);
+  if (!Number.isSafeInteger(seq)) return null;
+  return m[1] ? { pair: m[1], seq } : { seq };
+}
+
+/**
+ * Events of the activity log that "Recent changes" lists: changes to files, and sync errors and
+ * warnings (so a problem that passed, seen before only in `lipsync log`, is shown with its fix).
+ */
+export const RECENT_EVENTS = ['push', 'pull', 'delete', 'rename', 'conflict', 'error'] as const;
 
 /** At most this many paths are listed by `previewExcludes`. */
 export const PREVIEW_EXCLUDES_LIMIT = 200;
@@ -71,7 +97,11 @@ export const ApiParamSchemas = {
   shutdown: z.object({}),
   conflicts: z.object({ pair: z.string().min(1).optional() }),
   resolve: z.object({
-    id: z.number().int().positive(),
+    /** "docs-3" (see `conflictId`); a bare number still names conflict 3 of the one pair that has it. */
+    id: z.union([
+      z.string().regex(CONFLICT_ID_RE, 'must be a conflict ID such as docs-3'),
+      z.number().int().positive(),
+    ]),
     pair: z.string().min(1).optional(),
     keep: z.enum(['local', 'remote', 'both']),
   }),
@@ -80,7 +110,7 @@ export const ApiParamSchemas = {
   update: PairRef.extend({ patch: PairPatchSchema }),
   /** Which existing local files and folders these exclude patterns would leave out. */
   previewExcludes: PairRef.extend({ excludes: z.array(z.string()).max(10_000) }),
-  /** Recent file changes (push, pull, delete, rename, conflict), newest last. */
+  /** Recent file changes (push, pull, delete, rename, conflict) and sync errors/warnings, newest last. */
   recent: z.object({
     pair: z.string().min(1).optional(),
     limit: z.number().int().positive().max(10_000).optional(),
@@ -141,8 +171,11 @@ export interface PreviewInitialSyncResult {
 
 /** An open conflict: both sides changed `path`; the local version was kept as `copyPath`. */
 export interface ConflictInfo {
-  id: number;
+  /** Unique across pairs: `conflictId(pair, seq)`, e.g. "docs-3". */
+  id: string;
   pair: string;
+  /** Its number within the pair (what the pair's log lines and older IDs say). */
+  seq: number;
   path: string;
   copyPath: string;
   local: { size: number; mtime: number; origin: string };
@@ -193,7 +226,7 @@ export interface ApiResults extends SetupResults {
   log: LogRecord[];
   shutdown: { ok: true };
   conflicts: ConflictInfo[];
-  resolve: { resolved: number; kept: 'local' | 'remote' | 'both' };
+  resolve: { resolved: string; kept: 'local' | 'remote' | 'both' };
   confirm: { confirmed: string };
   update: PairSettings;
   previewExcludes: PreviewExcludesResult;

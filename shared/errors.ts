@@ -47,3 +47,31 @@ export interface ErrorInfo {
   /** Raw detail (stderr excerpt) for the log, never the only thing shown. */
   detail?: string;
 }
+
+/**
+ * An activity-log line of an error or warning ("… Fix: …", as the engine writes it) split back
+ * into its message and fix, for the UI's Recent changes.
+ */
+export function splitLogFix(msg: string): { message: string; fix?: string } {
+  const at = msg.indexOf(' Fix: ');
+  if (at < 0) return { message: msg };
+  return { message: msg.slice(0, at), fix: msg.slice(at + ' Fix: '.length) };
+}
+
+/**
+ * A fix for the errors the engine could not classify further, so the UI never shows a bare
+ * "ssh failed (exit code 255)": ssh's own failure (its exit code 255, or stopped by a signal)
+ * means the connection failed or was cut.
+ */
+export function fallbackFix(message: string): string | undefined {
+  if (/\bssh (?:failed \(exit code 255\)|was stopped by a signal)/.test(message))
+    return 'The connection to the server failed or was cut. Check that the server is on and reachable (try `ssh` to it in a terminal); lipsync tries again by itself.';
+  return undefined;
+}
+
+/** `info` with `fallbackFix` when it has no fix of its own. */
+export function withFix(info: ErrorInfo): ErrorInfo {
+  if (info.fix) return info;
+  const fix = fallbackFix(info.message);
+  return fix ? { ...info, fix } : info;
+}

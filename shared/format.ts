@@ -31,6 +31,13 @@ export function formatRate(bytesPerSec: number): string {
   return `${formatBytes(bytesPerSec)}/s`;
 }
 
+/** 75 → "1 min 15 s", 3700 → "1 h 2 min", 9 → "9 s". */
+export function formatEta(sec: number): string {
+  if (sec < 60) return `${sec} s`;
+  if (sec < 3600) return `${Math.floor(sec / 60)} min${sec % 60 ? ` ${sec % 60} s` : ''}`;
+  return `${Math.floor(sec / 3600)} h${Math.floor((sec % 3600) / 60) ? ` ${Math.floor((sec % 3600) / 60)} min` : ''}`;
+}
+
 /** A pair's bandwidth limit (`bwLimitKBps`, in KiB/s) → "500 KiB/s", or "no limit" for 0. */
 export function formatBwLimit(kibPerSec: number): string {
   return kibPerSec > 0 ? `${kibPerSec} ${BWLIMIT_UNIT}` : 'no limit';

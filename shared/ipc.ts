@@ -134,6 +134,9 @@ export const TransferProgressSchema = z.object({
   filesTotal: z.number(),
   bytesDone: z.number(),
   rateBps: z.number(),
+  bytesTotal: z.number().optional(),
+  currentFile: z.string().optional(),
+  etaSec: z.number().optional(),
 });
 
 export const PairStatusSchema = z.object({

@@ -5,7 +5,7 @@
  * help says cannot drift. A command accepts only what its entry lists.
  */
 import { isAbsolute, relative, resolve, sep } from 'node:path';
-import type { AddPairParams } from '../../shared/api.js';
+import { parseConflictId, type AddPairParams } from '../../shared/api.js';
 import { BW_LIMIT_MAX_KBPS, DIRECTIONS } from '../../shared/settings.js';
 import { BWLIMIT_UNIT, formatBytes } from '../../shared/format.js';
 import { DEFAULT_WEB_PORT } from '../../shared/ipc.js';
@@ -42,6 +42,11 @@ export function dirsOf(o: GlobalValues): AppDirs {
 // Parsers made outside the table: a generic call inside it would hide the option types from `run`.
 const parseDirection = oneOf(DIRECTIONS);
 const parseKeep = oneOf(['local', 'remote', 'both']);
+/** A conflict ID as `lipsync conflicts` shows it ("docs-3"), or a bare number as before. */
+const parseConflictRef = (v: string, flag: string): string => {
+  if (!parseConflictId(v)) throw new UsageError(`${flag} must be a conflict ID such as docs-3, not "${v}".`);
+  return v;
+};
 const parseAction = oneOf(SERVICE_ACTIONS);
 
 const json = { kind: 'flag', help: 'print JSON' } as const;
@@ -308,7 +313,7 @@ To start it at login instead, see \`lipsync service --help\`.`,
   }),
 
   resolve: command({
-    args: [{ name: 'ID', parse: intValue(1) }],
+    args: [{ name: 'ID', parse: parseConflictRef }],
     options: {
       keep: {
         kind: 'value',
@@ -317,10 +322,14 @@ To start it at login instead, see \`lipsync service --help\`.`,
         help: "local: this computer's version takes the name (the other goes to the trash)\nremote: the server's version stays; the conflict copy goes to the trash\nboth: keep both files as they are",
         parse: parseKeep,
       },
-      pair: { kind: 'value', value: 'PAIR', help: 'the pair of the conflict, when IDs of several pairs are shown' },
+      pair: {
+        kind: 'value',
+        value: 'PAIR',
+        help: 'the pair of the conflict, for an old-style ID that is only a number',
+      },
     },
     summary: 'settle a conflict: --keep local|remote|both',
-    help: 'Settle conflict ID (see `lipsync conflicts`): say which version to keep.',
+    help: 'Settle conflict ID (such as docs-3: see `lipsync conflicts`): say which version to keep.',
     async run(a, o) {
       const { result } = await request(dirsOf(o), 'resolve', { id: a.ID, keep: o.keep, pair: o.pair });
       console.log(`Conflict ${result.resolved} resolved: kept ${result.kept}.`);

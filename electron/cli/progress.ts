@@ -1,5 +1,5 @@
 import type { TransferProgress } from '../../shared/status.js';
-import { formatBytes, formatRate } from '../../shared/format.js';
+import { formatBytes, formatEta, formatRate } from '../../shared/format.js';
 
 /** A progress bar on a terminal; plain lines (at most one a second) otherwise. */
 export class ProgressPrinter {
@@ -44,9 +44,4 @@ export class ProgressPrinter {
   }
 }
 
-/** 75 → "1 min 15 s", 3700 → "1 h 2 min", 9 → "9 s". */
-export function formatEta(sec: number): string {
-  if (sec < 60) return `${sec} s`;
-  if (sec < 3600) return `${Math.floor(sec / 60)} min${sec % 60 ? ` ${sec % 60} s` : ''}`;
-  return `${Math.floor(sec / 3600)} h${Math.floor((sec % 3600) / 60) ? ` ${Math.floor((sec % 3600) / 60)} min` : ''}`;
-}
+export { formatEta };

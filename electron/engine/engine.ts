@@ -6,6 +6,8 @@ import { hostname } from 'node:os';
 import {
   PREVIEW_EXCLUDES_LIMIT,
   RECENT_EVENTS,
+  conflictId,
+  parseConflictId,
   type AddPairParams,
   type ConflictInfo,
   type PairPatch,
@@ -371,8 +373,9 @@ export class Engine {
       const runner = this.runners.get(p.id) ?? (await this.startPair(p));
       for (const c of runner.openConflicts()) {
         out.push({
-          id: c.id,
+          id: conflictId(p.id, c.id),
           pair: p.id,
+          seq: c.id,
           path: c.path,
           copyPath: c.copyPath,
           local: c.local,
@@ -384,12 +387,25 @@ export class Engine {
     return out;
   }
 
+  /**
+   * Settle conflict `id`: "docs-3" (unique across pairs), or a bare number as before, which
+   * needs `pair` when several pairs have a conflict of that number.
+   */
   async resolve(
-    id: number,
+    id: string | number,
     keep: 'local' | 'remote' | 'both',
     pair?: string,
-  ): Promise<{ resolved: number; kept: typeof keep }> {
-    const matches = (await this.conflicts(pair)).filter((c) => c.id === id);
+  ): Promise<{ resolved: string; kept: typeof keep }> {
+    const ref = parseConflictId(id);
+    if (!ref)
+      throw new LipsyncError('pair-unknown', `"${id}" is not a conflict ID.`, {
+        fix: 'Conflict IDs look like docs-3: see `lipsync conflicts`.',
+      });
+    if (ref.pair && pair && ref.pair !== pair)
+      throw new LipsyncError('pair-unknown', `Conflict ${id} belongs to pair ${ref.pair}, not ${pair}.`, {
+        fix: 'Leave out --pair: the ID names its pair.',
+      });
+    const matches = (await this.conflicts(ref.pair ?? pair)).filter((c) => c.seq === ref.seq);
     if (!matches.length)
       throw new LipsyncError('pair-unknown', `There is no open conflict ${id}.`, { fix: 'See `lipsync conflicts`.' });
     if (matches.length > 1) {
@@ -397,15 +413,16 @@ export class Engine {
         'pair-unknown',
         `Conflict ${id} exists in several pairs (${matches.map((m) => m.pair).join(', ')}).`,
         {
-          fix: 'Name the pair: lipsync resolve ID --pair PAIR --keep …',
+          fix: `Use the full ID: ${matches.map((m) => m.id).join(' or ')} (see \`lipsync conflicts\`).`,
         },
       );
     }
-    const runner = this.runners.get(matches[0]!.pair)!;
-    await runner.resolve(id, keep);
+    const c = matches[0]!;
+    const runner = this.runners.get(c.pair)!;
+    await runner.resolve(c.seq, keep);
     // Make both sides agree now (the CLI waits for it).
     await runner.syncNow();
-    return { resolved: id, kept: keep };
+    return { resolved: c.id, kept: keep };
   }
 
   async confirm(pair: string): Promise<{ confirmed: string }> {

@@ -18,7 +18,7 @@ import { EngineHost } from './engine-host.js';
 import { handleRequest } from './logic/ipc.js';
 import { handleOpenPath } from './logic/open-path.js';
 import { isTrustedSender } from './logic/trust.js';
-import { NotificationBatcher } from './logic/notifications.js';
+import { NotificationBatcher } from '../../shared/notifications.js';
 import { pairName, type TrayAction } from './logic/tray.js';
 import { autostartDesktopEntry, AUTOSTART_FILE_NAME, startedHidden } from './logic/autostart.js';
 import { AppPrefsStore, SharedSettings } from './prefs.js';

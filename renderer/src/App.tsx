@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useState } from 'react';
+import { useCallback, useEffect, useMemo, useState } from 'react';
 import { makeApi } from './api.js';
 import { isWebBridge, type ConnectionState } from './bridge.js';
 import { RichText } from './components.js';
@@ -11,6 +11,7 @@ import { SetupWizard } from './views/setup/Wizard.js';
 import { StatusView } from './views/StatusView.js';
 import { VersionsView } from './views/VersionsView.js';
 import { useTheme, type ThemeChoice } from './theme.js';
+import { WebNotifications } from './WebNotifications.js';
 
 export type View = 'status' | 'recent' | 'conflicts' | 'versions' | 'settings' | 'setup';
 
@@ -33,6 +34,7 @@ export function App({ bridge, initialView }: { bridge: LipsyncBridge; initialVie
   const [theme, cycleTheme] = useTheme();
 
   useEffect(() => (isWebBridge(bridge) ? bridge.onConnection(setConn) : undefined), [bridge]);
+  const onLog = useCallback<LipsyncBridge['onLog']>((cb) => bridge.onLog(cb), [bridge]);
 
   // First run: no pairs yet → the setup wizard.
   const noPairs = engine.status !== null && engine.status.pairs.length === 0;
@@ -85,6 +87,8 @@ export function App({ bridge, initialView }: { bridge: LipsyncBridge; initialVie
               </li>
             </ul>
           </nav>
+          {/* The desktop app notifies from its main process; a browser tab asks first. */}
+          {isWebBridge(bridge) ? <WebNotifications onLog={onLog} pairs={pairs} onOpen={setView} /> : null}
           <button
             type="button"
             className="theme-toggle"

@@ -1,7 +1,7 @@
 import type { PairStatus } from '../../shared/status.js';
 
 // Sizes and rates: the one formatter the CLI uses too (binary units, KiB/MiB).
-export { formatBytes, formatRate, formatBwLimit, BWLIMIT_UNIT } from '../../shared/format.js';
+export { formatBytes, formatEta, formatRate, formatBwLimit, BWLIMIT_UNIT } from '../../shared/format.js';
 
 export function formatTime(t: number): string {
   return new Date(t).toLocaleString();

@@ -212,7 +212,7 @@ describe('two clients through one server', () => {
     expect(c.pair).toBe('docs');
     expect(c.path).toBe('notes.txt');
     expect(c.copyPath).toBe(copy);
-    expect(typeof c.id).toBe('number');
+    expect(c.id).toBe(`docs-${c.seq}`);
     expect(c.local.size).toBe(Buffer.byteLength(bVersion));
     expect(c.remote.size).toBe(Buffer.byteLength(aVersion));
     expect(typeof c.local.mtime).toBe('number');
@@ -282,6 +282,59 @@ describe('two clients through one server', () => {
     expect(await conflicts(b)).toEqual([]);
     expect((await pairStatus(b)).conflicts).toBe(0);
   });
+
+  it('two pairs with a conflict each: IDs unique across pairs, the same in `conflicts`, `resolve` and the API; a bare number is refused as ambiguous', async () => {
+    // One client with two pairs, docs and photos, each on its own server folder. A conflict in
+    // each: the file edited here and on the server (changed in place) before a sync.
+    const docs = await makeClient(server, makeServerDir(), 'b');
+    running.push(docs);
+    const photos: Client = { ...docs, pair: 'photos', local: join(docs.e.dir, 'photos'), remote: makeServerDir() };
+    mkdirSync(photos.local);
+    await addPair(server, photos);
+    for (const c of [docs, photos]) {
+      writeFileSync(join(c.local, 'notes.txt'), 'base');
+      await syncOk(c, `${c.pair}: first sync`);
+      writeFileSync(join(c.local, 'notes.txt'), `${c.pair}: edited here`);
+      writeFileSync(join(c.remote, 'notes.txt'), `${c.pair}: edited on the server, longer`);
+      await syncOk(c, `${c.pair}: sync with a conflict`);
+    }
+    const list = await conflicts(docs);
+    expect(list.map((c) => [c.id, c.pair, c.seq, c.path])).toEqual([
+      ['docs-1', 'docs', 1, 'notes.txt'],
+      ['photos-1', 'photos', 1, 'notes.txt'],
+    ]);
+    // The text list shows the same IDs, and says how to use them.
+    const text = await cli(docs.e, ['conflicts']);
+    expect(text.code, describeResult(docs, ['conflicts'], text)).toBe(0);
+    expect(text.stdout).toMatch(/^docs-1\t\[docs\] notes\.txt$/m);
+    expect(text.stdout).toMatch(/^photos-1\t\[photos\] notes\.txt$/m);
+
+    // The old ID, a bare number, is in both pairs: refused, naming the full IDs.
+    const bare = await cli(docs.e, ['resolve', '1', '--keep', 'both']);
+    expect(bare.code, describeResult(docs, ['resolve', '1'], bare)).not.toBe(0);
+    expect(bare.stderr).toContain('Conflict 1 exists in several pairs (docs, photos)');
+    expect(bare.stderr).toContain('docs-1 or photos-1');
+    // An ID whose pair does not match --pair is refused; nothing was resolved.
+    const mismatch = await cli(docs.e, ['resolve', 'photos-1', '--pair', 'docs', '--keep', 'both']);
+    expect(mismatch.code).not.toBe(0);
+    expect(mismatch.stderr).toContain('belongs to pair photos, not docs');
+    expect((await conflicts(docs)).map((c) => c.id)).toEqual(['docs-1', 'photos-1']);
+
+    // The full ID settles that pair's conflict only.
+    const r = await cli(docs.e, ['resolve', 'photos-1', '--keep', 'local']);
+    expect(r.code, describeResult(docs, ['resolve', 'photos-1'], r)).toBe(0);
+    expect(r.stdout).toContain('Conflict photos-1 resolved: kept local.');
+    expect(read(photos.remote, 'notes.txt')).toBe('photos: edited here');
+    expect(read(docs.remote, 'notes.txt')).toBe('docs: edited on the server, longer');
+    expect((await conflicts(docs)).map((c) => c.id)).toEqual(['docs-1']);
+
+    // Now the bare number is unambiguous again (the IDs before this change keep working).
+    const old = await cli(docs.e, ['resolve', '1', '--keep', 'remote']);
+    expect(old.code, describeResult(docs, ['resolve', '1'], old)).toBe(0);
+    expect(old.stdout).toContain('Conflict docs-1 resolved: kept remote.');
+    expect(await conflicts(docs)).toEqual([]);
+    expect(read(docs.local, 'notes.txt')).toBe('docs: edited on the server, longer');
+  }, 180_000);
 
   it('an edit made on B while offline survives a delete on A: everyone gets it back', async () => {
     const { a, b, remote } = await twoClients();

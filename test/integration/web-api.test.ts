@@ -95,10 +95,15 @@ function openEvents(
 const states = (m: WebEventMessage[]) => m.filter((x) => x.type === 'state').map((x) => x.data as EngineStatus);
 
 async function waitIdle(): Promise<void> {
+  let last: unknown;
   await waitFor(
-    async () => (await ok<EngineStatus>('status')).pairs.every((p) => p.state === 'idle'),
-    20_000,
-    () => `idle\n${daemon.output()}`,
+    async () => {
+      const st = await ok<EngineStatus>('status');
+      last = st;
+      return st.pairs.every((p) => p.state === 'idle');
+    },
+    120_000,
+    () => `idle ${JSON.stringify(last)}\n${daemon.output()}`,
   );
 }
 
@@ -328,10 +333,10 @@ describe('lipsync run --web: API calls', () => {
     }, 20_000);
   });
 
-  it('recent lists file changes, newest last', async () => {
+  it('recent lists file changes and sync errors, newest last', async () => {
     const rec = await ok<LogRecord[]>('recent', { pair: 'docs', limit: 500 });
     expect(rec.length).toBeGreaterThan(0);
-    expect(rec.every((r) => ['push', 'pull', 'delete', 'rename', 'conflict'].includes(r.event))).toBe(true);
+    expect(rec.every((r) => ['push', 'pull', 'delete', 'rename', 'conflict', 'error'].includes(r.event))).toBe(true);
     for (let i = 1; i < rec.length; i++) expect(rec[i]!.t).toBeGreaterThanOrEqual(rec[i - 1]!.t);
     expect(rec.flatMap((r) => r.paths ?? [])).toContain('sent.txt');
     const two = await ok<LogRecord[]>('recent', { limit: 2 });

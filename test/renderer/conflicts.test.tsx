@@ -33,13 +33,16 @@ describe('Conflicts', () => {
   it('shows both versions of every conflict across pairs', async () => {
     const b = fakeBridge(
       store([
-        conflict({ id: 1, pair: 'docs', path: 'notes.txt' }),
-        conflict({ id: 1, pair: 'photos', path: 'cat.jpg' }),
+        conflict({ seq: 1, pair: 'docs', path: 'notes.txt' }),
+        conflict({ seq: 1, pair: 'photos', path: 'cat.jpg' }),
       ]),
     );
     renderConflicts(b);
     const row = (await screen.findByText('notes.txt')).closest('li') as HTMLElement;
     expect(screen.getByText('cat.jpg')).toBeTruthy();
+    // Conflict 1 of each pair: IDs that name the pair, as `lipsync conflicts` shows them.
+    expect(row.textContent).toContain('ID docs-1');
+    expect((screen.getByText('cat.jpg').closest('li') as HTMLElement).textContent).toContain('ID photos-1');
     const table = within(row).getByRole('table');
     expect(within(table).getByRole('rowheader', { name: 'Local' })).toBeTruthy();
     expect(within(table).getByRole('rowheader', { name: 'Remote (newer)' })).toBeTruthy();
@@ -52,19 +55,19 @@ describe('Conflicts', () => {
   });
 
   it('resolves one row with its own button', async () => {
-    const b = fakeBridge(store([conflict({ id: 7, path: 'a.txt' })]));
+    const b = fakeBridge(store([conflict({ seq: 7, path: 'a.txt' })]));
     renderConflicts(b);
     fireEvent.click(await screen.findByRole('button', { name: 'Keep remote for a.txt' }));
-    await waitFor(() => expect(b.callsOf('resolve')).toEqual([{ id: 7, pair: 'docs', keep: 'remote' }]));
+    await waitFor(() => expect(b.callsOf('resolve')).toEqual([{ id: 'docs-7', pair: 'docs', keep: 'remote' }]));
     expect(await screen.findByText(/No conflicts/)).toBeTruthy();
   });
 
   it('selects many and applies one choice to all of them', async () => {
     const b = fakeBridge(
       store([
-        conflict({ id: 1, path: 'a.txt' }),
-        conflict({ id: 2, path: 'b.txt' }),
-        conflict({ id: 3, pair: 'photos', path: 'c.jpg' }),
+        conflict({ seq: 1, path: 'a.txt' }),
+        conflict({ seq: 2, path: 'b.txt' }),
+        conflict({ seq: 3, pair: 'photos', path: 'c.jpg' }),
       ]),
     );
     renderConflicts(b);
@@ -77,8 +80,8 @@ describe('Conflicts', () => {
     fireEvent.click(bulkBoth);
     await waitFor(() =>
       expect(b.callsOf('resolve')).toEqual([
-        { id: 1, pair: 'docs', keep: 'both' },
-        { id: 3, pair: 'photos', keep: 'both' },
+        { id: 'docs-1', pair: 'docs', keep: 'both' },
+        { id: 'photos-3', pair: 'photos', keep: 'both' },
       ]),
     );
     await waitFor(() => expect(screen.queryByText('a.txt')).toBeNull());
@@ -88,7 +91,7 @@ describe('Conflicts', () => {
     // Select all + keep local.
     fireEvent.click(screen.getByRole('checkbox', { name: 'Select all' }));
     fireEvent.click(screen.getByRole('button', { name: 'Keep local for selected' }));
-    await waitFor(() => expect(b.callsOf('resolve').at(-1)).toEqual({ id: 2, pair: 'docs', keep: 'local' }));
+    await waitFor(() => expect(b.callsOf('resolve').at(-1)).toEqual({ id: 'docs-2', pair: 'docs', keep: 'local' }));
     expect(await screen.findByText(/No conflicts/)).toBeTruthy();
   });
 

@@ -3,7 +3,7 @@
  * Each method answers from `handlers`; every call is recorded; tests push state and log records.
  */
 import { act } from '@testing-library/react';
-import type { ConflictInfo } from '../../shared/api.js';
+import { conflictId, type ConflictInfo } from '../../shared/api.js';
 import type { PairSettings } from '../../shared/settings.js';
 import type { EngineStatus, LogRecord, PairStatus } from '../../shared/status.js';
 import type { LipsyncBridge } from '../../renderer/src/ipc.js';
@@ -104,9 +104,12 @@ export function pairSettings(over: Partial<PairSettings> = {}): PairSettings {
 }
 
 export function conflict(over: Partial<ConflictInfo> = {}): ConflictInfo {
+  const pair = over.pair ?? 'docs';
+  const seq = over.seq ?? 1;
   return {
-    id: 1,
-    pair: 'docs',
+    id: conflictId(pair, seq),
+    pair,
+    seq,
     path: 'notes.txt',
     copyPath: 'notes (conflict).txt',
     local: { size: 100, mtime: Date.UTC(2025, 0, 2, 10, 0), origin: 'laptop' },

@@ -99,6 +99,48 @@ describe('Recent changes', () => {
     expect(screen.queryByText('c/d.txt')).toBeNull();
   });
 
+  it('sync errors and warnings from the log, with their fix: also one seen before only in `lipsync log`', async () => {
+    const b = fakeBridge({
+      recent: () => [
+        rec({ t: 1, event: 'push', paths: ['a.txt'] }),
+        rec({
+          t: 2,
+          event: 'error',
+          level: 'error',
+          msg: 'ssh failed (exit code 255) while talking to ann@nas.',
+        }),
+        rec({
+          t: 3,
+          event: 'error',
+          level: 'warn',
+          msg: 'Could not read 2 files here. Fix: Give yourself read access: chmod u+r FILE.',
+          paths: ['locked.txt', 'sub/locked2.txt'],
+        }),
+      ],
+    });
+    renderRecent(b);
+    await screen.findByText('a.txt');
+    const [warn, problem] = items();
+    expect(warn?.querySelector('.ev-badge')?.textContent).toBe('Warning');
+    expect(warn?.querySelector('.notice-message')?.textContent).toBe('Could not read 2 files here.');
+    expect(warn?.querySelector('.notice-fix')?.textContent).toBe(
+      'How to fix: Give yourself read access: chmod u+r FILE.',
+    );
+    expect(warn?.textContent).toContain('locked.txt');
+    expect(within(warn!).getByRole('button', { name: 'and 1 more' })).toBeTruthy();
+    expect(problem?.querySelector('.ev-badge')?.textContent).toBe('Problem');
+    expect(problem?.querySelector('.notice-message')?.textContent).toBe(
+      'ssh failed (exit code 255) while talking to ann@nas.',
+    );
+    // The engine had no fix for it: the UI names what it means and what to do.
+    expect(problem?.querySelector('.notice-fix')?.textContent).toMatch(
+      /^How to fix: The connection to the server failed or was cut\. Check that the server is on and reachable/,
+    );
+    // Live: an error pushed while the view is open is added too.
+    b.pushLog(rec({ t: 4, event: 'error', level: 'error', msg: 'The server ran out of space. Fix: Free some.' }));
+    expect(items()[0]?.querySelector('.notice-fix')?.textContent).toBe('How to fix: Free some.');
+  });
+
   it('loading, empty and error states', async () => {
     const d = deferred<LogRecord[]>();
     const b = fakeBridge({ recent: () => d.promise });

@@ -37,6 +37,19 @@ describe('Status view', () => {
             state: 'syncing',
             progress: { filesDone: 3, filesTotal: 10, bytesDone: 5 * 1024 * 1024, rateBps: 2 * 1024 * 1024 },
           }),
+          pairStatus({
+            id: 'big',
+            state: 'syncing',
+            progress: {
+              filesDone: 0,
+              filesTotal: 1,
+              bytesDone: 1.5 * 1024 * 1024,
+              bytesTotal: 6 * 1024 * 1024,
+              rateBps: 60 * 1024,
+              etaSec: 75,
+              currentFile: 'video.mp4',
+            },
+          }),
           pairStatus({ id: 'stopped', state: 'paused' }),
         ]),
     });
@@ -53,6 +66,10 @@ describe('Status view', () => {
     expect(bar.getAttribute('aria-valuetext')).toBe('3 of 10 files');
     expect(card('busy').textContent).toContain('5.0 MiB');
     expect(card('busy').textContent).toContain('2.0 MiB/s');
+    expect(within(card('busy')).queryByTestId('progress-eta')).toBeNull(); // no total: no time left
+    expect(within(card('big')).getByTestId('progress-bytes').textContent).toBe('1.5 MiB of 6.0 MiB');
+    expect(within(card('big')).getByTestId('progress-eta').textContent).toBe('1 min 15 s left');
+    expect(card('big').textContent).toContain('video.mp4');
     expect(screen.getByTestId('state-stopped').textContent).toBe('Paused');
     expect(within(card('stopped')).getByRole('button', { name: 'Resume' })).toBeTruthy();
     // Only the clean pair says up to date.
@@ -254,6 +271,26 @@ describe('Status view', () => {
     expect(screen.getByTestId('state-full').textContent).toBe('Full compare pending');
     expect(card('full').textContent).toContain('full compare pending');
     expect(document.body.textContent).not.toContain('-1');
+  });
+
+  it('an error the engine has no fix for (ssh failed, exit code 255) is shown with one', async () => {
+    const b = fakeBridge({
+      status: () =>
+        engineStatus([
+          pairStatus({
+            id: 'cut',
+            state: 'error',
+            lastError: { kind: 'unknown', message: 'ssh failed (exit code 255) while talking to ann@nas.' },
+          }),
+        ]),
+    });
+    render(<App bridge={b} />);
+    expect((await screen.findByTestId('state-cut')).textContent).toBe('Error');
+    const box = within(card('cut')).getByRole('alert');
+    expect(box.textContent).toContain('ssh failed (exit code 255) while talking to ann@nas.');
+    expect(box.querySelector('.notice-fix')?.textContent).toMatch(
+      /^How to fix: The connection to the server failed or was cut\./,
+    );
   });
 
   it('shows a pause as a pause (neutral), not a problem, and never syncing and paused at once', async () => {

@@ -207,8 +207,11 @@ export async function kill9(c: Client): Promise<void> {
 }
 
 export interface ConflictJson {
-  id: number;
+  /** Unique across pairs: "PAIR-N". */
+  id: string;
   pair: string;
+  /** Its number within the pair. */
+  seq: number;
   path: string;
   copyPath: string;
   local: { size: number; mtime: number; origin: string };

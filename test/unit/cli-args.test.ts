@@ -174,8 +174,15 @@ describe('values are checked before anything is done', () => {
       /--direction must be two-way, send-only or receive-only, not "sideways"/,
     );
     expect(refusal('add', ['/a', 'h:/b', '--bwlimit', '1.5']).message).toMatch(/--bwlimit must be a whole number/);
-    expect(refusal('resolve', ['x', '--keep', 'both']).message).toMatch(/ID must be a whole number, not "x"/);
+    expect(refusal('resolve', ['x', '--keep', 'both']).message).toMatch(
+      /ID must be a conflict ID such as docs-3, not "x"/,
+    );
     expect(refusal('resolve', ['3', '--keep', 'mine']).message).toMatch(/--keep must be local, remote or both/);
+    // Conflict IDs name their pair ("docs-3"); a bare number (the older IDs) is still taken.
+    expect(parseCommandLine('resolve', ['my-docs-3', '--keep', 'both'], table).args.ID).toBe('my-docs-3');
+    expect(parseCommandLine('resolve', ['3', '--keep', 'both', '--pair', 'docs'], table).args.ID).toBe('3');
+    expect(refusal('resolve', ['docs-0', '--keep', 'both']).message).toMatch(/ID must be a conflict ID such as docs-3/);
+    expect(refusal('resolve', ['Docs-3', '--keep', 'both']).message).toMatch(/ID must be a conflict ID/);
     expect(refusal('resolve', ['3']).message).toMatch(/--keep is required/);
     expect(refusal('run', ['--web', '--port', '70000']).message).toMatch(/--port must be between 1 and 65535/);
     expect(refusal('run', ['--port', '8000']).message).toMatch(/--port only applies with --web/);

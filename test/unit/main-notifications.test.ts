@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { LogRecord } from '../../shared/status.js';
-import { NotificationBatcher, SNOOZE_FOREVER } from '../../electron/main/logic/notifications.js';
+import { NotificationBatcher, SNOOZE_FOREVER } from '../../shared/notifications.js';
 
 const rec = (r: Partial<LogRecord> & Pick<LogRecord, 'event'>): LogRecord => ({
   t: Date.now(),
@@ -114,5 +114,44 @@ describe('NotificationBatcher', () => {
     b.feed(conflict());
     vi.advanceTimersByTime(30_000);
     expect(notify).toHaveBeenCalledWith(['1 conflict in Documents']);
+  });
+
+  it('tells a pause the engine made (mass deletion), not one the user asked for', () => {
+    b.feed(rec({ event: 'state', level: 'info', msg: 'paused for 60 min' }));
+    b.feed(rec({ event: 'state', level: 'info', msg: 'paused' }));
+    expect(b.flush()).toEqual([]);
+    b.feed(
+      rec({
+        event: 'state',
+        level: 'warn',
+        pair: 'photos',
+        msg: 'paused: Deleting 12 of 20 files. Run `lipsync confirm photos` to go on.',
+      }),
+    );
+    b.feed(conflict());
+    vi.advanceTimersByTime(30_000); // one batch per interval: the (empty) flush above was one
+    expect(notify).toHaveBeenCalledWith([
+      '1 conflict in Documents',
+      'Paused Photos: Deleting 12 of 20 files. Run `lipsync confirm photos` to go on.',
+    ]);
+  });
+
+  it('without files (the web UI): only conflicts, errors and pauses make a batch', () => {
+    const web = new NotificationBatcher({
+      intervalMs: 30_000,
+      notify,
+      files: false,
+      pairName: (id) => names[id] ?? id,
+    });
+    web.feed(sent(10));
+    web.feed(rec({ event: 'rename', msg: 'moved a → b', from: 'a', to: 'b' }));
+    vi.advanceTimersByTime(60_000);
+    expect(notify).not.toHaveBeenCalled();
+    web.feed(sent(3));
+    web.feed(rec({ event: 'error', level: 'error', msg: 'ssh failed (exit code 255)' }));
+    vi.advanceTimersByTime(2_000);
+    expect(notify).toHaveBeenCalledTimes(1);
+    expect(notify).toHaveBeenCalledWith(['Sync error in Documents: ssh failed (exit code 255)']);
+    web.dispose();
   });
 });

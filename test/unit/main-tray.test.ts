@@ -14,7 +14,7 @@ import {
   type TrayMenuOptions,
   type TrayState,
 } from '../../electron/main/logic/tray.js';
-import { SNOOZE_FOREVER } from '../../electron/main/logic/notifications.js';
+import { SNOOZE_FOREVER } from '../../shared/notifications.js';
 
 const NOW = new Date(2025, 0, 15, 12, 0, 0).getTime();
 

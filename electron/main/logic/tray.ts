@@ -1,5 +1,7 @@
 import type { EngineStatus, PairStatus } from '../../../shared/status.js';
-import { SNOOZE_FOREVER } from './notifications.js';
+import { SNOOZE_FOREVER, pairName } from '../../../shared/notifications.js';
+
+export { pairName };
 
 /**
  * What the tray shows, derived from the engine's status alone (no Electron here, so
@@ -117,12 +119,6 @@ export const PAUSE_CHOICES: { label: string; forMs?: number }[] = [
 ];
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
-
-/** The folder's last path component: what people call a pair ("Documents"). */
-export function pairName(p: Pick<PairStatus, 'id' | 'local'>): string {
-  const base = p.local.replace(/\/+$/, '').split('/').pop();
-  return base || p.id;
-}
 
 function hhmm(t: number): string {
   const d = new Date(t);

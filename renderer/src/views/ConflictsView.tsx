@@ -9,7 +9,8 @@ import { formatBytes, formatTime, joinPath } from '../format.js';
 
 type Keep = 'local' | 'remote' | 'both';
 const KEEP_LABEL: Record<Keep, string> = { local: 'Keep local', remote: 'Keep remote', both: 'Keep both' };
-const rowKey = (c: ConflictInfo) => `${c.pair}:${c.id}`;
+/** The conflict's ID: unique across pairs, the one `lipsync conflicts` and `lipsync resolve` use. */
+const rowKey = (c: ConflictInfo) => c.id;
 
 /** All open conflicts across pairs. `version` changes (e.g. the status' conflict count) trigger a reload. */
 export function ConflictsView({ version, pairs = [] }: { version: number; pairs?: PairStatus[] }) {
@@ -175,7 +176,10 @@ export function ConflictsView({ version, pairs = [] }: { version: number; pairs?
                       aria-label={`Select ${c.path} (${c.pair})`}
                     />
                     <span>
-                      <code className="conflict-path">{c.path}</code> <span className="muted small">in {c.pair}</span>
+                      <code className="conflict-path">{c.path}</code>{' '}
+                      <span className="muted small">
+                        in {c.pair} · <span title="lipsync resolve ID">ID {c.id}</span>
+                      </span>
                     </span>
                   </label>
                   <table className="versions">

@@ -1,12 +1,14 @@
 import { useEffect, useId, useState } from 'react';
-import type { ErrorInfo } from '../../../shared/errors.js';
+import { fallbackFix, splitLogFix, type ErrorInfo } from '../../../shared/errors.js';
+import { RECENT_EVENTS as API_RECENT_EVENTS } from '../../../shared/api.js';
 import type { LogRecord, PairStatus } from '../../../shared/status.js';
 import { toErrorInfo } from '../api.js';
-import { Empty, ErrorBox, Loading } from '../components.js';
+import { Empty, ErrorBox, Loading, RichText } from '../components.js';
 import { useApi } from '../context.js';
 import { formatBytes, formatTime, joinPath } from '../format.js';
 
-export const RECENT_EVENTS: ReadonlySet<LogRecord['event']> = new Set(['push', 'pull', 'delete', 'rename', 'conflict']);
+/** What the list shows: the same events the engine's `recent` returns (file changes, sync errors). */
+export const RECENT_EVENTS: ReadonlySet<LogRecord['event']> = new Set(API_RECENT_EVENTS);
 const LIMIT = 200;
 
 const EVENT_LABEL: Record<string, string> = {
@@ -16,6 +18,34 @@ const EVENT_LABEL: Record<string, string> = {
   rename: 'Renamed',
   conflict: 'Conflict',
 };
+
+const badgeOf = (r: LogRecord) =>
+  r.event === 'error' ? (r.level === 'error' ? 'Problem' : 'Warning') : (EVENT_LABEL[r.event] ?? r.event);
+
+/** A sync error or warning of the log: its sentence and how to fix it (split from "… Fix: …"). */
+function ProblemText({ r }: { r: LogRecord }) {
+  const { message, fix } = splitLogFix(r.msg);
+  const how = fix ?? fallbackFix(message);
+  return (
+    <div className="recent-problem">
+      <p className="notice-message">
+        <RichText text={message} />
+      </p>
+      {how ? (
+        <p className="notice-fix">
+          <span className="fix-label">How to fix: </span>
+          <RichText text={how} />
+        </p>
+      ) : null}
+      {r.paths && r.paths.length > 0 ? (
+        <div className="recent-path">
+          <code>{r.paths[0]}</code>
+          {r.paths.length > 1 ? <MorePaths paths={r.paths.slice(1)} /> : null}
+        </div>
+      ) : null}
+    </div>
+  );
+}
 
 /** The local file a record is about (the first path; the new name for a rename). */
 function recordPath(r: LogRecord): string | null {
@@ -85,32 +115,41 @@ export function RecentView({ pairs }: { pairs: PairStatus[] }) {
         <Loading what="recent changes" />
       ) : shown.length === 0 ? (
         <Empty>
-          <p>No changes yet{filter ? ` in ${filter}` : ''}. Files you add, edit or delete will show up here.</p>
+          <p>
+            No changes yet{filter ? ` in ${filter}` : ''}. Files you add, edit or delete will show up here, and any
+            problem a sync ran into.
+          </p>
         </Empty>
       ) : (
         <ul className="recent-list" aria-label="Recent changes">
           {shown.map((r, i) => {
             const rel = recordPath(r);
             const pair = pairById.get(r.pair);
-            const canOpen = openPath && pair && rel && r.event !== 'delete';
+            const canOpen = openPath && pair && rel && r.event !== 'delete' && r.event !== 'error';
             return (
               <li key={`${key(r)}-${i}`} className={`recent-item ev-${r.event}`} data-pair={r.pair}>
-                <span className={`ev-badge ev-${r.event}`}>{EVENT_LABEL[r.event] ?? r.event}</span>
+                <span className={`ev-badge ev-${r.event}${r.event === 'error' ? ` lv-${r.level}` : ''}`}>
+                  {badgeOf(r)}
+                </span>
                 <div className="recent-main">
-                  <div className="recent-path">
-                    {r.event === 'rename' && r.from && r.to ? (
-                      <>
-                        <code>{r.from}</code> → <code>{r.to}</code>
-                      </>
-                    ) : r.paths && r.paths.length > 0 ? (
-                      <>
-                        <code>{r.paths[0]}</code>
-                        {r.paths.length > 1 ? <MorePaths paths={r.paths.slice(1)} /> : null}
-                      </>
-                    ) : (
-                      <span>{r.msg}</span>
-                    )}
-                  </div>
+                  {r.event === 'error' ? (
+                    <ProblemText r={r} />
+                  ) : (
+                    <div className="recent-path">
+                      {r.event === 'rename' && r.from && r.to ? (
+                        <>
+                          <code>{r.from}</code> → <code>{r.to}</code>
+                        </>
+                      ) : r.paths && r.paths.length > 0 ? (
+                        <>
+                          <code>{r.paths[0]}</code>
+                          {r.paths.length > 1 ? <MorePaths paths={r.paths.slice(1)} /> : null}
+                        </>
+                      ) : (
+                        <span>{r.msg}</span>
+                      )}
+                    </div>
+                  )}
                   <div className="muted small">
                     <span className="recent-pair">{r.pair}</span> ·{' '}
                     <time dateTime={new Date(r.t).toISOString()}>{formatTime(r.t)}</time>

@@ -1,6 +1,6 @@
 import { useCallback, useState } from 'react';
 import type { SyncPairResult } from '../../../shared/api.js';
-import type { ErrorInfo } from '../../../shared/errors.js';
+import { withFix, type ErrorInfo } from '../../../shared/errors.js';
 import type { PairStatus, TransferProgress } from '../../../shared/status.js';
 import { toErrorInfo } from '../api.js';
 import { Badge, CopyPath, Empty, ErrorBox, Loading, RichText } from '../components.js';
@@ -8,6 +8,7 @@ import { useApi, type EngineState } from '../context.js';
 import {
   formatAgo,
   formatBytes,
+  formatEta,
   formatRate,
   isPauseReason,
   needsConfirmation,
@@ -18,7 +19,13 @@ import { PauseControl } from '../PauseControl.js';
 
 export function ProgressBar({ progress, label }: { progress: TransferProgress; label: string }) {
   const total = Math.max(progress.filesTotal, progress.filesDone);
-  const pct = total > 0 ? Math.round((progress.filesDone / total) * 100) : 0;
+  // By bytes when the total is known (one big file is not 0 % done until it ends).
+  const frac = progress.bytesTotal
+    ? Math.min(1, progress.bytesDone / progress.bytesTotal)
+    : total > 0
+      ? progress.filesDone / total
+      : 0;
+  const pct = Math.round(frac * 100);
   return (
     <div className="progress">
       <div
@@ -36,8 +43,20 @@ export function ProgressBar({ progress, label }: { progress: TransferProgress; l
         <span>
           {progress.filesDone} / {total} files
         </span>
-        <span>{formatBytes(progress.bytesDone)}</span>
+        <span data-testid="progress-bytes">
+          {progress.bytesTotal
+            ? `${formatBytes(progress.bytesDone)} of ${formatBytes(progress.bytesTotal)}`
+            : formatBytes(progress.bytesDone)}
+        </span>
         <span>{formatRate(progress.rateBps)}</span>
+        {progress.etaSec !== undefined && progress.bytesTotal ? (
+          <span data-testid="progress-eta">{formatEta(progress.etaSec)} left</span>
+        ) : null}
+        {progress.currentFile ? (
+          <span className="progress-file">
+            <code>{progress.currentFile}</code>
+          </span>
+        ) : null}
       </div>
     </div>
   );
@@ -160,7 +179,7 @@ export function PairCard({ pair, onOpenConflicts }: { pair: PairStatus; onOpenCo
           <RichText text={pauseNote.message} />
         </p>
       ) : null}
-      {problem ? <ErrorBox error={problem} title="Problem" /> : null}
+      {problem ? <ErrorBox error={withFix(problem)} title="Problem" /> : null}
       {pair.warnings.map((w, i) => (
         <div key={i} className="notice notice-warn" role="status">
           <p className="notice-message">

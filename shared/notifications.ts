@@ -1,4 +1,15 @@
-import type { LogRecord } from '../../../shared/status.js';
+import type { LogRecord, PairStatus } from './status.js';
+
+// The timers of whichever runtime loads this (Electron's main process, a browser tab): shared/
+// has neither Node's nor the DOM's types, so only what the batcher uses is declared here.
+declare function setTimeout(cb: () => void, ms: number): unknown;
+declare function clearTimeout(t: unknown): void;
+
+/** The folder's last path component: what people call a pair ("Documents"). */
+export function pairName(p: Pick<PairStatus, 'id' | 'local'>): string {
+  const base = p.local.replace(/\/+$/, '').split('/').pop();
+  return base || p.id;
+}
 
 /** "Snoozed until turned back on" (JSON-safe, unlike Infinity). */
 export const SNOOZE_FOREVER = Number.MAX_SAFE_INTEGER;
@@ -12,6 +23,8 @@ export interface BatcherOptions {
   notify: (texts: string[]) => void;
   /** What people call a pair ("Documents" rather than "documents-2"); default: its id. */
   pairName?: (id: string) => string;
+  /** Count files synced ("12 files synced"): the desktop does; the web UI tells only what needs a look. */
+  files?: boolean;
   now?: () => number;
 }
 
@@ -19,18 +32,21 @@ interface PairCounts {
   files: number;
   conflicts: number;
   errors: string[];
+  /** Why the engine paused the pair itself (a mass deletion waiting for a confirm). */
+  paused: string[];
 }
 
 /**
- * Turns activity-log records into few desktop notifications: records are counted,
- * and at most one batch goes out every `intervalMs` ("12 files synced",
- * "1 conflict in Documents", "Sync error in Photos: …"). While snoozed, batches are
- * dropped (the tray still shows the state). The same error for the same pair is
- * notified once until that pair has synced again.
+ * Turns activity-log records into few notifications (the desktop app's, and the web UI's
+ * once allowed): records are counted, and at most one batch goes out every `intervalMs`
+ * ("12 files synced", "1 conflict in Documents", "Sync error in Photos: …", "Paused Photos: …").
+ * While snoozed, batches are dropped (the tray still shows the state). The same error for the
+ * same pair is notified once until that pair has synced again. A pause the user asked for is
+ * not news; one the engine made (mass deletion: waiting for a confirm) is.
  */
 export class NotificationBatcher {
   private counts = new Map<string, PairCounts>();
-  private timer: ReturnType<typeof setTimeout> | null = null;
+  private timer: unknown = null;
   private lastFlushAt = Number.NEGATIVE_INFINITY;
   private snoozedUntil: number | null = null;
   private readonly lastError = new Map<string, string>();
@@ -50,7 +66,8 @@ export class NotificationBatcher {
   }
 
   feed(r: LogRecord): void {
-    const c = this.counts.get(r.pair) ?? { files: 0, conflicts: 0, errors: [] };
+    const c = this.counts.get(r.pair) ?? { files: 0, conflicts: 0, errors: [], paused: [] };
+    const files = this.opts.files ?? true;
     let counted = true;
     switch (r.event) {
       case 'push':
@@ -58,9 +75,17 @@ export class NotificationBatcher {
       case 'delete':
         c.files += fileCount(r);
         this.lastError.delete(r.pair);
+        counted = files;
         break;
       case 'rename':
         c.files += 1;
+        counted = files;
+        break;
+      case 'state':
+        // "paused: Deleting 12 of 20 files… Run `lipsync confirm docs` to go on." (warn); the
+        // user's own "paused" / "paused for 60 min" are info.
+        if (r.level === 'warn' && r.msg.startsWith('paused: ')) c.paused.push(r.msg.slice('paused: '.length));
+        else counted = false;
         break;
       case 'conflict':
         // A new conflict is a warning; "conflict N resolved" is info and not news.
@@ -90,7 +115,7 @@ export class NotificationBatcher {
       const texts = this.flush();
       if (texts.length) this.opts.notify(texts);
     }, at - now);
-    (this.timer as { unref?: () => void }).unref?.();
+    (this.timer as { unref?: () => void } | null)?.unref?.();
   }
 
   /** Take the texts of what was counted so far (empty while snoozed: the batch is dropped). */
@@ -103,7 +128,8 @@ export class NotificationBatcher {
     this.counts = new Map();
     this.lastFlushAt = this.now();
     if (this.isSnoozed()) return [];
-    return batchTexts(counts, this.opts.pairName ?? ((id) => id));
+    const texts = batchTexts(counts, this.opts.pairName ?? ((id) => id));
+    return (this.opts.files ?? true) ? texts : texts.filter((t) => !FILES_SYNCED.test(t));
   }
 
   dispose(): void {
@@ -119,6 +145,8 @@ function fileCount(r: LogRecord): number {
   return r.paths?.length ?? 1;
 }
 
+const FILES_SYNCED = /^\d+ files? synced/;
+
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 function listNames(names: string[]): string {
@@ -126,7 +154,7 @@ function listNames(names: string[]): string {
   return `${names.length} folders`;
 }
 
-/** The notification texts of one batch: files synced, then conflicts, then errors. */
+/** The notification texts of one batch: files synced, then conflicts, then errors, then pauses. */
 export function batchTexts(counts: Map<string, PairCounts>, name: (id: string) => string): string[] {
   const texts: string[] = [];
   const entries = [...counts.entries()];
@@ -143,5 +171,6 @@ export function batchTexts(counts: Map<string, PairCounts>, name: (id: string) =
     const more = c.errors.length > 1 ? ` (and ${plural(c.errors.length - 1, 'more error')})` : '';
     texts.push(`Sync error in ${name(id)}: ${c.errors[0]}${more}`);
   }
+  for (const [id, c] of entries) if (c.paused.length) texts.push(`Paused ${name(id)}: ${c.paused.at(-1)}`);
   return texts;
 }
