@@ -6,16 +6,16 @@
 // under a bandwidth limit, the Versions view, the mass-delete confirm and a pause for an hour.
 // Screenshots of every screen: test-results/screenshots/.
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { freePort, makeTempDir, startSshd, type SshServer } from '../harness/sshd.js';
-import { BIN, ROOT, cli, makeCliEnv, requireBuild, waitFor, type CliEnv } from '../support/cli.js';
+import type { Page } from 'playwright-core';
+import { startWebUi, type WebUi } from './web-ui.js';
+import { makeTempDir, startSshd, type SshServer } from '../harness/sshd.js';
+import { ROOT, cli, makeCliEnv, requireBuild, waitFor, type CliEnv } from '../support/cli.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join(ROOT, 'test-results', 'screenshots');
 const PW_USER = 'lipsync-ui-e2e';
 const PASSWORD = `ui ${randomBytes(6).toString('hex')} 'q' $(x)`;
@@ -24,9 +24,7 @@ describe('lipsync UI in a real browser (lipsync run --web)', () => {
   let server: SshServer;
   let base: string;
   let env: CliEnv;
-  let daemon: ChildProcess;
-  let daemonOut = '';
-  let browser: Browser;
+  let ui: WebUi | undefined;
   let page: Page;
   let url: string;
   let local: string;
@@ -101,45 +99,12 @@ describe('lipsync UI in a real browser (lipsync run --web)', () => {
     );
     env = makeCliEnv({ sshConfigFile: cfg, debounceMs: 100, extraEnv: { HOME: home } });
 
-    const port = await freePort();
-    daemon = spawn(process.execPath, [BIN, 'run', '--web', '--port', String(port)], {
-      env: env.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    daemon.stdout!.on('data', (d) => (daemonOut += d));
-    daemon.stderr!.on('data', (d) => (daemonOut += d));
-    await waitFor(
-      () => existsSync(join(env.dataDir, 'web-token')) || daemon.exitCode !== null,
-      20_000,
-      () => `the web daemon to start:\n${daemonOut}`,
-    );
-    if (daemon.exitCode !== null) throw new Error(`daemon exited:\n${daemonOut}`);
-    const token = readFileSync(join(env.dataDir, 'web-token'), 'utf8').trim();
-    url = `http://127.0.0.1:${port}/#token=${token}`;
-
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
-    page = await browser.newPage({ viewport: { width: 1100, height: 820 }, colorScheme: 'light' });
-    page.on('pageerror', (e) => (daemonOut += `\n[pageerror] ${e.message}`));
+    ui = await startWebUi(env);
+    ({ url, page } = ui);
   }, 120_000);
 
   afterAll(async () => {
-    await browser?.close().catch(() => undefined);
-    if (daemon && daemon.exitCode === null) {
-      const exited = new Promise((r) => daemon.once('close', r));
-      daemon.kill('SIGINT');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-      if (daemon.exitCode === null) daemon.kill('SIGKILL');
-    }
+    await ui?.stop();
     await server?.stop();
     if (remote) rmSync(remote, { recursive: true, force: true });
     if (remote2) rmSync(remote2, { recursive: true, force: true });
@@ -147,7 +112,7 @@ describe('lipsync UI in a real browser (lipsync run --web)', () => {
   }, 60_000);
 
   it('setup wizard, first sync, recent changes, conflict, excludes, pause/resume, Sync now', async () => {
-    const failMsg = () => `daemon output:\n${daemonOut.slice(-4000)}`;
+    const failMsg = () => `daemon output:\n${ui!.output().slice(-4000)}`;
     try {
       await page.goto(url);
 
@@ -238,7 +203,7 @@ describe('lipsync UI in a real browser (lipsync run --web)', () => {
       await waitFor(
         async () => /conflict/.test((await state.textContent()) ?? ''),
         45_000,
-        () => `a conflict in the status (state: ${daemonOut.slice(-1500)})`,
+        () => `a conflict in the status (state: ${ui!.output().slice(-1500)})`,
       );
       expect(await page.getByText('Up to date').count()).toBe(0);
       await shot('11-status-conflict');
@@ -301,7 +266,7 @@ describe('lipsync UI in a real browser (lipsync run --web)', () => {
   }, 300_000);
 
   it('a transfer with bytes and time left, Versions, the mass-delete confirm, a pause for an hour', async () => {
-    const failMsg = () => `daemon output:\n${daemonOut.slice(-4000)}`;
+    const failMsg = () => `daemon output:\n${ui!.output().slice(-4000)}`;
     try {
       // ---- A second pair, added with the CLI (through the running daemon), 150 KiB/s at most.
       local2 = join(base, 'media');
@@ -320,7 +285,7 @@ describe('lipsync UI in a real browser (lipsync run --web)', () => {
       await waitFor(
         async () => (await state.textContent()) === 'Up to date' && existsSync(join(remote2, 'notes.txt')),
         60_000,
-        () => `media's first sync (state ${daemonOut.slice(-1500)})`,
+        () => `media's first sync (state ${ui!.output().slice(-1500)})`,
       );
 
       // ---- A 3 MiB file at 150 KiB/s: ~20 s of transfer, with bytes of the total and time left.
@@ -378,7 +343,7 @@ describe('lipsync UI in a real browser (lipsync run --web)', () => {
       await waitFor(
         async () => (await state.textContent()) === 'Waiting for your confirmation',
         45_000,
-        () => `the mass-delete pause (${daemonOut.slice(-1500)})`,
+        () => `the mass-delete pause (${ui!.output().slice(-1500)})`,
       );
       const ask = card.getByRole('alert');
       // All 8 in one cycle as a rule; the watcher may split them, so the numbers may differ a little.

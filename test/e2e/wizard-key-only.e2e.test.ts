@@ -7,16 +7,16 @@
 // server folder is new: no choice) and Done, and the first sync really copies the file.
 // Screenshots of every step: test-results/screenshots/wizard-*.png.
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { freePort, makeTempDir, startSshd, type SshServer } from '../harness/sshd.js';
-import { BIN, ROOT, makeCliEnv, requireBuild, waitFor, type CliEnv } from '../support/cli.js';
+import type { Page } from 'playwright-core';
+import { startWebUi, type WebUi } from './web-ui.js';
+import { makeTempDir, startSshd, type SshServer } from '../harness/sshd.js';
+import { ROOT, makeCliEnv, requireBuild, waitFor, type CliEnv } from '../support/cli.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join(ROOT, 'test-results', 'screenshots');
 
 describe('setup wizard on a key-only server, in a real browser', () => {
@@ -24,9 +24,7 @@ describe('setup wizard on a key-only server, in a real browser', () => {
   let base: string;
   let home: string;
   let env: CliEnv;
-  let daemon: ChildProcess;
-  let daemonOut = '';
-  let browser: Browser;
+  let ui: WebUi | undefined;
   let page: Page;
   let url: string;
   let serverHome: string;
@@ -70,45 +68,12 @@ describe('setup wizard on a key-only server, in a real browser', () => {
     );
     env = makeCliEnv({ sshConfigFile: cfg, debounceMs: 100, extraEnv: { HOME: home } });
 
-    const port = await freePort();
-    daemon = spawn(process.execPath, [BIN, 'run', '--web', '--port', String(port)], {
-      env: env.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    daemon.stdout!.on('data', (d) => (daemonOut += d));
-    daemon.stderr!.on('data', (d) => (daemonOut += d));
-    await waitFor(
-      () => existsSync(join(env.dataDir, 'web-token')) || daemon.exitCode !== null,
-      20_000,
-      () => `the web daemon to start:\n${daemonOut}`,
-    );
-    if (daemon.exitCode !== null) throw new Error(`daemon exited:\n${daemonOut}`);
-    const token = readFileSync(join(env.dataDir, 'web-token'), 'utf8').trim();
-    url = `http://127.0.0.1:${port}/#token=${token}`;
-
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
-    page = await browser.newPage({ viewport: { width: 1100, height: 820 }, colorScheme: 'light' });
-    page.on('pageerror', (e) => (daemonOut += `\n[pageerror] ${e.message}`));
+    ui = await startWebUi(env);
+    ({ url, page } = ui);
   }, 120_000);
 
   afterAll(async () => {
-    await browser?.close().catch(() => undefined);
-    if (daemon && daemon.exitCode === null) {
-      const exited = new Promise((r) => daemon.once('close', r));
-      daemon.kill('SIGINT');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-      if (daemon.exitCode === null) daemon.kill('SIGKILL');
-    }
+    await ui?.stop();
     await server?.stop();
     if (serverHome) rmSync(join(serverHome, remoteName), { recursive: true, force: true });
     if (base) rmSync(base, { recursive: true, force: true });
@@ -206,7 +171,7 @@ describe('setup wizard on a key-only server, in a real browser', () => {
       expect(pairs.pairs[0]?.identityFile).toBe(keyFile);
     } catch (e) {
       await shot('99-failure').catch(() => undefined);
-      throw new Error(`${(e as Error).message}\ndaemon output:\n${daemonOut.slice(-4000)}`, { cause: e });
+      throw new Error(`${(e as Error).message}\ndaemon output:\n${ui!.output().slice(-4000)}`, { cause: e });
     }
   }, 300_000);
 });
