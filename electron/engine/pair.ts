@@ -1,10 +1,9 @@
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
 import type { PairSettings } from '../../shared/settings.js';
 import { etaSeconds, type PairState, type PairStatus, type TransferProgress } from '../../shared/status.js';
-import type { ErrorInfo, ErrorKind } from '../../shared/errors.js';
+import type { ErrorInfo } from '../../shared/errors.js';
 import { INITIAL_SYNC_MODES, type InitialSyncMode, type SyncPairResult } from '../../shared/api.js';
 import type { Excluder, RemoteCapabilities, RemoteSpec, SshOptions } from './types.js';
 import { StateDb } from './state/db.js';
@@ -15,11 +14,10 @@ import type { WalkSince } from './watch/walkwatch.js';
 import { purgeLocalTrash, remoteOps, type RemoteOps } from './remote/ops.js';
 import { parseRemote } from './remote/spec.js';
 import { probeCapabilities } from './remote/listing.js';
-import { createRemoteWatcher, setChangeMarker, type RemoteWatcher } from './remote/watch.js';
+import { createRemoteWatcher, type RemoteWatcher } from './remote/watch.js';
 import { localChangedSince } from './since.js';
 import { Cycle, MassDeleteError, emptyTotals, type CycleTotals } from './cycle.js';
 import { LipsyncError, toErrorInfo } from './errors.js';
-import { existsInRoot, renameInRoot } from './safe-fs.js';
 import { rsyncSymlinkWarning, rsyncVersion } from './remote/rsync.js';
 import type { ActivityLog } from './log.js';
 import { traced } from './trace.js';
@@ -27,37 +25,19 @@ import { cancelHeapRelease, scheduleHeapRelease } from './memory.js';
 import { WriteTracker } from './writing.js';
 import { PathRetries, dedupeWarnings, holdingExcluder, snapshotCovers, snapshotTouchesAbove } from './retry.js';
 import { clearPartials, fullSide, unfitFiles, unfitWarning } from './unfit.js';
+import { recordCleanStop, remoteMarkerId, takeCleanStop, type StopFacts } from './pair/clean-stop.js';
+import { resolveConflict, type KeepSide } from './pair/conflicts.js';
+import { clearLastProblem, readLastProblem, rememberProblem } from './pair/last-problem.js';
+import { PairLock } from './pair/lock.js';
+import { Triggers, type Trigger } from './pair/triggers.js';
+
+export { readLastProblem, type LastProblem } from './pair/last-problem.js';
+export { LOCK_TTL_MS, holderIsDeadHere } from './pair/lock.js';
+export { MAX_BATCH_WAIT_MS, UNREACHABLE_RETRY_MS } from './pair/triggers.js';
 
 const LOCAL_MARKER = join('.lipsync', 'pair-id');
-/** A remote lock not refreshed for this long belongs to a dead client. */
-export const LOCK_TTL_MS = 60_000;
 /** How long stop() lets a running cycle finish before cutting it short. */
 const STOP_FINISH_MS = 3000;
-
-/** Meta key of the problem the last run ended with (see PairRunner.rememberProblem). */
-const LAST_PROBLEM_META = 'lastProblem';
-
-/** The problem a pair's last run ended with (the mass-delete pause, or an error). */
-export interface LastProblem {
-  as: 'mass-delete' | 'error';
-  info: ErrorInfo;
-}
-
-/** The problem the pair's last run ended with, from its database; undefined when none (or unreadable). */
-export function readLastProblem(db: StateDb): LastProblem | undefined {
-  const raw = db.getMeta(LAST_PROBLEM_META);
-  if (!raw) return undefined;
-  try {
-    return JSON.parse(raw) as LastProblem;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Meta key of the clean-stop record (see PairRunner.recordCleanStop). */
-const CLEAN_STOP_META = 'cleanStop';
-/** The clean-stop horizons are dated this far back: events still in flight at the stop are looked at again. */
-const CLEAN_STOP_MARGIN_MS = 5000;
 
 /** A clean-stop listing made ahead of the cycle that asks for it (by `since` token). */
 interface SincePrefetch {
@@ -65,23 +45,8 @@ interface SincePrefetch {
   result: Promise<DirtySnapshot | null>;
 }
 
-interface CleanStop {
-  v: 1;
-  /** Local paths with a ctime after this (ms) are looked at on the next start. */
-  localSinceMs: number;
-  /** The server's marker was set at the stop (else the server is compared whole). */
-  remote: boolean;
-  /** cleanStopSettings() at the stop. */
-  settings: string;
-}
-
-/** While the server cannot be reached, a reconnect is tried this often (a refused connection costs nothing). */
-export const UNREACHABLE_RETRY_MS = 2000;
 /** Files held back as not fitting on a full disk in one run of the loop before the disk counts as full for the pair. */
 const MAX_UNFIT_PER_RUN = 5;
-
-/** The longest a batch waits for a burst of events to settle before it goes anyway. */
-export const MAX_BATCH_WAIT_MS = 1000;
 
 export interface PairDeps {
   stateDbFile: string;
@@ -123,7 +88,8 @@ export class PairRunner {
   private excluder: Excluder;
   private db: StateDb | null = null;
   private watcher: Watcher | null = null;
-  private readonly dirty = new DirtySet();
+  /** Paths changed here: named by the local watcher, or all (a full compare). */
+  private readonly localDirty = new DirtySet();
   /** Paths the server's change feed named. */
   private readonly remoteDirty = new DirtySet();
   /** Files still being written here and on the server: held back until closed or quiet (writing.ts). */
@@ -134,25 +100,19 @@ export class PairRunner {
   private caps: RemoteCapabilities | null = null;
   private massDeleteConfirmed = false;
   private massDelete: ErrorInfo | undefined;
-  private lockDepth = 0;
-  private readonly clientId = randomBytes(4).toString('hex');
+  private readonly lock: PairLock;
+  /** Every reason work starts, and its timers (pair/triggers.ts). */
+  private readonly triggers: Triggers;
   private conflictCount = 0;
   private lastPurgeAt = 0;
   private running = false;
   private stopped = false;
   /** stop() was called: no new cycle starts (the running one may finish, see stop). */
   private stopping = false;
-  private kickTimer: NodeJS.Timeout | null = null;
   /** For the clean-stop record: when this run started, and whether anything in it may have been missed. */
   private startedAt = 0;
   private cleanRun = true;
   private stopCycleFailed = false;
-  /** When the last event (kick) came, and when the batch waiting for it began (see kick). */
-  private lastKickAt = 0;
-  private batchStartedAt = 0;
-  private rescanTimer: NodeJS.Timeout | null = null;
-  private retryTimer: NodeJS.Timeout | null = null;
-  private retryDelayMs = 1000;
   private pendingWaiters: Waiter[] = [];
   private state: PairState = 'starting';
   private fatal: ErrorInfo | undefined;
@@ -162,7 +122,6 @@ export class PairRunner {
   private warnings: ErrorInfo[] = [];
   /** Paths that failed, retried on a back-off (retry.ts). */
   private readonly retries = new PathRetries();
-  private pathRetryTimer: NodeJS.Timeout | null = null;
   /** Shown for this run of the pair (a state database rebuilt at start). */
   private notices: ErrorInfo[] = [];
   /** N3 warnings (names that are not valid UTF-8, here or on the server), by message. */
@@ -174,7 +133,7 @@ export class PairRunner {
   private cycleDone: Promise<void> = Promise.resolve();
   private preparing: Promise<void> | null = null;
   /** Paths being pushed (see CycleContext.expectEcho): the server watcher's events for them are ours. */
-  private echo: Set<string> | null = null;
+  private pushing: Set<string> | null = null;
   /** What changed since the clean stop, listed ahead: here by start(), on the server by its watcher's first walk. */
   private sincePrefetch: Record<'local' | 'remote', SincePrefetch | null> = { local: null, remote: null };
   /** The marker the server watcher's first walk lists changes since (after a clean stop), else null. */
@@ -193,21 +152,41 @@ export class PairRunner {
     this.remote = parseRemote(settings.remote);
     this.ops = remoteOps(this.remote, this.sshOptions());
     this.excluder = createExcluder(settings.excludes);
+    this.lock = new PairLock(this.ops, { deviceName: deps.deviceName, pair: this.id }, () => this.stopped);
     const writeOpts = { quietMs: deps.writeQuietMs ?? 2000, maxDelayMs: deps.writeMaxDelayMs ?? 30_000 };
     this.localWriting = new WriteTracker({
       ...writeOpts,
-      onDue: (paths) => {
-        for (const p of paths) this.dirty.addPath(p);
-        this.kick();
-      },
+      onDue: (paths) => this.trigger({ reason: 'writes-done', side: 'local', paths }),
     });
     this.remoteWriting = new WriteTracker({
       ...writeOpts,
-      onDue: (paths) => {
-        for (const p of paths) this.remoteDirty.addPath(p);
-        this.kick();
+      onDue: (paths) => this.trigger({ reason: 'writes-done', side: 'remote', paths }),
+    });
+    this.triggers = new Triggers({
+      localDirty: this.localDirty,
+      remoteDirty: this.remoteDirty,
+      localWriting: this.localWriting,
+      remoteWriting: this.remoteWriting,
+      retries: this.retries,
+      debounceMs: deps.debounceMs,
+      watch: deps.watch,
+      isStopped: () => this.stopped,
+      isStopping: () => this.stopping,
+      isRunning: () => this.running,
+      isPaused: () => this.isPaused(),
+      rescanIntervalSec: () => (this.degraded ? this.degradedRescanSec() : this.settings.rescanIntervalSec),
+      pushing: () => this.pushing,
+      localReportsCloses: () => this.watcher?.backend !== 'parcel',
+      onPausedTrigger: () => this.setState(),
+      startRun: (force) => {
+        this.cycleDone = this.loop(force);
       },
     });
+  }
+
+  /** Something that starts work happened (pair/triggers.ts lists them all). */
+  private trigger(t: Trigger): void {
+    this.triggers.fire(t);
   }
 
   private sshOptions(): SshOptions {
@@ -230,7 +209,7 @@ export class PairRunner {
     const last = this.db.getMeta('lastSyncAt');
     this.lastSyncAt = last ? Number(last) : null;
     if (!this.checkLocalRoot()) return;
-    const clean = this.takeCleanStop();
+    const clean = takeCleanStop(this.db, this.settings);
     // After a clean stop the watchers' first walks also list what changed since it
     // (docs/sync-semantics.md, "Restart after a clean stop"): one walk per side.
     this.remoteSinceMarker = clean?.remote ? this.remoteMarkerId() : null;
@@ -238,7 +217,7 @@ export class PairRunner {
     if (this.deps.watch && !this.isPaused()) this.prepareRemote().catch(() => undefined);
     if (this.deps.watch)
       await traced('local watcher start', () => this.startWatcher(clean ? { ms: clean.localSinceMs } : null));
-    this.scheduleRescans();
+    this.triggers.scheduleRescans();
     this.setState();
     this.conflictCount = this.db.openConflicts().length;
     // Without a daemon (a one-shot command), the pair shows the problem its last run ended with.
@@ -246,9 +225,10 @@ export class PairRunner {
     if (this.deps.watch) {
       // Find what changed while nobody was watching: after a clean stop, what changed
       // since it; else compare both sides with the database.
+      let localSince: string | null = null;
       if (clean) {
         const token = String(clean.localSinceMs);
-        this.dirty.addSince(token);
+        localSince = token;
         const listed = this.watcher?.changedSince?.();
         // Listed by the watcher's walk; else one find, which needs no server: it runs
         // while the server is being connected.
@@ -258,81 +238,14 @@ export class PairRunner {
             : traced('local changed since', () => localChangedSince(this.settings.local, clean.localSinceMs));
         result.catch(() => undefined);
         this.sincePrefetch.local = { token, result };
-      } else this.dirty.addFull();
-      if (clean?.remote) this.remoteDirty.addSince(this.remoteMarkerId());
-      else this.remoteDirty.addFull();
-      this.kick(0);
+      }
+      this.trigger({ reason: 'start', localSince, remoteSince: clean?.remote ? this.remoteMarkerId() : null });
     }
-  }
-
-  /**
-   * The record of the last clean stop, if the settings that matter are unchanged;
-   * always cleared, so a crash from now on is never taken for a clean stop.
-   */
-  private takeCleanStop(): CleanStop | null {
-    const db = this.requireDb();
-    const raw = db.getMeta(CLEAN_STOP_META);
-    if (!raw) return null;
-    db.setMeta(CLEAN_STOP_META, '');
-    try {
-      const c = JSON.parse(raw) as CleanStop;
-      if (c.v !== 1 || typeof c.localSinceMs !== 'number' || c.settings !== this.cleanStopSettings()) return null;
-      return c;
-    } catch {
-      return null;
-    }
-  }
-
-  /** What must not have changed between a clean stop and the next start for the stop to count. */
-  private cleanStopSettings(): string {
-    return JSON.stringify([this.settings.local, this.settings.remote, this.settings.direction, this.settings.excludes]);
   }
 
   /** This pair's stable change marker on the server (.lipsync/poll-marker-ID), kept in the database. */
   private remoteMarkerId(): string {
-    const db = this.requireDb();
-    let id = db.getMeta('remoteMarkerId');
-    if (!id) {
-      id = `p${randomBytes(8).toString('hex')}`;
-      db.setMeta('remoteMarkerId', id);
-    }
-    return id;
-  }
-
-  /**
-   * At stop: when everything seen in this run is in the database (a sync finished,
-   * nothing pending, no error or warning, both watchers healthy throughout), the
-   * next start needs to look only at what changed since now. The server side gets
-   * its marker dated back (server clock); the local side a ctime horizon likewise.
-   */
-  private async recordCleanStop(): Promise<void> {
-    const db = this.db;
-    if (!db || !this.deps.watch || !this.cleanRun || this.stopCycleFailed) return;
-    if (this.lastSyncAt === null || this.lastSyncAt < this.startedAt) return;
-    if (!this.dirty.isEmpty() || !this.remoteDirty.isEmpty()) return;
-    if (this.lastError || this.fatal || this.massDelete || this.degraded || this.isPaused()) return;
-    const localSinceMs = Date.now() - CLEAN_STOP_MARGIN_MS;
-    let remote = false;
-    if (this.settings.direction === 'send-only')
-      remote = true; // the server's changes are never read
-    else if (this.remoteReady && this.caps?.gnuFind && this.remoteFeed?.connected) {
-      if (this.remoteFeed.mode === 'poll')
-        remote = true; // the poll marker is where the last poll left it
-      else {
-        remote = await setChangeMarker(
-          this.remote,
-          this.sshOptions(),
-          this.remote.path,
-          this.remoteMarkerId(),
-          CLEAN_STOP_MARGIN_MS / 1000,
-        ).then(
-          () => true,
-          () => false,
-        );
-      }
-    }
-    const c: CleanStop = { v: 1, localSinceMs, remote, settings: this.cleanStopSettings() };
-    db.setMeta(CLEAN_STOP_META, JSON.stringify(c));
+    return remoteMarkerId(this.requireDb());
   }
 
   async stop(): Promise<void> {
@@ -343,8 +256,7 @@ export class PairRunner {
     if (this.localWriting.size || this.remoteWriting.size) this.cleanRun = false;
     this.localWriting.stop();
     this.remoteWriting.stop();
-    for (const t of [this.kickTimer, this.rescanTimer, this.retryTimer, this.pathRetryTimer]) if (t) clearTimeout(t);
-    this.kickTimer = this.rescanTimer = this.retryTimer = this.pathRetryTimer = null;
+    this.triggers.stop();
     if (this.running) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
@@ -362,10 +274,31 @@ export class PairRunner {
     await this.remoteWatcher?.stop().catch(() => undefined);
     this.remoteWatcher = null;
     await this.cycleDone.catch(() => undefined);
-    await this.recordCleanStop().catch(() => undefined);
+    if (this.db) await recordCleanStop(this.db, this.stopFacts()).catch(() => undefined);
     await this.ops.close().catch(() => undefined);
     this.db?.close();
     this.db = null;
+  }
+
+  /** What the clean-stop record is decided on (pair/clean-stop.ts). */
+  private stopFacts(): StopFacts {
+    return {
+      watch: this.deps.watch,
+      cleanRun: this.cleanRun,
+      cycleCutShort: this.stopCycleFailed,
+      startedAt: this.startedAt,
+      lastSyncAt: this.lastSyncAt,
+      nothingPending: this.localDirty.isEmpty() && this.remoteDirty.isEmpty(),
+      problem: !!(this.lastError || this.fatal || this.massDelete || this.degraded || this.isPaused()),
+      settings: this.settings,
+      remote: {
+        spec: this.remote,
+        ssh: this.sshOptions(),
+        ready: this.remoteReady,
+        caps: this.caps,
+        feed: this.remoteFeed,
+      },
+    };
   }
 
   /** New settings for this pair (excludes, bandwidth, pause...). */
@@ -373,13 +306,8 @@ export class PairRunner {
     const excludesChanged = JSON.stringify(settings.excludes) !== JSON.stringify(this.settings.excludes);
     const wasPaused = this.isPaused();
     this.settings = settings;
-    if (excludesChanged) {
-      this.excluder = createExcluder(settings.excludes);
-      this.dirty.addFull();
-    }
-    this.scheduleRescans();
-    // New excludes: compare both sides now, not at the next rescan (an hour later).
-    if ((wasPaused && !this.isPaused()) || excludesChanged) this.kick(0);
+    if (excludesChanged) this.excluder = createExcluder(settings.excludes);
+    this.trigger({ reason: 'settings', resumed: wasPaused && !this.isPaused(), excludesChanged });
     this.setState();
   }
 
@@ -401,14 +329,12 @@ export class PairRunner {
         resolve(this.result(emptyTotals(), this.fatal));
         return;
       }
-      this.dirty.addFull();
-      this.remoteDirty.addFull();
       // A cycle already running does work this caller waits for: its totals count too
       // (else `lipsync sync` said "0 files sent" after waiting on the daemon's own transfer).
       const carry = this.running ? this.cycleTotals : null;
       this.pendingWaiters.push(carry ? (r) => resolve(withWaitedFor(r, carry)) : resolve);
       this.forceRequested = true;
-      this.kick(0, true);
+      this.trigger({ reason: 'sync-now' });
     });
   }
 
@@ -427,9 +353,9 @@ export class PairRunner {
       conflicts: this.conflictCount,
       entries: this.db ? this.db.count() : 0,
       pending:
-        this.dirty.size === Number.POSITIVE_INFINITY || this.remoteDirty.size === Number.POSITIVE_INFINITY
+        this.localDirty.size === Number.POSITIVE_INFINITY || this.remoteDirty.size === Number.POSITIVE_INFINITY
           ? -1
-          : this.dirty.size + this.remoteDirty.size,
+          : this.localDirty.size + this.remoteDirty.size,
       lastSyncAt: this.lastSyncAt,
       lastError: this.lastError,
       progress: this.progress,
@@ -595,30 +521,14 @@ export class PairRunner {
 
   /** The server's change feed: inotifywait streamed over ssh, or polling. */
   private async startRemoteWatcher(): Promise<void> {
-    const w = createRemoteWatcher(
+    const remoteWatcher = createRemoteWatcher(
       this.remote,
       this.sshOptions(),
       this.remote.path,
       this.caps ?? { inotifywait: false, gnuFind: false },
       {
-        onChanges: (changes) => {
-          let fresh = 0;
-          for (const ch of changes) {
-            // Our own push, reported back: the stat after the push records that state.
-            if (this.echo?.has(ch.path) && ch.kind !== 'delete' && ch.kind !== 'move-from') continue;
-            // A file still being written on the server waits for its close (or quiet).
-            if (noteWriting(this.remoteWriting, ch)) continue;
-            fresh++;
-            if (ch.isDir && (ch.kind === 'create' || ch.kind === 'move-to')) this.remoteDirty.addTree(ch.path);
-            else if (ch.isDir && ch.kind === 'modify') this.remoteDirty.markDir(ch.path);
-            else this.remoteDirty.addPath(ch.path);
-          }
-          if (fresh) this.kick();
-        },
-        onRescanNeeded: () => {
-          this.remoteDirty.addFull();
-          this.kick();
-        },
+        onChanges: (changes) => this.trigger({ reason: 'remote-changes', changes }),
+        onRescanNeeded: () => this.trigger({ reason: 'remote-rescan' }),
         onState: (st) => {
           this.remoteFeed = st;
           this.deps.onChange?.();
@@ -633,15 +543,15 @@ export class PairRunner {
     );
     const sinceMarker = this.remoteSinceMarker;
     this.remoteSinceMarker = null;
-    this.remoteWatcher = w;
+    this.remoteWatcher = remoteWatcher;
     try {
-      await w.start();
-      const listed = w.changedSince?.();
+      await remoteWatcher.start();
+      const listed = remoteWatcher.changedSince?.();
       if (sinceMarker !== null && listed !== undefined)
         this.sincePrefetch.remote = { token: sinceMarker, result: Promise.resolve(listed) };
-      this.remoteFeed = { mode: w.mode, connected: true };
+      this.remoteFeed = { mode: remoteWatcher.mode, connected: true };
     } catch (e) {
-      this.remoteFeed = { mode: w.mode, connected: false, error: toErrorInfo(e).message };
+      this.remoteFeed = { mode: remoteWatcher.mode, connected: false, error: toErrorInfo(e).message };
     }
   }
 
@@ -649,45 +559,26 @@ export class PairRunner {
   confirm(): void {
     this.massDeleteConfirmed = true;
     this.massDelete = undefined;
-    this.dirty.addFull();
-    this.remoteDirty.addFull();
     this.setState();
-    this.kick(0, true);
+    this.trigger({ reason: 'confirm' });
   }
 
   openConflicts() {
     return this.db ? this.db.openConflicts() : [];
   }
 
-  /** Settles conflict `id`: keep the local version (the copy), the remote one (the name), or both. */
-  async resolve(id: number, keep: 'local' | 'remote' | 'both'): Promise<void> {
+  /** Settles conflict `id`: keep the local version (the copy), the remote one (the name), or both (pair/conflicts.ts). */
+  async resolve(id: number, keep: KeepSide): Promise<void> {
     const db = this.requireDb();
-    const c = db.getConflict(id);
-    if (!c || c.resolvedAt !== null)
-      throw new LipsyncError('pair-unknown', `There is no open conflict ${id}.`, { fix: 'See `lipsync conflicts`.' });
-    const root = this.settings.local;
-    const trash = `.lipsync/trash/${new Date().toISOString().slice(0, 10)}/resolve-${id}`;
-    // Never through a symlink (N5): a folder above either path that is not one refuses it.
-    if (keep === 'local') {
-      // The local version (in the copy) takes the name; the other version goes to the trash.
-      if (existsInRoot(root, c.copyPath)) {
-        if (existsInRoot(root, c.path)) renameInRoot(root, c.path, `${trash}/${c.path}`, true);
-        renameInRoot(root, c.copyPath, c.path);
-      }
-    } else if (keep === 'remote') {
-      if (existsInRoot(root, c.copyPath)) renameInRoot(root, c.copyPath, `${trash}/${c.copyPath}`, true);
-    }
-    db.resolveConflict(id, keep);
+    const settled = resolveConflict(db, this.settings.local, id, keep);
     this.conflictCount = db.openConflicts().length;
     this.deps.log.write({
       pair: this.id,
       level: 'info',
       event: 'conflict',
-      msg: `conflict ${id} (${c.path}) resolved: kept ${keep}`,
+      msg: `conflict ${id} (${settled.path}) resolved: kept ${keep}`,
     });
-    this.dirty.addPath(c.path);
-    this.dirty.addPath(c.copyPath);
-    this.kick(0, true);
+    this.trigger({ reason: 'resolve', paths: settled.paths });
     this.setState();
   }
 
@@ -695,28 +586,17 @@ export class PairRunner {
 
   private async startWatcher(since: WalkSince = null): Promise<void> {
     try {
-      const w = await createWatcher(
+      const watcher = await createWatcher(
         this.settings.local,
         {
-          onEvents: (events) => {
-            for (const ev of events) {
-              // A file still being written waits for its close (or quiet); parcel reports no closes.
-              if (this.watcher?.backend !== 'parcel' && noteWriting(this.localWriting, ev)) continue;
-              if (ev.isDir && (ev.kind === 'create' || ev.kind === 'move-to')) this.dirty.addTree(ev.path);
-              else this.dirty.addPath(ev.path);
-            }
-            this.kick();
-          },
-          onOverflow: () => {
-            this.dirty.addFull();
-            this.kick();
-          },
+          onEvents: (events) => this.trigger({ reason: 'local-events', events }),
+          onOverflow: () => this.trigger({ reason: 'local-overflow' }),
           onError: (f) => this.watcherFailed(f),
         },
         { excluder: this.excluder, inotifywaitPath: this.deps.inotifywaitPath, since },
       );
-      await w.start();
-      this.watcher = w;
+      await watcher.start();
+      this.watcher = watcher;
       this.degraded = undefined;
     } catch (e) {
       if (e instanceof WatchStartError) this.watcherFailed(e.failure, false);
@@ -741,17 +621,14 @@ export class PairRunner {
       event: 'state',
       msg: `degraded: ${f.message}${f.fix ? ` Fix: ${f.fix}` : ''}`,
     });
-    this.scheduleRescans();
+    this.triggers.scheduleRescans();
     this.setState();
     if (restart && !this.stopped && kind === 'watcher-died') {
       // Try again later; events were missed meanwhile, so rescan once it is back.
       setTimeout(() => {
         if (this.stopped || this.watcher) return;
         void this.startWatcher().then(() => {
-          if (this.watcher) {
-            this.dirty.addFull();
-            this.kick();
-          }
+          if (this.watcher) this.trigger({ reason: 'local-watcher-back' });
         });
       }, 5000).unref();
     }
@@ -761,58 +638,12 @@ export class PairRunner {
     return Math.min(this.settings.rescanIntervalSec, 60);
   }
 
-  private scheduleRescans(): void {
-    if (this.rescanTimer) clearInterval(this.rescanTimer);
-    if (this.stopped || !this.deps.watch) return;
-    const sec = this.degraded ? this.degradedRescanSec() : this.settings.rescanIntervalSec;
-    this.rescanTimer = setInterval(() => {
-      this.dirty.addFull();
-      this.kick(0);
-    }, sec * 1000);
-    this.rescanTimer.unref();
-  }
-
   // ---------------------------------------------------------------- the loop
 
   /**
-   * Ask the loop to run once events have settled (or now, with delay 0): a batch
-   * goes when no new event came for `delayMs` (the debounce, 20 ms by default),
-   * or MAX_BATCH_WAIT_MS after its first event while a burst goes on. One saved
-   * file is thus on its way within milliseconds, and a burst (a copy, an
-   * `rm -r`) goes as few large batches, which the mass-delete check sees whole.
+   * One run: cycles while either dirty set names something (and the pair is not
+   * paused, unless the user forced the run). Started by a trigger (pair/triggers.ts).
    */
-  private kick(delayMs = this.deps.debounceMs, force = false): void {
-    if (this.stopped || this.stopping) return;
-    if (this.isPaused() && !force) {
-      this.setState();
-      return;
-    }
-    this.lastKickAt = Date.now();
-    cancelHeapRelease(); // not quiet any more
-    if (this.running) return; // the loop looks again when the cycle ends
-    if (this.kickTimer && delayMs > 0) return; // the pending batch takes this event too
-    if (this.kickTimer) clearTimeout(this.kickTimer);
-    this.batchStartedAt = this.lastKickAt;
-    const fire = (): void => {
-      const wait = delayMs > 0 ? this.settleWait(delayMs) : 0;
-      if (wait > 0) {
-        this.kickTimer = setTimeout(fire, wait);
-        return;
-      }
-      this.kickTimer = null;
-      this.cycleDone = this.loop(force);
-    };
-    this.kickTimer = setTimeout(fire, delayMs);
-  }
-
-  /** How much longer a batch should wait for events to settle (0: go now). */
-  private settleWait(quietMs: number): number {
-    const now = Date.now();
-    if (now - this.batchStartedAt >= MAX_BATCH_WAIT_MS) return 0;
-    const quietFor = now - this.lastKickAt;
-    return quietFor >= quietMs ? 0 : Math.min(quietMs - quietFor, MAX_BATCH_WAIT_MS - (now - this.batchStartedAt));
-  }
-
   private async loop(force: boolean): Promise<void> {
     if (this.running || this.stopped || this.stopping) return;
     this.running = true;
@@ -823,14 +654,12 @@ export class PairRunner {
       while (
         !this.stopped &&
         !this.stopping &&
-        (!this.dirty.isEmpty() || !this.remoteDirty.isEmpty()) &&
+        (!this.localDirty.isEmpty() || !this.remoteDirty.isEmpty()) &&
         (force || this.forceRequested || !this.isPaused())
       ) {
         if (!first && !force && !this.forceRequested && this.deps.debounceMs > 0) {
           // Events that came during the last cycle: let a burst still going on settle first.
-          this.batchStartedAt = Date.now();
-          for (let w = this.settleWait(this.deps.debounceMs); w > 0; w = this.settleWait(this.deps.debounceMs))
-            await new Promise((r) => setTimeout(r, w));
+          await this.triggers.settle();
           if (this.stopped || this.stopping) break;
         }
         first = false;
@@ -839,8 +668,8 @@ export class PairRunner {
         force = false;
         const waiters = this.pendingWaiters;
         this.pendingWaiters = [];
-        const localSnap = this.dirty.take();
-        const remoteSnap = this.remoteDirty.take();
+        const localSnapshot = this.localDirty.take();
+        const remoteSnapshot = this.remoteDirty.take();
         // Files that did not fit on a full disk stay out until their next try (retry.ts).
         const held = this.retries.held();
         this.setState('syncing');
@@ -851,20 +680,20 @@ export class PairRunner {
           if (!this.checkLocalRoot())
             throw new LipsyncError(this.fatal!.kind, this.fatal!.message, { fix: this.fatal!.fix });
           await traced('prepare remote', () => this.prepareRemote());
-          await traced('cycle', () => this.runCycle(localSnap, remoteSnap, totals, held));
-          this.pathResults(localSnap, remoteSnap, totals, held);
+          await traced('cycle', () => this.runCycle(localSnapshot, remoteSnapshot, totals, held));
+          this.pathResults(localSnapshot, remoteSnapshot, totals, held);
           unfitThisRun = 0;
           this.conflictCount = this.db ? this.db.openConflicts().length : 0;
           this.lastSyncAt = Date.now();
           this.db?.setMeta('lastSyncAt', String(this.lastSyncAt));
           this.lastError = undefined;
           if (this.fatal && this.fatal.kind !== 'local-missing') this.fatal = undefined;
-          this.retryDelayMs = 1000;
-          this.db?.setMeta(LAST_PROBLEM_META, '');
+          this.triggers.cycleSucceeded();
+          if (this.db) clearLastProblem(this.db);
         } catch (e) {
           if (e instanceof PausedSignal) {
             // Paused mid-cycle: what was done is recorded; the rest is found again on resume.
-            this.dirty.addFull();
+            this.localDirty.addFull();
             this.remoteDirty.addFull();
             this.pendingWaiters.unshift(...waiters);
             break;
@@ -880,11 +709,11 @@ export class PairRunner {
               msg: `paused: ${e.message} Run \`lipsync confirm ${this.id}\` to go on.`,
             });
             this.rememberProblem('mass-delete', this.massDelete);
-            this.dirty.addFull();
+            this.localDirty.addFull();
             this.remoteDirty.addFull();
             const result = this.result(totals, this.massDelete);
             // Everyone waiting gets the answer now, also who asked during this cycle.
-            for (const w of [...waiters, ...this.pendingWaiters.splice(0)]) w(result);
+            for (const waiter of [...waiters, ...this.pendingWaiters.splice(0)]) waiter(result);
             break;
           }
           const info = toErrorInfo(e);
@@ -892,7 +721,7 @@ export class PairRunner {
           if (unfit && unfit.some((f) => !held.has(f)) && (unfitThisRun += unfit.length) <= MAX_UNFIT_PER_RUN) {
             // A file that does not fit stopped the run: it waits (held) and the rest goes on at once.
             await this.holdUnfit(info, unfit, totals);
-            this.dirty.addFull();
+            this.localDirty.addFull();
             this.remoteDirty.addFull();
           } else {
             error = info;
@@ -907,16 +736,16 @@ export class PairRunner {
             });
             if (isFatalKind(error.kind)) this.fatal = error;
             // Nothing was recorded for what failed: a full compare later finds it again.
-            this.dirty.addFull();
+            this.localDirty.addFull();
             this.remoteDirty.addFull();
-            this.scheduleRetry(error.kind);
+            this.triggers.cycleFailed(error.kind);
           }
         }
         this.progress = undefined;
         // A path that failed is retried by its own back-off and full compares, not by ctime.
         if (totals.warnings.length) this.cleanRun = false;
         const result = this.result(totals, error);
-        for (const w of error ? [...waiters, ...this.pendingWaiters.splice(0)] : waiters) w(result);
+        for (const waiter of error ? [...waiters, ...this.pendingWaiters.splice(0)] : waiters) waiter(result);
         if (error) break;
       }
     } finally {
@@ -926,32 +755,13 @@ export class PairRunner {
           kind: 'cancelled',
           message: 'lipsync stopped before this sync finished.',
         });
-        for (const w of this.pendingWaiters.splice(0)) w(r);
+        for (const waiter of this.pendingWaiters.splice(0)) waiter(r);
       }
       this.setState();
-      // Events that arrived while we were busy.
-      if (
-        !this.stopped &&
-        (!this.dirty.isEmpty() || !this.remoteDirty.isEmpty()) &&
-        !this.retryTimer &&
-        !this.isPaused()
-      )
-        this.kick();
-      // A large cycle leaves V8's heap grown: give it back once things are quiet.
-      else if (!this.stopped) scheduleHeapRelease();
+      // Events that arrived while we were busy start the next run; else, a large cycle
+      // leaves V8's heap grown: give it back once things are quiet.
+      if (!this.triggers.runEnded() && !this.stopped) scheduleHeapRelease();
     }
-  }
-
-  private scheduleRetry(kind?: ErrorKind): void {
-    if (this.retryTimer || this.stopped) return;
-    // An unreachable server is tried again every few seconds: it is back within seconds of sshd.
-    const delay = kind === 'host-unreachable' ? Math.min(this.retryDelayMs, UNREACHABLE_RETRY_MS) : this.retryDelayMs;
-    this.retryDelayMs = Math.min(this.retryDelayMs * 2, 60_000);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      this.kick(0);
-    }, delay);
-    this.retryTimer.unref();
   }
 
   /**
@@ -982,7 +792,7 @@ export class PairRunner {
     // A change seen above a failing path (its folder made writable, space freed there): try it now.
     this.retries.poke((p) => snapshotTouchesAbove(local, p) || snapshotTouchesAbove(remote, p));
     this.warnings = dedupeWarnings(totals.warnings.filter((w) => !w.files?.length));
-    this.schedulePathRetries();
+    this.triggers.schedulePathRetries();
   }
 
   /** Files that did not fit on a full disk: partials removed, a warning each, held until their next try. */
@@ -1000,7 +810,7 @@ export class PairRunner {
       totals.warnings.push(w);
       if (this.retries.fail(f, w, { hold: true }).news) this.logWarning(w);
     }
-    this.schedulePathRetries();
+    this.triggers.schedulePathRetries();
   }
 
   private logWarning(w: ErrorInfo): void {
@@ -1011,26 +821,6 @@ export class PairRunner {
       msg: `${w.message}${w.fix ? ` Fix: ${w.fix}` : ''}`,
       ...(w.files?.length ? { paths: w.files.slice(0, 1000) } : {}),
     });
-  }
-
-  /** Puts each failed path back in the dirty sets when its try is due. */
-  private schedulePathRetries(): void {
-    if (this.pathRetryTimer) clearTimeout(this.pathRetryTimer);
-    this.pathRetryTimer = null;
-    if (this.stopped || this.stopping) return;
-    const ms = this.retries.nextDueInMs();
-    if (ms === null) return;
-    this.pathRetryTimer = setTimeout(() => {
-      this.pathRetryTimer = null;
-      const due = this.retries.takeDue();
-      for (const p of due) {
-        this.dirty.addPath(p);
-        this.remoteDirty.addPath(p);
-      }
-      if (due.length) this.kick(0);
-      this.schedulePathRetries();
-    }, ms + 20);
-    this.pathRetryTimer.unref();
   }
 
   /** The state database was damaged: it was moved aside and is being rebuilt (StateDb.openOrRebuild). */
@@ -1047,7 +837,7 @@ export class PairRunner {
 
   /** Keeps the problem a run ended with, for `lipsync status` without a daemon (cleared by a good run). */
   private rememberProblem(as: 'mass-delete' | 'error', info: ErrorInfo): void {
-    this.db?.setMeta(LAST_PROBLEM_META, JSON.stringify({ as, info, at: Date.now() }));
+    if (this.db) rememberProblem(this.db, as, info);
   }
 
   private recallProblem(): void {
@@ -1140,12 +930,12 @@ export class PairRunner {
         if (p.currentFile !== undefined) this.progress.currentFile = p.currentFile;
         for (const l of this.progressListeners) l(this.progress);
       },
-      withRemoteLock: (fn) => this.withRemoteLock(fn),
+      withRemoteLock: (fn) => this.lock.with(fn),
       expectEcho: (paths) => {
-        this.echo = paths ? new Set(paths) : null;
+        this.pushing = paths ? new Set(paths) : null;
       },
       requeueRemote: (path) => this.remoteDirty.addPath(path),
-      requeueLocalTree: (path) => this.dirty.addTree(path),
+      requeueLocalTree: (path) => this.localDirty.addTree(path),
       held: (side, path) => (side === 'local' ? this.localWriting : this.remoteWriting).held(path),
       heldBelow: (dir) => this.localWriting.heldBelow(dir),
       taken: (path) => {
@@ -1171,72 +961,6 @@ export class PairRunner {
     if (!this.db) throw new LipsyncError('cancelled', 'The pair is stopping.');
     return this.db;
   }
-
-  /**
-   * Several clients sync one remote root: a short lock in its .lipsync/ serialises
-   * their writes. A lock whose holder stopped refreshing it for LOCK_TTL_MS is stale
-   * and broken by the next client.
-   */
-  private async withRemoteLock<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.lockDepth > 0) {
-      this.lockDepth++;
-      try {
-        return await fn();
-      } finally {
-        this.lockDepth--;
-      }
-    }
-    const owner = `host=${hostname()} pid=${process.pid} device=${this.deps.deviceName} pair=${this.id} client=${this.clientId}`;
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const r = await traced('lock', () => this.ops.lock(owner, LOCK_TTL_MS));
-      if (r.acquired) break;
-      if (r.holder && holderIsDeadHere(r.holder)) {
-        // Left by a lipsync on this machine that died (kill -9, crash): no need to wait for it to expire.
-        await this.ops.unlock(r.holder).catch(() => undefined);
-        continue;
-      }
-      if (Date.now() > deadline || this.stopped) {
-        throw new LipsyncError(
-          'unknown',
-          `The server folder is locked by another lipsync client (${r.holder ?? 'unknown'}).`,
-          {
-            fix: 'lipsync retries by itself; if that client died, the lock expires within a minute.',
-          },
-        );
-      }
-      await new Promise((res) => setTimeout(res, 200 + Math.random() * 300));
-    }
-    this.lockDepth = 1;
-    const heartbeat = setInterval(() => void this.ops.refreshLock(owner).catch(() => undefined), LOCK_TTL_MS / 3);
-    heartbeat.unref();
-    try {
-      return await fn();
-    } finally {
-      clearInterval(heartbeat);
-      this.lockDepth = 0;
-      await traced('unlock', () => this.ops.unlock(owner)).catch(() => undefined);
-    }
-  }
-}
-
-/**
- * Feeds one watcher event to a side's WriteTracker. Returns true when the event only
- * says a file is being written (created, or written to and not closed): the file is
- * then held, not marked dirty. A close, delete or move ends the hold (the event is
- * then handled as usual).
- */
-function noteWriting(t: WriteTracker, ev: { path: string; kind: string; isDir: boolean }): boolean {
-  if (ev.isDir) {
-    if (ev.kind === 'delete' || ev.kind === 'move-from') t.doneBelow(ev.path);
-    return false;
-  }
-  if (ev.kind === 'create' || ev.kind === 'write') {
-    t.writing(ev.path);
-    return true;
-  }
-  if (ev.kind !== 'attrib') t.done(ev.path);
-  return false;
 }
 
 /** The N3 warning of a name skipped because it is not valid UTF-8 (either side). */
@@ -1263,19 +987,6 @@ function pausedReason(s: PairSettings): ErrorInfo {
     kind: 'cancelled',
     message: s.pausedUntil ? `Paused until ${new Date(s.pausedUntil).toLocaleString()}.` : 'Paused until resumed.',
   };
-}
-
-/** True when a lock owner text names a process on this host that no longer runs. */
-export function holderIsDeadHere(holder: string): boolean {
-  const host = /(?:^|\s)host=(\S+)/.exec(holder)?.[1];
-  const pid = Number(/(?:^|\s)pid=(\d+)/.exec(holder)?.[1]);
-  if (host !== hostname() || !pid || pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ESRCH';
-  }
 }
 
 function isFatalKind(kind: ErrorInfo['kind']): boolean {
