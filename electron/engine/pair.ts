@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { PairSettings } from '../../shared/settings.js';
@@ -23,19 +23,20 @@ import type { ActivityLog } from './log.js';
 import { traced } from './trace.js';
 import { cancelHeapRelease, scheduleHeapRelease } from './memory.js';
 import { WriteTracker } from './writing.js';
-import { PathRetries, dedupeWarnings, holdingExcluder, snapshotCovers, snapshotTouchesAbove } from './retry.js';
-import { clearPartials, fullSide, unfitFiles, unfitWarning } from './unfit.js';
+import { holdingExcluder } from './retry.js';
+import { unfitFiles } from './unfit.js';
 import { recordCleanStop, remoteMarkerId, takeCleanStop, type StopFacts } from './pair/clean-stop.js';
 import { resolveConflict, type KeepSide } from './pair/conflicts.js';
 import { clearLastProblem, readLastProblem, rememberProblem } from './pair/last-problem.js';
 import { PairLock } from './pair/lock.js';
 import { Triggers, type Trigger } from './pair/triggers.js';
+import { PairWarnings } from './pair/warnings.js';
+import { isFatalKind, localRootProblem, serverMarkerProblem, serverRootProblem } from './pair/roots.js';
 
 export { readLastProblem, type LastProblem } from './pair/last-problem.js';
 export { LOCK_TTL_MS, holderIsDeadHere } from './pair/lock.js';
 export { MAX_BATCH_WAIT_MS, UNREACHABLE_RETRY_MS } from './pair/triggers.js';
 
-const LOCAL_MARKER = join('.lipsync', 'pair-id');
 /** How long stop() lets a running cycle finish before cutting it short. */
 const STOP_FINISH_MS = 3000;
 
@@ -118,14 +119,8 @@ export class PairRunner {
   private fatal: ErrorInfo | undefined;
   private degraded: ErrorInfo | undefined;
   private lastError: ErrorInfo | undefined;
-  /** Warnings of the last completed cycle that name no path (per-path ones are in `retries`). */
-  private warnings: ErrorInfo[] = [];
-  /** Paths that failed, retried on a back-off (retry.ts). */
-  private readonly retries = new PathRetries();
-  /** Shown for this run of the pair (a state database rebuilt at start). */
-  private notices: ErrorInfo[] = [];
-  /** N3 warnings (names that are not valid UTF-8, here or on the server), by message. */
-  private readonly badNames = new Map<string, ErrorInfo>();
+  /** What the pair warns of, and the per-path retries (pair/warnings.ts). */
+  private readonly warnings: PairWarnings;
   private progress: TransferProgress | undefined;
   private lastSyncAt: number | null = null;
   private remoteReady = false;
@@ -152,6 +147,7 @@ export class PairRunner {
     this.remote = parseRemote(settings.remote);
     this.ops = remoteOps(this.remote, this.sshOptions());
     this.excluder = createExcluder(settings.excludes);
+    this.warnings = new PairWarnings(this.id, deps.log);
     this.lock = new PairLock(this.ops, { deviceName: deps.deviceName, pair: this.id }, () => this.stopped);
     const writeOpts = { quietMs: deps.writeQuietMs ?? 2000, maxDelayMs: deps.writeMaxDelayMs ?? 30_000 };
     this.localWriting = new WriteTracker({
@@ -167,7 +163,7 @@ export class PairRunner {
       remoteDirty: this.remoteDirty,
       localWriting: this.localWriting,
       remoteWriting: this.remoteWriting,
-      retries: this.retries,
+      retries: this.warnings.retries,
       debounceMs: deps.debounceMs,
       watch: deps.watch,
       isStopped: () => this.stopped,
@@ -202,7 +198,7 @@ export class PairRunner {
     this.cleanRun = true;
     this.stopCycleFailed = false;
     mkdirSync(join(this.deps.stateDbFile, '..'), { recursive: true, mode: 0o700 });
-    this.notices = [];
+    this.warnings.clearNotices();
     const opened = StateDb.openOrRebuild(this.deps.stateDbFile);
     this.db = opened.db;
     if (opened.damaged) this.noteRebuiltDb(opened.damaged.movedTo, opened.damaged.reason);
@@ -359,50 +355,17 @@ export class PairRunner {
       lastSyncAt: this.lastSyncAt,
       lastError: this.lastError,
       progress: this.progress,
-      warnings: [...this.notices, ...this.badNames.values(), ...this.retries.warnings(), ...this.warnings].slice(-20),
+      warnings: this.warnings.shown(),
     };
   }
 
   // ---------------------------------------------------------------- safety checks
 
-  /** The local root must exist and be this pair's folder; never read a missing root as "all deleted". */
+  /** The local root must exist and be this pair's folder (pair/roots.ts); never read a missing root as "all deleted". */
   private checkLocalRoot(): boolean {
-    const root = this.settings.local;
-    let ok = false;
-    try {
-      ok = statSync(root).isDirectory();
-    } catch {
-      ok = false;
-    }
-    if (!ok) {
-      this.fail(
-        new LipsyncError('local-missing', `The local folder ${root} is missing or not a directory.`, {
-          fix: 'If it is on a disk that is not mounted, mount it; lipsync resumes on the next sync. Nothing was deleted on the server.',
-        }),
-      );
-      return false;
-    }
-    const marker = join(root, LOCAL_MARKER);
-    if (!existsSync(marker)) {
-      if (this.db && this.db.count() > 0) {
-        this.fail(
-          new LipsyncError(
-            'local-missing',
-            `The local folder ${root} has lost its lipsync marker (.lipsync/pair-id).`,
-            {
-              fix: 'If the disk holding it was swapped or unmounted, mount the right one. If you recreated the folder on purpose, remove the pair and add it again. Nothing was deleted on the server.',
-            },
-          ),
-        );
-        return false;
-      }
-      writeLocalMarker(root, this.id);
-    } else if (readFileSync(marker, 'utf8').trim() !== this.id) {
-      this.fail(
-        new LipsyncError('local-missing', `The local folder ${root} belongs to another lipsync pair.`, {
-          fix: 'Check the path of this pair (`lipsync list`).',
-        }),
-      );
+    const problem = localRootProblem(this.settings.local, this.id, !!this.db && this.db.count() > 0);
+    if (problem) {
+      this.fail(problem);
       return false;
     }
     if (this.fatal?.kind === 'local-missing') this.fatal = undefined;
@@ -421,32 +384,8 @@ export class PairRunner {
   private async connectRemote(): Promise<void> {
     if (this.remoteReady) return;
     const probe = await traced('probe', () => this.ops.probe());
-    if (probe.root === 'missing') {
-      throw new LipsyncError('remote-missing', `The remote folder ${this.settings.remote} does not exist.`, {
-        fix: 'If it is on a disk that is not mounted, mount it. lipsync does not recreate a vanished folder by itself; remove the pair and add it again to start over.',
-      });
-    }
-    if (probe.root === 'not-dir') {
-      throw new LipsyncError('remote-not-dir', `The remote path ${this.settings.remote} is not a directory.`);
-    }
-    if (probe.root === 'no-access') {
-      throw new LipsyncError(
-        'permission-denied',
-        `The remote folder ${this.settings.remote} cannot be read or written.`,
-        {
-          fix: 'Check its owner and permissions on the server.',
-        },
-      );
-    }
-    if (probe.rsyncVersion === null) {
-      throw new LipsyncError(
-        'rsync-missing-remote',
-        `rsync is not installed on the server of ${this.settings.remote}.`,
-        {
-          fix: 'Install it there: sudo apt install rsync (or your system’s package manager).',
-        },
-      );
-    }
+    const rootProblem = serverRootProblem(probe, this.settings.remote);
+    if (rootProblem) throw rootProblem;
     // N5: an rsync whose receiver follows a symlinked parent leaves a race window; say so, sync on.
     const oldRsync = rsyncSymlinkWarning(
       await rsyncVersion(),
@@ -461,24 +400,8 @@ export class PairRunner {
     const marker = await this.ops.readMarker();
     const db = this.requireDb();
     const joined = db.getMeta('remoteFolderId');
-    if (marker === null && (joined || db.count() > 0)) {
-      throw new LipsyncError(
-        'remote-missing',
-        `The remote folder ${this.settings.remote} has lost its lipsync marker (.lipsync/pair-id).`,
-        {
-          fix: 'If it is on a disk that is not mounted on the server, mount it. If the folder was recreated on purpose, remove the pair and add it again. Nothing was deleted.',
-        },
-      );
-    }
-    if (marker !== null && joined && marker !== joined) {
-      throw new LipsyncError(
-        'remote-not-dir',
-        `The remote folder ${this.settings.remote} is not the folder this pair synced before (its marker changed).`,
-        {
-          fix: 'If another disk is mounted there, mount the right one. To sync with this folder from scratch, remove the pair and add it again. Nothing was deleted.',
-        },
-      );
-    }
+    const markerProblem = serverMarkerProblem(marker, joined, db.count() > 0, this.settings.remote);
+    if (markerProblem) throw markerProblem;
     this.caps = await capsProbe;
     // The server's watcher (it ignores .lipsync) starts while the meta folders are made.
     const watching =
@@ -671,7 +594,7 @@ export class PairRunner {
         const localSnapshot = this.localDirty.take();
         const remoteSnapshot = this.remoteDirty.take();
         // Files that did not fit on a full disk stay out until their next try (retry.ts).
-        const held = this.retries.held();
+        const held = this.warnings.retries.held();
         this.setState('syncing');
         const totals: CycleTotals = emptyTotals();
         this.cycleTotals = totals;
@@ -681,7 +604,9 @@ export class PairRunner {
             throw new LipsyncError(this.fatal!.kind, this.fatal!.message, { fix: this.fatal!.fix });
           await traced('prepare remote', () => this.prepareRemote());
           await traced('cycle', () => this.runCycle(localSnapshot, remoteSnapshot, totals, held));
-          this.pathResults(localSnapshot, remoteSnapshot, totals, held);
+          const wholeSides = localSnapshot.full && (remoteSnapshot.full || this.settings.direction === 'send-only');
+          this.warnings.afterCycle(localSnapshot, remoteSnapshot, totals, held, wholeSides);
+          this.triggers.schedulePathRetries();
           unfitThisRun = 0;
           this.conflictCount = this.db ? this.db.openConflicts().length : 0;
           this.lastSyncAt = Date.now();
@@ -720,7 +645,12 @@ export class PairRunner {
           const unfit = unfitFiles(info);
           if (unfit && unfit.some((f) => !held.has(f)) && (unfitThisRun += unfit.length) <= MAX_UNFIT_PER_RUN) {
             // A file that does not fit stopped the run: it waits (held) and the rest goes on at once.
-            await this.holdUnfit(info, unfit, totals);
+            await this.warnings.holdUnfit(info, unfit, totals, {
+              localRoot: this.settings.local,
+              remote: this.remote,
+              ssh: this.sshOptions(),
+            });
+            this.triggers.schedulePathRetries();
             this.localDirty.addFull();
             this.remoteDirty.addFull();
           } else {
@@ -764,65 +694,6 @@ export class PairRunner {
     }
   }
 
-  /**
-   * After a completed cycle: the paths it named in warnings are retried on their
-   * back-off; the failing paths it looked at that did not fail again are healed
-   * (their warning goes). Warnings that name no path are kept until the next cycle.
-   */
-  private pathResults(local: DirtySnapshot, remote: DirtySnapshot, totals: CycleTotals, held: Set<string>): void {
-    // N3: a name that is not valid UTF-8 is skipped on purpose, not a failure to retry: its
-    // warning stays until a full look at the pair's sides no longer finds that name.
-    const skips = totals.warnings.filter(isBadNameNotice);
-    for (const w of skips) this.badNames.set(w.message, w);
-    if (local.full && (remote.full || this.settings.direction === 'send-only'))
-      for (const k of [...this.badNames.keys()]) if (!skips.some((w) => w.message === k)) this.badNames.delete(k);
-    const perPath = totals.warnings.filter((w) => w.files?.length && !isBadNameNotice(w));
-    const failedNow = new Set(perPath.flatMap((w) => w.files ?? []));
-    const healed = this.retries.settle((p) => snapshotCovers(local, p) || snapshotCovers(remote, p), failedNow, held);
-    if (healed.length) {
-      this.deps.log.write({
-        pair: this.id,
-        level: 'info',
-        event: 'state',
-        msg: `synced ${healed.length === 1 ? 'a path' : `${healed.length} paths`} that had failed before`,
-        paths: healed.slice(0, 1000),
-      });
-    }
-    for (const w of this.retries.failAll(perPath)) this.logWarning(w);
-    // A change seen above a failing path (its folder made writable, space freed there): try it now.
-    this.retries.poke((p) => snapshotTouchesAbove(local, p) || snapshotTouchesAbove(remote, p));
-    this.warnings = dedupeWarnings(totals.warnings.filter((w) => !w.files?.length));
-    this.triggers.schedulePathRetries();
-  }
-
-  /** Files that did not fit on a full disk: partials removed, a warning each, held until their next try. */
-  private async holdUnfit(e: ErrorInfo, files: string[], totals: CycleTotals): Promise<void> {
-    const side = fullSide(e, this.settings.local);
-    const space = await clearPartials({
-      side,
-      localRoot: this.settings.local,
-      remote: this.remote,
-      ssh: this.sshOptions(),
-      files,
-    }).catch(() => new Map<string, never>());
-    for (const f of files) {
-      const w = unfitWarning(f, space.get(f), { side, localRoot: this.settings.local, remote: this.remote });
-      totals.warnings.push(w);
-      if (this.retries.fail(f, w, { hold: true }).news) this.logWarning(w);
-    }
-    this.triggers.schedulePathRetries();
-  }
-
-  private logWarning(w: ErrorInfo): void {
-    this.deps.log.write({
-      pair: this.id,
-      level: 'warn',
-      event: 'error',
-      msg: `${w.message}${w.fix ? ` Fix: ${w.fix}` : ''}`,
-      ...(w.files?.length ? { paths: w.files.slice(0, 1000) } : {}),
-    });
-  }
-
   /** The state database was damaged: it was moved aside and is being rebuilt (StateDb.openOrRebuild). */
   private noteRebuiltDb(movedTo: string, reason: string): void {
     const w: ErrorInfo = {
@@ -830,9 +701,8 @@ export class PairRunner {
       message: `The state database of this pair was damaged (${reason}). lipsync moved it aside to ${movedTo} and rebuilt it by comparing both sides, as a first sync does: nothing was deleted, and files that differ on the two sides were kept as conflict copies.`,
       fix: `Nothing to do. See \`lipsync conflicts\` for the files that differed; the damaged file can be deleted.`,
     };
-    this.notices = [w];
     this.cleanRun = false;
-    this.logWarning(w);
+    this.warnings.setNotice(w);
   }
 
   /** Keeps the problem a run ended with, for `lipsync status` without a daemon (cleared by a good run). */
@@ -964,10 +834,6 @@ export class PairRunner {
 }
 
 /** The N3 warning of a name skipped because it is not valid UTF-8 (either side). */
-function isBadNameNotice(w: ErrorInfo): boolean {
-  return /^Skipped .*not valid UTF-8/.test(w.message);
-}
-
 /** A sync's result with the work of the cycle it waited for added (files, bytes, warnings). */
 export function withWaitedFor(r: SyncPairResult, t: CycleTotals): SyncPairResult {
   return {
@@ -987,15 +853,4 @@ function pausedReason(s: PairSettings): ErrorInfo {
     kind: 'cancelled',
     message: s.pausedUntil ? `Paused until ${new Date(s.pausedUntil).toLocaleString()}.` : 'Paused until resumed.',
   };
-}
-
-function isFatalKind(kind: ErrorInfo['kind']): boolean {
-  return ['remote-missing', 'remote-not-dir', 'rsync-missing-remote', 'host-key-changed', 'local-missing'].includes(
-    kind,
-  );
-}
-
-export function writeLocalMarker(root: string, id: string): void {
-  mkdirSync(join(root, '.lipsync'), { recursive: true });
-  writeFileSync(join(root, LOCAL_MARKER), id + '\n');
 }
