@@ -1,0 +1,91 @@
+/**
+ * The remote lock as a pair uses it. Several clients sync one remote root: a short
+ * lock in its .lipsync/ serialises their writes (the lock itself, mkdir-atomic and
+ * dated by the server's clock, is remote/ops.ts). A lock whose holder stopped
+ * refreshing it for LOCK_TTL_MS is stale and broken by the next client; one left by
+ * a lipsync on this machine that died is broken at once.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { RemoteOps } from '../remote/ops.js';
+import { LipsyncError } from '../errors.js';
+import { traced } from '../trace.js';
+
+/** A remote lock not refreshed for this long belongs to a dead client. */
+export const LOCK_TTL_MS = 60_000;
+/** How long a client waits for a lock held by another live one before it gives up (and retries later). */
+const LOCK_WAIT_MS = 60_000;
+
+/** One pair's hold on its remote lock: re-entrant, refreshed while held. */
+export class PairLock {
+  private depth = 0;
+  private readonly clientId = randomBytes(4).toString('hex');
+
+  constructor(
+    private readonly ops: RemoteOps,
+    private readonly who: { deviceName: string; pair: string },
+    /** True once the pair stops: a wait for the lock ends. */
+    private readonly stopped: () => boolean,
+  ) {}
+
+  /** The owner text written into the lock: who holds it, to break it when that process died here. */
+  private owner(): string {
+    return `host=${hostname()} pid=${process.pid} device=${this.who.deviceName} pair=${this.who.pair} client=${this.clientId}`;
+  }
+
+  /** Runs `fn` holding the lock (a nested call runs inside the hold it is in). */
+  async with<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.depth > 0) {
+      this.depth++;
+      try {
+        return await fn();
+      } finally {
+        this.depth--;
+      }
+    }
+    const owner = this.owner();
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    for (;;) {
+      const attempt = await traced('lock', () => this.ops.lock(owner, LOCK_TTL_MS));
+      if (attempt.acquired) break;
+      if (attempt.holder && holderIsDeadHere(attempt.holder)) {
+        // Left by a lipsync on this machine that died (kill -9, crash): no need to wait for it to expire.
+        await this.ops.unlock(attempt.holder).catch(() => undefined);
+        continue;
+      }
+      if (Date.now() > deadline || this.stopped()) {
+        throw new LipsyncError(
+          'unknown',
+          `The server folder is locked by another lipsync client (${attempt.holder ?? 'unknown'}).`,
+          {
+            fix: 'lipsync retries by itself; if that client died, the lock expires within a minute.',
+          },
+        );
+      }
+      await new Promise((res) => setTimeout(res, 200 + Math.random() * 300));
+    }
+    this.depth = 1;
+    const heartbeat = setInterval(() => void this.ops.refreshLock(owner).catch(() => undefined), LOCK_TTL_MS / 3);
+    heartbeat.unref();
+    try {
+      return await fn();
+    } finally {
+      clearInterval(heartbeat);
+      this.depth = 0;
+      await traced('unlock', () => this.ops.unlock(owner)).catch(() => undefined);
+    }
+  }
+}
+
+/** True when a lock owner text names a process on this host that no longer runs. */
+export function holderIsDeadHere(holder: string): boolean {
+  const host = /(?:^|\s)host=(\S+)/.exec(holder)?.[1];
+  const pid = Number(/(?:^|\s)pid=(\d+)/.exec(holder)?.[1]);
+  if (host !== hostname() || !pid || pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}

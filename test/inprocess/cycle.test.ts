@@ -1,0 +1,146 @@
+/**
+ * One sync cycle in the test process: a Cycle built directly against a local-path
+ * remote (a second folder), with a real state database in a temp dir. No build, no
+ * sshd: rsync runs between two local folders.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Cycle, MassDeleteError, emptyTotals, type CycleTotals } from '../../electron/engine/cycle.js';
+import { DirtySet } from '../../electron/engine/dirty.js';
+import { StateDb } from '../../electron/engine/state/db.js';
+import { ActivityLog } from '../../electron/engine/log.js';
+import { createExcluder } from '../../electron/engine/excludes.js';
+import { parseRemote } from '../../electron/engine/remote/spec.js';
+import { remoteOps, type RemoteOps } from '../../electron/engine/remote/ops.js';
+import { put, read, tree } from '../support/trees.js';
+
+interface Env {
+  dir: string;
+  local: string;
+  server: string;
+  db: StateDb;
+  ops: RemoteOps;
+  log: ActivityLog;
+}
+
+let env: Env;
+
+beforeEach(async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lipsync-inprocess-cycle-'));
+  const local = join(dir, 'local');
+  const server = join(dir, 'server');
+  mkdirSync(local);
+  mkdirSync(server);
+  const ssh = { controlDir: join(dir, 'ssh') };
+  const ops = remoteOps(parseRemote(server), ssh);
+  await ops.prepareMeta('test-');
+  env = { dir, local, server, db: StateDb.open(join(dir, 'state.db')), ops, log: new ActivityLog(join(dir, 'log')) };
+});
+
+afterEach(async () => {
+  env.db.close();
+  await env.ops.close().catch(() => undefined);
+  rmSync(env.dir, { recursive: true, force: true });
+});
+
+/** One cycle over both whole sides, as `lipsync sync` runs it. */
+async function sync(opts: { massDeleteConfirmed?: boolean } = {}): Promise<CycleTotals> {
+  const remote = parseRemote(env.server);
+  const totals = emptyTotals();
+  const cycle = new Cycle({
+    pair: 'p1',
+    db: env.db,
+    localRoot: env.local,
+    remote,
+    remoteLabel: env.server,
+    ssh: { controlDir: join(env.dir, 'ssh') },
+    ops: env.ops,
+    caps: { inotifywait: false, gnuFind: false },
+    excluder: createExcluder([]),
+    direction: 'two-way',
+    deviceName: 'testbox',
+    bwLimitKBps: 0,
+    log: env.log,
+    totals,
+    massDeleteConfirmed: opts.massDeleteConfirmed ?? false,
+    checkPaused: () => undefined,
+    onProgress: () => undefined,
+    requeueLocalTree: () => undefined,
+    withRemoteLock: (fn) => fn(),
+    stagingPrefix: 'test',
+  });
+  const localChanges = new DirtySet();
+  localChanges.addFull();
+  const serverChanges = new DirtySet();
+  serverChanges.addFull();
+  await cycle.collect(localChanges.take(), serverChanges.take());
+  await cycle.checkMassDelete();
+  await cycle.execute();
+  return totals;
+}
+
+describe('a cycle against a local-path remote (in-process)', () => {
+  it('a new file goes each way', async () => {
+    await put(env.local, 'here.txt', 'made here');
+    await put(env.server, 'dir/there.txt', 'made on the server');
+    const totals = await sync();
+    expect(read(env.server, 'here.txt')).toBe('made here');
+    expect(read(env.local, 'dir/there.txt')).toBe('made on the server');
+    expect(totals.filesSent).toBe(1);
+    expect(totals.filesReceived).toBe(1);
+    expect(tree(env.local)).toEqual(tree(env.server));
+  });
+
+  it('an edit goes each way', async () => {
+    await put(env.local, 'a.txt', 'a v1');
+    await put(env.local, 'b.txt', 'b v1');
+    await sync();
+    await put(env.local, 'a.txt', 'a v2, edited here');
+    await put(env.server, 'b.txt', 'b v2, edited on the server');
+    const totals = await sync();
+    expect(read(env.server, 'a.txt')).toBe('a v2, edited here');
+    expect(read(env.local, 'b.txt')).toBe('b v2, edited on the server');
+    expect(totals.conflicts).toBe(0);
+  });
+
+  it('a deletion goes each way, and the deleted version is kept in the trash', async () => {
+    for (const f of ['a.txt', 'b.txt', 'c.txt', 'd.txt', 'e.txt', 'f.txt']) await put(env.local, f, `${f} v1`);
+    await sync();
+    unlinkSync(join(env.local, 'a.txt'));
+    unlinkSync(join(env.server, 'b.txt'));
+    const totals = await sync();
+    expect(existsSync(join(env.server, 'a.txt'))).toBe(false);
+    expect(existsSync(join(env.local, 'b.txt'))).toBe(false);
+    expect(totals.deleted).toBe(2);
+    expect(tree(env.local)).toEqual(tree(env.server));
+    expect(existsSync(join(env.server, '.lipsync', 'trash'))).toBe(true);
+  });
+
+  it('an edit on both sides makes a conflict copy and records the conflict', async () => {
+    await put(env.local, 'report.txt', 'v1');
+    await sync();
+    await put(env.local, 'report.txt', 'edited here, longer');
+    await put(env.server, 'report.txt', 'edited on the server');
+    const totals = await sync();
+    expect(totals.conflicts).toBe(1);
+    const copies = readdirSync(env.local).filter((n) => n.startsWith('report (conflicted copy testbox '));
+    expect(copies).toHaveLength(1);
+    expect(read(env.local, copies[0]!)).toBe('edited here, longer');
+    expect(read(env.local, 'report.txt')).toBe('edited on the server');
+    expect(env.db.openConflicts()).toHaveLength(1);
+  });
+
+  it('a mass deletion is refused with MassDeleteError, nothing deleted, until confirmed', async () => {
+    const names = ['1', '2', '3', '4', '5', '6'].map((n) => `f${n}.txt`);
+    for (const f of names) await put(env.local, f, `${f} content`);
+    await sync();
+    for (const f of names.slice(0, 5)) unlinkSync(join(env.local, f));
+    await expect(sync()).rejects.toBeInstanceOf(MassDeleteError);
+    for (const f of names) expect(existsSync(join(env.server, f))).toBe(true);
+    const totals = await sync({ massDeleteConfirmed: true });
+    expect(totals.deleted).toBe(5);
+    expect(tree(env.server)).toEqual(['f6.txt']);
+  });
+});
