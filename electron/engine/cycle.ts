@@ -35,8 +35,8 @@ import {
   type PushOptions,
   type PushResult,
 } from './remote/rsync.js';
-import { INCOMING_DIR } from './remote/ops.js';
-import { isIgnoredPath } from './watch/inotifywait.js';
+import { INCOMING_DIR } from '../../shared/layout.js';
+import { isIgnoredPath } from './excludes.js';
 import { listRemote, statRemote, type ListOptions } from './remote/listing.js';
 import type { RemoteOps } from './remote/ops.js';
 import { LipsyncError } from './errors.js';

@@ -41,6 +41,7 @@ import { parseRemote } from './remote/spec.js';
 import { listRemote, probeCapabilities } from './remote/listing.js';
 import { lstatLocal } from './scan.js';
 import { listVersions, restoreVersion, type VersionSource } from './versions.js';
+import { META_DIR } from '../../shared/layout.js';
 
 export const VERSION = '0.1.0';
 
@@ -524,7 +525,7 @@ export class Engine {
         continue; // unreadable or gone meanwhile
       }
       for await (const d of dir) {
-        if (d.name === '.lipsync' && d.isDirectory()) continue; // lipsync's own folder
+        if (d.name === META_DIR && d.isDirectory()) continue; // lipsync's own folder
         const path = rel ? `${rel}/${d.name}` : d.name;
         const isDir = d.isDirectory();
         if (excluder.ignores(path, isDir)) {

@@ -14,8 +14,9 @@ import type { RemoteSpec, SshOptions } from './types.js';
 import { listRemote } from './remote/listing.js';
 import { rsyncFetchFile } from './remote/rsync.js';
 import { LipsyncError } from './errors.js';
+import { META_DIR, TRASH_DIR, isMetaPath } from '../../shared/layout.js';
 
-export const TRASH_DIR = '.lipsync/trash';
+export { TRASH_DIR };
 /** The most trash entries read per side for one listing. */
 const SCAN_LIMIT = 200_000;
 
@@ -118,7 +119,7 @@ function checkTarget(root: string, rel: string): void {
     throw new LipsyncError('invalid-settings', `${rel} is not a path inside the pair's folder.`, {
       fix: 'Give a path relative to the folder, e.g. docs/report.txt.',
     });
-  if (parts[0] === '.lipsync')
+  if (isMetaPath(rel))
     throw new LipsyncError('invalid-settings', `${rel} is inside .lipsync, which lipsync keeps for itself.`, {
       fix: 'Restore to a path outside .lipsync.',
     });
@@ -158,7 +159,7 @@ export async function restoreVersion(
   const rel = m[2]!;
   const target = to ?? parsed.path;
   checkTarget(s.localRoot, target);
-  const meta = join(s.localRoot, '.lipsync');
+  const meta = join(s.localRoot, META_DIR);
   mkdirSync(meta, { recursive: true });
   const tmp = join(meta, `restore-${randomBytes(6).toString('hex')}`);
   try {

@@ -4,8 +4,6 @@ import { describe, expect, it } from 'vitest';
 import {
   FindListParser,
   FindStatParser,
-  LineSplitter,
-  NulFieldSplitter,
   STREAM_MARKER,
   StreamGate,
   findFieldsToStat,
@@ -16,6 +14,7 @@ import {
   parseRsyncListLine,
   rsyncSourcePath,
 } from '../../electron/engine/remote/listing.js';
+import { LineSplitter, NulFieldSplitter } from '../../electron/engine/proc/split.js';
 import { pollMarkerPath } from '../../electron/engine/remote/watch.js';
 
 /** One listing record as find prints it: %y %s %T@ %m %i %l %P, each NUL-terminated. */

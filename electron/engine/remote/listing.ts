@@ -44,16 +44,12 @@ import { LipsyncError, classifyFailure, unescapeRsyncName, type FailureContext }
 import { run, spawnChild, stopProcess, type RunResult } from '../proc/run.js';
 import { REMOTE_SH, rsyncShellArg, shQuote, sshArgs, wrapScript } from './ssh.js';
 import { normalizeRelPath } from './ops.js';
-import { NulFieldSplitter } from '../proc/nul-fields.js';
-
-export { NulFieldSplitter };
+import { LineSplitter, NulFieldSplitter } from '../proc/split.js';
 import { findInotifywait } from '../watch/watcher.js';
-import { isIgnoredPath } from '../watch/inotifywait.js';
+import { isIgnoredPath } from '../excludes.js';
+import { META_DIR, isMetaPath } from '../../../shared/layout.js';
 
 export type SshRemote = Extract<RemoteSpec, { kind: 'ssh' }>;
-
-/** The state folder at the root: never listed. */
-export const META_DIR_NAME = '.lipsync';
 
 /** Printed (NUL-terminated) by our scripts before a NUL stream, so login noise before it is skipped. */
 export const STREAM_MARKER = 'LIPSYNC-STREAM';
@@ -399,47 +395,6 @@ export function rsyncListRawName(line: Buffer): Buffer | null {
   return Buffer.from(rest, 'latin1');
 }
 
-/** Splits a byte stream into '\n'-terminated lines (decoded once complete). Incremental. */
-export class LineSplitter {
-  private partial: Buffer[] = [];
-
-  push(chunk: Buffer): string[] {
-    return this.pushRaw(chunk).map((l) => l.toString('utf8'));
-  }
-
-  /** Like push, with each line's bytes as they came. */
-  pushRaw(chunk: Buffer): Buffer[] {
-    const out: Buffer[] = [];
-    let start = 0;
-    for (;;) {
-      const nl = chunk.indexOf(0x0a, start);
-      if (nl === -1) break;
-      let line: Buffer = chunk.subarray(start, nl);
-      if (this.partial.length > 0) {
-        this.partial.push(line);
-        line = Buffer.concat(this.partial);
-        this.partial = [];
-      }
-      out.push(line);
-      start = nl + 1;
-    }
-    if (start < chunk.length) this.partial.push(Buffer.from(chunk.subarray(start)));
-    return out;
-  }
-
-  /** The unterminated last line, if any. */
-  end(): string[] {
-    return this.endRaw().map((l) => l.toString('utf8'));
-  }
-
-  endRaw(): Buffer[] {
-    if (this.partial.length === 0) return [];
-    const last = Buffer.concat(this.partial);
-    this.partial = [];
-    return [last];
-  }
-}
-
 // ---------------------------------------------------------------------------
 // Running scripts
 
@@ -489,7 +444,7 @@ export function scriptFailure(remote: RemoteSpec, ssh: SshOptions, r: RunResult,
     });
   }
   if (r.code === EXIT_META_FAILED) {
-    return new LipsyncError('permission-denied', `Could not write ${path}/${META_DIR_NAME}${where(remote)}.`, {
+    return new LipsyncError('permission-denied', `Could not write ${path}/${META_DIR}${where(remote)}.`, {
       fix: `Check that your user can write ${path}.`,
       detail,
     });
@@ -1046,7 +1001,7 @@ class EntryFilter {
 
   accept(path: string, isDir: boolean): boolean {
     if (path === '') return false;
-    if (path === META_DIR_NAME || path.startsWith(`${META_DIR_NAME}/`)) return false;
+    if (isMetaPath(path)) return false;
     if (!this.excluder) return true;
     if (this.excludedDirs.size > 0) {
       for (let i = path.indexOf('/'); i !== -1; i = path.indexOf('/', i + 1)) {
@@ -1254,7 +1209,7 @@ function findListScript(root: string, start: string, recursive: boolean): string
       : `S=${shQuote(abs)}
 if [ -L "$S" ] || { [ -e "$S" ] && [ ! -d "$S" ]; }; then echo "lipsync: not a directory: $S" >&2; exit ${EXIT_ROOT_NOT_DIR}; fi
 if [ ! -d "$S" ]; then echo "lipsync: no such directory: $S" >&2; exit ${EXIT_ROOT_MISSING}; fi`;
-  const meta = shQuote(globEscape(absPath(root, META_DIR_NAME)));
+  const meta = shQuote(globEscape(absPath(root, META_DIR)));
   return [
     requireRootScript(root),
     check,
@@ -1327,7 +1282,7 @@ async function* listWithRsync(
 ): AsyncGenerator<RemoteEntry> {
   const abs = absPath(root, start);
   const args = ['-s', '-l', '-8', '--list-only', recursive ? '-r' : '-d'];
-  if (start === '') args.push(`--exclude=/${META_DIR_NAME}`);
+  if (start === '') args.push(`--exclude=/${META_DIR}`);
   args.push(...rsyncSource(remote, ssh, abs));
   const stream = startStream('rsync', args, undefined, rsyncListEnv());
   const splitter = new LineSplitter();

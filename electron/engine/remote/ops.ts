@@ -37,23 +37,21 @@ import { LipsyncError, classifyFailure, type FailureContext } from '../errors.js
 import { closeMaster, shQuote, sshExec } from './ssh.js';
 import { rsyncVersion as localRsyncVersion, parseRsyncVersion } from './rsync.js';
 import type { RunResult } from '../proc/run.js';
+import {
+  INCOMING_DIR,
+  LOCK_BREAK_DIR,
+  LOCK_DIR,
+  LOCK_OWNER_FILE,
+  MARKER_FILE,
+  META_DIR,
+  TRASH_DIR,
+} from '../../../shared/layout.js';
 import { LocalAncestors, SymlinkedParentError, existsInRoot, renameInRoot } from '../safe-fs.js';
 
-export const META_DIR = '.lipsync';
-export const MARKER_FILE = `${META_DIR}/pair-id`;
-/** The remote lock: a directory (mkdir is the atomic test-and-set) holding an `owner` file. */
-export const LOCK_DIR = `${META_DIR}/lock`;
-export const LOCK_OWNER_FILE = `${LOCK_DIR}/owner`;
-/** Taken (mkdir) while breaking a stale lock, so two clients never break and retake concurrently. */
-export const LOCK_BREAK_DIR = `${META_DIR}/lock.break`;
+export { INCOMING_DIR, LOCK_BREAK_DIR, LOCK_DIR, LOCK_OWNER_FILE, MARKER_FILE, META_DIR, TRASH_DIR };
+
 /** A lock-break dir older than this was left by a client that died mid-break. */
 export const LOCK_BREAK_STALE_MS = 30_000;
-export const TRASH_DIR = `${META_DIR}/trash`;
-/**
- * Where a new folder pushed whole is written before it is moved into place in one
- * rename (cycle.ts, pushNewTrees): `.lipsync/incoming/<client id>-<random>/<path>`.
- */
-export const INCOMING_DIR = `${META_DIR}/incoming`;
 
 /** A staging-name prefix: letters, digits, '-' and '_' only (it is used in a shell glob). */
 export function checkIncomingPrefix(prefix: string): string {

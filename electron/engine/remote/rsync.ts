@@ -29,9 +29,10 @@ import { LipsyncError, classifyFailure, rsyncErrorFiles, unescapeRsyncName, type
 import { run, type RunResult } from '../proc/run.js';
 import { rsyncSourcePath } from './listing.js';
 import { rsyncShellArg } from './ssh.js';
-import { remoteOps, normalizeRelPath, prepareLocalMeta, META_DIR } from './ops.js';
+import { remoteOps, normalizeRelPath, prepareLocalMeta } from './ops.js';
+import { META_DIR, TEMP_DIR, isMetaPath } from '../../../shared/layout.js';
+import { LineReader } from '../proc/split.js';
 import {
-  LineSplitter,
   OUT_FORMAT,
   emptyStats,
   parseItemLine,
@@ -311,7 +312,7 @@ function transferArgs(direction: Direction, o: TransferArgsOptions): string[] {
     // deep: rsync >= 3.4 opens every component of that path with O_NOFOLLOW for each
     // file, several times (measured, bench/README.md: 10,000 small files took 1.5× as
     // long with an absolute --temp-dir, and `.lipsync/tmp` cost twice what `.lipsync` does).
-    `--temp-dir=${META_DIR}`,
+    `--temp-dir=${TEMP_DIR}`,
     // Never send into, or delete from, our own meta dir ('***' also matches
     // listed paths inside it: a plain '/.lipsync/' would not, with --files-from).
     `--exclude=/${META_DIR}/***`,
@@ -367,10 +368,6 @@ export function rsyncCompareArgs(o: Pick<SameContentOptions, 'localRoot' | 'remo
   const { shell, spec } = remoteEndpoint(o.remote, o.ssh);
   args.push(...shell, rootWithSlash(resolve(o.localRoot)), spec);
   return args;
-}
-
-function isMetaPath(rel: string): boolean {
-  return rel === META_DIR || rel.startsWith(`${META_DIR}/`);
 }
 
 /**
@@ -556,7 +553,7 @@ async function runTransfer(
   const undeletable: string[] = [];
   const skipped: string[] = [];
   const parents = new Set<string>();
-  const splitter = new LineSplitter((line) => {
+  const splitter = new LineReader((line) => {
     const item = parseItemLine(line);
     if (item) {
       itemCount++;
@@ -767,7 +764,7 @@ export async function rsyncSameContent(o: SameContentOptions): Promise<Map<strin
   if (o.signal?.aborted) throw new LipsyncError('cancelled', 'The comparison was cancelled.');
 
   const different = new Set<string>();
-  const splitter = new LineSplitter((line) => {
+  const splitter = new LineReader((line) => {
     const item = parseItemLine(line);
     if (item && wanted.has(item.path) && !item.itemize.startsWith('.')) different.add(item.path);
   });

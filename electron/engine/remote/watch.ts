@@ -44,7 +44,10 @@ import type { Excluder, RemoteCapabilities, RemoteSpec, SshOptions } from '../ty
 import { LipsyncError } from '../errors.js';
 import { spawnChild, stopProcess } from '../proc/run.js';
 import { shQuote } from './ssh.js';
-import { InotifyRecordParser, inotifywaitArgs, interpretRecord, isIgnoredPath } from '../watch/inotifywait.js';
+import { inotifywaitArgs } from '../watch/inotifywait.js';
+import { InotifyRecordParser, interpretRecord } from '../watch/records.js';
+import { isIgnoredPath } from '../excludes.js';
+import { META_DIR, isMetaPath, pollMarkerFile } from '../../../shared/layout.js';
 import { classifyLimitText } from '../watch/limits.js';
 import {
   findPerl,
@@ -61,7 +64,6 @@ import {
   EXIT_META_FAILED,
   EXIT_NO_INOTIFYWAIT,
   FindListParser,
-  META_DIR_NAME,
   STREAM_MARKER,
   StreamGate,
   absPath,
@@ -581,13 +583,13 @@ const CLIENT_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 /** The marker file's name (relative to the root) for a client. */
 export function pollMarkerPath(clientId: string): string {
   if (!CLIENT_ID_RE.test(clientId)) throw new Error(`invalid client id ${JSON.stringify(clientId)}`);
-  return `${META_DIR_NAME}/poll-marker-${clientId}`;
+  return pollMarkerFile(clientId);
 }
 
 /** The poll script (see the module comment). Exit 10: first poll, a marker was created. */
 export function pollScript(root: string, clientId: string): string {
   const marker = absPath(root, pollMarkerPath(clientId));
-  const meta = absPath(root, META_DIR_NAME);
+  const meta = absPath(root, META_DIR);
   return `${requireRootScript(root)}
 D=${shQuote(meta)}
 M=${shQuote(marker)}
@@ -649,7 +651,7 @@ export async function listChangedSince(
       try {
         for (const e of parser.push(data)) {
           const isDir = e.kind === 'dir';
-          if (e.path === META_DIR_NAME || e.path.startsWith(`${META_DIR_NAME}/`)) continue;
+          if (isMetaPath(e.path)) continue;
           if (isIgnoredPath(e.path, isDir, excluder)) continue;
           batch.push({ path: e.path, isDir, kind: 'modify' });
           if (batch.length >= POLL_BATCH) flush();
@@ -684,7 +686,7 @@ export async function setChangeMarker(
 ): Promise<void> {
   const r = normalizeRoot(root);
   const script = `${requireRootScript(r)}
-D=${shQuote(absPath(r, META_DIR_NAME))}
+D=${shQuote(absPath(r, META_DIR))}
 M=${shQuote(absPath(r, pollMarkerPath(markerId)))}
 mkdir -p -- "$D" 2>/dev/null || { echo "lipsync: cannot create $D" >&2; exit ${EXIT_META_FAILED}; }
 t=$(date +%s 2>/dev/null)
