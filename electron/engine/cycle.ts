@@ -37,7 +37,8 @@ import {
 } from './remote/rsync.js';
 import { INCOMING_DIR } from '../../shared/layout.js';
 import { isIgnoredPath } from './excludes.js';
-import { listRemote, statRemote, type ListOptions } from './remote/listing.js';
+import { listRemote, type ListOptions } from './remote/list.js';
+import { statRemote } from './remote/stat.js';
 import type { RemoteOps } from './remote/ops.js';
 import { LipsyncError } from './errors.js';
 import type { ActivityLog } from './log.js';

@@ -14,11 +14,11 @@ import { createWatcher, WatchStartError, type Watcher, type WatchFailure } from 
 import type { WalkSince } from './watch/walkwatch.js';
 import { purgeLocalTrash, remoteOps, type RemoteOps } from './remote/ops.js';
 import { parseRemote } from './remote/spec.js';
-import { probeCapabilities } from './remote/listing.js';
+import { probeCapabilities } from './remote/probe.js';
 import { createRemoteWatcher, setChangeMarker, type RemoteWatcher } from './remote/watch.js';
 import { localChangedSince } from './since.js';
 import { Cycle, MassDeleteError, emptyTotals, type CycleTotals } from './cycle.js';
-import { LipsyncError, toErrorInfo } from './errors.js';
+import { LipsyncError, isFatalKind, toErrorInfo } from './errors.js';
 import { existsInRoot, renameInRoot } from './safe-fs.js';
 import { rsyncSymlinkWarning, rsyncVersion } from './remote/rsync.js';
 import type { ActivityLog } from './log.js';
@@ -1276,12 +1276,6 @@ export function holderIsDeadHere(holder: string): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ESRCH';
   }
-}
-
-function isFatalKind(kind: ErrorInfo['kind']): boolean {
-  return ['remote-missing', 'remote-not-dir', 'rsync-missing-remote', 'host-key-changed', 'local-missing'].includes(
-    kind,
-  );
 }
 
 export function writeLocalMarker(root: string, id: string): void {

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { DirtySet, type DirtySnapshot } from './dirty.js';
 import { NulFieldSplitter } from './proc/split.js';
 import { run } from './proc/run.js';
-import { globEscape } from './remote/listing.js';
+import { globEscape } from './remote/paths.js';
 import { META_DIR } from '../../shared/layout.js';
 
 /**

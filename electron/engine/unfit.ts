@@ -11,7 +11,8 @@ import { lstatSync, rmSync, statfsSync } from 'node:fs';
 import { join, posix, resolve } from 'node:path';
 import type { ErrorInfo } from '../../shared/errors.js';
 import type { RemoteSpec, SshOptions } from './types.js';
-import { shQuote, sshExec } from './remote/ssh.js';
+import { shQuote } from './remote/ssh.js';
+import { runScript } from './remote/script.js';
 import { PARTIAL_DIR, TRASH_DIR, isMetaPath } from '../../shared/layout.js';
 
 /** The file names a disk-full error says could not be written (null when it names none: a whole-pair error). */
@@ -80,7 +81,7 @@ export async function clearPartials(o: {
     ...o.files.map((f) => `echo "size $(wc -c < ${shQuote(f)} 2>/dev/null)"`),
     `df -Pk . | tail -n 1`,
   ].join('\n');
-  const r = await sshExec(o.remote, o.ssh, script, { timeoutMs: 30_000 }).catch(() => null);
+  const r = await runScript(o.remote, o.ssh, script, { timeoutMs: 30_000 }).catch(() => null);
   const lines = r?.code === 0 ? r.stdout.split('\n') : [];
   const avail = Number(lines.at(-2)?.trim().split(/\s+/)[3]);
   const free = Number.isFinite(avail) ? avail * 1024 : null;

@@ -11,7 +11,7 @@ import { chmodSync, copyFileSync, lstatSync, mkdirSync, readdirSync, renameSync,
 import { join } from 'node:path';
 import type { VersionInfo } from '../../shared/api.js';
 import type { RemoteSpec, SshOptions } from './types.js';
-import { listRemote } from './remote/listing.js';
+import { listRemote } from './remote/list.js';
 import { rsyncFetchFile } from './remote/rsync.js';
 import { LipsyncError } from './errors.js';
 import { META_DIR, TRASH_DIR, isMetaPath } from '../../shared/layout.js';

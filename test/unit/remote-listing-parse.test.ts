@@ -1,19 +1,10 @@
 // Pure parsers of remote listings: GNU find -printf records and rsync --list-only lines.
 
 import { describe, expect, it } from 'vitest';
-import {
-  FindListParser,
-  FindStatParser,
-  STREAM_MARKER,
-  StreamGate,
-  findFieldsToStat,
-  globEscape,
-  normalizeRoot,
-  parseFindTime,
-  parseModeString,
-  parseRsyncListLine,
-  rsyncSourcePath,
-} from '../../electron/engine/remote/listing.js';
+import { FindListParser, FindStatParser, findFieldsToStat, parseFindTime } from '../../electron/engine/remote/find-parse.js';
+import { parseModeString, parseRsyncListLine } from '../../electron/engine/remote/rsync-list-parse.js';
+import { STREAM_MARKER, StreamGate } from '../../electron/engine/remote/script.js';
+import { globEscape, normalizeRoot, rsyncSourcePath } from '../../electron/engine/remote/paths.js';
 import { LineSplitter, NulFieldSplitter } from '../../electron/engine/proc/split.js';
 import { pollMarkerPath } from '../../electron/engine/remote/watch.js';
 

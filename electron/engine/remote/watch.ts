@@ -60,20 +60,18 @@ import {
 } from '../watch/walkwatch.js';
 import type { DirtySnapshot } from '../dirty.js';
 import { createWatcher, type Watcher, type WatchEvent, type WatchFailure } from '../watch/watcher.js';
+import { FindListParser } from './find-parse.js';
+import { absPath, globEscape, normalizeRoot } from './paths.js';
 import {
   EXIT_META_FAILED,
   EXIT_NO_INOTIFYWAIT,
-  FindListParser,
-  STREAM_MARKER,
+  PRINT_STREAM_MARKER,
   StreamGate,
-  absPath,
-  globEscape,
-  normalizeRoot,
   requireRootScript,
   runScript,
   scriptCommand,
   scriptFailure,
-} from './listing.js';
+} from './script.js';
 
 export interface RemoteChange {
   path: string;
@@ -204,7 +202,7 @@ fi`;
 LC_ALL=C; export LC_ALL; unset CDPATH
 ${requireRootScript(root)}
 command -v inotifywait >/dev/null 2>&1 || { echo "lipsync: inotifywait: not found" >&2; exit ${EXIT_NO_INOTIFYWAIT}; }
-printf '${STREAM_MARKER}\\0'
+${PRINT_STREAM_MARKER}
 ${start}
 w=$!
 ( while read -r _; do :; done; kill $w 2>/dev/null ) <&3 >/dev/null 2>&1 &
@@ -414,7 +412,7 @@ export class SshInotifyWatcher implements RemoteWatcher {
       );
     }
     if (code === 255 || (!established && code !== 0 && code !== null && code !== 1)) {
-      return scriptFailure(this.remote, this.ssh, { code, signal, stdout: '', stderr, timedOut: false }, this.root);
+      return scriptFailure(this.remote, this.ssh, { code, signal, stderr, timedOut: false }, this.root);
     }
     const how = signal ? `signal ${signal}` : `exit code ${code}`;
     const detail = stderr.slice(-4000);
@@ -609,7 +607,7 @@ if [ ! -f "$M" ]; then
   exit ${EXIT_FIRST_POLL}
 fi
 lipsync_mark "$N"
-printf '${STREAM_MARKER}\\0'
+${PRINT_STREAM_MARKER}
 find -H "$R" \\( -path ${shQuote(globEscape(meta))} -prune \\) -o -cnewer "$M" -printf '%y\\0%s\\0%T@\\0%m\\0%i\\0%l\\0%P\\0'
 rc=$?
 if [ $rc -eq 0 ]; then mv -f -- "$N" "$M" || exit ${EXIT_META_FAILED}; else rm -f -- "$N"; fi
