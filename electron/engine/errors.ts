@@ -588,7 +588,11 @@ export function classifyScriptFailure(r: ScriptRun, ctx: FailureContext, timeout
         detail,
       });
     case 'meta-not-dir':
-      return metaNotDir(/lipsync: not a folder: (.*)/.exec(r.stderr)?.[1] ?? `${path}/${META_DIR_NAME}`, host, r.stderr);
+      return metaNotDir(
+        /lipsync: not a folder: (.*)/.exec(r.stderr)?.[1] ?? `${path}/${META_DIR_NAME}`,
+        host,
+        r.stderr,
+      );
     default:
       break;
   }

@@ -1,7 +1,12 @@
 // Names on the server that are not valid UTF-8 (docs/sync-semantics.md N3): found byte-exactly
 // in find's and rsync's listings, reported once (not what is below them), escaped readably.
 import { describe, expect, it } from 'vitest';
-import { FIND_LIST_FORMAT, FindListParser, escapeName, ownNameNotUtf8 } from '../../electron/engine/remote/find-parse.js';
+import {
+  FIND_LIST_FORMAT,
+  FindListParser,
+  escapeName,
+  ownNameNotUtf8,
+} from '../../electron/engine/remote/find-parse.js';
 import { rsyncListRawName } from '../../electron/engine/remote/rsync-list-parse.js';
 import { notUtf8OnServer } from '../../electron/engine/cycle.js';
 

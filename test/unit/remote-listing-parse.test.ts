@@ -1,7 +1,12 @@
 // Pure parsers of remote listings: GNU find -printf records and rsync --list-only lines.
 
 import { describe, expect, it } from 'vitest';
-import { FindListParser, FindStatParser, findFieldsToStat, parseFindTime } from '../../electron/engine/remote/find-parse.js';
+import {
+  FindListParser,
+  FindStatParser,
+  findFieldsToStat,
+  parseFindTime,
+} from '../../electron/engine/remote/find-parse.js';
 import { parseModeString, parseRsyncListLine } from '../../electron/engine/remote/rsync-list-parse.js';
 import { STREAM_MARKER, StreamGate } from '../../electron/engine/remote/script.js';
 import { globEscape, normalizeRoot, rsyncSourcePath } from '../../electron/engine/remote/paths.js';

@@ -19,7 +19,14 @@ import { isUtf8 } from 'node:buffer';
 import type { BigIntStats } from 'node:fs';
 import { lstat, opendir } from 'node:fs/promises';
 import type { Excluder, RemoteCapabilities, RemoteEntry, RemoteSpec, SshOptions } from '../types.js';
-import { LipsyncError, classifyFailure, fsError, listingIncomplete, spawnFailure, unescapeRsyncName } from '../errors.js';
+import {
+  LipsyncError,
+  classifyFailure,
+  fsError,
+  listingIncomplete,
+  spawnFailure,
+  unescapeRsyncName,
+} from '../errors.js';
 import { isIgnoredPath } from '../excludes.js';
 import { META_DIR, isMetaPath } from '../../../shared/layout.js';
 import { stopProcess, type RunResult } from '../proc/run.js';

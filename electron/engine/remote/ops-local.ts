@@ -6,7 +6,18 @@
 
 import { constants as fsConstants } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { access, link, lstat, mkdir, readFile, readdir, rename as fsRename, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  access,
+  link,
+  lstat,
+  mkdir,
+  readFile,
+  readdir,
+  rename as fsRename,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { LipsyncError, fsError, localMissing, localNotDir, metaNotDir } from '../errors.js';
 import { INCOMING_DIR, MARKER_FILE, META_DIR, PARTIAL_DIR, TRASH_DIR } from '../../../shared/layout.js';
@@ -158,13 +169,7 @@ export class LocalOps implements RemoteOps {
   /** As META_CHECK (ssh): none of our folders, nor a trash day, may be a symlink or a file. */
   private async checkMeta(): Promise<void> {
     const days = await readdir(join(this.root, TRASH_DIR)).catch(() => [] as string[]);
-    for (const rel of [
-      META_DIR,
-      PARTIAL_DIR,
-      TRASH_DIR,
-      INCOMING_DIR,
-      ...days.map((d) => `${TRASH_DIR}/${d}`),
-    ]) {
+    for (const rel of [META_DIR, PARTIAL_DIR, TRASH_DIR, INCOMING_DIR, ...days.map((d) => `${TRASH_DIR}/${d}`)]) {
       const st = await lstat(join(this.root, rel)).catch(() => null);
       const day = rel.startsWith(`${TRASH_DIR}/`);
       if (st && (st.isSymbolicLink() || (!day && !st.isDirectory()))) throw metaNotDir(join(this.root, rel), null);

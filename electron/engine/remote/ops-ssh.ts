@@ -17,15 +17,7 @@ import { INCOMING_STALE_DAYS, checkIncomingPrefix, trashCutoff } from './meta.js
 import { absPath, normalizeRelPath } from './paths.js';
 import { parseRsyncVersion } from './rsync-version.js';
 import { closeMaster, shQuote } from './ssh.js';
-import {
-  EXIT_META_NOT_DIR,
-  OUT,
-  ROOT_CHECK,
-  outLines,
-  runScript,
-  scriptFailure,
-  type SshRemote,
-} from './script.js';
+import { EXIT_META_NOT_DIR, OUT, ROOT_CHECK, outLines, runScript, scriptFailure, type SshRemote } from './script.js';
 
 /**
  * N5 for our own folder: rsync writes its temp files into .lipsync and the versions it
