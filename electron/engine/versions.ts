@@ -16,7 +16,6 @@ import { rsyncFetchFile } from './remote/rsync.js';
 import { LipsyncError } from './errors.js';
 import { META_DIR, TRASH_DIR, isMetaPath } from '../../shared/layout.js';
 
-export { TRASH_DIR };
 /** The most trash entries read per side for one listing. */
 const SCAN_LIMIT = 200_000;
 

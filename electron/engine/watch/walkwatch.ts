@@ -40,7 +40,7 @@ import { DirtySet, type DirtySnapshot } from '../dirty.js';
 import { searchPath } from '../proc/which.js';
 import type { Excluder } from '../types.js';
 import { isIgnoredPath } from '../excludes.js';
-import { isMetaPath } from '../../../shared/layout.js';
+import { META_DIR, isMetaPath } from '../../../shared/layout.js';
 import { relativeTo, type InotifyRecord } from './records.js';
 
 /** Exit code of the script on a machine whose syscall numbers it does not know. */
@@ -114,7 +114,7 @@ sub walk {
   my @stack = ($top);
   while (@stack) {
     my $rel = pop @stack;
-    next if $rel eq ".lipsync";
+    next if $rel eq "${META_DIR}";
     my $abs = full($rel);
     unless (watch($rel, $abs)) {
       if (!$started && $rel eq "") { print STDERR "Couldn't watch $abs: No such file or directory\n"; exit 1 }
