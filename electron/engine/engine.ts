@@ -43,10 +43,12 @@ import { LipsyncError } from './errors.js';
 import { stopAllChildren } from './proc/run.js';
 import type { SshOptions } from './types.js';
 import { parseRemote } from './remote/spec.js';
-import { listRemote, probeCapabilities } from './remote/listing.js';
+import { listRemote } from './remote/list.js';
+import { probeCapabilities } from './remote/probe.js';
 import { lstatLocal } from './scan.js';
 import { rsyncSameContent } from './remote/rsync.js';
 import { listVersions, restoreVersion, type VersionSource } from './versions.js';
+import { META_DIR } from '../../shared/layout.js';
 
 export const VERSION = '0.1.0';
 
@@ -547,7 +549,7 @@ export class Engine {
         continue; // unreadable or gone meanwhile
       }
       for await (const d of dir) {
-        if (d.name === '.lipsync' && d.isDirectory()) continue; // lipsync's own folder
+        if (d.name === META_DIR && d.isDirectory()) continue; // lipsync's own folder
         const path = rel ? `${rel}/${d.name}` : d.name;
         const isDir = d.isDirectory();
         if (excluder.ignores(path, isDir)) {

@@ -1,11 +1,21 @@
 /**
- * Engine errors: one class, and ONE table that turns a failed ssh or rsync run
- * (exit code + stderr) into an ErrorKind with a sentence a person understands
- * and, when we know it, what to do about it. In the style of GitHub Desktop's
- * git error table: the first matching rule wins, so specific rules come first.
+ * Engine errors: one class, and the ONE place where a failure is classified:
+ * - FAILURE_TABLE turns a failed ssh or rsync run (exit code + stderr) into an
+ *   ErrorKind with a sentence a person understands and, when we know it, what to
+ *   do about it. In the style of GitHub Desktop's git error table: the first
+ *   matching rule wins, so specific rules come first (one row per condition);
+ * - classifyPullFailure rewords it for a pull (the receiver is this computer);
+ * - classifyScriptFailure reads a remote script's run (remote/script.ts names its
+ *   exit codes as ScriptConditions); spawnFailure a program that would not start;
+ * - fsError an errno of node:fs on either side;
+ * - the conditions found by our own checks (remoteMissing, remoteNotDir,
+ *   metaNotDir, pathsDenied, listingIncomplete, localMissing, localNotDir) are
+ *   worded here too;
+ * - isFatalKind says which kinds stop a pair until the user acts.
  */
 
 import { ERROR_KINDS, type ErrorInfo, type ErrorKind } from '../../shared/errors.js';
+import { META_DIR as META_DIR_NAME, TRASH_DIR } from '../../shared/layout.js';
 
 export class LipsyncError extends Error {
   kind: ErrorKind;
@@ -181,9 +191,11 @@ interface RuleInput extends FailureContext {
 interface Rule {
   /** Limit to one tool; both when absent. */
   tool?: FailingTool;
-  /** Exit codes that match (null = killed by a signal). With `re` too, both must match. */
+  /** Exit codes that match (null = killed by a signal). With `re` too, both must match (unless `either`). */
   codes?: (number | null)[];
   re?: RegExp;
+  /** With `codes` and `re`: either one matching is enough. */
+  either?: true;
   kind: ErrorKind;
   message: (i: RuleInput) => string;
   fix?: (i: RuleInput) => string | undefined;
@@ -264,19 +276,15 @@ export const FAILURE_TABLE: readonly Rule[] = [
     files: (i) => rsyncErrorFiles(i.stderr, 'receiver'),
   },
   {
+    // The server's shell could not find rsync: its message, or exit code 127 alone.
     tool: 'rsync',
+    codes: [127],
     re: /\brsync: (?:command )?not found|command not found: rsync|'rsync': No such file or directory|rsync: No such file or directory\s*$/m,
+    either: true,
     kind: 'rsync-missing-remote',
     message: (i) => `rsync is not installed on ${who(i)} (or not on its PATH).`,
     fix: () =>
       'Install rsync on the server, e.g. `sudo apt install rsync` (Debian/Ubuntu), `sudo dnf install rsync` (Fedora) or `opkg install rsync` (NAS); then try again.',
-  },
-  {
-    tool: 'rsync',
-    codes: [127],
-    kind: 'rsync-missing-remote',
-    message: (i) => `rsync is not installed on ${who(i)} (or not on its PATH).`,
-    fix: () => 'Install rsync on the server, e.g. `sudo apt install rsync` (Debian/Ubuntu); then try again.',
   },
   {
     tool: 'rsync',
@@ -420,11 +428,17 @@ export function classifyFailure(
   const lastLine = lastNonEmptyLine(stderr);
   for (const rule of FAILURE_TABLE) {
     if (rule.tool && rule.tool !== tool) continue;
-    if (rule.codes && !rule.codes.includes(code)) continue;
+    const codeOk = !rule.codes || rule.codes.includes(code);
     let match: RegExpExecArray | null = null;
-    if (rule.re) {
-      match = rule.re.exec(stderr);
-      if (!match) continue;
+    if (rule.either) {
+      match = rule.re?.exec(stderr) ?? null;
+      if (!codeOk && !match) continue;
+    } else {
+      if (!codeOk) continue;
+      if (rule.re) {
+        match = rule.re.exec(stderr);
+        if (!match) continue;
+      }
     }
     if (!rule.codes && !rule.re) continue;
     const input: RuleInput = { ...ctx, tool, code, stderr, match, lastLine };
@@ -442,5 +456,283 @@ export function classifyFailure(
     'unknown',
     `${tool} ${how}${where}${lastLine ? `: ${lastLine}` : '.'}`,
     detail ? { detail } : {},
+  );
+}
+
+// ---------------------------------------------------------------------------
+// Conditions found by lipsync's own checks and scripts
+
+/** ' on HOST' for a server, '' for a local remote (a mounted disk): `host` null. */
+const onHost = (host: string | null | undefined) => (host ? ` on ${host}` : '');
+
+/** The remote root (or a folder in it) does not exist. */
+export function remoteMissing(path: string, host: string | null, detail?: string): LipsyncError {
+  return new LipsyncError('remote-missing', `The folder ${path} does not exist${onHost(host)}.`, {
+    fix: 'Check the remote folder in the pair settings (is the disk mounted?), or create it.',
+    ...(detail ? { detail } : {}),
+  });
+}
+
+/** The remote root (or a folder asked for in it) is not a folder. */
+export function remoteNotDir(path: string, host: string | null, detail?: string): LipsyncError {
+  return new LipsyncError('remote-not-dir', `${path}${onHost(host)} is not a folder.`, {
+    fix: "Choose a folder as the pair's remote path.",
+    ...(detail ? { detail } : {}),
+  });
+}
+
+/** The pair's local folder does not exist. */
+export function localMissing(path: string, detail?: string): LipsyncError {
+  return new LipsyncError('local-missing', `The folder ${path} does not exist.`, {
+    fix: 'Check the local folder in the pair settings (is the disk mounted?), or create it.',
+    ...(detail !== undefined ? { detail } : {}),
+  });
+}
+
+/** The pair's local folder is not a folder. */
+export function localNotDir(path: string, detail?: string): LipsyncError {
+  return new LipsyncError('local-not-dir', `${path} is not a folder.`, {
+    fix: "Choose a folder as the pair's local path.",
+    ...(detail !== undefined ? { detail } : {}),
+  });
+}
+
+/** A folder of ROOT/.lipsync (or a trash day) is a symlink or a file (remote/ops-ssh.ts META_CHECK, and the local backend's). */
+export function metaNotDir(path: string, host: string | null, detail?: string): LipsyncError {
+  return new LipsyncError(
+    'remote-not-dir',
+    `${path}${onHost(host)} is a symlink or a file, not lipsync's own folder: nothing was transferred.`,
+    {
+      fix: `Someone replaced it on the server. Remove that symlink or file there (lipsync makes the folder again); the pair then goes on by itself.`,
+      ...(detail !== undefined ? { detail } : {}),
+    },
+  );
+}
+
+/** Paths (relative to `root`) that can't be looked at: a folder above them is not searchable. */
+export function pathsDenied(files: string[], root: string, host: string): LipsyncError {
+  return new LipsyncError(
+    'permission-denied',
+    `No permission to look at ${files.length === 1 ? 'one path' : `${files.length} paths`} on ${host}.`,
+    { fix: `Check that your user can read the folders holding them in ${root}.`, files },
+  );
+}
+
+/** A listing that could not read some folders: it is incomplete, nothing may be called deleted. */
+export function listingIncomplete(where: string, host: string | null, files: string[], detail?: string): LipsyncError {
+  if (host === null) {
+    const n = files.length;
+    return new LipsyncError(
+      'permission-denied',
+      `${n === 1 ? 'One folder' : `${n} folders`} in ${where} could not be read; the listing is incomplete.`,
+      { fix: `Check that your user can read the folders listed in ${where}.`, files: files.slice(0, 100) },
+    );
+  }
+  return new LipsyncError(
+    'permission-denied',
+    `Some folders in ${where} on ${host} could not be read; the listing is incomplete.`,
+    {
+      fix: `Check that your user can read everything in ${where}.`,
+      ...(files.length > 0 ? { files: files.slice(0, 100) } : {}),
+      ...(detail !== undefined ? { detail } : {}),
+    },
+  );
+}
+
+/**
+ * What a remote script's exit code means (remote/script.ts owns the codes and maps
+ * them to these); null for any other code.
+ */
+export type ScriptCondition = 'root-missing' | 'root-not-dir' | 'no-inotifywait' | 'meta-failed' | 'meta-not-dir';
+
+export interface ScriptRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+  timedOut: boolean;
+  condition: ScriptCondition | null;
+}
+
+/**
+ * The error for a remote script run that failed (a non-zero exit other than the
+ * ones the caller accepts). `ctx.host` is set for an ssh remote (and then ssh's
+ * own failures go through FAILURE_TABLE); `ctx.path` is the folder it worked on.
+ * `timeoutMs`: the limit the run had, named in the message when given.
+ */
+export function classifyScriptFailure(r: ScriptRun, ctx: FailureContext, timeoutMs?: number): LipsyncError {
+  const detail = r.stderr.slice(-MAX_DETAIL);
+  const host = ctx.host ?? null;
+  const path = ctx.path ?? '';
+  if (r.timedOut) {
+    return new LipsyncError(
+      'host-unreachable',
+      timeoutMs !== undefined && host
+        ? `${host} did not answer within ${Math.round(timeoutMs / 1000)} s.`
+        : `${host ?? 'The remote folder'} did not answer in time.`,
+      { fix: 'Check the network connection to the server, then try again.', detail },
+    );
+  }
+  switch (r.condition) {
+    case 'root-missing':
+      return remoteMissing(path, host, detail);
+    case 'root-not-dir':
+      return remoteNotDir(path, host, detail);
+    case 'no-inotifywait':
+      return new LipsyncError('unknown', `inotifywait is not installed${onHost(host)}.`, {
+        fix: 'Install inotify-tools on the server (e.g. `sudo apt install inotify-tools`), or let lipsync poll.',
+        detail,
+      });
+    case 'meta-failed':
+      return new LipsyncError('permission-denied', `Could not write ${path}/${META_DIR_NAME}${onHost(host)}.`, {
+        fix: `Check that your user can write ${path}.`,
+        detail,
+      });
+    case 'meta-not-dir':
+      return metaNotDir(
+        /lipsync: not a folder: (.*)/.exec(r.stderr)?.[1] ?? `${path}/${META_DIR_NAME}`,
+        host,
+        r.stderr,
+      );
+    default:
+      break;
+  }
+  if (host) return classifyFailure('ssh', r.code, r.stderr, ctx);
+  const how = r.code === null ? `was stopped (${r.signal ?? 'signal'})` : `failed (exit code ${r.code})`;
+  return new LipsyncError('unknown', `A command on ${path} ${how}.`, detail ? { detail } : {});
+}
+
+/** A program (ssh, rsync, sh) that could not be started. */
+export function spawnFailure(cmd: string, e: unknown): LipsyncError {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') {
+    if (cmd === 'ssh') {
+      return new LipsyncError('unknown', 'The ssh program was not found on this computer.', {
+        fix: 'Install OpenSSH (the ssh client), e.g. `sudo apt install openssh-client`.',
+        cause: e,
+      });
+    }
+    if (cmd === 'rsync') {
+      return new LipsyncError('rsync-missing-local', 'rsync is not installed on this computer.', {
+        fix: 'Install rsync, e.g. `sudo apt install rsync`.',
+        cause: e,
+      });
+    }
+  }
+  return new LipsyncError('unknown', `Could not start ${cmd}: ${(e as Error).message}`, { cause: e });
+}
+
+// ---------------------------------------------------------------------------
+// node:fs errors
+
+/**
+ * An errno of node:fs while doing `what` ('read', 'create', 'write', 'move', 'open')
+ * to `path`, on a local remote or this computer's side.
+ */
+export function fsError(e: unknown, path: string, what: string): LipsyncError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const detail = `${what}: ${(e as Error).message}`;
+  switch (code) {
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      if (what === 'read') {
+        return new LipsyncError('permission-denied', `No permission to read ${path}.`, {
+          fix: `Check that your user can read ${path}.`,
+          files: [path],
+          detail: (e as Error).message,
+        });
+      }
+      return new LipsyncError('permission-denied', `No permission to ${what} ${path}.`, {
+        fix: `Check that your user can write ${path}.`,
+        detail,
+      });
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return new LipsyncError('disk-full', `The disk holding ${path} is full.`, {
+        fix: 'Free some space on that disk, then try again.',
+        detail,
+      });
+    case 'ENOENT':
+      return remoteMissing(path, null, detail);
+    case 'ENOTDIR':
+      return remoteNotDir(path, null, detail);
+    default:
+      return new LipsyncError('unknown', `Could not ${what} ${path}: ${(e as Error).message}`, { detail });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Pulls
+
+/**
+ * The failure table speaks for a push (the receiver is the server). In a pull
+ * the receiver is this computer (`localRoot`, absolute): reword what depends on
+ * the side, and report a missing/non-folder remote ROOT (`ctx.path`: the sender
+ * cannot chdir into it; rsync then stops before deleting anything) as
+ * remote-missing/remote-not-dir.
+ */
+export function classifyPullFailure(
+  code: number | null,
+  stderr: string,
+  ctx: FailureContext,
+  localRoot: string,
+): LipsyncError {
+  const remotePath = ctx.path ?? '';
+  const host = ctx.host ?? null;
+  const detail = stderr.length > MAX_DETAIL ? stderr.slice(-MAX_DETAIL) : stderr;
+  const strip = (p: string) => (p.length > 1 ? p.replace(/\/+$/, '') : p);
+  for (const m of stderr.matchAll(
+    /\[sender\] change_dir "(.*)" failed: (No such file or directory|Not a directory)/g,
+  )) {
+    if (strip(unescapeRsyncName(m[1] as string)) !== strip(remotePath)) continue;
+    return m[2] === 'Not a directory'
+      ? remoteNotDir(remotePath, host, detail)
+      : remoteMissing(remotePath, host, detail);
+  }
+  const e = classifyFailure('rsync', code, stderr, ctx);
+  const local = localRoot;
+  const server = host ?? 'the server';
+  const n = e.files?.length ?? 0;
+  const count = n === 1 ? 'One file' : n > 1 ? `${n} files` : 'Some files';
+  const redo = (message: string, fix?: string): LipsyncError => {
+    const extra: { fix?: string; files?: string[]; detail?: string; cause?: unknown } = { cause: e };
+    if (fix !== undefined) extra.fix = fix;
+    else if (e.fix !== undefined) extra.fix = e.fix;
+    if (e.files !== undefined) extra.files = e.files;
+    if (e.detail !== undefined) extra.detail = e.detail;
+    return new LipsyncError(e.kind, message, extra);
+  };
+  switch (e.kind) {
+    case 'permission-denied':
+      return redo(
+        `No permission to write some files in ${local}.`,
+        `Check that your user owns or can write ${local} and the files in it.`,
+      );
+    case 'disk-full':
+      return redo(
+        `The disk holding ${local} is full${/quota/i.test(stderr) ? ' (disk quota exceeded)' : ''}: files could not be written.`,
+        `Free some space on this computer (${local}/${TRASH_DIR} holds replaced and deleted files you may remove), then sync again.`,
+      );
+    case 'partial-transfer':
+      return redo(
+        `${count} could not be fetched from ${server}${/Permission denied/.test(stderr) ? ' (no permission to read them there)' : ''}.`,
+        'Check that the files listed can be read on the server; the others were synced.',
+      );
+    case 'vanished':
+      return redo(
+        `${count} changed or disappeared on ${server} before they could be fetched; they will be picked up next time.`,
+      );
+    default:
+      return e;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Kinds
+
+/** Kinds that stop a pair until the user acts (retrying can't help). */
+export function isFatalKind(kind: ErrorKind): boolean {
+  return ['remote-missing', 'remote-not-dir', 'rsync-missing-remote', 'host-key-changed', 'local-missing'].includes(
+    kind,
   );
 }

@@ -4,12 +4,10 @@
 import ignore, { type Ignore } from 'ignore';
 import type { Excluder } from './types.js';
 import { BUILTIN_EXCLUDES } from '../../shared/excludes.js';
+import { inAnyMetaDir } from '../../shared/layout.js';
 
 /** Always excluded (shared/excludes.ts); the user's patterns come after these and may negate all but `.lipsync/`. */
 export { BUILTIN_EXCLUDES };
-
-/** The engine's own directory name: excluded at any depth, whatever the user's patterns say. */
-const LIPSYNC_DIR = '.lipsync';
 
 /**
  * `ignore` caches the result of every path it was asked about (and of their parent
@@ -18,12 +16,6 @@ const LIPSYNC_DIR = '.lipsync';
  * rules) every this many lookups.
  */
 const CACHE_ROTATE_EVERY = 20_000;
-
-/** Whether the path is the `.lipsync` directory or lies inside one, at any depth. */
-function inLipsyncDir(relPath: string, isDir: boolean): boolean {
-  if (isDir && (relPath === LIPSYNC_DIR || relPath.endsWith('/' + LIPSYNC_DIR))) return true;
-  return relPath.startsWith(LIPSYNC_DIR + '/') || relPath.includes('/' + LIPSYNC_DIR + '/');
-}
 
 function newIgnore(): Ignore {
   // Case-sensitive like git on Linux (core.ignorecase=false): the synced trees live on
@@ -45,7 +37,8 @@ export function createExcluder(patterns: string[]): Excluder {
     rsyncRules: () => rsync,
     ignores(relPath: string, isDir: boolean): boolean {
       if (relPath === '') return false;
-      if (inLipsyncDir(relPath, isDir)) return true;
+      // The engine's own folder: excluded at any depth, whatever the user's patterns say.
+      if (inAnyMetaDir(relPath, isDir)) return true;
       if (++lookups >= CACHE_ROTATE_EVERY) {
         lookups = 0;
         current = newIgnore().add(rules);
@@ -126,4 +119,23 @@ export function gitignoreToRsync(lines: readonly string[]): string[] | null {
     out.push(`${anchored ? '/' : ''}${body}${dirOnly ? '/' : ''}`);
   }
   return out;
+}
+
+/**
+ * Whether a path (root-relative) must not be reported or synced: a `.lipsync` state
+ * folder or anything in one (at any depth, like the built-in excludes; a path named
+ * `.lipsync` whatever its kind), or an excluded path or one inside an excluded folder
+ * (each ancestor is checked as a folder, so an Excluder needn't handle parents
+ * itself). Used by the watchers (local and remote), the remote listing and the cycle.
+ */
+export function isIgnoredPath(rel: string, isDir: boolean, excluder?: Excluder): boolean {
+  if (rel === '') return false;
+  if (inAnyMetaDir(rel)) return true;
+  if (!excluder) return false;
+  let slash = rel.indexOf('/');
+  while (slash !== -1) {
+    if (excluder.ignores(rel.slice(0, slash), true)) return true;
+    slash = rel.indexOf('/', slash + 1);
+  }
+  return excluder.ignores(rel, isDir);
 }

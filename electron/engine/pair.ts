@@ -25,7 +25,7 @@ import { remoteOps, type RemoteOps } from './remote/ops.js';
 import { parseRemote } from './remote/spec.js';
 import { localChangedSince } from './since.js';
 import { Cycle, MassDeleteError, emptyTotals, type CycleTotals } from './cycle.js';
-import { LipsyncError, toErrorInfo } from './errors.js';
+import { LipsyncError, isFatalKind, toErrorInfo } from './errors.js';
 import type { ActivityLog } from './log.js';
 import { traced } from './trace.js';
 import { cancelHeapRelease, scheduleHeapRelease } from './memory.js';
@@ -39,7 +39,7 @@ import { PairLock } from './pair/lock.js';
 import { Triggers, type Trigger } from './pair/triggers.js';
 import { PairServer } from './pair/server.js';
 import { PairWarnings } from './pair/warnings.js';
-import { isFatalKind, localRootProblem } from './pair/roots.js';
+import { localRootProblem } from './pair/roots.js';
 
 export { readLastProblem, type LastProblem } from './pair/last-problem.js';
 export { LOCK_TTL_MS, holderIsDeadHere } from './pair/lock.js';

@@ -11,6 +11,7 @@ import { parseRemote } from './remote/spec.js';
 import { remoteOps } from './remote/ops.js';
 import { rsyncVersion, versionAtLeast } from './remote/rsync.js';
 import { validateExcludePatterns } from './excludes.js';
+import { META_DIR } from '../../shared/layout.js';
 
 export const MIN_RSYNC = '3.1.0';
 
@@ -93,7 +94,7 @@ export async function checkLocalFolder(
     });
   }
   checkLocalOverlap(local, existing);
-  const names = (await readdir(local)).filter((n) => n !== '.lipsync');
+  const names = (await readdir(local)).filter((n) => n !== META_DIR);
   return { path: local, entries: names.length };
 }
 

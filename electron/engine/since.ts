@@ -11,10 +11,10 @@
  */
 import { join } from 'node:path';
 import { DirtySet, type DirtySnapshot } from './dirty.js';
-import { NulFieldSplitter } from './proc/nul-fields.js';
+import { NulFieldSplitter } from './proc/split.js';
 import { run } from './proc/run.js';
-import { globEscape } from './remote/listing.js';
-import { STATE_DIR } from './watch/inotifywait.js';
+import { globEscape } from './remote/paths.js';
+import { META_DIR } from '../../shared/layout.js';
 
 /**
  * Paths under `root` whose ctime is after `sinceMs`, as a dirty snapshot (files
@@ -30,7 +30,7 @@ export async function localChangedSince(root: string, sinceMs: number): Promise<
     root,
     '(',
     '-path',
-    globEscape(join(root, STATE_DIR)), // never synced: pruned from the walk
+    globEscape(join(root, META_DIR)), // never synced: pruned from the walk
     '-prune',
     ')',
     '-o',

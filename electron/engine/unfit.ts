@@ -11,17 +11,16 @@ import { lstatSync, rmSync, statfsSync } from 'node:fs';
 import { join, posix, resolve } from 'node:path';
 import type { ErrorInfo } from '../../shared/errors.js';
 import type { RemoteSpec, SshOptions } from './types.js';
-import { shQuote, sshExec } from './remote/ssh.js';
-import { META_DIR } from './remote/ops.js';
-
-const PARTIAL_DIR = `${META_DIR}/partial`;
+import { shQuote } from './remote/ssh.js';
+import { runScript } from './remote/script.js';
+import { PARTIAL_DIR, TRASH_DIR, isMetaPath } from '../../shared/layout.js';
 
 /** The file names a disk-full error says could not be written (null when it names none: a whole-pair error). */
 export function unfitFiles(e: ErrorInfo): string[] | null {
   if (e.kind !== 'disk-full' || !e.files?.length) return null;
   const files = e.files
     .map((f) => (f.startsWith(`${PARTIAL_DIR}/`) ? f.slice(PARTIAL_DIR.length + 1) : f))
-    .filter((f) => f !== '' && !f.startsWith('/') && !f.startsWith(`${META_DIR}/`) && f !== META_DIR);
+    .filter((f) => f !== '' && !f.startsWith('/') && !isMetaPath(f));
   return files.length ? [...new Set(files)] : null;
 }
 
@@ -82,7 +81,7 @@ export async function clearPartials(o: {
     ...o.files.map((f) => `echo "size $(wc -c < ${shQuote(f)} 2>/dev/null)"`),
     `df -Pk . | tail -n 1`,
   ].join('\n');
-  const r = await sshExec(o.remote, o.ssh, script, { timeoutMs: 30_000 }).catch(() => null);
+  const r = await runScript(o.remote, o.ssh, script, { timeoutMs: 30_000 }).catch(() => null);
   const lines = r?.code === 0 ? r.stdout.split('\n') : [];
   const avail = Number(lines.at(-2)?.trim().split(/\s+/)[3]);
   const free = Number.isFinite(avail) ? avail * 1024 : null;
@@ -131,7 +130,7 @@ export function unfitWarning(
   return {
     kind: 'disk-full',
     message: `${path}${needs} does not fit on ${host}: the disk holding ${root} is full${has}.`,
-    fix: `Free ${toFree} on that disk (${posix.join(root, META_DIR, 'trash')} holds replaced and deleted files you may remove). lipsync tries this file again by itself; the other files keep syncing.`,
+    fix: `Free ${toFree} on that disk (${posix.join(root, TRASH_DIR)} holds replaced and deleted files you may remove). lipsync tries this file again by itself; the other files keep syncing.`,
     files: [path],
   };
 }

@@ -11,11 +11,11 @@ import { chmodSync, copyFileSync, lstatSync, mkdirSync, readdirSync, renameSync,
 import { join } from 'node:path';
 import type { VersionInfo } from '../../shared/api.js';
 import type { RemoteSpec, SshOptions } from './types.js';
-import { listRemote } from './remote/listing.js';
+import { listRemote } from './remote/list.js';
 import { rsyncFetchFile } from './remote/rsync.js';
 import { LipsyncError } from './errors.js';
+import { META_DIR, TRASH_DIR, isMetaPath } from '../../shared/layout.js';
 
-export const TRASH_DIR = '.lipsync/trash';
 /** The most trash entries read per side for one listing. */
 const SCAN_LIMIT = 200_000;
 
@@ -118,7 +118,7 @@ function checkTarget(root: string, rel: string): void {
     throw new LipsyncError('invalid-settings', `${rel} is not a path inside the pair's folder.`, {
       fix: 'Give a path relative to the folder, e.g. docs/report.txt.',
     });
-  if (parts[0] === '.lipsync')
+  if (isMetaPath(rel))
     throw new LipsyncError('invalid-settings', `${rel} is inside .lipsync, which lipsync keeps for itself.`, {
       fix: 'Restore to a path outside .lipsync.',
     });
@@ -158,7 +158,7 @@ export async function restoreVersion(
   const rel = m[2]!;
   const target = to ?? parsed.path;
   checkTarget(s.localRoot, target);
-  const meta = join(s.localRoot, '.lipsync');
+  const meta = join(s.localRoot, META_DIR);
   mkdirSync(meta, { recursive: true });
   const tmp = join(meta, `restore-${randomBytes(6).toString('hex')}`);
   try {

@@ -9,9 +9,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createExcluder } from '../../electron/engine/excludes.js';
+import { createExcluder, isIgnoredPath } from '../../electron/engine/excludes.js';
 import { rsyncTreePushArgs } from '../../electron/engine/remote/rsync.js';
-import { isIgnoredPath } from '../../electron/engine/watch/inotifywait.js';
 import { listFiles } from '../support/cli.js';
 
 let tmp: string;

@@ -9,15 +9,9 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { makeTempDir } from '../harness/sshd.js';
 import { REMOTE_KINDS, useRemote } from '../support/remotes.js';
-import {
-  LOCK_BREAK_DIR,
-  LOCK_DIR,
-  LOCK_OWNER_FILE,
-  purgeLocalTrash,
-  remoteOps,
-  trashCutoff,
-  type RemoteOps,
-} from '../../electron/engine/remote/ops.js';
+import { LOCK_BREAK_DIR, LOCK_DIR, LOCK_OWNER_FILE } from '../../shared/layout.js';
+import { purgeLocalTrash, remoteOps, type RemoteOps } from '../../electron/engine/remote/ops.js';
+import { trashCutoff } from '../../electron/engine/remote/meta.js';
 import { LipsyncError } from '../../electron/engine/errors.js';
 import { run } from '../../electron/engine/proc/run.js';
 

@@ -8,7 +8,9 @@ import { appendFile, lstat, mkdir, rename, rm, rmdir, symlink, unlink, utimes, w
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { freePort, makeTempDir, startSshd, type SshServer } from '../harness/sshd.js';
-import { listRemote, probeCapabilities, statRemote } from '../../electron/engine/remote/listing.js';
+import { listRemote } from '../../electron/engine/remote/list.js';
+import { probeCapabilities } from '../../electron/engine/remote/probe.js';
+import { statRemote } from '../../electron/engine/remote/stat.js';
 import {
   SshInotifyWatcher,
   createRemoteWatcher,

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSshd, type SshServer } from '../harness/sshd.js';
 import { createRemoteWatcher, type RemoteChange } from '../../electron/engine/remote/watch.js';
-import { listRemote } from '../../electron/engine/remote/listing.js';
+import { listRemote } from '../../electron/engine/remote/list.js';
 import { closeMaster } from '../../electron/engine/remote/ssh.js';
 import type { RemoteCapabilities, SshOptions } from '../../electron/engine/types.js';
 import { cli, makeCliEnv, requireBuild, startDaemon, treeSnapshot, waitFor, type CliEnv } from '../support/cli.js';

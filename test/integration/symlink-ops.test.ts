@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { REMOTE_KINDS, useRemote } from '../support/remotes.js';
 import { makeSentinel, sentinelIntact } from '../support/sentinel.js';
 import { remoteOps } from '../../electron/engine/remote/ops.js';
-import { statRemote } from '../../electron/engine/remote/listing.js';
+import { statRemote } from '../../electron/engine/remote/stat.js';
 import { LipsyncError } from '../../electron/engine/errors.js';
 
 describe.each(REMOTE_KINDS)('N5 on a %s remote', (kind) => {

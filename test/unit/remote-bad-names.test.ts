@@ -6,8 +6,8 @@ import {
   FindListParser,
   escapeName,
   ownNameNotUtf8,
-  rsyncListRawName,
-} from '../../electron/engine/remote/listing.js';
+} from '../../electron/engine/remote/find-parse.js';
+import { rsyncListRawName } from '../../electron/engine/remote/rsync-list-parse.js';
 import { notUtf8OnServer } from '../../electron/engine/cycle/collect-remote.js';
 
 const b = (...parts: (string | number[] | Buffer)[]): Buffer =>

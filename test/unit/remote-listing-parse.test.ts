@@ -4,18 +4,13 @@ import { describe, expect, it } from 'vitest';
 import {
   FindListParser,
   FindStatParser,
-  LineSplitter,
-  NulFieldSplitter,
-  STREAM_MARKER,
-  StreamGate,
   findFieldsToStat,
-  globEscape,
-  normalizeRoot,
   parseFindTime,
-  parseModeString,
-  parseRsyncListLine,
-  rsyncSourcePath,
-} from '../../electron/engine/remote/listing.js';
+} from '../../electron/engine/remote/find-parse.js';
+import { parseModeString, parseRsyncListLine } from '../../electron/engine/remote/rsync-list-parse.js';
+import { STREAM_MARKER, StreamGate } from '../../electron/engine/remote/script.js';
+import { globEscape, normalizeRoot, rsyncSourcePath } from '../../electron/engine/remote/paths.js';
+import { LineSplitter, NulFieldSplitter } from '../../electron/engine/proc/split.js';
 import { pollMarkerPath } from '../../electron/engine/remote/watch.js';
 
 /** One listing record as find prints it: %y %s %T@ %m %i %l %P, each NUL-terminated. */

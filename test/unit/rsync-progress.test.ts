@@ -4,13 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   ITEM_MARKER,
-  LineSplitter,
   OUT_FORMAT,
   emptyStats,
   parseItemLine,
   parseProgressLine,
   parseStatsLine,
 } from '../../electron/engine/remote/progress.js';
+import { LineReader } from '../../electron/engine/proc/split.js';
 import {
   parseRsyncVersion,
   rsyncPushArgs,
@@ -129,10 +129,10 @@ Total bytes sent: 285`;
   });
 });
 
-describe('LineSplitter', () => {
+describe('LineReader', () => {
   it('splits on \\n and \\r across chunk boundaries, decoding whole lines only', () => {
     const lines: string[] = [];
-    const sp = new LineSplitter((l) => lines.push(l));
+    const sp = new LineReader((l) => lines.push(l));
     const data = Buffer.from('  1 10%\r  2 20%\rab\u00e9c\n\nlast', 'utf8');
     for (let i = 0; i < data.length; i++) sp.push(data.subarray(i, i + 1));
     sp.end();

@@ -27,7 +27,7 @@ import {
   rmdirInRoot,
   waitsForParent,
 } from '../../electron/engine/safe-fs.js';
-import { statRemote } from '../../electron/engine/remote/listing.js';
+import { statRemote } from '../../electron/engine/remote/stat.js';
 import type { SshOptions } from '../../electron/engine/types.js';
 import { rsyncSymlinkWarning, SAFE_PARENT_RSYNC_VERSION } from '../../electron/engine/remote/rsync.js';
 import { makeSentinel, sentinelIntact, type Sentinel } from '../support/sentinel.js';

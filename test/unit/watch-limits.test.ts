@@ -2,13 +2,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import {
-  InotifyRecordParser,
-  inotifywaitArgs,
-  interpretRecord,
-  isIgnoredPath,
-  type InotifyRecord,
-} from '../../electron/engine/watch/inotifywait.js';
+import { inotifywaitArgs } from '../../electron/engine/watch/inotifywait.js';
+import { InotifyRecordParser, interpretRecord, type InotifyRecord } from '../../electron/engine/watch/records.js';
+import { isIgnoredPath } from '../../electron/engine/excludes.js';
 import {
   classifyLimitText,
   instanceLimitAdvice,

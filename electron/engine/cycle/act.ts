@@ -10,7 +10,7 @@ import type { StateDb } from '../state/db.js';
 import { ancestorIn } from '../dirty.js';
 import { ACTIONS, conflictCopyName, firstSyncPass, reconcile } from '../reconcile.js';
 import { rsyncSameContent } from '../remote/rsync.js';
-import { listRemote } from '../remote/listing.js';
+import { listRemote } from '../remote/list.js';
 import { SymlinkedParentError, existsInRoot, lstatInRoot, renameInRoot, rmdirInRoot } from '../safe-fs.js';
 import { nowNs, toSide, type CycleContext, type CycleState, type Decided } from './context.js';
 import { entryFor, racyHash } from './base-rows.js';

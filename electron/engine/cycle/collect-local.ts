@@ -11,7 +11,7 @@ import type { DirtySnapshot } from '../dirty.js';
 import { isUnder, isUnderAny, joinPath } from '../dirty.js';
 import { localChangedSince } from '../since.js';
 import { compareDir, sameAsEntry, type ScanChange } from '../scan.js';
-import { statRemote } from '../remote/listing.js';
+import { statRemote } from '../remote/stat.js';
 import { newTrashDir } from '../versions.js';
 import { lstatInRoot } from '../safe-fs.js';
 import { baseHasEntries, type CycleContext, type CycleState } from './context.js';

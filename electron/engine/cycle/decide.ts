@@ -7,7 +7,7 @@
 import type { StateDb } from '../state/db.js';
 import type { RemoteStat } from '../types.js';
 import { reconcile, firstSyncPass } from '../reconcile.js';
-import { statRemote } from '../remote/listing.js';
+import { statRemote } from '../remote/stat.js';
 import { traced } from '../trace.js';
 import { LocalAncestors, waitsForParent } from '../safe-fs.js';
 import { toSide, type CycleContext, type Decided } from './context.js';

@@ -6,7 +6,7 @@
 import type { Entry } from '../types.js';
 import type { StateDb } from '../state/db.js';
 import { rsyncPull, rsyncPush, type PushOptions, type PushResult } from '../remote/rsync.js';
-import { statRemote } from '../remote/listing.js';
+import { statRemote } from '../remote/stat.js';
 import { LipsyncError } from '../errors.js';
 import { traced } from '../trace.js';
 import { newTrashDir } from '../versions.js';

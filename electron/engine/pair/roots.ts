@@ -8,13 +8,13 @@
  */
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ErrorInfo } from '../../../shared/errors.js';
+import { MARKER_FILE, META_DIR } from '../../../shared/layout.js';
 import { LipsyncError } from '../errors.js';
 
-const LOCAL_MARKER = join('.lipsync', 'pair-id');
+const LOCAL_MARKER = MARKER_FILE;
 
 export function writeLocalMarker(root: string, id: string): void {
-  mkdirSync(join(root, '.lipsync'), { recursive: true });
+  mkdirSync(join(root, META_DIR), { recursive: true });
   writeFileSync(join(root, LOCAL_MARKER), id + '\n');
 }
 
@@ -113,11 +113,4 @@ export function serverMarkerProblem(
     );
   }
   return null;
-}
-
-/** Problems that stop the pair until the user acts (a missing or swapped root, no rsync, a changed host key). */
-export function isFatalKind(kind: ErrorInfo['kind']): boolean {
-  return ['remote-missing', 'remote-not-dir', 'rsync-missing-remote', 'host-key-changed', 'local-missing'].includes(
-    kind,
-  );
 }

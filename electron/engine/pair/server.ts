@@ -12,7 +12,7 @@ import type { StateDb } from '../state/db.js';
 import type { DirtySnapshot } from '../dirty.js';
 import type { ActivityLog } from '../log.js';
 import { purgeLocalTrash, type RemoteOps } from '../remote/ops.js';
-import { probeCapabilities } from '../remote/listing.js';
+import { probeCapabilities } from '../remote/probe.js';
 import { createRemoteWatcher, type RemoteWatcher } from '../remote/watch.js';
 import { rsyncSymlinkWarning, rsyncVersion } from '../remote/rsync.js';
 import { toErrorInfo } from '../errors.js';

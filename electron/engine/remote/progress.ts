@@ -151,39 +151,3 @@ export function parseStatsLine(line: string, stats: RsyncStats): boolean {
 export function emptyStats(): RsyncStats {
   return { literalBytes: null, matchedBytes: null, filesTransferred: null, deletedFiles: null, totalSentBytes: null };
 }
-
-/**
- * Splits a byte stream into lines at '\n' and '\r' (progress lines end in
- * '\r'), decoding each line as UTF-8 only once it is complete.
- */
-export class LineSplitter {
-  private rest: Buffer = Buffer.alloc(0);
-  constructor(
-    private readonly onLine: (line: string) => void,
-    private readonly maxLine = 1024 * 1024,
-  ) {}
-
-  push(chunk: Buffer): void {
-    let buf = this.rest.length > 0 ? Buffer.concat([this.rest, chunk]) : chunk;
-    let start = 0;
-    for (let i = 0; i < buf.length; i++) {
-      const c = buf[i];
-      if (c === 0x0a || c === 0x0d) {
-        if (i > start) this.onLine(buf.subarray(start, i).toString('utf8'));
-        start = i + 1;
-      }
-    }
-    buf = buf.subarray(start);
-    // A runaway line without breaks: emit what we have rather than grow forever.
-    if (buf.length > this.maxLine) {
-      this.onLine(buf.toString('utf8'));
-      buf = Buffer.alloc(0);
-    }
-    this.rest = Buffer.from(buf);
-  }
-
-  end(): void {
-    if (this.rest.length > 0) this.onLine(this.rest.toString('utf8'));
-    this.rest = Buffer.alloc(0);
-  }
-}

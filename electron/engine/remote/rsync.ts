@@ -25,13 +25,16 @@
 
 import { resolve } from 'node:path';
 import type { RemoteSpec, SshOptions } from '../types.js';
-import { LipsyncError, classifyFailure, rsyncErrorFiles, unescapeRsyncName, type FailureContext } from '../errors.js';
+import { LipsyncError, classifyFailure, classifyPullFailure, rsyncErrorFiles, unescapeRsyncName } from '../errors.js';
 import { run, type RunResult } from '../proc/run.js';
-import { rsyncSourcePath } from './listing.js';
 import { rsyncShellArg } from './ssh.js';
-import { remoteOps, normalizeRelPath, prepareLocalMeta, META_DIR } from './ops.js';
+import { remoteOps } from './ops.js';
+import { prepareLocalMeta } from './ops-local.js';
+import { normalizeRelPath, rsyncSourcePath } from './paths.js';
+import { failureContext } from './script.js';
+import { META_DIR, TEMP_DIR, isMetaPath } from '../../../shared/layout.js';
+import { LineReader } from '../proc/split.js';
 import {
-  LineSplitter,
   OUT_FORMAT,
   emptyStats,
   parseItemLine,
@@ -43,71 +46,14 @@ import {
 export type { TransferredItem } from './progress.js';
 export { parseProgressLine, parseItemLine } from './progress.js';
 
-/** Needs --delete-missing-args (3.0) and --info=progress2 (3.1). */
-export const MIN_RSYNC_VERSION = '3.1.0';
-
-/**
- * The first rsync whose receiver was seen to refuse writing (or deleting) through a
- * symlinked parent folder in our transfers (--files-from, --no-implied-dirs, push and
- * pull): a listed `keys/id` below `keys -> /elsewhere` fails with "failed to stat ...:
- * Too many levels of symbolic links" (code 23) and nothing outside is touched; a
- * deletion there is skipped. Verified by experiment with 3.5.0; 3.4.0's
- * secure_relative_open (CVE-2024-12086/12087) guards only the basis-file open, and
- * the per-component O_NOFOLLOW walk of every receiver path came with the symlink-race
- * fixes of 2026 (3.4.3/3.5.0), so older receivers are not relied on. rsync's SENDER
- * follows a symlinked parent in every version (it sends what is behind it), so
- * lipsync itself never lists such a path (N5 of docs/sync-semantics.md); the
- * receiver's refusal is the second line, for a swap between lipsync's check and
- * rsync's write. An older rsync therefore keeps working, with a warning (see
- * rsyncSymlinkWarning): refusing it would stop most servers (Debian 12 ships 3.2.7)
- * for a race that lipsync's own checks already narrow to its check-to-write window.
- */
-export const SAFE_PARENT_RSYNC_VERSION = '3.5.0';
-
-/**
- * The warning for an rsync older than SAFE_PARENT_RSYNC_VERSION on either side (null
- * when both are recent enough or unknown): what it means and how to fix it.
- */
-export function rsyncSymlinkWarning(local: string | null, remote: string | null, host: string): string | null {
-  const old: string[] = [];
-  if (local && !versionAtLeast(local, SAFE_PARENT_RSYNC_VERSION)) old.push(`rsync ${local} here`);
-  if (remote && !versionAtLeast(remote, SAFE_PARENT_RSYNC_VERSION)) old.push(`rsync ${remote} on ${host}`);
-  if (!old.length) return null;
-  return (
-    `${old.join(' and ')}: older than ${SAFE_PARENT_RSYNC_VERSION}, whose receiver refuses to write through a ` +
-    `folder swapped for a symlink while it runs. lipsync checks every path itself and syncs on; ` +
-    `upgrade rsync to ${SAFE_PARENT_RSYNC_VERSION} or newer to close that window too.`
-  );
-}
-
-/** '3.2.7' from `rsync  version 3.2.7  protocol version 31` (or 'rsync version v3.2.7 ...'); null if absent. */
-export function parseRsyncVersion(text: string): string | null {
-  const m = /\bversion\s+v?(\d+\.\d+(?:\.\d+)?[0-9A-Za-z.-]*)/.exec(text);
-  return m ? (m[1] as string) : null;
-}
-
-/** The local rsync's version, or null when `cmd` cannot be run. */
-export async function rsyncVersion(cmd = 'rsync'): Promise<string | null> {
-  try {
-    const r = await run(cmd, ['--version'], { timeoutMs: 10_000 });
-    return parseRsyncVersion(r.stdout);
-  } catch {
-    return null;
-  }
-}
-
-/** Compares dotted versions numerically ('3.10.0' > '3.9.9'); suffixes like 'pre1' are ignored. */
-export function versionAtLeast(v: string, min: string): boolean {
-  const nums = (s: string) => s.split('.').map((x) => Number.parseInt(x, 10) || 0);
-  const a = nums(v);
-  const b = nums(min);
-  for (let i = 0; i < Math.max(a.length, b.length); i++) {
-    const x = a[i] ?? 0;
-    const y = b[i] ?? 0;
-    if (x !== y) return x > y;
-  }
-  return true;
-}
+export {
+  MIN_RSYNC_VERSION,
+  SAFE_PARENT_RSYNC_VERSION,
+  parseRsyncVersion,
+  rsyncSymlinkWarning,
+  rsyncVersion,
+  versionAtLeast,
+} from './rsync-version.js';
 
 export interface PushProgress {
   bytes: number;
@@ -311,7 +257,7 @@ function transferArgs(direction: Direction, o: TransferArgsOptions): string[] {
     // deep: rsync >= 3.4 opens every component of that path with O_NOFOLLOW for each
     // file, several times (measured, bench/README.md: 10,000 small files took 1.5× as
     // long with an absolute --temp-dir, and `.lipsync/tmp` cost twice what `.lipsync` does).
-    `--temp-dir=${META_DIR}`,
+    `--temp-dir=${TEMP_DIR}`,
     // Never send into, or delete from, our own meta dir ('***' also matches
     // listed paths inside it: a plain '/.lipsync/' would not, with --files-from).
     `--exclude=/${META_DIR}/***`,
@@ -367,10 +313,6 @@ export function rsyncCompareArgs(o: Pick<SameContentOptions, 'localRoot' | 'remo
   const { shell, spec } = remoteEndpoint(o.remote, o.ssh);
   args.push(...shell, rootWithSlash(resolve(o.localRoot)), spec);
   return args;
-}
-
-function isMetaPath(rel: string): boolean {
-  return rel === META_DIR || rel.startsWith(`${META_DIR}/`);
 }
 
 /**
@@ -432,17 +374,6 @@ function relativize(files: string[] | undefined, roots: string[]): string[] | un
   });
 }
 
-function failureContext(remote: RemoteSpec, ssh: SshOptions): FailureContext {
-  const ctx: FailureContext = { path: remote.path };
-  if (remote.kind === 'ssh') {
-    ctx.host = remote.host;
-    if (remote.user !== undefined) ctx.user = remote.user;
-    if (remote.port !== undefined) ctx.port = remote.port;
-    if (ssh.identityFile !== undefined) ctx.identityFile = ssh.identityFile;
-  }
-  return ctx;
-}
-
 /** The words that differ between the directions, in messages. */
 function words(direction: Direction) {
   return direction === 'push'
@@ -453,69 +384,6 @@ function words(direction: Direction) {
         deleteWhere: 'here',
         beforeSent: 'on the server before they could be fetched',
       };
-}
-
-/**
- * The failure table speaks for a push (the receiver is the server). In a pull
- * the receiver is this computer: reword what depends on the side, and report
- * a missing/non-folder remote ROOT (the sender cannot chdir into it; rsync
- * then stops before deleting anything) as remote-missing/remote-not-dir.
- */
-function classifyPullFailure(code: number | null, stderr: string, o: PullOptions): LipsyncError {
-  const remote = o.remote;
-  const where = remote.kind === 'ssh' ? ` on ${remote.host}` : '';
-  const detail = stderr.length > 4000 ? stderr.slice(-4000) : stderr;
-  const strip = (p: string) => (p.length > 1 ? p.replace(/\/+$/, '') : p);
-  for (const m of stderr.matchAll(
-    /\[sender\] change_dir "(.*)" failed: (No such file or directory|Not a directory)/g,
-  )) {
-    if (strip(unescapeRsyncName(m[1] as string)) !== strip(remote.path)) continue;
-    return m[2] === 'Not a directory'
-      ? new LipsyncError('remote-not-dir', `${remote.path}${where} is not a folder.`, {
-          fix: "Choose a folder as the pair's remote path.",
-          detail,
-        })
-      : new LipsyncError('remote-missing', `The folder ${remote.path} does not exist${where}.`, {
-          fix: 'Check the remote folder in the pair settings (is the disk mounted?), or create it.',
-          detail,
-        });
-  }
-  const e = classifyFailure('rsync', code, stderr, failureContext(remote, o.ssh));
-  const local = resolve(o.localRoot);
-  const server = remote.kind === 'ssh' ? remote.host : 'the server';
-  const n = e.files?.length ?? 0;
-  const count = n === 1 ? 'One file' : n > 1 ? `${n} files` : 'Some files';
-  const redo = (message: string, fix?: string): LipsyncError => {
-    const extra: { fix?: string; files?: string[]; detail?: string; cause?: unknown } = { cause: e };
-    if (fix !== undefined) extra.fix = fix;
-    else if (e.fix !== undefined) extra.fix = e.fix;
-    if (e.files !== undefined) extra.files = e.files;
-    if (e.detail !== undefined) extra.detail = e.detail;
-    return new LipsyncError(e.kind, message, extra);
-  };
-  switch (e.kind) {
-    case 'permission-denied':
-      return redo(
-        `No permission to write some files in ${local}.`,
-        `Check that your user owns or can write ${local} and the files in it.`,
-      );
-    case 'disk-full':
-      return redo(
-        `The disk holding ${local} is full${/quota/i.test(stderr) ? ' (disk quota exceeded)' : ''}: files could not be written.`,
-        `Free some space on this computer (${local}/${META_DIR}/trash holds replaced and deleted files you may remove), then sync again.`,
-      );
-    case 'partial-transfer':
-      return redo(
-        `${count} could not be fetched from ${server}${/Permission denied/.test(stderr) ? ' (no permission to read them there)' : ''}.`,
-        'Check that the files listed can be read on the server; the others were synced.',
-      );
-    case 'vanished':
-      return redo(
-        `${count} changed or disappeared on ${server} before they could be fetched; they will be picked up next time.`,
-      );
-    default:
-      return e;
-  }
 }
 
 /**
@@ -556,7 +424,7 @@ async function runTransfer(
   const undeletable: string[] = [];
   const skipped: string[] = [];
   const parents = new Set<string>();
-  const splitter = new LineSplitter((line) => {
+  const splitter = new LineReader((line) => {
     const item = parseItemLine(line);
     if (item) {
       itemCount++;
@@ -657,7 +525,7 @@ async function runTransfer(
   const error =
     direction !== 'pull'
       ? classifyFailure('rsync', r.code, r.stderr, failureContext(o.remote, o.ssh))
-      : classifyPullFailure(r.code, r.stderr, o as PullOptions);
+      : classifyPullFailure(r.code, r.stderr, failureContext(o.remote, o.ssh), resolve(o.localRoot));
   if (r.code === 24 && error.kind === 'vanished' && error.files === undefined) {
     warnings.push(error);
     return done(true);
@@ -767,7 +635,7 @@ export async function rsyncSameContent(o: SameContentOptions): Promise<Map<strin
   if (o.signal?.aborted) throw new LipsyncError('cancelled', 'The comparison was cancelled.');
 
   const different = new Set<string>();
-  const splitter = new LineSplitter((line) => {
+  const splitter = new LineReader((line) => {
     const item = parseItemLine(line);
     if (item && wanted.has(item.path) && !item.itemize.startsWith('.')) different.add(item.path);
   });

@@ -44,7 +44,10 @@ import type { Excluder, RemoteCapabilities, RemoteSpec, SshOptions } from '../ty
 import { LipsyncError } from '../errors.js';
 import { spawnChild, stopProcess } from '../proc/run.js';
 import { shQuote } from './ssh.js';
-import { InotifyRecordParser, inotifywaitArgs, interpretRecord, isIgnoredPath } from '../watch/inotifywait.js';
+import { inotifywaitArgs } from '../watch/inotifywait.js';
+import { InotifyRecordParser, interpretRecord } from '../watch/records.js';
+import { isIgnoredPath } from '../excludes.js';
+import { META_DIR, isMetaPath, pollMarkerFile } from '../../../shared/layout.js';
 import { classifyLimitText } from '../watch/limits.js';
 import {
   findPerl,
@@ -57,21 +60,18 @@ import {
 } from '../watch/walkwatch.js';
 import type { DirtySnapshot } from '../dirty.js';
 import { createWatcher, type Watcher, type WatchEvent, type WatchFailure } from '../watch/watcher.js';
+import { FindListParser } from './find-parse.js';
+import { absPath, globEscape, normalizeRoot } from './paths.js';
 import {
   EXIT_META_FAILED,
   EXIT_NO_INOTIFYWAIT,
-  FindListParser,
-  META_DIR_NAME,
-  STREAM_MARKER,
+  PRINT_STREAM_MARKER,
   StreamGate,
-  absPath,
-  globEscape,
-  normalizeRoot,
   requireRootScript,
   runScript,
   scriptCommand,
   scriptFailure,
-} from './listing.js';
+} from './script.js';
 
 export interface RemoteChange {
   path: string;
@@ -202,7 +202,7 @@ fi`;
 LC_ALL=C; export LC_ALL; unset CDPATH
 ${requireRootScript(root)}
 command -v inotifywait >/dev/null 2>&1 || { echo "lipsync: inotifywait: not found" >&2; exit ${EXIT_NO_INOTIFYWAIT}; }
-printf '${STREAM_MARKER}\\0'
+${PRINT_STREAM_MARKER}
 ${start}
 w=$!
 ( while read -r _; do :; done; kill $w 2>/dev/null ) <&3 >/dev/null 2>&1 &
@@ -412,7 +412,7 @@ export class SshInotifyWatcher implements RemoteWatcher {
       );
     }
     if (code === 255 || (!established && code !== 0 && code !== null && code !== 1)) {
-      return scriptFailure(this.remote, this.ssh, { code, signal, stdout: '', stderr, timedOut: false }, this.root);
+      return scriptFailure(this.remote, this.ssh, { code, signal, stderr, timedOut: false }, this.root);
     }
     const how = signal ? `signal ${signal}` : `exit code ${code}`;
     const detail = stderr.slice(-4000);
@@ -581,13 +581,13 @@ const CLIENT_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 /** The marker file's name (relative to the root) for a client. */
 export function pollMarkerPath(clientId: string): string {
   if (!CLIENT_ID_RE.test(clientId)) throw new Error(`invalid client id ${JSON.stringify(clientId)}`);
-  return `${META_DIR_NAME}/poll-marker-${clientId}`;
+  return pollMarkerFile(clientId);
 }
 
 /** The poll script (see the module comment). Exit 10: first poll, a marker was created. */
 export function pollScript(root: string, clientId: string): string {
   const marker = absPath(root, pollMarkerPath(clientId));
-  const meta = absPath(root, META_DIR_NAME);
+  const meta = absPath(root, META_DIR);
   return `${requireRootScript(root)}
 D=${shQuote(meta)}
 M=${shQuote(marker)}
@@ -607,7 +607,7 @@ if [ ! -f "$M" ]; then
   exit ${EXIT_FIRST_POLL}
 fi
 lipsync_mark "$N"
-printf '${STREAM_MARKER}\\0'
+${PRINT_STREAM_MARKER}
 find -H "$R" \\( -path ${shQuote(globEscape(meta))} -prune \\) -o -cnewer "$M" -printf '%y\\0%s\\0%T@\\0%m\\0%i\\0%l\\0%P\\0'
 rc=$?
 if [ $rc -eq 0 ]; then mv -f -- "$N" "$M" || exit ${EXIT_META_FAILED}; else rm -f -- "$N"; fi
@@ -649,7 +649,7 @@ export async function listChangedSince(
       try {
         for (const e of parser.push(data)) {
           const isDir = e.kind === 'dir';
-          if (e.path === META_DIR_NAME || e.path.startsWith(`${META_DIR_NAME}/`)) continue;
+          if (isMetaPath(e.path)) continue;
           if (isIgnoredPath(e.path, isDir, excluder)) continue;
           batch.push({ path: e.path, isDir, kind: 'modify' });
           if (batch.length >= POLL_BATCH) flush();
@@ -684,7 +684,7 @@ export async function setChangeMarker(
 ): Promise<void> {
   const r = normalizeRoot(root);
   const script = `${requireRootScript(r)}
-D=${shQuote(absPath(r, META_DIR_NAME))}
+D=${shQuote(absPath(r, META_DIR))}
 M=${shQuote(absPath(r, pollMarkerPath(markerId)))}
 mkdir -p -- "$D" 2>/dev/null || { echo "lipsync: cannot create $D" >&2; exit ${EXIT_META_FAILED}; }
 t=$(date +%s 2>/dev/null)

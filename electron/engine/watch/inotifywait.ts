@@ -23,13 +23,15 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { spawnChild } from '../proc/run.js';
-import { NulFieldSplitter } from '../proc/nul-fields.js';
 import { statSync } from 'node:fs';
 import type { DirtySnapshot } from '../dirty.js';
 import type { Excluder } from '../types.js';
+import { isIgnoredPath } from '../excludes.js';
+import { META_DIR } from '../../../shared/layout.js';
+import { interpretRecord, InotifyRecordParser, type InotifyRecord } from './records.js';
 import { SinceCollector, takeWalkRecords, walkwatchArgs, type WalkSince } from './walkwatch.js';
 import { classifyLimitText, limitFailure, WatchStartError } from './limits.js';
-import type { WatchEvent, WatchEventKind, WatchFailure, WatchHandlers, Watcher } from './watcher.js';
+import type { WatchEvent, WatchFailure, WatchHandlers, Watcher } from './watcher.js';
 
 /** The events inotifywait is asked for (`modify`: a file still being written, see writing.ts). */
 export const INOTIFY_EVENTS = [
@@ -48,9 +50,6 @@ export const INOTIFY_EVENTS = [
 
 export const INOTIFY_FORMAT = '%e%0%w%f%0';
 
-/** The state folder inside a pair's root: never reported. */
-export const STATE_DIR = '.lipsync';
-
 const STOP_GRACE_MS = 2000;
 const STDERR_TAIL_CHARS = 4000;
 
@@ -59,112 +58,9 @@ export function inotifywaitArgs(root: string): string[] {
   const args = ['-m', '-r', '--format', INOTIFY_FORMAT, '--no-newline'];
   for (const e of INOTIFY_EVENTS) args.push('-e', e);
   // `@path` keeps inotifywait from putting watches in the state folder at all.
-  const stateDir = root === '/' ? `/${STATE_DIR}` : `${root}/${STATE_DIR}`;
+  const stateDir = root === '/' ? `/${META_DIR}` : `${root}/${META_DIR}`;
   args.push('--', `@${stateDir}`, root);
   return args;
-}
-
-/** One record of inotifywait output: event names (e.g. ['CREATE', 'ISDIR']) and the full path. */
-export interface InotifyRecord {
-  events: string[];
-  path: string;
-}
-
-/**
- * Splits inotifywait output (INOTIFY_FORMAT) into records. Pure and
- * incremental: push() accepts chunks cut anywhere (even inside a field or a
- * UTF-8 sequence) and returns the records completed by that chunk.
- */
-export class InotifyRecordParser {
-  private readonly fields = new NulFieldSplitter();
-  private eventsField: string | null = null;
-
-  push(chunk: Buffer): InotifyRecord[] {
-    const out: InotifyRecord[] = [];
-    for (const field of this.fields.push(chunk)) {
-      if (this.eventsField === null) {
-        this.eventsField = field;
-      } else {
-        out.push({ events: this.eventsField.split(','), path: field });
-        this.eventsField = null;
-      }
-    }
-    return out;
-  }
-
-  /** Bytes held for an incomplete record. */
-  pendingBytes(): number {
-    return this.fields.pendingBytes() + (this.eventsField?.length ?? 0);
-  }
-}
-
-const KIND_OF: Record<string, WatchEventKind> = {
-  CREATE: 'create',
-  CLOSE_WRITE: 'modify',
-  MODIFY: 'write',
-  DELETE: 'delete',
-  MOVED_FROM: 'move-from',
-  MOVED_TO: 'move-to',
-  ATTRIB: 'attrib',
-};
-
-/** What a record means to the watcher. */
-export type RecordMeaning =
-  | { type: 'event'; event: WatchEvent }
-  | { type: 'overflow' }
-  /** The root itself was deleted, moved or unmounted: nothing is watched any more. */
-  | { type: 'root-gone'; reason: 'DELETE_SELF' | 'MOVE_SELF' | 'UNMOUNT' }
-  | { type: 'ignore' };
-
-/**
- * Interprets one record for a root (absolute, no trailing slash). Self events
- * of subfolders are ignored (their parent reports DELETE / MOVED_*).
- */
-export function interpretRecord(rec: InotifyRecord, root: string): RecordMeaning {
-  if (rec.events.includes('Q_OVERFLOW')) return { type: 'overflow' };
-  const rel = relativeTo(rec.path, root);
-  if (rel === null) return { type: 'ignore' };
-  for (const self of ['DELETE_SELF', 'MOVE_SELF', 'UNMOUNT'] as const) {
-    if (rec.events.includes(self)) return rel === '' ? { type: 'root-gone', reason: self } : { type: 'ignore' };
-  }
-  const isDir = rec.events.includes('ISDIR');
-  for (const name of rec.events) {
-    const kind = KIND_OF[name];
-    if (kind !== undefined) return { type: 'event', event: { path: rel, kind, isDir } };
-  }
-  return { type: 'ignore' };
-}
-
-/**
- * Whether an event path must not be reported: a `.lipsync` state folder or
- * anything in one (at any depth, like the engine's built-in excludes), or an
- * excluded path or one inside an excluded folder (each ancestor is checked as
- * a folder, so an Excluder needn't handle parents itself).
- */
-export function isIgnoredPath(rel: string, isDir: boolean, excluder?: Excluder): boolean {
-  if (rel === '') return false;
-  if (
-    rel === STATE_DIR ||
-    rel.startsWith(`${STATE_DIR}/`) ||
-    rel.endsWith(`/${STATE_DIR}`) ||
-    rel.includes(`/${STATE_DIR}/`)
-  ) {
-    return true;
-  }
-  if (!excluder) return false;
-  let slash = rel.indexOf('/');
-  while (slash !== -1) {
-    if (excluder.ignores(rel.slice(0, slash), true)) return true;
-    slash = rel.indexOf('/', slash + 1);
-  }
-  return excluder.ignores(rel, isDir);
-}
-
-/** `path` relative to `root` (both absolute), '' for the root itself; null when outside it. */
-export function relativeTo(path: string, root: string): string | null {
-  const prefix = root.endsWith('/') ? root : `${root}/`;
-  if (path === root || path === prefix) return '';
-  return path.startsWith(prefix) ? path.slice(prefix.length).replace(/\/+$/, '') : null;
 }
 
 /** Checks the root before starting a backend; throws a WatchStartError. */

@@ -7,7 +7,9 @@
  */
 import { relative, sep } from 'node:path';
 import type { Excluder } from '../types.js';
-import { assertWatchableRoot, isIgnoredPath, STATE_DIR } from './inotifywait.js';
+import { assertWatchableRoot } from './inotifywait.js';
+import { isIgnoredPath } from '../excludes.js';
+import { META_DIR } from '../../../shared/layout.js';
 import { classifyLimitText, limitFailure, WatchStartError } from './limits.js';
 import type { WatchEvent, WatchEventKind, WatchFailure, WatchHandlers, Watcher } from './watcher.js';
 
@@ -63,7 +65,7 @@ export class ParcelWatcher implements Watcher {
     }
     try {
       this.sub = await parcel.subscribe(this.root, (err, events) => this.onNative(err, events), {
-        ignore: [STATE_DIR],
+        ignore: [META_DIR],
       });
     } catch (err) {
       throw new WatchStartError(failureFrom(err, true));

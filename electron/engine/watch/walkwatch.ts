@@ -39,7 +39,9 @@
 import { DirtySet, type DirtySnapshot } from '../dirty.js';
 import { searchPath } from '../proc/which.js';
 import type { Excluder } from '../types.js';
-import { isIgnoredPath, relativeTo, STATE_DIR, type InotifyRecord } from './inotifywait.js';
+import { isIgnoredPath } from '../excludes.js';
+import { META_DIR, isMetaPath } from '../../../shared/layout.js';
+import { relativeTo, type InotifyRecord } from './records.js';
 
 /** Exit code of the script on a machine whose syscall numbers it does not know. */
 export const EXIT_UNSUPPORTED_ARCH = 97;
@@ -112,7 +114,7 @@ sub walk {
   my @stack = ($top);
   while (@stack) {
     my $rel = pop @stack;
-    next if $rel eq ".lipsync";
+    next if $rel eq "${META_DIR}";
     my $abs = full($rel);
     unless (watch($rel, $abs)) {
       if (!$started && $rel eq "") { print STDERR "Couldn't watch $abs: No such file or directory\n"; exit 1 }
@@ -250,7 +252,7 @@ export class SinceCollector {
     else if (events[0] !== 'SINCE') return false;
     else if (rel !== null) {
       const isDir = events.includes('ISDIR');
-      if (rel === STATE_DIR || rel.startsWith(`${STATE_DIR}/`)) return true;
+      if (isMetaPath(rel)) return true;
       if (this.excluder && isIgnoredPath(rel, isDir, this.excluder)) return true;
       if (isDir) this.dirty.markDir(rel);
       if (rel !== '') this.dirty.addPath(rel);
