@@ -14,6 +14,7 @@ import type { RemoteSpec, SshOptions } from './types.js';
 import { shQuote } from './remote/ssh.js';
 import { runScript } from './remote/script.js';
 import { PARTIAL_DIR, TRASH_DIR, isMetaPath } from '../../shared/layout.js';
+import { formatBytes } from '../../shared/format.js';
 
 /** The file names a disk-full error says could not be written (null when it names none: a whole-pair error). */
 export function unfitFiles(e: ErrorInfo): string[] | null {
@@ -98,19 +99,6 @@ function statSize(p: string): number | null {
   } catch {
     return null;
   }
-}
-
-/** "1.5 MB" */
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} bytes`;
-  const units = ['KB', 'MB', 'GB', 'TB'];
-  let v = n / 1024;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
 }
 
 /** The per-file warning: the file, its size, the free space, what to free. */

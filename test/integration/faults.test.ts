@@ -310,8 +310,8 @@ describe.skipIf(!isRoot || !haveTools)('faults hit one path, not the pair, and h
     v.write(join(c.local, 'z.txt'), 'z\n');
     const w = await warningFor(c, 'big.bin');
     expect(w.kind).toBe('disk-full');
-    expect(w.message).toMatch(/^big\.bin \(5\.0 MB\) does not fit on .*: the disk holding .* is full \(.* free\)\.$/);
-    expect(w.fix).toMatch(/Free at least .* MB on that disk/);
+    expect(w.message).toMatch(/^big\.bin \(5\.0 MiB\) does not fit on .*: the disk holding .* is full \(.* free\)\.$/);
+    expect(w.fix).toMatch(/Free at least .* MiB on that disk/);
     expect(w.fix).toContain('tries this file again by itself');
     // The rest keeps syncing: the small files arrive, and so does a change made after the fault.
     await waitFor(() => existsSync(join(remote, 'a.txt')) && existsSync(join(remote, 'z.txt')), 20_000);
