@@ -20,7 +20,17 @@
  * a swap in between is undone where possible (renamed back), and the window
  * is the few microseconds between the check and the rename.
  */
-import { closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, renameSync, rmdirSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmdirSync,
+  unlinkSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { LocalStat } from './types.js';
 import { LipsyncError } from './errors.js';
@@ -257,6 +267,11 @@ export function mkdirsInRoot(root: string, rel: string): void {
 /** rmdir of `rel` inside the root (it must be empty), never through a symlink. */
 export function rmdirInRoot(root: string, rel: string): void {
   withParent(root, rel, false, (at) => rmdirSync(at));
+}
+
+/** Removes the file or symlink `rel` inside `root`, never through a symlinked folder (N5). */
+export function unlinkInRoot(root: string, rel: string): void {
+  withParent(root, rel, false, (at) => unlinkSync(at));
 }
 
 /**

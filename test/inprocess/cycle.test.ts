@@ -4,7 +4,18 @@
  * sshd: rsync runs between two local folders.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cycle, MassDeleteError, emptyTotals, type CycleTotals } from '../../electron/engine/cycle.js';
@@ -46,7 +57,7 @@ afterEach(async () => {
 });
 
 /** One cycle over both whole sides, as `lipsync sync` runs it. */
-async function sync(opts: { massDeleteConfirmed?: boolean } = {}): Promise<CycleTotals> {
+async function sync(opts: { massDeleteConfirmed?: boolean; checkPaused?: () => void } = {}): Promise<CycleTotals> {
   const remote = parseRemote(env.server);
   const totals = emptyTotals();
   const cycle = new Cycle({
@@ -65,7 +76,7 @@ async function sync(opts: { massDeleteConfirmed?: boolean } = {}): Promise<Cycle
     log: env.log,
     totals,
     massDeleteConfirmed: opts.massDeleteConfirmed ?? false,
-    checkPaused: () => undefined,
+    checkPaused: opts.checkPaused ?? (() => undefined),
     onProgress: () => undefined,
     requeueLocalTree: () => undefined,
     withRemoteLock: (fn) => fn(),
@@ -142,5 +153,35 @@ describe('a cycle against a local-path remote (in-process)', () => {
     const totals = await sync({ massDeleteConfirmed: true });
     expect(totals.deleted).toBe(5);
     expect(tree(env.server)).toEqual(['f6.txt']);
+  });
+
+  it('a server folder swapped for a symlink between the decision and the pull: nothing read through it is kept (N5)', async () => {
+    const secret = join(env.dir, 'secret');
+    mkdirSync(secret);
+    writeFileSync(join(secret, 'f.txt'), 'SECRET outside every root');
+    await put(env.server, 'd/f.txt', 'v1');
+    await sync();
+    await put(env.server, 'd/f.txt', 'v2, edited on the server');
+    // Another client swaps the folder for a link once the pull is decided: the cycle's
+    // second remote step (the first is before deciding) is the pull.
+    let calls = 0;
+    let swapped = false;
+    await sync({
+      checkPaused: () => {
+        if (++calls !== 2) return;
+        renameSync(join(env.server, 'd'), join(env.server, 'd-was'));
+        symlinkSync(secret, join(env.server, 'd'));
+        swapped = true;
+      },
+    });
+    expect(swapped).toBe(true);
+    const everything = (root: string): string[] =>
+      readdirSync(root, { recursive: true, withFileTypes: true })
+        .filter((e) => e.isFile())
+        .map((e) => readFileSync(join(e.parentPath, e.name), 'utf8'));
+    expect(everything(env.local).filter((c) => c.includes('SECRET'))).toEqual([]);
+    expect(readFileSync(join(secret, 'f.txt'), 'utf8')).toBe('SECRET outside every root');
+    // The version it would have replaced is kept: v1 is here or in the trash.
+    expect(everything(env.local)).toContain('v1');
   });
 });

@@ -3,14 +3,14 @@
  * bytes, then the base follows what each one did. After a push, the server's side is
  * stat'ed and compared with what was sent (W3); before a push, what is sent is noted (W5).
  */
-import type { Entry } from '../types.js';
+import type { Entry, RemoteStat } from '../types.js';
 import type { StateDb } from '../state/db.js';
 import { rsyncPull, rsyncPush, type PushOptions, type PushResult } from '../remote/rsync.js';
 import { statRemote } from '../remote/stat.js';
 import { LipsyncError } from '../errors.js';
 import { traced } from '../trace.js';
 import { newTrashDir } from '../versions.js';
-import { LocalAncestors } from '../safe-fs.js';
+import { LocalAncestors, SymlinkedParentError, unlinkInRoot, waitsForParent } from '../safe-fs.js';
 import { nowNs, type CycleContext, type CycleTotals, type Decided } from './context.js';
 import { landedAsSent, ownSnapshot } from './compare.js';
 import { entryFor, racyHash } from './base-rows.js';
@@ -143,12 +143,13 @@ export class Transfers {
     if (!items.length) return;
     const res = await traced(`rsync pull ${items.length}`, () => rsyncPull(this.transferOptions(items, 'pull')));
     const failed = failedFiles(this.c.totals, res);
+    const outside = await this.readThroughLink(items.filter((d) => d.remote?.kind === 'file' && !failed.has(d.path)));
     const syncedAtNs = nowNs();
     const rows: Entry[] = [];
     const deleted: string[] = [];
     const after = new LocalAncestors(this.c.localRoot);
     for (const d of items) {
-      if (failed.has(d.path)) continue;
+      if (failed.has(d.path) || outside.has(d.path)) continue;
       if (!d.remote) {
         deleted.push(d.path);
         continue;
@@ -158,6 +159,45 @@ export class Transfers {
       rows.push(entryFor(d.path, l, d.remote, await racyHash(this.c.localRoot, d.path, l, syncedAtNs), syncedAtNs));
     }
     this.recordTransfer('pull', res, rows, deleted);
+  }
+
+  /**
+   * N5 on the sending side of a pull: the server's rsync opens each listed path by its
+   * name, so a folder above it that another client swapped for a symlink between the
+   * decision and the read has the file read through that link, from outside the server's
+   * root. The folders above what arrived are stat'ed again: a file below one that is no
+   * longer a folder is removed here (the version it replaced is in the trash), its base
+   * row is forgotten (so its absence is not taken for a local deletion), and it is looked
+   * at again. Returns those paths. (A swap there and back within one rsync run is not
+   * seen; docs/sync-semantics.md, N5.)
+   */
+  private async readThroughLink(pulled: Decided[]): Promise<Set<string>> {
+    const nested = pulled.map((d) => d.path).filter((p) => p.includes('/'));
+    const outside = new Set<string>();
+    if (!nested.length) return outside;
+    const above = new Map<string, RemoteStat | null>();
+    await statRemote(this.c.remote, this.c.ssh, this.c.remote.path, nested, this.c.caps, above);
+    for (const path of nested) {
+      if (waitsForParent(path, above) === null) continue;
+      outside.add(path);
+      try {
+        unlinkInRoot(this.c.localRoot, path);
+      } catch (e) {
+        // Gone already, or a folder above it here became a link too: nothing read is left here.
+        if (!(e instanceof SymlinkedParentError) && (e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+      this.db.deleteTree(path);
+      this.c.requeueRemote?.(path);
+    }
+    if (outside.size)
+      this.c.log.write({
+        pair: this.c.pair,
+        level: 'warn',
+        event: 'state',
+        msg: `${outside.size} file${outside.size === 1 ? '' : 's'} received through a folder that became a symlink on the server meanwhile: removed here, not kept (N5)`,
+        paths: [...outside].slice(0, 1000),
+      });
+    return outside;
   }
 
   /**
