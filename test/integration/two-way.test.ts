@@ -266,7 +266,7 @@ describe('two clients through one server', () => {
     expect((await pairStatus(b)).conflicts).toBe(0);
     const all = hashAll([a.local, b.local, remote]);
     expect(all.has(sha256(bVersion)), "B's version is kept in a trash").toBe(true);
-  });
+  }, 120_000);
 
   it('resolve --keep both: both files stay as they are everywhere and the conflict is closed', async () => {
     const { a, b, remote, aVersion, bVersion, copy } = await concurrentEdit();
@@ -281,7 +281,7 @@ describe('two clients through one server', () => {
     expect(read(remote, copy)).toBe(bVersion);
     expect(await conflicts(b)).toEqual([]);
     expect((await pairStatus(b)).conflicts).toBe(0);
-  });
+  }, 120_000);
 
   it('two pairs with a conflict each: IDs unique across pairs, the same in `conflicts`, `resolve` and the API; a bare number is refused as ambiguous', async () => {
     // One client with two pairs, docs and photos, each on its own server folder. A conflict in
