@@ -327,8 +327,14 @@ describe.each(['walkwatch', 'inotifywait'] as const)('watch limit (%s)', (backen
       expect(pair.reason.kind).toBe('watch-limit');
       expect(pair.reason.fix).toMatch(/fs\.inotify\.max_user_watches=\d+/);
       expect(pair.reason.fix).toMatch(/sysctl/);
-      const text = (await cli(e, ['status'])).stdout;
-      expect(text).toContain('degraded');
+      // A rescan (every second here) shows the pair as syncing for its duration: the text
+      // status is read until it is between two of them.
+      let text = '';
+      await waitFor(
+        async () => (text = (await cli(e, ['status'])).stdout).includes('degraded'),
+        20_000,
+        () => `status text says degraded; last: ${text}`,
+      );
       expect(text).toMatch(/fix: .*max_user_watches/);
 
       writeFileSync(join(local, 'c', 'found-by-rescan.txt'), 'hello');
