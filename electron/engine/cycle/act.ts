@@ -8,7 +8,8 @@ import type { ErrorInfo } from '../../../shared/errors.js';
 import type { Entry, LocalStat } from '../types.js';
 import type { StateDb } from '../state/db.js';
 import { ancestorIn } from '../dirty.js';
-import { ACTIONS, conflictCopyName, firstSyncPass, reconcile } from '../reconcile.js';
+import { ACTIONS, conflictCopyName, reconcile } from '../reconcile.js';
+import { withFirstSync } from './decide.js';
 import { rsyncSameContent } from '../remote/rsync.js';
 import { listRemote } from '../remote/list.js';
 import { SymlinkedParentError, existsInRoot, lstatInRoot, renameInRoot, rmdirInRoot } from '../safe-fs.js';
@@ -48,16 +49,7 @@ export class Actor {
           sameContent: same.get(d.path) ?? false,
           direction: this.c.direction,
         });
-        d.decision = firstSyncPass(
-          {
-            mode: this.c.initialSync,
-            direction: this.c.direction,
-            base: d.base ? toSide(d.base) : null,
-            local: d.local ? toSide(d.local) : null,
-            remote: d.remote ? toSide(d.remote) : null,
-          },
-          d.decision,
-        );
+        d.decision = withFirstSync(this.c, d);
       }
     }
     this.logFirstSyncReplacements(items);

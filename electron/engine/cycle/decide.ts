@@ -5,7 +5,8 @@
  * taken for this client's own (W5), and nothing below a symlinked folder acts (N5).
  */
 import type { StateDb } from '../state/db.js';
-import type { RemoteStat } from '../types.js';
+import type { Entry, LocalStat, RemoteStat } from '../types.js';
+import type { Decision } from '../reconcile.js';
 import { reconcile, firstSyncPass } from '../reconcile.js';
 import { statRemote } from '../remote/stat.js';
 import { traced } from '../trace.js';
@@ -79,16 +80,7 @@ export class Decider {
               rule: 'W5',
               why: 'the server holds what this client sent before it was cut short',
             }
-          : firstSyncPass(
-              {
-                mode: this.c.initialSync,
-                direction: this.c.direction,
-                base: base ? toSide(base) : null,
-                local: local ? toSide(local) : null,
-                remote: remote ? toSide(remote) : null,
-              },
-              decision,
-            );
+          : withFirstSync(this.c, { base, local, remote, decision });
       // N5: nothing below a folder that is a symlink or a file on either side is acted on
       // (its own change of kind goes first; see act for when it is looked at again).
       const waitsFor = view.blockedBy(path) ?? waitsForParent(path, above);
@@ -104,4 +96,21 @@ export class Decider {
     }
     return out;
   }
+}
+
+/** The first-sync pass (F2, F3 in reconcile.ts) over one path's decision, with the pair's mode. */
+export function withFirstSync(
+  c: Pick<CycleContext, 'initialSync' | 'direction'>,
+  d: { base: Entry | null; local: LocalStat | null; remote: RemoteStat | null; decision: Decision },
+): Decision {
+  return firstSyncPass(
+    {
+      mode: c.initialSync,
+      direction: c.direction,
+      base: d.base ? toSide(d.base) : null,
+      local: d.local ? toSide(d.local) : null,
+      remote: d.remote ? toSide(d.remote) : null,
+    },
+    d.decision,
+  );
 }
