@@ -1,3 +1,14 @@
+/**
+ * The Engine: every pair of this computer (one PairRunner each, pair.ts) and the
+ * operations the local API (shared/api.ts, run by api/dispatch.ts) and the CLI expose:
+ * status and its coalesced `state` events, add/remove/update a pair, pause, resume,
+ * sync now, conflicts, versions and restore, the previews of excludes and of a first
+ * sync, and the setup wizard's calls (setup.ts).
+ *
+ * Over ~400 lines on purpose: it is the API's one facade, one short method per API
+ * method, each handing the work to the module that does it; the surface the UI can
+ * call is read here in one place.
+ */
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { opendir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';

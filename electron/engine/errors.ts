@@ -12,6 +12,9 @@
  *   metaNotDir, pathsDenied, listingIncomplete, localMissing, localNotDir) are
  *   worded here too;
  * - isFatalKind says which kinds stop a pair until the user acts.
+ *
+ * Over ~400 lines on purpose: it is one table, and the point of it is that every
+ * failure's words and fix are found in this one file (most of its lines are rows).
  */
 
 import { ERROR_KINDS, type ErrorInfo, type ErrorKind } from '../../shared/errors.js';

@@ -7,6 +7,9 @@
  * the first matching row decides. Its rows are the rows R1–R19 of the table in
  * docs/sync-semantics.md ("Decisions"), in the same order, with the same text;
  * a unit test checks that they line up.
+ *
+ * Over ~400 lines on purpose: the rules, the first-sync pass and ACTIONS (what each
+ * decision means to the code) are read against each other and against the doc.
  */
 import type { InitialSyncMode } from '../../shared/api.js';
 import type { Direction } from '../../shared/settings.js';
