@@ -3,7 +3,7 @@
  * (cycle/collect-local.ts, cycle/collect-remote.ts), send new folders whole
  * (cycle/new-folders.ts), then decide each path with the reconciler (cycle/decide.ts over
  * reconcile.ts, the one table of rules) and act in bounded chunks (cycle/act.ts,
- * cycle/transfer.ts): remote moves, one rsync push, one rsync pull, conflict copies. The
+ * cycle/transfer.ts): moves (cycle/moves.ts), one rsync push, one rsync pull, conflict copies. The
  * base (state database) follows each step only after it succeeded, so a crash at any
  * instant is recovered by the next cycle. This file holds the order of those steps.
  */
@@ -20,6 +20,7 @@ import { NewFolders } from './cycle/new-folders.js';
 import { Decider } from './cycle/decide.js';
 import { Transfers } from './cycle/transfer.js';
 import { Actor } from './cycle/act.js';
+import { Moves } from './cycle/moves.js';
 
 export {
   CHUNK,
@@ -40,17 +41,23 @@ export class Cycle {
   private readonly trees: NewFolders;
   private readonly decider: Decider;
   private readonly actor: Actor;
+  private readonly moves: Moves;
 
   constructor(private readonly c: CycleContext) {
     this.db = c.db;
     this.trees = new NewFolders(c, this.s, (path) => this.local.scanLocalTree(path));
-    this.local = new LocalCollector(c, this.s, this.trees);
-    this.remote = new RemoteCollector(c, this.s);
+    this.moves = new Moves(c, {
+      scanLocalTree: (path) => this.local.scanLocalTree(path),
+      scanServerTree: (path) => this.remote.scanRemote(path, true),
+      addedHere: (path, stat) => this.local.addedAfterAll(path, stat),
+    });
+    this.local = new LocalCollector(c, this.s, this.trees, this.moves);
+    this.remote = new RemoteCollector(c, this.s, this.moves);
     this.decider = new Decider(c);
     this.actor = new Actor(c, this.s, new Transfers(c));
   }
 
-  // ================================================================ collecting candidates
+  // ================================================================ collecting candidates (read-only)
 
   async collect(local: DirtySnapshot | null, remote: DirtySnapshot | null): Promise<void> {
     this.db.candClear();
@@ -80,7 +87,10 @@ export class Cycle {
 
   // ================================================================ deciding and acting
 
-  /** Counts what the candidates would delete; throws MassDeleteError past the threshold. */
+  /**
+   * Counts what the candidates would delete; throws MassDeleteError past the threshold.
+   * What a planned move takes from its old path is moved, not deleted (Moves).
+   */
   async checkMassDelete(): Promise<void> {
     if (this.c.massDeleteConfirmed) return;
     // Only paths the base knows as files can be deleted: when even all of them stay
@@ -98,7 +108,8 @@ export class Cycle {
       all.push(...chunk);
       const decided = await this.decider.decideChunk(chunk);
       for (const d of decided) {
-        if (ACTIONS[d.decision.action].deletes && (d.base?.kind ?? 'file') !== 'dir') deletions++;
+        if (!ACTIONS[d.decision.action].deletes || (d.base?.kind ?? 'file') === 'dir') continue;
+        if (!this.moves.underPlannedSource(d.path)) deletions++;
       }
     }
     this.db.candAdd(all);
@@ -111,6 +122,10 @@ export class Cycle {
     // writes. Local changes will most likely be written, so their chunks take the lock
     // first; a chunk of server changes only reads the server, and is decided again
     // under the lock if it turns out to write.
+    // Moves first; what they bring (a look below each moved folder, a move that no
+    // longer held) has not been counted yet.
+    const moved = await traced('moves', () => this.moves.carryOut());
+    if (moved) await this.checkMassDelete();
     const lockFirst = this.s.localCandidates > 0 && this.c.direction !== 'receive-only';
     await this.trees.pushNewTrees();
     let chunk = this.takeChunk();

@@ -12,6 +12,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   symlinkSync,
   unlinkSync,
   writeFileSync,
@@ -57,7 +58,17 @@ afterEach(async () => {
 });
 
 /** One cycle over both whole sides, as `lipsync sync` runs it. */
-async function sync(opts: { massDeleteConfirmed?: boolean; checkPaused?: () => void } = {}): Promise<CycleTotals> {
+async function sync(
+  opts: {
+    /** What the server's watcher reported (default: a full rescan). */
+    serverChanges?: (s: DirtySet) => void;
+    massDeleteConfirmed?: boolean;
+    checkPaused?: () => void;
+    /** Called between collecting and the mass-delete check. */
+    collected?: () => void;
+    gnuFind?: boolean;
+  } = {},
+): Promise<CycleTotals> {
   const remote = parseRemote(env.server);
   const totals = emptyTotals();
   const cycle = new Cycle({
@@ -68,7 +79,7 @@ async function sync(opts: { massDeleteConfirmed?: boolean; checkPaused?: () => v
     remoteLabel: env.server,
     ssh: { controlDir: join(env.dir, 'ssh') },
     ops: env.ops,
-    caps: { inotifywait: false, gnuFind: false },
+    caps: { inotifywait: false, gnuFind: opts.gnuFind ?? false },
     excluder: createExcluder([]),
     direction: 'two-way',
     deviceName: 'testbox',
@@ -85,12 +96,17 @@ async function sync(opts: { massDeleteConfirmed?: boolean; checkPaused?: () => v
   const localChanges = new DirtySet();
   localChanges.addFull();
   const serverChanges = new DirtySet();
-  serverChanges.addFull();
+  if (opts.serverChanges) opts.serverChanges(serverChanges);
+  else serverChanges.addFull();
   await cycle.collect(localChanges.take(), serverChanges.take());
+  opts.collected?.();
   await cycle.checkMassDelete();
   await cycle.execute();
   return totals;
 }
+
+/** What tree() lists for these files and folders (a folder as `name/`), sorted. */
+const withDirs = (dirs: string[], files: string[]): string[] => [...dirs.map((d) => `${d}/`), ...files].sort();
 
 describe('a cycle against a local-path remote (in-process)', () => {
   it('a new file goes each way', async () => {
@@ -153,6 +169,93 @@ describe('a cycle against a local-path remote (in-process)', () => {
     const totals = await sync({ massDeleteConfirmed: true });
     expect(totals.deleted).toBe(5);
     expect(tree(env.server)).toEqual(['f6.txt']);
+  });
+
+  it('a folder moved here is moved on the server while acting, and not counted as deletions', async () => {
+    const names = Array.from({ length: 10 }, (_, i) => `docs/f${i}.txt`);
+    for (const f of names) await put(env.local, f, `${f} content`);
+    await sync();
+    const inode = statSync(join(env.server, 'docs/f0.txt')).ino;
+    renameSync(join(env.local, 'docs'), join(env.local, 'papers'));
+    const totals = await sync({
+      // Collecting only looks: the server still has the folder where it was.
+      collected: () => expect(tree(env.server)).toEqual(withDirs(['docs'], names)),
+    });
+    expect(totals.renamed).toBe(1);
+    expect(totals.filesSent).toBe(0);
+    expect(totals.deleted).toBe(0);
+    expect(tree(env.server)).toEqual(
+      withDirs(
+        ['papers'],
+        names.map((f) => f.replace('docs/', 'papers/')),
+      ),
+    );
+    expect(statSync(join(env.server, 'papers/f0.txt')).ino).toBe(inode); // renamed, not sent again
+    expect(env.db.get('docs')).toBeUndefined();
+    expect(env.db.get('papers/f9.txt')).toBeDefined();
+  });
+
+  it('a folder moved here with most of its files deleted: moved, then the deletions wait for a confirm', async () => {
+    const names = Array.from({ length: 10 }, (_, i) => `docs/f${i}.txt`);
+    for (const f of names) await put(env.local, f, `${f} content`);
+    await sync();
+    renameSync(join(env.local, 'docs'), join(env.local, 'papers'));
+    for (const f of names.slice(0, 8)) unlinkSync(join(env.local, f.replace('docs/', 'papers/')));
+    await expect(sync()).rejects.toBeInstanceOf(MassDeleteError);
+    // The move loses nothing and was made; nothing was deleted.
+    expect(tree(env.server)).toEqual(
+      withDirs(
+        ['papers'],
+        names.map((f) => f.replace('docs/', 'papers/')),
+      ),
+    );
+    const totals = await sync({ massDeleteConfirmed: true });
+    expect(totals.deleted).toBe(8);
+    expect(tree(env.server)).toEqual(['papers/', 'papers/f8.txt', 'papers/f9.txt']);
+  });
+
+  it('a folder moved on the server is moved here while acting, not fetched again', async () => {
+    const names = Array.from({ length: 10 }, (_, i) => `docs/f${i}.txt`);
+    for (const f of names) await put(env.server, f, `${f} content`);
+    await sync({ gnuFind: true });
+    const inode = statSync(join(env.local, 'docs/f0.txt')).ino;
+    renameSync(join(env.server, 'docs'), join(env.server, 'papers'));
+    const totals = await sync({
+      gnuFind: true,
+      // As the server's watcher reports a folder moved in: a tree, and the old name.
+      serverChanges: (s) => (s.addTree('papers'), s.addPath('docs')),
+      collected: () => expect(tree(env.local)).toEqual(withDirs(['docs'], names)),
+    });
+    expect(totals.renamed).toBe(1);
+    expect(totals.filesReceived).toBe(0);
+    expect(totals.deleted).toBe(0);
+    expect(tree(env.local)).toEqual(
+      withDirs(
+        ['papers'],
+        names.map((f) => f.replace('docs/', 'papers/')),
+      ),
+    );
+    expect(statSync(join(env.local, 'papers/f0.txt')).ino).toBe(inode);
+  });
+
+  it('a move that no longer holds when acting is synced as a deletion and a creation, asked first', async () => {
+    const names = Array.from({ length: 4 }, (_, i) => `docs/f${i}.txt`);
+    for (const f of names) await put(env.local, f, `${f} content`);
+    await sync();
+    renameSync(join(env.local, 'docs'), join(env.local, 'papers'));
+    // Another client makes the target on the server after we looked: the move is not made.
+    const other = () => writeFileSync(join(env.server, 'papers/other.txt'), 'made by another client');
+    await expect(sync({ collected: () => (mkdirSync(join(env.server, 'papers')), other()) })).rejects.toBeInstanceOf(
+      MassDeleteError,
+    );
+    // The fallback would delete every file of the old folder: asked first, nothing deleted.
+    expect(tree(env.server)).toEqual(withDirs(['docs', 'papers'], [...names, 'papers/other.txt']));
+    const totals = await sync({ massDeleteConfirmed: true });
+    expect(totals.conflicts).toBe(0);
+    expect(tree(env.server)).toEqual(
+      withDirs(['papers'], [...names.map((f) => f.replace('docs/', 'papers/')), 'papers/other.txt']),
+    );
+    expect(tree(env.local)).toEqual(tree(env.server));
   });
 
   it('a server folder swapped for a symlink between the decision and the pull: nothing read through it is kept (N5)', async () => {

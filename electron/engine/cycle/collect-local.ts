@@ -1,23 +1,22 @@
 /**
  * Collecting the local side's candidates: the paths a snapshot of local changes names
  * (events, a clean-stop listing, a rescan), compared with the base. A new folder is left
- * for NewFolders (sent whole); a path moved here whose inode the base knows is moved on
- * the server at once (moveRemote), when the server still has it as the base knows it.
+ * for NewFolders (sent whole); a path moved here is left for Moves (moved on the server
+ * while acting). Nothing here writes either side.
  */
 import type { ErrorInfo } from '../../../shared/errors.js';
 import type { LocalStat } from '../types.js';
 import type { StateDb } from '../state/db.js';
 import type { DirtySnapshot } from '../dirty.js';
-import { isUnder, isUnderAny, joinPath } from '../dirty.js';
+import { isUnderAny, joinPath } from '../dirty.js';
 import { localChangedSince } from '../since.js';
-import { compareDir, sameAsEntry, type ScanChange } from '../scan.js';
-import { statRemote } from '../remote/stat.js';
-import { newTrashDir } from '../versions.js';
+import { compareDir, type ScanChange } from '../scan.js';
 import { lstatInRoot } from '../safe-fs.js';
 import { baseHasEntries, type CycleContext, type CycleState } from './context.js';
-import { remoteChanged, sizeOf } from './compare.js';
+import { sizeOf } from './compare.js';
 import { localUnchanged } from './base-rows.js';
 import type { NewFolders } from './new-folders.js';
+import type { Moves } from './moves.js';
 
 export class LocalCollector {
   private readonly db: StateDb;
@@ -26,6 +25,7 @@ export class LocalCollector {
     private readonly c: CycleContext,
     private readonly s: CycleState,
     private readonly trees: NewFolders,
+    private readonly moves: Moves,
   ) {
     this.db = c.db;
   }
@@ -44,7 +44,9 @@ export class LocalCollector {
     const walked = new Set<string>();
     for (const t of snap.trees) if (await this.checkLocalPath(t, true)) walked.add(t);
     for (const [dir, names] of snap.dirs) {
-      if (isUnderAny(dir, walked) || isUnderAny(dir, this.trees.pending)) continue;
+      // Below a new folder sent whole, or where a planned move goes: looked at after that.
+      if (isUnderAny(dir, walked) || isUnderAny(dir, this.trees.pending) || this.moves.underPlannedTarget(dir))
+        continue;
       if (names === 'all') {
         if (!this.c.excluder.ignores(dir, true)) await this.scanLocalDir(dir, true, true);
       } else {
@@ -99,6 +101,7 @@ export class LocalCollector {
    * tree was walked, so the caller can skip directories below it.
    */
   private async checkLocalPath(path: string, tree = false): Promise<boolean> {
+    if (this.moves.underPlannedTarget(path)) return true; // looked at once the move is made
     const stat = this.lstatL(path);
     if (this.c.excluder.ignores(path, stat?.kind === 'dir')) return false;
     const entry = this.db.get(path);
@@ -106,7 +109,8 @@ export class LocalCollector {
     if (!stat && entry) await this.localChange({ type: 'deleted', path, entry });
     else if (stat && !entry) {
       if (!(await this.localChange({ type: 'added', path, stat }))) walk = true;
-      else if (this.trees.pending.has(path)) return true; // sent whole later: nothing to look at below
+      // Sent whole, or moved, later: nothing to look at below it now.
+      else if (this.trees.pending.has(path) || this.moves.targets.has(path)) return true;
     } else if (stat && entry && !(await localUnchanged(this.c.localRoot, path, stat, entry))) {
       await this.localChange({ type: 'modified', path, stat, entry });
       if (entry.kind !== 'dir') walk = true;
@@ -116,7 +120,10 @@ export class LocalCollector {
     return true;
   }
 
-  /** Records one local change as a candidate; returns true when it was a move, done remotely already. */
+  /**
+   * Records one local change as a candidate; returns true when the path was left for
+   * later (a planned move, a new folder sent whole): nothing below it is looked at now.
+   */
   private async localChange(ch: ScanChange): Promise<boolean> {
     this.s.localCandidates++;
     if (ch.type === 'deleted') {
@@ -125,63 +132,27 @@ export class LocalCollector {
       return false;
     }
     if (ch.type === 'added' && this.c.direction !== 'receive-only' && baseHasEntries(this.db, this.s)) {
-      const from = await this.localMovedFrom(ch.path, ch.stat);
-      if (from !== null && (await this.moveRemote(from, ch.path, ch.stat))) return true;
+      if (await this.moves.planHere(ch.path, ch.stat)) return true;
     }
-    // A new folder is sent whole (pushNewTrees), not walked here.
-    if (ch.type === 'added' && ch.stat.kind === 'dir' && this.trees.deferTree(ch.path)) return true;
-    this.addCandidate(ch.path);
+    return this.added(ch.path, ch.stat.kind);
+  }
+
+  /** A path new to the base, not a move: a new folder is sent whole (pushNewTrees), not walked here. */
+  private added(path: string, kind: LocalStat['kind']): boolean {
+    if (kind === 'dir' && this.trees.deferTree(path)) return true;
+    this.addCandidate(path);
     return false;
+  }
+
+  /** A planned move that did not hold when carried out: the new path is synced as a creation. */
+  async addedAfterAll(path: string, stat: LocalStat): Promise<void> {
+    this.s.localCandidates++;
+    if (!this.added(path, stat.kind) && stat.kind === 'dir') await this.scanLocalTree(path);
   }
 
   private addCandidate(path: string): void {
     if (this.s.candBatch) this.s.candBatch.push(path);
     else this.db.candAdd([path]);
-  }
-
-  /** A new local path whose inode the base knows at a path that is gone locally was moved there. */
-  private async localMovedFrom(path: string, stat: LocalStat): Promise<string | null> {
-    for (const cand of this.db.byInode(stat.ino)) {
-      if (cand.path === path || cand.kind !== stat.kind || isUnder(path, cand.path)) continue;
-      // A renamed file keeps its size and mtime; a new file that got a deleted one's inode
-      // number does not (an edit with the move is then synced as a deletion and a creation).
-      if (stat.kind === 'file' && (cand.size !== stat.size || cand.mtimeNs !== stat.mtimeNs)) continue;
-      if (this.c.excluder.ignores(cand.path, cand.kind === 'dir')) continue;
-      const now = this.lstatL(cand.path);
-      if (now && now.ino === cand.ino) continue; // a hard link, not a move
-      return cand.path;
-    }
-    return null;
-  }
-
-  /**
-   * Applies a local move on the server, if the server still has the source as
-   * the base knows it and nothing at the target. Returns false when it did not
-   * (the paths are then synced as a deletion and a creation).
-   */
-  private async moveRemote(from: string, to: string, stat: LocalStat): Promise<boolean> {
-    const base = this.db.get(from);
-    if (!base) return false;
-    const [rFrom, rTo] = await statRemote(this.c.remote, this.c.ssh, this.c.remote.path, [from, to], this.c.caps);
-    if (!rFrom || rTo || remoteChanged(rFrom, base)) return false;
-    this.c.checkPaused();
-    const results = await this.c.withRemoteLock(() => this.c.ops.rename([{ from, to }], newTrashDir()));
-    if (!results[0]?.ok) return false;
-    this.db.renameTree(from, to);
-    this.c.totals.renamed++;
-    this.c.log.write({
-      pair: this.c.pair,
-      level: 'info',
-      event: 'rename',
-      msg: `moved ${from} → ${to} on the server`,
-      from,
-      to,
-    });
-    // The moved path itself may have changed too (an edit around the move): decide it normally.
-    const entry = this.db.get(to);
-    if (!entry || !sameAsEntry(stat, entry)) this.db.candAdd([to]);
-    if (stat.kind === 'dir') await this.scanLocalTree(to);
-    return true;
   }
 
   /** lstat for decisions: absent when a folder above the path is not one (N5). */

@@ -1,21 +1,20 @@
 /**
  * Collecting the server's candidates: the paths a snapshot of the server's changes names
  * (its watcher's feed, a clean-stop listing, a rescan), listed into the scratch table and
- * compared with the base there. A folder new on the server whose inode the base knows at
- * a path gone there was moved: it is moved here too (remoteMoveCheck).
+ * compared with the base there. A folder new on the server that was moved there is left
+ * for Moves (moved here while acting). Nothing here writes either side.
  */
 import type { ErrorInfo } from '../../../shared/errors.js';
-import type { LocalStat, RemoteEntry } from '../types.js';
+import type { RemoteEntry } from '../types.js';
 import type { StateDb } from '../state/db.js';
 import type { DirtySnapshot } from '../dirty.js';
-import { DirtySet, isUnder, isUnderAny, joinPath } from '../dirty.js';
+import { DirtySet, isUnderAny, joinPath } from '../dirty.js';
 import { listChangedSince } from '../remote/watch.js';
-import { sameAsEntry } from '../scan.js';
 import { listRemote, type ListOptions } from '../remote/list.js';
 import { statRemote } from '../remote/stat.js';
 import { LipsyncError } from '../errors.js';
-import { SymlinkedParentError, lstatInRoot, renameInRoot } from '../safe-fs.js';
 import type { CycleContext, CycleState } from './context.js';
+import type { Moves } from './moves.js';
 import { sizeOf } from './compare.js';
 
 export class RemoteCollector {
@@ -24,6 +23,7 @@ export class RemoteCollector {
   constructor(
     private readonly c: CycleContext,
     private readonly s: CycleState,
+    private readonly moves: Moves,
   ) {
     this.db = c.db;
   }
@@ -47,13 +47,14 @@ export class RemoteCollector {
     // A directory listed inside a tree of this snapshot needs no second listing.
     const walked = new Set<string>();
     for (const t of snap.trees) {
-      if (await this.remoteMoveCheck(t)) continue;
+      if (await this.moves.planFromServer(t)) continue;
       this.db.candAdd([t]);
       await this.scanRemote(t, true);
       walked.add(t);
     }
     for (const [dir, names] of snap.dirs) {
-      if (names === 'all' && isUnderAny(dir, walked)) continue;
+      // Listed in a tree already, or where a planned move goes (listed once it is made).
+      if (names === 'all' && (isUnderAny(dir, walked) || this.moves.underPlannedTarget(dir))) continue;
       if (names === 'all') {
         this.db.candAdd(dir === '' ? [] : [dir]);
         await this.scanRemote(dir, false);
@@ -83,7 +84,7 @@ export class RemoteCollector {
   }
 
   /** Lists a remote subtree (or one directory) into the scratch table and adds what differs from the base. */
-  private async scanRemote(start: string, recursive: boolean): Promise<void> {
+  async scanRemote(start: string, recursive: boolean): Promise<void> {
     try {
       await listIntoScratch(this.c, this.c.remote.path, start, {
         recursive,
@@ -108,51 +109,6 @@ export class RemoteCollector {
     return st?.kind !== 'dir';
   }
 
-  /**
-   * A new directory on the server whose inode the base knows at a path that is
-   * gone there was moved: move it locally too instead of fetching it again.
-   */
-  private async remoteMoveCheck(to: string): Promise<boolean> {
-    if (!this.c.caps.gnuFind || this.c.direction === 'send-only') return false;
-    const [rTo] = await statRemote(this.c.remote, this.c.ssh, this.c.remote.path, [to], this.c.caps);
-    if (!rTo || rTo.ino === null) return false;
-    for (const cand of this.db.byRemoteInode(rTo.ino)) {
-      if (cand.path === to || cand.kind !== rTo.kind || isUnder(to, cand.path)) continue;
-      const [rFrom] = await statRemote(this.c.remote, this.c.ssh, this.c.remote.path, [cand.path], this.c.caps);
-      if (rFrom && rFrom.ino === rTo.ino) continue; // hard link
-      const lFrom = this.lstatL(cand.path);
-      const lTo = this.lstatL(to);
-      if (!lFrom || lTo || !sameAsEntry(lFrom, cand)) return false;
-      this.c.checkPaused();
-      try {
-        // Never through a symlink (N5): a folder above either path that is not one refuses the move.
-        renameInRoot(this.c.localRoot, cand.path, to, true);
-      } catch (e) {
-        if (e instanceof SymlinkedParentError) return false;
-        throw e;
-      }
-      this.db.renameTree(cand.path, to);
-      this.c.totals.renamed++;
-      this.c.log.write({
-        pair: this.c.pair,
-        level: 'info',
-        event: 'rename',
-        msg: `moved ${cand.path} → ${to} here (moved on the server)`,
-        from: cand.path,
-        to,
-      });
-      if (rTo.kind === 'dir') await this.scanRemote(to, true);
-      this.db.candAdd([to]);
-      return true;
-    }
-    return false;
-  }
-
-  /** lstat for decisions: absent when a folder above the path is not one (N5). */
-  private lstatL(path: string): LocalStat | null {
-    return lstatInRoot(this.c.localRoot, path);
-  }
-
   private warn(w: ErrorInfo): void {
     this.c.totals.warnings.push(w);
   }
@@ -172,10 +128,6 @@ export function notUtf8OnServer(path: string): ErrorInfo {
   };
 }
 
-/**
- * Streams a listing of `start` below the server folder `root` into the scratch table
- * (emptied first), in batches; entries for which `keep` says false are left out.
- */
 /**
  * Streams a listing of `start` below the server folder `root` into the scratch table
  * (emptied first), in batches; entries for which `keep` says false are left out.
