@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { ErrorInfo } from './errors.js';
 
 /**
- * The first-run setup wizard's requests (engine side: electron/engine/setup.ts):
+ * The first-run setup wizard's requests (engine side: electron/engine/setup/):
  * server host/port/user → test the connection → trust the host key → an SSH
  * key (existing or generated) installed with a password typed once → pick
  * the remote folder. Schemas validate what crosses the API; the result

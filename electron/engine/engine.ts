@@ -35,7 +35,12 @@ import { ActivityLog } from './log.js';
 import { PairRunner, readLastProblem, type LastProblem } from './pair.js';
 import { checkLocalFolder, validateNewPair } from './pairs.js';
 import { createExcluder, validateExcludePatterns } from './excludes.js';
-import * as setup from './setup.js';
+import { browseRemote } from './setup/browse.js';
+import { testConnection } from './setup/connection.js';
+import type { SetupContext } from './setup/context.js';
+import { trustHostKey } from './setup/hostkey.js';
+import { installKey } from './setup/install-key.js';
+import { generateKey, listKeys, readKey } from './setup/keys.js';
 import type {
   BrowseRemoteInput,
   BrowseRemoteResult,
@@ -658,39 +663,39 @@ export class Engine {
     return res;
   }
 
-  // ---------------------------------------------------------------- setup wizard (electron/engine/setup.ts)
+  // ---------------------------------------------------------------- setup wizard (electron/engine/setup/)
 
   /** What the setup functions need: the ssh config file of the settings, the control socket dir. */
-  setupContext(): setup.SetupContext {
+  setupContext(): SetupContext {
     return { sshConfigFile: this.settings.read().sshConfigFile, controlDir: this.sshOptions().controlDir };
   }
 
   testConnection(p: TestConnectionParams): Promise<TestConnectionResult> {
-    return setup.testConnection(p, this.setupContext());
+    return testConnection(p, this.setupContext());
   }
 
   trustHostKey(p: TrustHostKeyParams): Promise<{ trusted: true }> {
-    return setup.trustHostKey(p, this.setupContext());
+    return trustHostKey(p, this.setupContext());
   }
 
   listKeys(): Promise<SshKeyInfo[]> {
-    return setup.listKeys({}, this.setupContext());
+    return listKeys({}, this.setupContext());
   }
 
   generateKey(p: GenerateKeyParams): Promise<SshKeyInfo> {
-    return setup.generateKey(p, this.setupContext());
+    return generateKey(p, this.setupContext());
   }
 
   installKey(p: InstallKeyParams): Promise<{ installed: true }> {
-    return setup.installKey(p, this.setupContext());
+    return installKey(p, this.setupContext());
   }
 
   browseRemote(p: BrowseRemoteInput): Promise<BrowseRemoteResult> {
-    return setup.browseRemote(p, this.setupContext());
+    return browseRemote(p, this.setupContext());
   }
 
   readKey(p: ReadKeyParams): Promise<SshKeyInfo> {
-    return setup.readKey(p, this.setupContext());
+    return readKey(p, this.setupContext());
   }
 
   /** The wizard's Folders step: the local folder exists, is writable, overlaps no pair. */

@@ -3,6 +3,8 @@
  * always relative POSIX paths with no leading or trailing slash; the root is ''.
  */
 
+import type { RemoteAddress } from '../../shared/remote-address.js';
+
 export type EntryKind = 'file' | 'dir' | 'symlink';
 
 /** What lstat tells about a local path, reduced to what sync needs. */
@@ -40,8 +42,8 @@ export interface Entry extends LocalStat {
   remoteMode?: number | null;
 }
 
-export type RemoteSpec =
-  { kind: 'ssh'; user?: string; host: string; port?: number; path: string } | { kind: 'local'; path: string };
+/** A pair's remote, parsed (shared/remote-address.ts; the engine's path is normalised: remote/spec.ts). */
+export type RemoteSpec = RemoteAddress;
 
 export interface SshOptions {
   /** Directory holding ControlMaster sockets (in the app's data dir, mode 0700). */

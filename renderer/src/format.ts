@@ -78,24 +78,6 @@ export function remoteSpec(user: string, host: string, port: number, path: strin
   return `${user ? `${user}@` : ''}${h}:${port}:${path}`;
 }
 
-export interface ParsedRemote {
-  user?: string;
-  host: string;
-  port?: number;
-  path: string;
-}
-
-/** Best-effort parse of `[user@]host[:port]:/path` for the "known servers" list; null for local paths. */
-export function parseRemoteSpec(spec: string): ParsedRemote | null {
-  if (spec.startsWith('/')) return null;
-  const m = /^(?:([^@/]+)@)?(\[[^\]]+\]|[^:/]+)(?::(\d{1,5}))?:(\/.*)$/.exec(spec);
-  if (!m) return null;
-  const out: ParsedRemote = { host: (m[2] as string).replace(/^\[|\]$/g, ''), path: m[4] as string };
-  if (m[1]) out.user = m[1];
-  if (m[3]) out.port = Number(m[3]);
-  return out;
-}
-
 /** Exclude textarea → pattern list (drops blank lines and `#` comments). */
 export function parseExcludes(text: string): string[] {
   return text

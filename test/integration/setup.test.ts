@@ -7,16 +7,12 @@ import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { freePort, makeTempDir, startSshd, type SshServer } from '../harness/sshd.js';
-import {
-  ASKPASS_SCRIPT,
-  browseRemote,
-  generateKey,
-  installKey,
-  listKeys,
-  testConnection,
-  trustHostKey,
-  type SetupContext,
-} from '../../electron/engine/setup.js';
+import { browseRemote } from '../../electron/engine/setup/browse.js';
+import { testConnection } from '../../electron/engine/setup/connection.js';
+import type { SetupContext } from '../../electron/engine/setup/context.js';
+import { trustHostKey } from '../../electron/engine/setup/hostkey.js';
+import { ASKPASS_SCRIPT, installKey } from '../../electron/engine/setup/install-key.js';
+import { generateKey, listKeys } from '../../electron/engine/setup/keys.js';
 import { LipsyncError } from '../../electron/engine/errors.js';
 import { run } from '../../electron/engine/proc/run.js';
 

@@ -344,7 +344,7 @@ describe('lipsync run --web: API calls', () => {
     expect((await call('recent', { pair: 'nope' })).status).toBe(404);
   });
 
-  it("the setup wizard methods reach electron/engine/setup.ts with the settings' ssh config", async () => {
+  it("the setup wizard methods reach electron/engine/setup/ with the settings' ssh config", async () => {
     expect(Array.isArray(await ok('listKeys', {}))).toBe(true);
     const b = await ok<{ path: string; dirs: string[] }>('browseRemote', { host: server.alias, path: remote });
     expect(b.path).toBe(remote);

@@ -4,22 +4,19 @@ import { describe, expect, it } from 'vitest';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { browseScript, parseBrowseOutput } from '../../electron/engine/setup/browse.js';
 import {
-  ASKPASS_SCRIPT,
-  browseScript,
   hostKeyVerdict,
-  installKeyScript,
-  keyPathIn,
   knownHostsName,
-  parseBrowseOutput,
-  parseFingerprintLine,
   parseKeyscan,
   parseKnownHostsFind,
-  parsePublicKeyLine,
-  parseSshG,
   preferredKey,
   type KnownKey,
-} from '../../electron/engine/setup.js';
+} from '../../electron/engine/setup/hostkey.js';
+import { ASKPASS_SCRIPT, installKeyScript } from '../../electron/engine/setup/install-key.js';
+import { parseFingerprintLine, parsePublicKeyLine } from '../../electron/engine/setup/key-format.js';
+import { keyPathIn } from '../../electron/engine/setup/keys.js';
+import { parseSshG } from '../../electron/engine/setup/resolve-host.js';
 import { LipsyncError } from '../../electron/engine/errors.js';
 import { run } from '../../electron/engine/proc/run.js';
 import { wrapScript } from '../../electron/engine/remote/ssh.js';

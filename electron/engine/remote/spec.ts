@@ -1,24 +1,14 @@
 /**
- * The pair's remote, as the user types it:
- *
- *   [user@]host[:port]:/absolute/path      over ssh
- *   [user@][v6addr][:port]:/absolute/path  IPv6 in brackets
- *   /absolute/local/path                   a local path (a mounted disk, a NAS share)
- *
- * Hosts and users are checked strictly: a host starting with '-' would be read
- * by ssh as an option, so it is refused; so are spaces and control characters.
+ * The pair's remote, as the user types it (`[user@]host[:port]:/path`, or an
+ * absolute local path): parsed by the one parser of shared/remote-address.ts
+ * (the forms, the strict host, user and port checks); on top of it, the engine's
+ * normalised path, its LipsyncError 'invalid-remote' with the fix, and formatRemote.
  */
 
 import { posix } from 'node:path';
+import { parseRemoteAddress } from '../../../shared/remote-address.js';
 import type { RemoteSpec } from '../types.js';
 import { LipsyncError } from '../errors.js';
-
-const FORMS =
-  'Use user@host:/absolute/path, user@host:port:/absolute/path, or an absolute local path like /mnt/nas/folder.';
-
-function invalid(message: string, fix: string = FORMS): LipsyncError {
-  return new LipsyncError('invalid-remote', message, { fix });
-}
 
 /** Normalises an absolute POSIX path: no '.', '..', '//' or trailing slash (except the root '/'). */
 export function normalizeAbsPath(p: string): string {
@@ -26,113 +16,11 @@ export function normalizeAbsPath(p: string): string {
   return n.length > 1 && n.endsWith('/') ? n.slice(0, -1) : n;
 }
 
-function checkPath(p: string, input: string): string {
-  if (p === '')
-    throw invalid(
-      `"${input}" has no path after the host.`,
-      'Add an absolute path after the colon, e.g. me@server:/home/me/folder.',
-    );
-  if (p.includes('\0')) throw invalid('The path contains a NUL character.');
-  if (!p.startsWith('/')) {
-    throw invalid(
-      `The remote path "${p}" is not absolute.`,
-      `Give an absolute path starting with '/' (for example /home/you/${p.replace(/^~\/?/, '') || 'folder'}); '~' and relative paths are not supported.`,
-    );
-  }
-  return normalizeAbsPath(p);
-}
-
-// Hostnames (RFC 1123 labels, also underscores for ssh-config aliases), IPv4 addresses.
-const HOST_RE = /^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$/;
-// IPv6 (loose: hex groups, colons, an embedded IPv4, an optional %zone).
-const IPV6_RE = /^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?:%[A-Za-z0-9_.-]+)?$/;
-// POSIX portable user names, plus a trailing '$' (Samba machine accounts).
-const USER_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$/;
-
-function checkHost(host: string, ipv6: boolean): string {
-  if (host === '') throw invalid('The host name is empty.');
-  if (host.startsWith('-'))
-    throw invalid(`The host "${host}" starts with '-', which ssh would read as an option.`, 'Check the host name.');
-  if (ipv6 ? !IPV6_RE.test(host) : !HOST_RE.test(host)) {
-    throw invalid(
-      `"${host}" is not a valid host name${ipv6 ? ' or IPv6 address' : ''}.`,
-      'Use a host name, an IPv4 address, or an IPv6 address in brackets like [::1].',
-    );
-  }
-  return host;
-}
-
-function checkUser(user: string): string {
-  if (user === '') throw invalid("The user name before '@' is empty.");
-  if (user.startsWith('-'))
-    throw invalid(`The user "${user}" starts with '-', which ssh would read as an option.`, 'Check the user name.');
-  if (!USER_RE.test(user))
-    throw invalid(`"${user}" is not a valid user name.`, 'Use letters, digits, ".", "_" and "-" only.');
-  return user;
-}
-
-function checkPort(s: string): number {
-  if (!/^\d{1,5}$/.test(s)) throw invalid(`"${s}" is not a valid port.`, 'Use a port number from 1 to 65535.');
-  const port = Number(s);
-  if (port < 1 || port > 65535) throw invalid(`Port ${s} is out of range.`, 'Use a port number from 1 to 65535.');
-  return port;
-}
-
 /** Parses what the user typed into a RemoteSpec; throws LipsyncError 'invalid-remote'. */
 export function parseRemote(input: string): RemoteSpec {
-  const s = input.trim();
-  if (s === '') throw invalid('The remote is empty.');
-  if (s.includes('\0')) throw invalid('The remote contains a NUL character.');
-  if (s.startsWith('/')) return { kind: 'local', path: normalizeAbsPath(s) };
-
-  let user: string | undefined;
-  let host: string;
-  let rest: string;
-  let ipv6 = false;
-
-  const bracket = s.indexOf('[');
-  const firstColon = s.indexOf(':');
-  if (bracket !== -1 && (firstColon === -1 || bracket < firstColon)) {
-    // [v6]:... or user@[v6]:...
-    const prefix = s.slice(0, bracket);
-    if (prefix !== '') {
-      if (!prefix.endsWith('@')) throw invalid(`"${input}" is not a remote I understand.`);
-      user = checkUser(prefix.slice(0, -1));
-    }
-    const close = s.indexOf(']', bracket);
-    if (close === -1) throw invalid(`"${input}" has '[' without ']'.`);
-    host = s.slice(bracket + 1, close);
-    ipv6 = true;
-    if (s[close + 1] !== ':') throw invalid(`"${input}" needs ':' and an absolute path after the host.`);
-    rest = s.slice(close + 2);
-  } else {
-    if (firstColon === -1) {
-      throw invalid(`"${input}" is neither an absolute local path nor host:/path.`);
-    }
-    const hostPart = s.slice(0, firstColon);
-    rest = s.slice(firstColon + 1);
-    const at = hostPart.lastIndexOf('@');
-    if (at !== -1) {
-      user = checkUser(hostPart.slice(0, at));
-      host = hostPart.slice(at + 1);
-    } else {
-      host = hostPart;
-    }
-  }
-  host = checkHost(host, ipv6);
-
-  let port: number | undefined;
-  const portMatch = /^([^/:]*):(.*)$/s.exec(rest);
-  if (portMatch && !rest.startsWith('/')) {
-    port = checkPort(portMatch[1] as string);
-    rest = portMatch[2] as string;
-  }
-  const path = checkPath(rest, input);
-
-  const spec: RemoteSpec = { kind: 'ssh', host, path };
-  if (user !== undefined) spec.user = user;
-  if (port !== undefined) spec.port = port;
-  return spec;
+  const r = parseRemoteAddress(input);
+  if (!r.ok) throw new LipsyncError('invalid-remote', r.problem.message, { fix: r.problem.fix });
+  return { ...r.remote, path: normalizeAbsPath(r.remote.path) };
 }
 
 /** The inverse of parseRemote: parseRemote(formatRemote(r)) equals r (for a normalised r). */

@@ -2,7 +2,7 @@ import { useEffect, useId, useState } from 'react';
 import type { PairSettings } from '../../../../shared/settings.js';
 import type { PairStatus } from '../../../../shared/status.js';
 import { useApi } from '../../context.js';
-import { parseRemoteSpec } from '../../format.js';
+import { parseRemoteAddress } from '../../../../shared/remote-address.js';
 import { DoneStep } from './DoneStep.js';
 import { FirstSyncStep } from './FirstSyncStep.js';
 import { FoldersStep } from './FoldersStep.js';
@@ -129,8 +129,9 @@ function useKnownServers(): KnownServer[] {
         if (!live) return;
         const seen = new Map<string, KnownServer>();
         for (const p of l) {
-          const r = parseRemoteSpec(p.remote);
-          if (!r) continue;
+          const parsed = parseRemoteAddress(p.remote);
+          if (!parsed.ok || parsed.remote.kind !== 'ssh') continue;
+          const r = parsed.remote;
           const s: KnownServer = { host: r.host, port: r.port ?? 22, user: r.user ?? '' };
           if (p.identityFile) s.identityFile = p.identityFile;
           seen.set(`${s.user}@${s.host}:${s.port}`, s);
