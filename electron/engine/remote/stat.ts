@@ -85,6 +85,17 @@ function chunkBy<T>(items: T[], maxCount: number, maxBytes: number, size: (t: T)
   return out;
 }
 
+/** Where each path stands in `paths` (a path asked for twice is answered twice), in first-seen order. */
+function indexByPath(paths: string[]): Map<string, number[]> {
+  const indexOf = new Map<string, number[]>();
+  paths.forEach((p, i) => {
+    const list = indexOf.get(p);
+    if (list) list.push(i);
+    else indexOf.set(p, [i]);
+  });
+  return indexOf;
+}
+
 /**
  * The state of each path (relative to `root`, '' = the root), in the order
  * given; null when it does not exist (or is a socket, fifo or device), and null
@@ -147,13 +158,7 @@ async function statWithFind(
   rels: string[],
 ): Promise<(RemoteStat | null)[]> {
   const results: (RemoteStat | null)[] = new Array<RemoteStat | null>(rels.length).fill(null);
-  const indexOf = new Map<string, number[]>();
-  rels.forEach((rel, i) => {
-    const abs = absPath(root, rel);
-    const list = indexOf.get(abs);
-    if (list) list.push(i);
-    else indexOf.set(abs, [i]);
-  });
+  const indexOf = indexByPath(rels.map((rel) => absPath(root, rel)));
   const unique = [...indexOf.keys()];
   const denied: string[] = [];
   const calls = chunkBy(unique, STAT_PATHS_PER_CALL, STAT_BYTES_PER_CALL, (p) => Buffer.byteLength(p) + 8);
@@ -257,12 +262,7 @@ async function statWithRsync(
   rels: string[],
 ): Promise<(RemoteStat | null)[]> {
   const results: (RemoteStat | null)[] = new Array<RemoteStat | null>(rels.length).fill(null);
-  const indexOf = new Map<string, number[]>();
-  rels.forEach((rel, i) => {
-    const list = indexOf.get(rel);
-    if (list) list.push(i);
-    else indexOf.set(rel, [i]);
-  });
+  const indexOf = indexByPath(rels);
   const ctx = failureContext(remote, ssh, root);
   const env = rsyncListEnv();
 
