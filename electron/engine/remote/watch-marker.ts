@@ -27,14 +27,8 @@ import { isIgnoredPath } from '../excludes.js';
 import { META_DIR, isMetaPath, pollMarkerFile } from '../../../shared/layout.js';
 import { FindListParser } from './find-parse.js';
 import { absPath, globEscape, normalizeRoot } from './paths.js';
-import {
-  EXIT_META_FAILED,
-  PRINT_STREAM_MARKER,
-  StreamGate,
-  requireRootScript,
-  runScript,
-  scriptFailure,
-} from './script.js';
+import { EXIT_META_FAILED, PRINT_STREAM_MARKER, requireRootScript, runScript, scriptFailure } from './script.js';
+import { GatedOutput } from './gated-output.js';
 import type { RemoteChange } from './watch.js';
 
 const POLL_BATCH = 1_000;
@@ -95,10 +89,8 @@ export async function listChangedSince(
   onChanges: (changes: RemoteChange[]) => void,
 ): Promise<{ result: 'ok' | 'no-marker' | 'partial'; detail?: string }> {
   const r = normalizeRoot(root);
-  const gate = new StreamGate();
   const parser = new FindListParser('');
   let batch: RemoteChange[] = [];
-  let parseError: unknown = null;
   const flush = (): void => {
     if (batch.length > 0) {
       const b = batch;
@@ -106,32 +98,26 @@ export async function listChangedSince(
       onChanges(b);
     }
   };
+  const out = new GatedOutput((data) => {
+    for (const e of parser.push(data)) {
+      const isDir = e.kind === 'dir';
+      if (isMetaPath(e.path)) continue;
+      if (isIgnoredPath(e.path, isDir, excluder)) continue;
+      batch.push({ path: e.path, isDir, kind: 'modify' });
+      if (batch.length >= POLL_BATCH) flush();
+    }
+  });
   const res = await runScript(remote, ssh, pollScript(r, markerId), {
     timeoutMs: POLL_TIMEOUT_MS,
-    onStdout: (chunk) => {
-      if (parseError !== null) return;
-      const data = gate.push(chunk);
-      if (data === null) return;
-      try {
-        for (const e of parser.push(data)) {
-          const isDir = e.kind === 'dir';
-          if (isMetaPath(e.path)) continue;
-          if (isIgnoredPath(e.path, isDir, excluder)) continue;
-          batch.push({ path: e.path, isDir, kind: 'modify' });
-          if (batch.length >= POLL_BATCH) flush();
-        }
-      } catch (err) {
-        parseError = err;
-      }
-    },
+    onStdout: out.onStdout,
   });
   flush();
   if (res.code === EXIT_FIRST_POLL) return { result: 'no-marker' };
-  if (res.code === 1 && gate.passed) return { result: 'partial', detail: res.stderr.trim().split('\n').pop() ?? '' };
+  if (res.code === 1 && out.passed) return { result: 'partial', detail: res.stderr.trim().split('\n').pop() ?? '' };
   if (res.code !== 0 || res.timedOut) throw scriptFailure(remote, ssh, res, r);
-  if (parseError !== null || !gate.passed || parser.incomplete()) {
+  if (out.error !== null || !out.passed || parser.incomplete()) {
     throw new LipsyncError('unknown', `Unexpected answer while looking for changes in ${r}.`, {
-      detail: `${String(parseError ?? 'incomplete output')}\n${res.stderr.slice(-2000)}`,
+      detail: `${String(out.error ?? 'incomplete output')}\n${res.stderr.slice(-2000)}`,
     });
   }
   return { result: 'ok' };
