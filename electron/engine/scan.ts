@@ -3,6 +3,10 @@
  *
  * Memory: only one directory's listing (its disk names and its DB children) is held at
  * a time, plus the stack of directories still to visit; never the whole tree.
+ *
+ * One file (over 400 lines) on purpose: the stat, racy-clean and hashing rules here
+ * (lstatLocal, sameAsEntry, isRacy, hashFile; the cycle reuses them) are what compareDir
+ * and walk apply, and read best next to them.
  */
 import { createHash } from 'node:crypto';
 import { closeSync, lstatSync, openSync, readlinkSync, readSync, type Dirent } from 'node:fs';

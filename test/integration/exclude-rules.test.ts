@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createExcluder, isIgnoredPath } from '../../electron/engine/excludes.js';
-import { rsyncTreePushArgs } from '../../electron/engine/remote/rsync.js';
+import { rsyncTreePushArgs } from '../../electron/engine/remote/rsync-args.js';
 import { listFiles } from '../support/cli.js';
 
 let tmp: string;

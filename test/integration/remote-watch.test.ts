@@ -12,12 +12,12 @@ import { listRemote } from '../../electron/engine/remote/list.js';
 import { probeCapabilities } from '../../electron/engine/remote/probe.js';
 import { statRemote } from '../../electron/engine/remote/stat.js';
 import {
-  SshInotifyWatcher,
   createRemoteWatcher,
   type RemoteChange,
   type RemoteWatchHandlers,
   type RemoteWatcher,
 } from '../../electron/engine/remote/watch.js';
+import { SshInotifyWatcher } from '../../electron/engine/remote/watch-inotify-ssh.js';
 import { closeMaster } from '../../electron/engine/remote/ssh.js';
 import { withEnv } from '../support/env.js';
 import { createExcluder } from '../../electron/engine/excludes.js';

@@ -17,13 +17,9 @@ import {
   transferredPaths,
   tree,
 } from '../support/trees.js';
-import {
-  rsyncPull,
-  rsyncPullArgs,
-  rsyncSameContent,
-  type PullResult,
-  type TransferredItem,
-} from '../../electron/engine/remote/rsync.js';
+import { rsyncPull, type PullResult, type TransferredItem } from '../../electron/engine/remote/rsync.js';
+import { rsyncPullArgs } from '../../electron/engine/remote/rsync-args.js';
+import { rsyncSameContent } from '../../electron/engine/remote/rsync-compare.js';
 import type { RemoteSpec, SshOptions } from '../../electron/engine/types.js';
 
 const RAND = randomBytes(6).toString('hex');

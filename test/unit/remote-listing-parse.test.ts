@@ -11,7 +11,7 @@ import { parseModeString, parseRsyncListLine } from '../../electron/engine/remot
 import { STREAM_MARKER, StreamGate } from '../../electron/engine/remote/script.js';
 import { globEscape, normalizeRoot, rsyncSourcePath } from '../../electron/engine/remote/paths.js';
 import { LineSplitter, NulFieldSplitter } from '../../electron/engine/proc/split.js';
-import { pollMarkerPath } from '../../electron/engine/remote/watch.js';
+import { pollMarkerPath } from '../../electron/engine/remote/watch-marker.js';
 
 /** One listing record as find prints it: %y %s %T@ %m %i %l %P, each NUL-terminated. */
 function rec(y: string, size: string, t: string, mode: string, ino: string, link: string, path: string): Buffer {

@@ -11,12 +11,8 @@ import {
   parseStatsLine,
 } from '../../electron/engine/remote/progress.js';
 import { LineReader } from '../../electron/engine/proc/split.js';
-import {
-  parseRsyncVersion,
-  rsyncPushArgs,
-  rsyncTreePushArgs,
-  versionAtLeast,
-} from '../../electron/engine/remote/rsync.js';
+import { parseRsyncVersion, versionAtLeast } from '../../electron/engine/remote/rsync.js';
+import { rsyncPushArgs, rsyncTreePushArgs } from '../../electron/engine/remote/rsync-args.js';
 
 describe('parseProgressLine', () => {
   it.each([

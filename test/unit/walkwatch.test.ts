@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createExcluder } from '../../electron/engine/excludes.js';
-import { inotifySessionScript } from '../../electron/engine/remote/watch.js';
+import { inotifySessionScript } from '../../electron/engine/remote/watch-inotify-ssh.js';
 import type { InotifyRecord } from '../../electron/engine/watch/records.js';
 import {
   findPerl,

@@ -16,8 +16,7 @@
  */
 
 import { isUtf8 } from 'node:buffer';
-import type { BigIntStats } from 'node:fs';
-import { lstat, opendir } from 'node:fs/promises';
+import { opendir } from 'node:fs/promises';
 import type { Excluder, RemoteCapabilities, RemoteEntry, RemoteSpec, SshOptions } from '../types.js';
 import {
   LipsyncError,
@@ -34,7 +33,7 @@ import { LineSplitter } from '../proc/split.js';
 import { FIND_LIST_FORMAT, FindListParser, escapeName, joinRawPath, ownNameNotUtf8 } from './find-parse.js';
 import { parseRsyncListLine, rsyncListRawName } from './rsync-list-parse.js';
 import { rsyncChangeDirError, rsyncListEnv, rsyncSource } from './rsync-list.js';
-import { localStatOf, requireLocalDir } from './local-stat.js';
+import { localStat, requireLocalDir } from './local-stat.js';
 import { absPath, globEscape, normalizeRel, normalizeRoot } from './paths.js';
 import { shQuote, wrapScript } from './ssh.js';
 import {
@@ -48,6 +47,7 @@ import {
   scriptFailure,
   startStream,
   type SshRemote,
+  type StreamedChild,
 } from './script.js';
 
 /**
@@ -181,15 +181,8 @@ async function* walkLocal(
         filter.badName(rel, escapeName(joinRawPath(relDir, nameBytes)), d.isDirectory());
         continue;
       }
-      let st: BigIntStats;
-      try {
-        st = await lstat(abs, { bigint: true });
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT' || code === 'ENOTDIR') continue;
-        throw fsError(e, abs, 'read');
-      }
-      const stat = await localStatOf(st, abs);
+      // null: gone meanwhile, or a socket, fifo or device.
+      const stat = await localStat(abs);
       if (stat === null) continue;
       if (!filter.accept(rel, stat.kind === 'dir')) continue;
       yield { path: rel, ...stat };
@@ -198,6 +191,30 @@ async function* walkLocal(
   } finally {
     await dir.close().catch(() => undefined);
   }
+}
+
+/**
+ * Yields the entries `parse` finds in each chunk of a listing command's output,
+ * then those `end` finds in what is left, and returns how the command ended
+ * (throws when it could not start). Breaking out of the loop stops the command.
+ */
+async function* streamed(
+  cmd: string,
+  stream: StreamedChild,
+  parse: (chunk: Buffer) => Iterable<RemoteEntry>,
+  end?: () => Iterable<RemoteEntry>,
+): AsyncGenerator<RemoteEntry, Awaited<StreamedChild['done']>> {
+  let finished = false;
+  try {
+    for await (const chunk of stream.stdout) yield* parse(chunk);
+    if (end) yield* end();
+    finished = true;
+  } finally {
+    if (!finished) await stopProcess(stream.child);
+  }
+  const res = await stream.done;
+  if (res.spawnError) throw spawnFailure(cmd, res.spawnError);
+  return res;
 }
 
 function findListScript(root: string, start: string, recursive: boolean): string {
@@ -230,22 +247,14 @@ async function* listWithFind(
   const stream = startStream(cmd, args, wrapScript(findListScript(root, start, recursive)));
   const gate = new StreamGate();
   const parser = new FindListParser(start, true);
-  let finished = false;
-  try {
-    for await (const chunk of stream.stdout) {
-      const data = gate.push(chunk);
-      if (data === null) continue;
-      for (const e of parser.push(data)) {
-        if (filter.accept(e.path, e.kind === 'dir')) yield e;
-      }
-      for (const b of parser.badNames.splice(0)) filter.badName(b.path, b.escaped, b.isDir);
+  const res = yield* streamed(cmd, stream, function* (chunk) {
+    const data = gate.push(chunk);
+    if (data === null) return;
+    for (const e of parser.push(data)) {
+      if (filter.accept(e.path, e.kind === 'dir')) yield e;
     }
-    finished = true;
-  } finally {
-    if (!finished) await stopProcess(stream.child);
-  }
-  const res = await stream.done;
-  if (res.spawnError) throw spawnFailure(cmd, res.spawnError);
+    for (const b of parser.badNames.splice(0)) filter.badName(b.path, b.escaped, b.isDir);
+  });
   const where = absPath(root, start);
   if (res.code === 0 && gate.passed && !parser.incomplete()) return;
   const rr: RunResult = { code: res.code, signal: res.signal, stdout: '', stderr: res.stderr, timedOut: false };
@@ -278,7 +287,6 @@ async function* listWithRsync(
   args.push(...rsyncSource(remote, ssh, abs));
   const stream = startStream('rsync', args, undefined, rsyncListEnv());
   const splitter = new LineSplitter();
-  let finished = false;
   const toEntry = (raw: Buffer): RemoteEntry | null => {
     const e = parseRsyncListLine(raw.toString('utf8'));
     if (!e || e.stat === null || e.name === '.') return null;
@@ -290,23 +298,18 @@ async function* listWithRsync(
     }
     return filter.accept(path, isDir) ? { path, ...e.stat } : null;
   };
-  try {
-    for await (const chunk of stream.stdout) {
-      for (const line of splitter.pushRaw(chunk)) {
-        const e = toEntry(line);
-        if (e) yield e;
-      }
-    }
-    for (const line of splitter.endRaw()) {
+  function* entries(lines: Buffer[]): Generator<RemoteEntry> {
+    for (const line of lines) {
       const e = toEntry(line);
       if (e) yield e;
     }
-    finished = true;
-  } finally {
-    if (!finished) await stopProcess(stream.child);
   }
-  const res = await stream.done;
-  if (res.spawnError) throw spawnFailure('rsync', res.spawnError);
+  const res = yield* streamed(
+    'rsync',
+    stream,
+    (chunk) => entries(splitter.pushRaw(chunk)),
+    () => entries(splitter.endRaw()),
+  );
   if (res.code === 0) return;
   const missing = rsyncChangeDirError(remote, abs, res.stderr);
   if (missing) throw missing;

@@ -17,11 +17,11 @@ import { parseRsyncListLine } from './rsync-list-parse.js';
 import { rsyncChangeDirError, rsyncLinkStatErrors, rsyncListEnv, rsyncSource, runRsync } from './rsync-list.js';
 import { localStat, requireLocalDir } from './local-stat.js';
 import { absPath, normalizeRel, normalizeRoot } from './paths.js';
+import { GatedOutput } from './gated-output.js';
 import { shQuote } from './ssh.js';
 import {
   EXIT_ROOT_MISSING,
   PRINT_STREAM_MARKER,
-  StreamGate,
   failureContext,
   requireRootScript,
   runScript,
@@ -83,6 +83,17 @@ function chunkBy<T>(items: T[], maxCount: number, maxBytes: number, size: (t: T)
   }
   if (cur.length > 0) out.push(cur);
   return out;
+}
+
+/** Where each path stands in `paths` (a path asked for twice is answered twice), in first-seen order. */
+function indexByPath(paths: string[]): Map<string, number[]> {
+  const indexOf = new Map<string, number[]>();
+  paths.forEach((p, i) => {
+    const list = indexOf.get(p);
+    if (list) list.push(i);
+    else indexOf.set(p, [i]);
+  });
+  return indexOf;
 }
 
 /**
@@ -147,13 +158,7 @@ async function statWithFind(
   rels: string[],
 ): Promise<(RemoteStat | null)[]> {
   const results: (RemoteStat | null)[] = new Array<RemoteStat | null>(rels.length).fill(null);
-  const indexOf = new Map<string, number[]>();
-  rels.forEach((rel, i) => {
-    const abs = absPath(root, rel);
-    const list = indexOf.get(abs);
-    if (list) list.push(i);
-    else indexOf.set(abs, [i]);
-  });
+  const indexOf = indexByPath(rels.map((rel) => absPath(root, rel)));
   const unique = [...indexOf.keys()];
   const denied: string[] = [];
   const calls = chunkBy(unique, STAT_PATHS_PER_CALL, STAT_BYTES_PER_CALL, (p) => Buffer.byteLength(p) + 8);
@@ -165,27 +170,16 @@ async function statWithFind(
       PRINT_STREAM_MARKER,
       ...finds.map((f) => `lipsync_stat ${f.map(shQuote).join(' ')}`),
     ].join('\n');
-    const gate = new StreamGate();
     const parser = new FindStatParser();
-    let parseError: unknown = null;
-    const res = await runScript(remote, ssh, script, {
-      timeoutMs: STAT_TIMEOUT_MS,
-      onStdout: (chunk) => {
-        if (parseError !== null) return;
-        const data = gate.push(chunk);
-        if (data === null) return;
-        try {
-          for (const rec of parser.push(data)) {
-            const idx = indexOf.get(rec.path);
-            if (!idx) continue;
-            if (rec.tag === 'F') for (const i of idx) results[i] = rec.stat;
-            else if (rec.tag === 'E') denied.push(rec.path);
-          }
-        } catch (e) {
-          parseError = e;
-        }
-      },
+    const out = new GatedOutput((data) => {
+      for (const rec of parser.push(data)) {
+        const idx = indexOf.get(rec.path);
+        if (!idx) continue;
+        if (rec.tag === 'F') for (const i of idx) results[i] = rec.stat;
+        else if (rec.tag === 'E') denied.push(rec.path);
+      }
     });
+    const res = await runScript(remote, ssh, script, { timeoutMs: STAT_TIMEOUT_MS, onStdout: out.onStdout });
     // find exits 1 when a path vanished between the test and find: that path is simply missing.
     const onlyVanished =
       res.code === 1 &&
@@ -194,9 +188,9 @@ async function statWithFind(
         .filter((l) => l.trim() !== '')
         .every((l) => /No such file or directory|Not a directory/.test(l));
     if ((res.code !== 0 && !onlyVanished) || res.timedOut) throw scriptFailure(remote, ssh, res, root);
-    if (parseError !== null || !gate.passed) {
+    if (out.error !== null || !out.passed) {
       throw new LipsyncError('unknown', `Unexpected answer from ${remote.host} while checking files.`, {
-        detail: `${String(parseError ?? 'no output')}\n${res.stderr.slice(-2000)}`,
+        detail: `${String(out.error ?? 'no output')}\n${res.stderr.slice(-2000)}`,
       });
     }
   }
@@ -257,12 +251,7 @@ async function statWithRsync(
   rels: string[],
 ): Promise<(RemoteStat | null)[]> {
   const results: (RemoteStat | null)[] = new Array<RemoteStat | null>(rels.length).fill(null);
-  const indexOf = new Map<string, number[]>();
-  rels.forEach((rel, i) => {
-    const list = indexOf.get(rel);
-    if (list) list.push(i);
-    else indexOf.set(rel, [i]);
-  });
+  const indexOf = indexByPath(rels);
   const ctx = failureContext(remote, ssh, root);
   const env = rsyncListEnv();
 

@@ -8,6 +8,10 @@
  * Paths are relative POSIX paths ('' is the root). SQLite compares TEXT with the
  * BINARY collation, i.e. bytewise over UTF-8, so the descendants of `dir` are exactly
  * the rows with `dir/` < path < `dir0` ('0' is the byte after '/').
+ *
+ * One file (over 700 lines) on purpose: every statement of the state database is here,
+ * next to the schema and migrations it depends on, so a change to a table is checked
+ * against all its queries in one place.
  */
 import fs from 'node:fs';
 import path from 'node:path';
