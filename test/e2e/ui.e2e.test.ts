@@ -12,11 +12,10 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { startWebUi, type WebUi } from './web-ui.js';
+import { newComputerEnv, requireWebBuild, startWebUi, wizardServerStep, type WebUi } from './web-ui.js';
 import { makeTempDir, startSshd, type SshServer } from '../harness/sshd.js';
-import { ROOT, cli, makeCliEnv, requireBuild, waitFor, type CliEnv } from '../support/cli.js';
+import { cli, waitFor, type CliEnv } from '../support/cli.js';
 
-const SHOTS = join(ROOT, 'test-results', 'screenshots');
 const PW_USER = 'lipsync-ui-e2e';
 const PASSWORD = `ui ${randomBytes(6).toString('hex')} 'q' $(x)`;
 
@@ -35,7 +34,7 @@ describe('lipsync UI in a real browser (lipsync run --web)', () => {
   let local2 = '';
   let remote2 = '';
 
-  const shot = (name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  const shot = (name: string) => ui!.shot(name);
 
   /** Write a file on the server side as the server user (so its rsync can replace it). */
   const remoteWrite = (rel: string, content: string) => {
@@ -45,16 +44,7 @@ describe('lipsync UI in a real browser (lipsync run --web)', () => {
   };
 
   beforeAll(async () => {
-    requireBuild();
-    if (!existsSync(join(ROOT, 'out', 'renderer', 'index.html'))) {
-      const r = spawnSync(
-        process.execPath,
-        [join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--config', 'renderer/vite.config.ts'],
-        { cwd: ROOT, encoding: 'utf8' },
-      );
-      if (r.status !== 0) throw new Error(`renderer build failed:\n${r.stdout}\n${r.stderr}`);
-    }
-    mkdirSync(SHOTS, { recursive: true });
+    requireWebBuild();
 
     server = await startSshd({ password: { user: PW_USER, password: PASSWORD } });
     const pwUser = server.passwordUser;
@@ -75,29 +65,14 @@ describe('lipsync UI in a real browser (lipsync run --web)', () => {
     writeFileSync(join(local, 'from-laptop.txt'), 'hello from the laptop\n');
     writeFileSync(join(local, 'debug.log'), 'noise\n');
 
-    // ssh state of this "computer" stays in the temp dir: known_hosts via the ssh config, keys via HOME.
-    const home = join(base, 'home');
-    mkdirSync(home, { mode: 0o700 });
-    const cfg = join(base, 'ssh_config');
     // The harness's own alias (its key, as this user) for the second pair, which the CLI adds;
     // only that Host block, so the wizard's connections to 127.0.0.1 stay as a new user's.
     const harnessCfg = readFileSync(server.sshConfigFile, 'utf8');
     const aliasBlock = harnessCfg.slice(0, harnessCfg.indexOf('\nHost 127.0.0.1'));
     if (!aliasBlock.startsWith(`Host ${server.alias}`))
       throw new Error(`unexpected harness ssh config:\n${harnessCfg}`);
-    writeFileSync(
-      cfg,
-      [
-        aliasBlock,
-        '',
-        'Host *',
-        `  UserKnownHostsFile ${join(base, 'known_hosts')}`,
-        '  GlobalKnownHostsFile /dev/null',
-        '  IdentitiesOnly yes',
-        '',
-      ].join('\n'),
-    );
-    env = makeCliEnv({ sshConfigFile: cfg, debounceMs: 100, extraEnv: { HOME: home } });
+    // ssh state of this "computer" stays in the temp dir: known_hosts via the ssh config, keys via HOME.
+    env = newComputerEnv(base, { before: aliasBlock });
 
     ui = await startWebUi(env);
     ({ url, page } = ui);
@@ -117,24 +92,12 @@ describe('lipsync UI in a real browser (lipsync run --web)', () => {
       await page.goto(url);
 
       // ---- Setup wizard: server → host key → key → install → folders → first sync.
-      await page.getByRole('heading', { name: 'Welcome to lipsync' }).waitFor();
-      await page.getByLabel('Server address').fill('127.0.0.1');
-      await page.getByLabel('Port').fill(String(server.port));
-      await page.getByLabel('User name').fill(PW_USER);
-      await shot('01-wizard-server');
-      await page.getByRole('button', { name: 'Test connection' }).click();
-
-      const fp = page.getByTestId('fingerprint');
-      await fp.waitFor({ timeout: 20_000 });
+      const shots = { server: '01-wizard-server', hostkey: '02-wizard-hostkey', verified: '03-wizard-verified' };
+      const fp = await wizardServerStep(page, { port: server.port, user: PW_USER }, (step) => shot(shots[step]));
       const expectedFp = spawnSync('ssh-keygen', ['-l', '-f', join(server.dir, 'host_ed25519.pub')], {
         encoding: 'utf8',
       }).stdout.split(' ')[1];
-      expect(await fp.textContent()).toBe(expectedFp);
-      await shot('02-wizard-hostkey');
-      await page.getByRole('button', { name: 'Trust this server' }).click();
-      await page.getByText('Next, set up an SSH key').waitFor({ timeout: 20_000 });
-      await shot('03-wizard-verified');
-      await page.getByRole('button', { name: 'Continue' }).click();
+      expect(fp).toBe(expectedFp);
 
       await page.getByRole('button', { name: 'Generate a new ed25519 key' }).click();
       const keyRadio = page.getByRole('radio', { name: /id_ed25519/ });

@@ -7,17 +7,14 @@
 // server folder is new: no choice) and Done, and the first sync really copies the file.
 // Screenshots of every step: test-results/screenshots/wizard-*.png.
 
-import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { startWebUi, type WebUi } from './web-ui.js';
+import { newComputerEnv, requireWebBuild, startWebUi, wizardServerStep, type WebUi } from './web-ui.js';
 import { makeTempDir, startSshd, type SshServer } from '../harness/sshd.js';
-import { ROOT, makeCliEnv, requireBuild, waitFor, type CliEnv } from '../support/cli.js';
-
-const SHOTS = join(ROOT, 'test-results', 'screenshots');
+import { waitFor, type CliEnv } from '../support/cli.js';
 
 describe('setup wizard on a key-only server, in a real browser', () => {
   let server: SshServer;
@@ -30,19 +27,10 @@ describe('setup wizard on a key-only server, in a real browser', () => {
   let serverHome: string;
   const remoteName = `lipsync-keyonly-${randomBytes(3).toString('hex')}`;
 
-  const shot = (name: string) => page.screenshot({ path: join(SHOTS, `wizard-${name}.png`), fullPage: true });
+  const shot = (name: string) => ui!.shot(name);
 
   beforeAll(async () => {
-    requireBuild();
-    if (!existsSync(join(ROOT, 'out', 'renderer', 'index.html'))) {
-      const r = spawnSync(
-        process.execPath,
-        [join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--config', 'renderer/vite.config.ts'],
-        { cwd: ROOT, encoding: 'utf8' },
-      );
-      if (r.status !== 0) throw new Error(`renderer build failed:\n${r.stdout}\n${r.stderr}`);
-    }
-    mkdirSync(SHOTS, { recursive: true });
+    requireWebBuild();
 
     // No password option: PasswordAuthentication no, keys from server.dir/authorized_keys only.
     server = await startSshd();
@@ -52,23 +40,11 @@ describe('setup wizard on a key-only server, in a real browser', () => {
     base = await makeTempDir('lipsync-keyonly-e2e');
     // ssh state of this "computer" stays in the temp dir: known_hosts via the ssh config, keys via HOME.
     // IdentitiesOnly with no IdentityFile: only a key the wizard names explicitly can log in.
-    home = join(base, 'home');
-    mkdirSync(home, { mode: 0o700 });
-    const cfg = join(base, 'ssh_config');
-    writeFileSync(
-      cfg,
-      [
-        'Host *',
-        `  UserKnownHostsFile ${join(base, 'known_hosts')}`,
-        '  GlobalKnownHostsFile /dev/null',
-        '  IdentitiesOnly yes',
-        '  PasswordAuthentication no',
-        '',
-      ].join('\n'),
-    );
-    env = makeCliEnv({ sshConfigFile: cfg, debounceMs: 100, extraEnv: { HOME: home } });
+    const computer = newComputerEnv(base, { extra: ['  PasswordAuthentication no'] });
+    env = computer;
+    home = computer.home;
 
-    ui = await startWebUi(env);
+    ui = await startWebUi(env, 'wizard-');
     ({ url, page } = ui);
   }, 120_000);
 
@@ -84,18 +60,8 @@ describe('setup wizard on a key-only server, in a real browser', () => {
       await page.goto(url);
 
       // ---- Server: the host key is new (trusted in the page); no key logs in yet.
-      await page.getByRole('heading', { name: 'Welcome to lipsync' }).waitFor();
-      await page.getByLabel('Server address').fill('127.0.0.1');
-      await page.getByLabel('Port').fill(String(server.port));
-      await page.getByLabel('User name').fill(server.user);
-      await shot('1-server');
-      await page.getByRole('button', { name: 'Test connection' }).click();
-      await page.getByTestId('fingerprint').waitFor({ timeout: 20_000 });
-      await shot('2-hostkey');
-      await page.getByRole('button', { name: 'Trust this server' }).click();
-      await page.getByText('Next, set up an SSH key').waitFor({ timeout: 20_000 });
-      await shot('3-verified');
-      await page.getByRole('button', { name: 'Continue' }).click();
+      const shots = { server: '1-server', hostkey: '2-hostkey', verified: '3-verified' };
+      await wizardServerStep(page, server, (step) => shot(shots[step]));
 
       // ---- Key: generate; the page shows the public key and the command for the server.
       await page.getByText('You have no SSH keys yet.').waitFor({ timeout: 20_000 });

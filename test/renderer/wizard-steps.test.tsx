@@ -6,21 +6,14 @@
 import { cleanup, configure, fireEvent, render, screen, waitFor } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
 import { App } from '../../renderer/src/App.js';
-import type { SshKeyInfo, TestConnectionResult } from '../../renderer/src/api.js';
+import type { SshKeyInfo } from '../../renderer/src/api.js';
 import { authorizedKeysCommand, sshCopyIdCommand } from '../../renderer/src/views/setup/keys.js';
-import { engineStatus, fakeBridge, pairSettings, type FakeBridge } from './fake-bridge.js';
+import { engineStatus, pairSettings, type FakeBridge } from './fake-bridge.js';
+import { conn, newComputer, startWizard } from './wizard-fake.js';
 
 afterEach(cleanup);
 configure({ asyncUtilTimeout: 5000 });
 
-const FP = 'SHA256:abcDEF0123456789abcdef0123456789ABCDEFghijk';
-const conn = (over: Partial<TestConnectionResult>): TestConnectionResult => ({
-  reachable: true,
-  hostKey: { type: 'ssh-ed25519', fingerprint: FP, status: 'known' },
-  auth: 'ok',
-  rsyncVersion: '3.2.7',
-  ...over,
-});
 const NEW_KEY: SshKeyInfo = {
   path: '/home/ann/.ssh/id_ed25519_lipsync',
   publicKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBlipsync lipsync@nas.local',
@@ -29,18 +22,9 @@ const NEW_KEY: SshKeyInfo = {
   comment: 'lipsync@nas.local',
 };
 
-function fillServer(host = 'nas.local', port = '2222', user = 'ann') {
-  fireEvent.change(screen.getByLabelText('Server address'), { target: { value: host } });
-  fireEvent.change(screen.getByLabelText('Port'), { target: { value: port } });
-  fireEvent.change(screen.getByLabelText('User name'), { target: { value: user } });
-  fireEvent.click(screen.getByRole('button', { name: 'Test connection' }));
-}
-
 /** A server that accepts exactly the keys in `authorized` (by private key path). */
 function keyOnlyServer(authorized: Set<string>, extra: Record<string, (p: Record<string, unknown>) => unknown> = {}) {
-  return fakeBridge({
-    status: () => engineStatus([]),
-    list: () => [],
+  return newComputer({
     testConnection: (p) => conn({ auth: authorized.has(String(p.identityFile)) ? 'ok' : 'needs-key' }),
     listKeys: () => [],
     generateKey: () => NEW_KEY,
@@ -53,9 +37,7 @@ function keyOnlyServer(authorized: Set<string>, extra: Record<string, (p: Record
 }
 
 async function toKeyStep(b: FakeBridge) {
-  render(<App bridge={b} />);
-  await screen.findByRole('heading', { name: 'Welcome to lipsync' });
-  fillServer();
+  await startWizard(b);
   fireEvent.click(await screen.findByRole('button', { name: 'Continue' }));
   await screen.findByText('You have no SSH keys yet.');
 }
@@ -99,9 +81,7 @@ describe('Setup wizard: key-only servers', () => {
   it('Back to the server step tests with the key chosen before (no dead end)', async () => {
     const authorized = new Set<string>([NEW_KEY.path]);
     const b = keyOnlyServer(authorized, { listKeys: () => [NEW_KEY] });
-    render(<App bridge={b} />);
-    await screen.findByRole('heading', { name: 'Welcome to lipsync' });
-    fillServer();
+    await startWizard(b);
     fireEvent.click(await screen.findByRole('button', { name: 'Continue' }));
     fireEvent.click(await screen.findByRole('button', { name: 'I’ve added it — check again' }));
     await screen.findByRole('button', { name: 'Open folder Sync' });
@@ -114,9 +94,7 @@ describe('Setup wizard: key-only servers', () => {
   it('after a reload the key step preselects the key lipsync made, not just the first one', async () => {
     const rsa: SshKeyInfo = { ...NEW_KEY, path: '/home/ann/.ssh/id_rsa', publicKey: 'ssh-rsa AAAAB3 ann' };
     const b = keyOnlyServer(new Set(), { listKeys: () => [rsa, NEW_KEY] });
-    render(<App bridge={b} />);
-    await screen.findByRole('heading', { name: 'Welcome to lipsync' });
-    fillServer();
+    await startWizard(b);
     fireEvent.click(await screen.findByRole('button', { name: 'Continue' }));
     expect(await screen.findByRole('radio', { name: /id_ed25519_lipsync/ })).toHaveProperty('checked', true);
     expect(screen.getByTestId('public-key').textContent).toBe(NEW_KEY.publicKey);
@@ -156,14 +134,10 @@ describe('Setup wizard: key-only servers', () => {
 describe('Setup wizard: checks where they belong', () => {
   it('a server without rsync stops step 1: the reason and fix, no Continue, until rsync is there', async () => {
     let rsync: string | null = null;
-    const b = fakeBridge({
-      status: () => engineStatus([]),
-      list: () => [],
+    const b = newComputer({
       testConnection: () => conn({ rsyncVersion: rsync }),
     });
-    render(<App bridge={b} />);
-    await screen.findByRole('heading', { name: 'Welcome to lipsync' });
-    fillServer();
+    await startWizard(b);
     const alert = await screen.findByRole('alert');
     expect(alert.textContent).toContain('rsync is not installed on nas.local');
     expect(alert.textContent).toContain('sudo apt install rsync');

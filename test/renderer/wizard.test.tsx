@@ -2,28 +2,12 @@
 import { cleanup, configure, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
 import { App } from '../../renderer/src/App.js';
-import type { TestConnectionResult } from '../../renderer/src/api.js';
 import { deferred, engineStatus, fakeBridge, pairSettings, pairStatus } from './fake-bridge.js';
+import { FP, conn, newComputer, startWizard } from './wizard-fake.js';
 
 afterEach(cleanup);
 // Two shared cores: role queries on the whole app can take longer than the default second.
 configure({ asyncUtilTimeout: 5000 });
-
-const FP = 'SHA256:abcDEF0123456789abcdef0123456789ABCDEFghijk';
-const conn = (over: Partial<TestConnectionResult>): TestConnectionResult => ({
-  reachable: true,
-  hostKey: { type: 'ssh-ed25519', fingerprint: FP, status: 'known' },
-  auth: 'ok',
-  rsyncVersion: '3.2.7',
-  ...over,
-});
-
-function fillServer(host = 'nas.local', port = '2222', user = 'ann') {
-  fireEvent.change(screen.getByLabelText('Server address'), { target: { value: host } });
-  fireEvent.change(screen.getByLabelText('Port'), { target: { value: port } });
-  fireEvent.change(screen.getByLabelText('User name'), { target: { value: user } });
-  fireEvent.click(screen.getByRole('button', { name: 'Test connection' }));
-}
 
 describe('Setup wizard', () => {
   it('walks every step: test, trust, generate key, install with password, browse, local, initial sync, finish', async () => {
@@ -31,9 +15,7 @@ describe('Setup wizard', () => {
     let installed = false;
     const install = deferred<unknown>();
     const tree: Record<string, string[]> = { '~': ['Docs', 'Music'], '/home/ann/Docs': ['Old'] };
-    const b = fakeBridge({
-      status: () => engineStatus([]),
-      list: () => [],
+    const b = newComputer({
       testConnection: () =>
         !trusted
           ? conn({
@@ -71,11 +53,8 @@ describe('Setup wizard', () => {
       },
     });
     const preview = deferred<unknown>();
-    render(<App bridge={b} />);
-
     // 1. Server: first-run wizard, unknown host key → fingerprint + trust.
-    expect(await screen.findByRole('heading', { name: 'Welcome to lipsync' })).toBeTruthy();
-    fillServer();
+    await startWizard(b);
     expect(await screen.findByTestId('fingerprint')).toHaveProperty('textContent', FP);
     expect(b.callsOf('testConnection')[0]).toEqual({ host: 'nas.local', port: 2222, user: 'ann' });
     fireEvent.click(screen.getByRole('button', { name: 'Trust this server' }));
@@ -186,15 +165,11 @@ describe('Setup wizard', () => {
   });
 
   it('a changed host key is a hard stop: explanation, no trust button, no way on', async () => {
-    const b = fakeBridge({
-      status: () => engineStatus([]),
-      list: () => [],
+    const b = newComputer({
       testConnection: () =>
         conn({ hostKey: { type: 'ssh-ed25519', fingerprint: FP, status: 'changed' }, auth: 'not-tried' }),
     });
-    render(<App bridge={b} />);
-    await screen.findByRole('heading', { name: 'Welcome to lipsync' });
-    fillServer('evil.example', '22', 'ann');
+    await startWizard(b, 'evil.example', '22', 'ann');
     const stop = await screen.findByText(/identity has changed/);
     const box = stop.closest('[role="alert"]') as HTMLElement;
     expect(box.textContent).toContain('will not connect');
@@ -206,9 +181,7 @@ describe('Setup wizard', () => {
 
   it('an unreachable server shows the reason and fix; a known server with a working key skips the key step', async () => {
     let reachable = false;
-    const b = fakeBridge({
-      status: () => engineStatus([]),
-      list: () => [],
+    const b = newComputer({
       testConnection: () =>
         reachable
           ? conn({})
@@ -221,9 +194,7 @@ describe('Setup wizard', () => {
             }),
       browseRemote: () => ({ path: '/home/ann', dirs: [] }),
     });
-    render(<App bridge={b} />);
-    await screen.findByRole('heading', { name: 'Welcome to lipsync' });
-    fillServer();
+    await startWizard(b);
     expect((await screen.findByRole('alert')).textContent).toContain('Is sshd running on port 2222?');
     expect(screen.queryByRole('button', { name: 'Continue' })).toBeNull();
     reachable = true;
@@ -235,9 +206,7 @@ describe('Setup wizard', () => {
   });
 
   it('a failed install shows the error and still clears the password', async () => {
-    const b = fakeBridge({
-      status: () => engineStatus([]),
-      list: () => [],
+    const b = newComputer({
       testConnection: () => conn({ auth: 'needs-key' }),
       listKeys: () => [
         {
@@ -252,9 +221,7 @@ describe('Setup wizard', () => {
         throw { kind: 'auth-failed', message: 'Wrong password.', fix: 'Type the password of ann on the server.' };
       },
     });
-    render(<App bridge={b} />);
-    await screen.findByRole('heading', { name: 'Welcome to lipsync' });
-    fillServer();
+    await startWizard(b);
     fireEvent.click(await screen.findByRole('button', { name: 'Continue' }));
     expect(await screen.findByRole('radio', { name: /id_rsa/ })).toHaveProperty('checked', true);
     const pw = screen.getByLabelText('Server password') as HTMLInputElement;
@@ -305,9 +272,7 @@ describe('Setup wizard', () => {
   });
 
   it('understands user@host:port typed into the address field, and shows its parts in their fields', async () => {
-    const b = fakeBridge({
-      status: () => engineStatus([]),
-      list: () => [],
+    const b = newComputer({
       testConnection: () => conn({ auth: 'needs-key' }),
       listKeys: () => [],
     });

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { defaultRendererDir } from '../../electron/engine/api/web.js';
+import { defaultRendererDir } from '../../electron/engine/api/web-static.js';
 import { nativeCandidates } from '../../electron/engine/native.js';
 
 describe('defaultRendererDir', () => {
@@ -18,7 +18,7 @@ describe('defaultRendererDir', () => {
   const from = (m: string): string => defaultRendererDir(pathToFileURL(join(root, m)).href);
 
   it('finds out/renderer from the tsc build', () => {
-    expect(from('out/electron/engine/api/web.js')).toBe(join(root, 'out/renderer/'));
+    expect(from('out/electron/engine/api/web-static.js')).toBe(join(root, 'out/renderer/'));
   });
   it('finds out/renderer from the CLI bundle', () => {
     expect(from('out/cli/web.mjs')).toBe(join(root, 'out/renderer/'));

@@ -6,6 +6,7 @@ import { toErrorInfo } from '../api.js';
 import { Empty, ErrorBox, Loading, RichText } from '../components.js';
 import { useApi } from '../context.js';
 import { formatBytes, formatTime, joinPath } from '../format.js';
+import { FolderSelect } from './FolderSelect.js';
 
 /** What the list shows: the same events the engine's `recent` returns (file changes, sync errors). */
 export const RECENT_EVENTS: ReadonlySet<LogRecord['event']> = new Set(API_RECENT_EVENTS);
@@ -99,14 +100,7 @@ export function RecentView({ pairs }: { pairs: PairStatus[] }) {
         <h2 id="recent-title">Recent changes</h2>
         <div className="field inline">
           <label htmlFor={filterId}>Folder</label>
-          <select id={filterId} value={filter} onChange={(e) => setFilter(e.target.value)}>
-            <option value="">All folders</option>
-            {pairs.map((p) => (
-              <option key={p.id} value={p.id}>
-                {p.id}
-              </option>
-            ))}
-          </select>
+          <FolderSelect id={filterId} pairs={pairs} value={filter} onChange={setFilter} />
         </div>
       </div>
       {error ? (

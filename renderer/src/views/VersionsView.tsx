@@ -6,6 +6,7 @@ import { toErrorInfo } from '../api.js';
 import { Empty, ErrorBox, Loading } from '../components.js';
 import { useApi } from '../context.js';
 import { formatBytes, formatTime } from '../format.js';
+import { FolderSelect } from './FolderSelect.js';
 
 /** `dir/name.ext` → `dir/name (restored 2026-12-07 1405).ext`: where "Restore next to it" puts a version. */
 export function restoredName(path: string, at: Date = new Date()): string {
@@ -89,14 +90,7 @@ export function VersionsView({ pairs }: { pairs: PairStatus[] }) {
       <form className="field-row" onSubmit={search} role="search" aria-label="Find versions">
         <div className="field">
           <label htmlFor="versions-pair">Folder</label>
-          <select id="versions-pair" value={pair} onChange={(e) => setPair(e.target.value)}>
-            <option value="">All folders</option>
-            {pairs.map((p) => (
-              <option key={p.id} value={p.id}>
-                {p.id}
-              </option>
-            ))}
-          </select>
+          <FolderSelect id="versions-pair" pairs={pairs} value={pair} onChange={setPair} />
         </div>
         <div className="field">
           <label htmlFor="versions-query">Name contains</label>
