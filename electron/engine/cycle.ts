@@ -80,7 +80,10 @@ export class Cycle {
         pair: this.c.pair,
         level: 'info',
         event: 'state',
-        msg: `started after a clean stop: looked at what changed since (${this.s.sinceReport.join(', ')}), not at every file`,
+        msg:
+          this.c.restartedFrom === 'checkpoint'
+            ? `started after an end that was not clean (a crash, a kill or a power loss): looked at what changed since the last checkpoint (${this.s.sinceReport.join(', ')}), not at every file`
+            : `started after a clean stop: looked at what changed since (${this.s.sinceReport.join(', ')}), not at every file`,
       });
     }
   }

@@ -32,7 +32,7 @@ import { cancelHeapRelease, scheduleHeapRelease } from './memory.js';
 import { WriteTracker } from './writing.js';
 import { holdingExcluder } from './retry.js';
 import { unfitFiles } from './unfit.js';
-import { recordCleanStop, remoteMarkerId, takeCleanStop, type StopFacts } from './pair/clean-stop.js';
+import { recordCheckpoint, recordCleanStop, remoteMarkerId, takeCleanStop, type StopFacts } from './pair/clean-stop.js';
 import { resolveConflict, type KeepSide } from './pair/conflicts.js';
 import { clearLastProblem, readLastProblem, rememberProblem } from './pair/last-problem.js';
 import { PairLock } from './pair/lock.js';
@@ -47,6 +47,8 @@ export { MAX_BATCH_WAIT_MS, UNREACHABLE_RETRY_MS } from './pair/triggers.js';
 
 /** How long stop() lets a running cycle finish before cutting it short. */
 const STOP_FINISH_MS = 3000;
+/** At most one crash checkpoint per this many ms (LIPSYNC_CHECKPOINT_MS; 0: none, for tests). */
+const CHECKPOINT_EVERY_MS = Number(process.env.LIPSYNC_CHECKPOINT_MS ?? 30_000);
 
 /** A clean-stop listing made ahead of the cycle that asks for it (by `since` token). */
 interface SincePrefetch {
@@ -119,6 +121,12 @@ export class PairRunner {
   /** For the clean-stop record: when this run started, and whether anything in it may have been missed. */
   private startedAt = 0;
   private cleanRun = true;
+  /** What this run's start looked since: a clean stop, a checkpoint, or neither (everything). */
+  private restartedFrom: 'stop' | 'checkpoint' | null = null;
+  /** When the last checkpoint of this run was taken (0: none yet), one in flight, the next one's timer. */
+  private checkpointAt = 0;
+  private checkpointing: Promise<void> | null = null;
+  private checkpointTimer: NodeJS.Timeout | undefined;
   private stopCycleFailed = false;
   private pendingWaiters: Waiter[] = [];
   private state: PairState = 'starting';
@@ -226,9 +234,12 @@ export class PairRunner {
     this.lastSyncAt = last ? Number(last) : null;
     if (!this.checkLocalRoot()) return;
     const clean = takeCleanStop(this.db, this.settings);
-    // After a clean stop the watchers' first walks also list what changed since it
-    // (docs/sync-semantics.md, "Restart after a clean stop"): one walk per side.
-    this.server.watchSince(clean?.remote ? this.remoteMarkerId() : null);
+    this.restartedFrom = clean?.kind ?? null;
+    this.checkpointAt = 0;
+    // After a clean stop, or a crash after a checkpoint, the watchers' first walks also list
+    // what changed since it (docs/sync-semantics.md, "Restart after a clean stop" and
+    // "Restart after a crash"): one walk per side.
+    this.server.watchSince(clean?.remoteMarker ?? null);
     // The ssh connection and the server's checks start now, alongside the local watcher.
     if (this.deps.watch && !this.isPaused()) this.server.prepare().catch(() => undefined);
     if (this.deps.watch)
@@ -255,7 +266,7 @@ export class PairRunner {
         result.catch(() => undefined);
         this.sincePrefetch.local = { token, result };
       }
-      this.trigger({ reason: 'start', localSince, remoteSince: clean?.remote ? this.remoteMarkerId() : null });
+      this.trigger({ reason: 'start', localSince, remoteSince: clean?.remoteMarker ?? null });
     }
   }
 
@@ -273,6 +284,8 @@ export class PairRunner {
     this.localWriting.stop();
     this.remoteWriting.stop();
     this.triggers.stop();
+    clearTimeout(this.checkpointTimer);
+    await this.checkpointing;
     if (this.running) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
@@ -294,7 +307,40 @@ export class PairRunner {
     this.db = null;
   }
 
-  /** What the clean-stop record is decided on (pair/clean-stop.ts). */
+  /**
+   * Quiet after a sync: a checkpoint (pair/clean-stop.ts), so that a crash from now on
+   * costs a look at what changed since, not a compare of everything. At most one per
+   * checkpoint interval, and only when something was synced since the last one.
+   */
+  private checkpointWhenQuiet(): void {
+    if (!this.deps.watch || CHECKPOINT_EVERY_MS <= 0 || !this.db) return;
+    if (this.stopped || this.stopping || this.running || this.checkpointing) return;
+    if (this.lastSyncAt === null || this.lastSyncAt <= this.checkpointAt) return;
+    clearTimeout(this.checkpointTimer);
+    const wait = this.checkpointAt + CHECKPOINT_EVERY_MS - Date.now();
+    if (wait > 0) {
+      this.checkpointTimer = setTimeout(() => this.checkpointWhenQuiet(), wait);
+      this.checkpointTimer.unref();
+      return;
+    }
+    const startedAt = Date.now();
+    let written = false;
+    this.checkpointing = recordCheckpoint(this.db, this.stopFacts())
+      .then(
+        (ok) => {
+          written = ok;
+          if (ok) this.checkpointAt = startedAt;
+        },
+        () => undefined,
+      )
+      .finally(() => {
+        this.checkpointing = null;
+        // A sync that ended while this one was being written gets the next one (timed).
+        if (written && !this.running) this.checkpointWhenQuiet();
+      });
+  }
+
+  /** What the clean-stop record and checkpoints are decided on (pair/clean-stop.ts). */
   private stopFacts(): StopFacts {
     return {
       watch: this.deps.watch,
@@ -303,6 +349,7 @@ export class PairRunner {
       startedAt: this.startedAt,
       lastSyncAt: this.lastSyncAt,
       nothingPending: this.localDirty.isEmpty() && this.remoteDirty.isEmpty(),
+      holding: this.localWriting.size > 0 || this.remoteWriting.size > 0,
       problem: !!(this.lastError || this.fatal || this.massDelete || this.degraded || this.isPaused()),
       settings: this.settings,
       remote: {
@@ -602,7 +649,10 @@ export class PairRunner {
       this.setState();
       // Events that arrived while we were busy start the next run; else, a large cycle
       // leaves V8's heap grown: give it back once things are quiet.
-      if (!this.triggers.runEnded() && !this.stopped) scheduleHeapRelease();
+      if (!this.triggers.runEnded() && !this.stopped) {
+        scheduleHeapRelease();
+        this.checkpointWhenQuiet();
+      }
     }
   }
 
@@ -695,7 +745,10 @@ export class PairRunner {
       totals,
       massDeleteConfirmed: this.massDeleteConfirmed,
       initialSync: this.initialSyncMode(),
-      remoteSincePolled: this.server.feed?.mode === 'poll',
+      // In poll mode the feed's first poll lists since the pair's own marker: the cycle need
+      // not, unless it lists since a checkpoint's.
+      remoteSincePolled: this.server.feed?.mode === 'poll' && remote.since === this.remoteMarkerId(),
+      restartedFrom: this.restartedFrom,
       localSincePrefetch: this.takeSincePrefetch('local', local),
       remoteSincePrefetch: this.takeSincePrefetch('remote', remote),
       checkPaused: () => {

@@ -105,6 +105,39 @@ describe('a pair against a local-path remote (in-process)', () => {
     await until('the change made while stopped', () => has(server, 'while-stopped.txt', 'written while stopped'));
   });
 
+  it('quiet after a sync it takes a checkpoint; a start with no clean-stop record looks since it', async () => {
+    await put(local, 'a.txt', 'before');
+    const pair = runner();
+    await pair.start();
+    await until('the first sync', () => has(server, 'a.txt', 'before'));
+    const meta = (key: string) => {
+      const db = StateDb.open(join(dir, 'data', 'p1.db'));
+      try {
+        return db.getMeta(key) || null;
+      } finally {
+        db.close();
+      }
+    };
+    await until('a checkpoint', () => meta('checkpoint') !== null);
+    expect(JSON.parse(meta('checkpoint')!)).toMatchObject({ v: 1, kind: 'checkpoint' });
+    await pair.stop();
+    runners = [];
+    // As after a kill: no clean-stop record, only the run's checkpoint.
+    const db = StateDb.open(join(dir, 'data', 'p1.db'));
+    db.setMeta('cleanStop', '');
+    db.close();
+    await put(local, 'after.txt', 'written after the checkpoint');
+    await put(server, 'a.txt', 'edited on the server after the checkpoint');
+    const log = new ActivityLog(join(dir, 'activity2.log'));
+    const again = runner(settings(), { log });
+    await again.start();
+    await until('the local change', () => has(server, 'after.txt', 'written after the checkpoint'));
+    await until('the server change', () => has(local, 'a.txt', 'edited on the server after the checkpoint'));
+    await until('idle', () => again.status().state === 'idle' && again.status().pending === 0);
+    const msgs = log.tail(200).map((r) => String(r.msg));
+    expect(msgs.filter((m) => /since the last checkpoint/.test(m))).toHaveLength(1);
+  });
+
   it('sync now, a conflict resolved keeping the local version (the other in the trash)', async () => {
     await put(local, 'report.txt', 'v1');
     const pair = runner();

@@ -2,8 +2,9 @@
  * Restart after a clean stop (docs/sync-semantics.md, "Restart after a clean
  * stop"): the daemon looks only at what changed since the stop (local ctimes,
  * the server's marker), not at every file, and still finds every kind of
- * change made while it was stopped, on both sides. After a kill -9, or with
- * settings changed while stopped, it compares everything again.
+ * change made while it was stopped, on both sides. After a kill -9 it looks
+ * since the run's last checkpoint (crash-checkpoint.test.ts tests that at random
+ * kill points); with settings changed while stopped, it compares everything again.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, renameSync, unlinkSync } from 'node:fs';
@@ -124,7 +125,7 @@ describe.each([
     await stop(c);
   });
 
-  it('compares everything after a kill -9, and when the excludes changed while stopped', async () => {
+  it('after a kill -9 looks since the last checkpoint; compares everything when the excludes changed while stopped', async () => {
     const { c, remote } = await syncedClient();
     // Excluded while running: stays here only.
     patchConfig(c.e, {}, { excludes: ['*.tmp'] });
@@ -136,13 +137,16 @@ describe.each([
     await waitIdle(c, 60_000);
     expect(existsSync(join(remote, 'keep.tmp'))).toBe(false);
 
-    // Unclean end: the next start must not trust the database.
+    // Unclean end: no clean-stop record; the run's checkpoint (taken when it went quiet) is used.
     await kill9(c);
     await put(c.local, 'after-kill.txt', 'written while dead\n');
     const t = Date.now();
     await start(c);
     await waitIdle(c, 60_000);
     expect(sinceMessages(c, t)).toEqual([]);
+    expect(readLogRecords(c.e).filter((r) => r.t >= t && /since the last checkpoint/.test(String(r.msg)))).toHaveLength(
+      1,
+    );
     expect(read(remote, 'after-kill.txt')).toBe('written while dead\n');
 
     // Excludes removed while stopped: keep.tmp (unchanged, old ctime) must now go up.

@@ -95,6 +95,8 @@ export interface CycleContext {
    * `since` needs no listing of its own.
    */
   remoteSincePolled?: boolean;
+  /** What the `since` listings of this run's first cycle look since: a clean stop or a checkpoint (the log says which). */
+  restartedFrom?: 'stop' | 'checkpoint' | null;
   /** The local clean-stop listing, already started (by the pair's start) for this cycle's `since`. */
   localSincePrefetch?: Promise<DirtySnapshot | null>;
   /** The server's clean-stop listing, made by its watcher's first walk, for this cycle's `since`. */
