@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from './harness.mjs';
 import { waitUntil } from './util.mjs';
+import Database from 'better-sqlite3';
 
 /** The `lipsync` command as npm installs it: a sh launcher that execs node bin/lipsync.js. */
 export const LAUNCHER = join(ROOT, 'bin', 'lipsync');
@@ -118,4 +119,22 @@ export function phaseRows(phases, median, fmt) {
       .sort((a, b) => median(a[1].start) - median(b[1].start))
       .map(([k, v]) => `| ${k} | ${fmt(median(v.start))} | ${fmt(median(v.dur))} |`),
   ];
+}
+
+/**
+ * Waits until the pair has a crash checkpoint of this run (docs/sync-semantics.md, "Restart
+ * after a crash"), read from its state database beside the running daemon.
+ */
+export async function waitCheckpoint(e, pairId, timeoutMs = 120_000) {
+  const file = join(e.dataDir, 'state', `${pairId}.db`);
+  const has = () => {
+    if (!existsSync(file)) return false;
+    const db = new Database(file, { readonly: true, fileMustExist: true });
+    try {
+      return !!db.prepare("SELECT value FROM meta WHERE key = 'checkpoint'").get()?.value;
+    } finally {
+      db.close();
+    }
+  };
+  await waitUntil(has, timeoutMs, `a checkpoint of pair ${pairId}`, 50);
 }
