@@ -4,7 +4,7 @@
 // the writing time and the daemon's LIPSYNC_TRACE phases of each burst (from the first write).
 // The cached tree is used in place as client A (its .lipsync/ and the burst folders are removed
 // again); the server folder is filled by lipsync's own first sync, untimed.
-// Usage: node bench/burst.mjs [--files 100000] [--seed 1] [--reps 5] [--skip-build]
+// Usage: node bench/burst.mjs [--files 100000] [--seed 1] [--reps 5] [--skip-build] [--net loopback|broadband|far]
 import { performance } from 'node:perf_hooks';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';

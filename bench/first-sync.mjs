@@ -3,7 +3,7 @@
 // of the cached N-file tree (used in place as client A; its .lipsync/ is removed again) against
 // plain `rsync -a` of the same tree over the same sshd, one rsync before lipsync and one after
 // (the disk's speed drifts: compare lipsync with both). With LIPSYNC_TRACE phase sums.
-// Usage: node bench/first-sync.mjs [--files 1000000] [--seed 1] [--skip-before] [--skip-build]
+// Usage: node bench/first-sync.mjs [--files 1000000] [--seed 1] [--skip-before] [--skip-build] [--net loopback|broadband|far]
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from './lib/harness.mjs';

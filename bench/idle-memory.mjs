@@ -4,7 +4,7 @@
 // account of its memory after the heap release (LIPSYNC_TRACE: V8 heap used and committed,
 // external), so what stays can be told apart: JavaScript objects or native memory.
 // The cached tree is used in place as client A (its .lipsync/ is removed again).
-// Usage: node bench/idle-memory.mjs [--files 100000] [--seed 1] [--tunables GLIBC_TUNABLES] [--skip-build]
+// Usage: node bench/idle-memory.mjs [--files 100000] [--seed 1] [--tunables GLIBC_TUNABLES] [--skip-build] [--net loopback|broadband|far]
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { shOk, sleep, treePids } from './lib/util.mjs';

@@ -5,7 +5,7 @@
 // changed since the stop), with the daemon's LIPSYNC_TRACE phase timings of each restart.
 // The cached tree is used in place as client A (its .lipsync/ is removed again); the server copy
 // is made by rsync and joined by one untimed first start (a compare of both sides).
-// Usage: node bench/restart.mjs [--files 100000] [--seed 1] [--reps 5] [--skip-build]
+// Usage: node bench/restart.mjs [--files 100000] [--seed 1] [--reps 5] [--skip-build] [--net loopback|broadband|far]
 import { performance } from 'node:perf_hooks';
 import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';

@@ -3,6 +3,8 @@
 // Usage: npm run bench -- [--files 100000|1000000] [--quick] [--seed N] [--with-bashrc] [--skip-build]
 //        [--only ab,lsyncd,unison] (leave out the groups not named; the other rows always run)
 //        [--slow-reps N] (repetitions of the measurements that take seconds; 3 with --quick, else 5)
+//        [--net loopback|broadband|far] (every peer reaches the sshd through a relay with that
+//        round trip and rate; loopback, the default, is ssh straight to the sshd)
 // See bench/README.md.
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -21,6 +23,7 @@ import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { buildEngine, loadHarness, ROOT } from './lib/harness.mjs';
 import { startVariant } from './lib/sshvariant.mjs';
+import { NET_ALIAS, describeNet, inRtts, measureLink, netProfile, throughRelay } from './lib/net.mjs';
 import { ensureTree, relPath, writeFlat } from './lib/tree.mjs';
 import { sh, shOk, sleep, treePids, rssOf, rssSampler, median, percentile, waitUntil } from './lib/util.mjs';
 import {
@@ -46,8 +49,13 @@ const { values: opt } = parseArgs({
     only: { type: 'string' },
     'slow-reps': { type: 'string' },
     keep: { type: 'boolean', default: false },
+    net: { type: 'string', default: 'loopback' },
   },
 });
+/** The network profile (--net): null for loopback, else { rttMs, mbit } of the relay. */
+const NET = netProfile(opt.net);
+/** What the relay measured at the start (measureLink), with --net other than loopback. */
+let netM;
 const N = opt.quick ? 100_000 : Number(opt.files);
 const SEED = Number(opt.seed);
 const REPS = opt.quick ? 5 : 9; // sub-second measurements
@@ -116,9 +124,12 @@ async function latencyLoop(reps, { before, root, dest, label, lostAfter = LOST_A
 const work = mkdtempSync(join(tmpdir(), 'lipsync-bench-'));
 let harness, server, fast, poll;
 const stoppers = [];
+/** The links through a relay (throughRelay), with --net other than loopback. */
+const relays = [];
 /** Stops what the run started; the work folder (the trees) goes after the report (removeWork). */
 async function cleanup() {
   for (const s of stoppers.reverse()) await s().catch(() => undefined);
+  for (const r of relays) await r.stopRelay().catch(() => undefined);
   await fast?.stop();
   await poll?.stop();
   await server?.stop();
@@ -184,12 +195,17 @@ try {
   server = await harness.startSshd();
   fast = await startVariant(server, harness.freePort, { name: 'fast', noBashrc: true });
   poll = await startVariant(server, harness.freePort, { name: 'poll', noBashrc: true, noInotify: true });
-  const main = opt['with-bashrc']
-    ? { sshConfigFile: server.sshConfigFile, sshArgs: server.sshArgs, pid: server.pid }
+  const direct = opt['with-bashrc']
+    ? { sshConfigFile: server.sshConfigFile, sshArgs: server.sshArgs, pid: server.pid, port: server.port }
     : fast;
+  // With --net, every peer's ssh (lipsync, rsync, lsyncd, Unison) goes to the alias NET_ALIAS: the
+  // relay in front of the same sshd (its pid stays `sshd`, for the server side's RSS).
+  const main = NET ? await throughRelay(direct, server, NET) : direct;
+  const pollLink = NET ? await throughRelay(poll, server, NET) : poll;
+  if (NET) relays.push(main, pollLink);
   const sshd = main.pid;
   const rsh = `ssh -F ${main.sshConfigFile}`;
-  const host = server.alias;
+  const host = NET ? NET_ALIAS : server.alias;
   {
     const t = async (args, n = 5) => {
       const xs = [];
@@ -218,6 +234,10 @@ try {
       : "a second sshd on the harness's keys with `SetEnv SHLVL=1`, so bash skips root's ~/.bashrc (pyenv init) for ssh commands";
   }
   log('ssh:', JSON.stringify(facts, null, 0).slice(0, 600));
+  if (NET) {
+    netM = await measureLink(main, work, NET);
+    log(describeNet(opt.net, NET, netM));
+  }
 
   const A = join(work, 'a'),
     S1 = join(work, 's1'),
@@ -431,7 +451,7 @@ try {
     }
     {
       await dB.stop();
-      setSettings(eB, { sshConfigFile: poll.sshConfigFile, remotePollSec: POLL_SEC });
+      setSettings(eB, { sshConfigFile: pollLink.sshConfigFile, remotePollSec: POLL_SEC });
       const t0 = Date.now(),
         p0 = performance.now();
       dB = await startDaemon(eB);
@@ -666,6 +686,8 @@ times = true
 
 // ---------------------------------------------------------------- report
 const rows = [];
+/** A table row; with --net, its lipsync and peer times (ms) in round trips of the measured link. */
+const push = (cells, lMs, pMs) => rows.push(NET ? [...cells, `${inRtts(lMs, netM)} / ${inRtts(pMs, netM)}`] : cells);
 const cell = (v) => v ?? 'not measured';
 const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? (a / b).toFixed(2) : '—');
 const lat = (s) =>
@@ -681,46 +703,58 @@ const g = (m, w) => R[m]?.[w];
     ['lsyncd-default', 'lsyncd rsyncssh, default delay (15 s)'],
   ]) {
     const p = g('local', peer);
-    rows.push([
-      '1. one local change → on the server',
-      lat(l),
-      label,
-      lat(p),
-      ratio(l?.p50, p?.p50),
-      'p50 ≤ lsyncd delay 0',
-      peer === 'lsyncd-delay0' ? met(l && p ? l.p50 <= p.p50 : undefined) : '',
-    ]);
+    push(
+      [
+        '1. one local change → on the server',
+        lat(l),
+        label,
+        lat(p),
+        ratio(l?.p50, p?.p50),
+        'p50 ≤ lsyncd delay 0',
+        peer === 'lsyncd-delay0' ? met(l && p ? l.p50 <= p.p50 : undefined) : '',
+      ],
+      l?.p50,
+      p?.p50,
+    );
   }
 }
 {
   const l = g('ab', 'lipsync'),
     lp = g('abPoll', 'lipsync'),
     o = g('ab', 'rsync-pull');
-  rows.push([
-    `2. change on A → on B via the server (server watcher: ${l?.remoteWatcher ?? '?'})`,
-    lat(l),
-    'old pull: rsync -a --delete of the whole tree',
-    lat(o),
-    ratio(l?.p50, o?.p50),
-    'p50 ≤ 1 s',
-    met(l ? l.p50 <= 1000 : undefined),
-  ]);
-  rows.push([
-    `2b. same, server without inotifywait (watcher: ${lp?.remoteWatcher ?? '?'}, every ${POLL_SEC} s)`,
-    lat(lp),
-    'old pull: rsync -a --delete of the whole tree',
-    lat(o),
-    ratio(lp?.p50, o?.p50),
-    '(info)',
-    '',
-  ]);
+  push(
+    [
+      `2. change on A → on B via the server (server watcher: ${l?.remoteWatcher ?? '?'})`,
+      lat(l),
+      'old pull: rsync -a --delete of the whole tree',
+      lat(o),
+      ratio(l?.p50, o?.p50),
+      'p50 ≤ 1 s',
+      met(l ? l.p50 <= 1000 : undefined),
+    ],
+    l?.p50,
+    o?.p50,
+  );
+  push(
+    [
+      `2b. same, server without inotifywait (watcher: ${lp?.remoteWatcher ?? '?'}, every ${POLL_SEC} s)`,
+      lat(lp),
+      'old pull: rsync -a --delete of the whole tree',
+      lat(o),
+      ratio(lp?.p50, o?.p50),
+      '(info)',
+      '',
+    ],
+    lp?.p50,
+    o?.p50,
+  );
 }
 {
   const l = g('idle', 'lipsync'),
     ls = g('idle', 'lsyncd'),
     rs = g('idle', 'rsync'),
     f = g('first', 'lipsync');
-  rows.push([
+  push([
     '3. idle RSS, client (daemon + children)',
     l && fmtMB(l.rss),
     'lsyncd (+ children), idle',
@@ -729,7 +763,7 @@ const g = (m, w) => R[m]?.[w];
     '≤ 100 MB',
     met(l ? l.rss <= 100e6 : undefined),
   ]);
-  rows.push([
+  push([
     '3b. peak RSS during first sync, client',
     f && fmtMB(f.peakRss),
     'rsync no-op, peak, both ends',
@@ -746,82 +780,105 @@ const g = (m, w) => R[m]?.[w];
     ['unison', 'unison no-op'],
   ]) {
     const p = g('restart', peer);
-    rows.push([
-      '4. restart, no changes → up to date',
-      lat(l),
-      label,
-      lat(p),
-      ratio(l?.p50, p?.p50),
-      '≤ 0.5× rsync no-op',
-      peer === 'rsync' ? met(l && p ? l.p50 <= 0.5 * p.p50 : undefined) : '',
-    ]);
+    push(
+      [
+        '4. restart, no changes → up to date',
+        lat(l),
+        label,
+        lat(p),
+        ratio(l?.p50, p?.p50),
+        '≤ 0.5× rsync no-op',
+        peer === 'rsync' ? met(l && p ? l.p50 <= 0.5 * p.p50 : undefined) : '',
+      ],
+      l?.p50,
+      p?.p50,
+    );
   }
   const k = g('restartCrash', 'lipsync'),
     f = g('restartFull', 'lipsync'),
     p = g('restart', 'rsync');
-  rows.push([
-    '4b. restart after kill -9 (no clean stop: looks since the last checkpoint)',
-    lat(k),
-    'rsync -a no-op',
-    lat(p),
-    ratio(k?.p50, p?.p50),
-    '≤ 1.0× rsync no-op',
-    met(k && p ? k.p50 <= p.p50 : undefined),
-  ]);
-  rows.push([
-    '4c. restart after kill -9 with checkpoints off (compares everything)',
-    lat(f),
-    'rsync -a no-op',
-    lat(p),
-    ratio(f?.p50, p?.p50),
-    '(info)',
-    '',
-  ]);
+  push(
+    [
+      '4b. restart after kill -9 (no clean stop: looks since the last checkpoint)',
+      lat(k),
+      'rsync -a no-op',
+      lat(p),
+      ratio(k?.p50, p?.p50),
+      '≤ 1.0× rsync no-op',
+      met(k && p ? k.p50 <= p.p50 : undefined),
+    ],
+    k?.p50,
+    p?.p50,
+  );
+  push(
+    [
+      '4c. restart after kill -9 with checkpoints off (compares everything)',
+      lat(f),
+      'rsync -a no-op',
+      lat(p),
+      ratio(f?.p50, p?.p50),
+      '(info)',
+      '',
+    ],
+    f?.p50,
+    p?.p50,
+  );
 }
 {
   const l = g('first', 'lipsync'),
     p = g('first', 'rsync');
   const f = (x) => x && `${Math.round(x.filesPerS)} files/s, ${x.MBps.toFixed(1)} MB/s (${fmtS(x.ms)})`;
-  rows.push([
-    `5. first sync of ${N} files`,
-    f(l),
-    'rsync -a of the tree',
-    f(p),
-    ratio(l?.filesPerS, p?.filesPerS),
-    '≥ 0.9× rsync',
-    met(l && p ? l.filesPerS >= 0.9 * p.filesPerS : undefined),
-  ]);
+  push(
+    [
+      `5. first sync of ${N} files`,
+      f(l),
+      'rsync -a of the tree',
+      f(p),
+      ratio(l?.filesPerS, p?.filesPerS),
+      '≥ 0.9× rsync',
+      met(l && p ? l.filesPerS >= 0.9 * p.filesPerS : undefined),
+    ],
+    l?.ms,
+    p?.ms,
+  );
 }
 {
   const l = g('burst', 'lipsync'),
     p = g('burst', 'rsync');
-  rows.push([
-    '6. 10,000 new files in one directory → on the server',
-    lat(l),
-    'rsync -a of just those files',
-    lat(p),
-    ratio(l?.p50, p?.p50),
-    '≤ 1.5× rsync',
-    met(l && p ? l.p50 <= 1.5 * p.p50 : undefined),
-  ]);
+  push(
+    [
+      '6. 10,000 new files in one directory → on the server',
+      lat(l),
+      'rsync -a of just those files',
+      lat(p),
+      ratio(l?.p50, p?.p50),
+      '≤ 1.5× rsync',
+      met(l && p ? l.p50 <= 1.5 * p.p50 : undefined),
+    ],
+    l?.p50,
+    p?.p50,
+  );
 }
 {
   const l = g('rename', 'lipsync');
   const ok = l ? l.p50 < 1000 && l.bytes.every((b) => b === 0) : undefined;
-  rows.push([
-    '7. rename a directory of 10,000 files',
-    l &&
-      `${lat(l)}; file data sent: ${l.bytes.map((b) => `${b} B`).join(', ')}; rename records: ${l.renames.join(', ')}`,
-    '—',
-    '—',
-    '—',
-    '< 1 s, no file data sent',
-    met(ok),
-  ]);
+  push(
+    [
+      '7. rename a directory of 10,000 files',
+      l &&
+        `${lat(l)}; file data sent: ${l.bytes.map((b) => `${b} B`).join(', ')}; rename records: ${l.renames.join(', ')}`,
+      '—',
+      '—',
+      '—',
+      '< 1 s, no file data sent',
+      met(ok),
+    ],
+    l?.p50,
+  );
 }
 const table = [
-  '| metric | lipsync | peer | peer result | lipsync/peer | target | met? |',
-  '|---|---|---|---|---|---|---|',
+  `| metric | lipsync | peer | peer result | lipsync/peer | target | met? |${NET ? ' in round trips (lipsync / peer) |' : ''}`,
+  `|---|---|---|---|---|---|---|${NET ? '---|' : ''}`,
   ...rows.map((r) => `| ${r.map((c, i) => (i === 1 || i === 3 ? cell(c) : c)).join(' | ')} |`),
 ].join('\n');
 console.log(table);
@@ -830,10 +887,14 @@ const cmd = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
 const md = `# lipsync benchmark, ${N} files
 
 Command: \`${cmd}\` (${opt.quick ? 'quick' : 'full'}: ${REPS} repetitions of sub-second measurements, ${SLOW_REPS} of slow ones). Total run time ${fmtS(Date.now() - started)} until this report (removing the trees follows).
-
+${netM ? `\n${describeNet(opt.net, NET, netM)}\n` : ''}
 ${table}
 
-Ratios are lipsync ÷ peer (for 5., of files/s: higher is better; elsewhere lower is better).
+Ratios are lipsync ÷ peer (for 5., of files/s: higher is better; elsewhere lower is better).${
+  netM
+    ? ` "In round trips": each p50 (for 5., the copy's time) ÷ the measured round trip (${netM.rttMs.toFixed(1)} ms).`
+    : ''
+}
 
 ## Machine
 
@@ -873,7 +934,7 @@ ${[
 `;
 const resDir = join(ROOT, 'bench/results');
 mkdirSync(resDir, { recursive: true });
-const name = `${new Date().toISOString().slice(0, 10)}-${N}${opt.only ? '-partial' : ''}.md`;
+const name = `${new Date().toISOString().slice(0, 10)}-${N}${NET ? `-${opt.net}` : ''}${opt.only ? '-partial' : ''}.md`;
 writeFileSync(join(resDir, name), md);
 writeFileSync(join(resDir, 'latest.md'), md);
 log(`wrote bench/results/${name} and bench/results/latest.md`);
