@@ -90,6 +90,7 @@ import {
   writeInPieces,
   type SoakKind,
 } from '../support/soak.js';
+import { mulberry32 } from '../support/prng.js';
 
 const seed = process.env.LIPSYNC_SEED ? Number(process.env.LIPSYNC_SEED) >>> 0 : (Math.random() * 2 ** 32) >>> 0;
 const OPS = process.env.LIPSYNC_OPS ? Number(process.env.LIPSYNC_OPS) : 300;
@@ -99,17 +100,6 @@ const SOAK_ENV =
   (process.env.LIPSYNC_SOAK_KINDS ? `LIPSYNC_SOAK_KINDS=${process.env.LIPSYNC_SOAK_KINDS} ` : '') +
   (process.env.LIPSYNC_SOAK_RATE ? `LIPSYNC_SOAK_RATE=${process.env.LIPSYNC_SOAK_RATE} ` : '');
 const RERUN = `${SOAK_ENV}LIPSYNC_SEED=${seed} LIPSYNC_OPS=${OPS} npx vitest run test/integration/convergence.test.ts`;
-
-/** mulberry32: a small, fast, seedable PRNG giving floats in [0, 1). */
-function mulberry32(a: number): () => number {
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Site = 'A' | 'B' | 'S';
 

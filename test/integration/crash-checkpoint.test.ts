@@ -25,6 +25,7 @@ import {
 } from '../support/twoway.js';
 import { put } from '../support/trees.js';
 import { withEnv } from '../support/env.js';
+import { mulberry32 } from '../support/prng.js';
 
 let server: SshServer;
 const running: Client[] = [];
@@ -68,18 +69,6 @@ async function waitCheckpoint(c: Client, timeoutMs = 30_000): Promise<void> {
     timeoutMs,
     () => `a checkpoint of ${c.name}; last ${JSON.stringify(checkpoint(c))}\n${c.daemon?.output() ?? ''}`,
   );
-}
-
-/** A small deterministic PRNG (mulberry32), so a failing seed can be run again. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**
@@ -155,7 +144,7 @@ describe('restart after a crash, from the last checkpoint', () => {
   const seed = Number(process.env.LIPSYNC_SEED ?? 7);
 
   it(`a kill -9 at random points after a checkpoint never misses a change made before or after it, on either side (seed=${seed})`, async () => {
-    const random = rng(seed);
+    const random = mulberry32(seed);
     const remote = makeServerDir();
     const c = await makeClient(server, remote, 'k');
     running.push(c);

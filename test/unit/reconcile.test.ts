@@ -17,6 +17,7 @@ import {
   type ReconcileInput,
   type SideState,
 } from '../../electron/engine/reconcile.js';
+import { mulberry32 } from '../support/prng.js';
 
 const DOC = readFileSync(new URL('../../docs/sync-semantics.md', import.meta.url), 'utf8');
 const DIRECTIONS: readonly Direction[] = ['two-way', 'send-only', 'receive-only'];
@@ -611,18 +612,6 @@ describe('the code table and the doc table line up', () => {
 
 // ------------------------------------------------------------------ properties
 
-/** mulberry32: a small seeded PRNG, so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function randomInput(rand: () => number): ReconcileInput {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
   const state = (): SideState | null => {
@@ -674,7 +663,7 @@ const CHANGES_REMOTE: readonly ActionType[] = ['push', 'delete-remote', 'delete-
 
 describe('reconcile: properties on 10,000 random inputs', () => {
   it('nothing lost, directions respected, every rule documented', () => {
-    const rand = prng(0x11b5);
+    const rand = mulberry32(0x11b5);
     const seen = new Set<string>();
     for (let n = 0; n < 10_000; n++) {
       const i = randomInput(rand);
@@ -721,7 +710,7 @@ describe('reconcile: properties on 10,000 random inputs', () => {
   });
 
   it('is deterministic and pure: same input, same decision; input not modified', () => {
-    const rand = prng(7);
+    const rand = mulberry32(7);
     for (let n = 0; n < 500; n++) {
       const i = randomInput(rand);
       const copy = structuredClone(i);
