@@ -5,18 +5,23 @@
 // changed since the stop), with the daemon's LIPSYNC_TRACE phase timings of each restart.
 // The cached tree is used in place as client A (its .lipsync/ is removed again); the server copy
 // is made by rsync and joined by one untimed first start (a compare of both sides).
+// With --after kill (rows 4b and 4c): the daemon is killed (SIGKILL) instead of stopped, once it has
+// taken its crash checkpoint, and then again with checkpoints off (LIPSYNC_CHECKPOINT_MS=0).
 // Usage: node bench/restart.mjs [--files 100000] [--seed 1] [--reps 5] [--skip-build] [--net loopback|broadband|far]
+//        [--after stop|kill]
 import { performance } from 'node:perf_hooks';
 import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from './lib/harness.mjs';
 import { median, sh, shOk } from './lib/util.mjs';
-import { BIN, collectPhases, makeEnv, phaseRows, startDaemon, waitUpToDate } from './lib/daemon.mjs';
+import { BIN, collectPhases, makeEnv, phaseRows, startDaemon, waitCheckpoint, waitUpToDate } from './lib/daemon.mjs';
 import { fmt, log, oneRowOptions, oneRowSetup, oneRowTeardown, summary, writeResult } from './lib/onerow.mjs';
 
-const opt = oneRowOptions({ reps: { type: 'string', default: '5' } });
+const opt = oneRowOptions({ reps: { type: 'string', default: '5' }, after: { type: 'string', default: 'stop' } });
 const REPS = Number(opt.reps);
+if (!['stop', 'kill'].includes(opt.after)) throw new Error(`--after stop|kill, not ${opt.after}`);
+const KILL = opt.after === 'kill';
 const setup = await oneRowSetup(opt, 'restart');
 const { N, A, fast, host, rsh, work } = setup;
 const { walkwatchArgs } = await import(join(ROOT, 'out/electron/engine/watch/walkwatch.js'));
@@ -71,19 +76,43 @@ try {
   d = await startDaemon(e);
   await waitUpToDate(e, 0, 3_600_000, 200);
 
-  const xs = [];
   const traces = {};
-  for (let i = 0; i < REPS; i++) {
-    await d.stop();
+  /** One restart after a clean stop, or after a kill -9 (once a checkpoint is taken, when `checkpoint`). */
+  const restart = async (env, { checkpoint }) => {
+    if (!KILL) await d.stop();
+    else {
+      if (checkpoint) await waitCheckpoint(e, 'a');
+      const gone = new Promise((r) => d.proc.once('close', r));
+      d.proc.kill('SIGKILL');
+      await gone;
+    }
     await shOk('sync', []); // no restart walks while earlier writes are written back (as in run.mjs)
     const t0 = Date.now();
     const p0 = performance.now();
-    d = await startDaemon(e);
+    d = await startDaemon(env);
     await waitUpToDate(e, t0, 3_600_000, 20);
     const ms = performance.now() - p0;
-    xs.push(ms);
     collectPhases(d.output(), t0, traces);
-    log(`restart ${i + 1}: ${fmt(ms)}`);
+    return ms;
+  };
+  const xs = [];
+  for (let i = 0; i < REPS; i++) {
+    xs.push(await restart(e, { checkpoint: true }));
+    log(`restart ${i + 1}${KILL ? ' after kill -9' : ''}: ${fmt(xs.at(-1))}`);
+  }
+  // After a kill with checkpoints off, the start compares everything.
+  const ys = [];
+  const noCheckpoint = { ...e, env: { ...e.env, LIPSYNC_CHECKPOINT_MS: '0' } };
+  if (KILL) {
+    // A daemon that takes none, started after a clean stop (whose record it clears).
+    await d.stop();
+    const t0 = Date.now();
+    d = await startDaemon(noCheckpoint);
+    await waitUpToDate(e, t0, 3_600_000, 20);
+  }
+  for (let i = 0; KILL && i < REPS; i++) {
+    ys.push(await restart(noCheckpoint, { checkpoint: false }));
+    log(`restart ${i + 1} after kill -9, checkpoints off: ${fmt(ys.at(-1))}`);
   }
   await d.stop();
   d = null;
@@ -134,23 +163,29 @@ try {
   }
 
   const lines = [
-    `# Restart after a clean stop, ${N} files (row 4 alone)`,
+    KILL
+      ? `# Restart after a kill -9, ${N} files (rows 4b and 4c alone)`
+      : `# Restart after a clean stop, ${N} files (row 4 alone)`,
     '',
-    `Command: \`node bench/restart.mjs --files ${N} --reps ${REPS}\`, ${new Date().toISOString()}, load ${(await sh('cat', ['/proc/loadavg'])).stdout.trim()}.`,
+    `Command: \`node bench/restart.mjs --files ${N} --reps ${REPS}${KILL ? ' --after kill' : ''}\`, ${new Date().toISOString()}, load ${(await sh('cat', ['/proc/loadavg'])).stdout.trim()}.`,
     '',
     '| what | time |',
     '|---|---|',
-    `| lipsync restart until up to date | ${summary(xs)} |`,
+    KILL
+      ? `| lipsync restart after kill -9, from its checkpoint, until up to date | ${summary(xs)} |`
+      : `| lipsync restart until up to date | ${summary(xs)} |`,
+    ...(KILL ? [`| lipsync restart after kill -9, checkpoints off (compares everything) | ${summary(ys)} |`] : []),
     ...Object.entries(parts).map(([k, v]) => `| ${k} | ${summary(v)} |`),
     '',
-    `lipsync/rsync no-op: ${(median(xs) / median(parts['rsync -a no-op'])).toFixed(2)}`,
+    `lipsync/rsync no-op: ${(median(xs) / median(parts['rsync -a no-op'])).toFixed(2)}` +
+      (KILL ? `; with checkpoints off: ${(median(ys) / median(parts['rsync -a no-op'])).toFixed(2)}` : ''),
     '',
     'Phases inside the restart (LIPSYNC_TRACE; ms from the daemon spawn, medians):',
     '',
     ...phaseRows(traces, median, fmt),
     '',
   ];
-  writeResult(lines, N, 'restart');
+  writeResult(lines, N, KILL ? 'restart-kill' : 'restart');
 } finally {
   await oneRowTeardown(setup, d);
 }
