@@ -115,20 +115,39 @@ function pidsBelow(pid: number): number[] {
   return out;
 }
 
-/** Stops an sshd: its listener and every session it started (as a crash or `systemctl stop` would). */
+/**
+ * Stops an sshd: its listener and every session it started (as a crash or `systemctl stop` would).
+ * The sshd processes are killed at once; the shells below them get their hangup as after a
+ * crash, and a TERM if still there, never a KILL: a shell killed outright leaves what it held
+ * behind (root's ~/.bashrc here runs `pyenv rehash`, whose lock file then stalls every later
+ * ssh login for a minute).
+ */
 async function killSshd(pid: number): Promise<void> {
   const all = [...pidsBelow(pid), pid];
-  for (const p of all) {
+  const comm = (p: number) => {
     try {
-      process.kill(p, 'SIGKILL');
+      return readFileSync(`/proc/${p}/comm`, 'utf8').trim();
     } catch {
-      // gone
+      return '';
     }
-  }
-  await waitFor(
-    () => all.every((p) => !existsSync(`/proc/${p}`) || /\) Z /.test(readFileSync(`/proc/${p}/stat`, 'utf8'))),
-    5000,
+  };
+  const signal = (ps: number[], sig: NodeJS.Signals) => {
+    for (const p of ps) {
+      try {
+        process.kill(p, sig);
+      } catch {
+        // gone
+      }
+    }
+  };
+  const gone = (p: number) => !existsSync(`/proc/${p}`) || /\) Z /.test(readFileSync(`/proc/${p}/stat`, 'utf8'));
+  signal(
+    all.filter((p) => comm(p) === 'sshd'),
+    'SIGKILL',
   );
+  const rest = all.filter((p) => comm(p) !== 'sshd');
+  await waitFor(() => rest.every(gone), 3000).catch(() => signal(rest, 'SIGTERM'));
+  await waitFor(() => all.every(gone), 10_000);
 }
 
 /**
