@@ -98,7 +98,9 @@ export class Cycle {
     if (this.c.massDeleteConfirmed) return;
     // Only paths the base knows as files can be deleted: when even all of them stay
     // under the threshold (always so on a first sync), there is nothing to count.
-    const n = this.db.candBaseFileCount();
+    // What planned moves take from their old paths is not counted (Moves).
+    let n = this.db.candBaseFileCount();
+    for (const source of this.moves.topSources()) n -= this.db.candBaseFileCountIn(source);
     if (n <= 2) return;
     const files = this.db.fileCount();
     if (!tooManyDeletions(n, files)) return;
@@ -109,10 +111,10 @@ export class Cycle {
       const chunk = this.db.candTake(CHUNK);
       if (!chunk.length) break;
       all.push(...chunk);
-      const decided = await this.decider.decideChunk(chunk);
+      // What a planned move takes from its old path is moved, not deleted: not even looked at.
+      const decided = await this.decider.decideChunk(chunk.filter((p) => !this.moves.underPlannedSource(p)));
       for (const d of decided) {
-        if (!ACTIONS[d.decision.action].deletes || (d.base?.kind ?? 'file') === 'dir') continue;
-        if (!this.moves.underPlannedSource(d.path)) deletions++;
+        if (ACTIONS[d.decision.action].deletes && (d.base?.kind ?? 'file') !== 'dir') deletions++;
       }
     }
     this.db.candAdd(all);

@@ -210,6 +210,18 @@ describe('StateDb entries', () => {
     expect(db.byInode(9n)).toEqual([]);
   });
 
+  it('counts and drops the candidates of a tree, never a prefix sibling', () => {
+    db.upsert([dirEntry('a'), entry('a/x'), entry('a/y'), dirEntry('a/d'), entry('a/d/z'), entry('a!'), entry('ab')]);
+    db.candAdd(['a', 'a/x', 'a/y', 'a/d', 'a/d/z', 'a!', 'ab', 'a/new']);
+    // Files the base knows, at or below a: a/x, a/y, a/d/z (a/new is not in the base; folders do not count).
+    expect(db.candBaseFileCountIn('a')).toBe(3);
+    expect(db.candBaseFileCountIn('a/d')).toBe(1);
+    expect(db.candBaseFileCountIn('a/x')).toBe(1);
+    expect(db.candBaseFileCount()).toBe(5);
+    db.candDropTree('a');
+    expect(db.candTake(100)).toEqual(['a!', 'ab']);
+  });
+
   it('getMeta/setMeta', () => {
     expect(db.getMeta('k')).toBeUndefined();
     db.setMeta('k', 'v1');

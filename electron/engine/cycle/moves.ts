@@ -3,16 +3,16 @@
  *
  * Found while collecting, which stays read-only:
  * - planHere: a local path new to the base whose inode the base knows at a path gone
- *   here, while the server still has that path as the base knows it and nothing at the
- *   new one → to be moved on the server;
+ *   here → to be moved on the server (whether the server still has that path as the
+ *   base knows it, and nothing at the new one, is checked once, when it is made);
  * - planFromServer: a server folder new to the base whose server inode the base knows at
  *   a path gone there, while this computer still has it as the base knows it → to be
  *   moved here.
  *
  * Carried out (carryOut) when the cycle starts acting, after the mass-delete check,
  * which counts what a planned move takes from its old path as moved, not deleted
- * (underPlannedSource). Each move is checked again when it is carried out (the server's
- * side under the server lock, as every server write): one that no longer holds is synced
+ * (underPlannedSource). Each move is checked when it is carried out (the server's
+ * side under the server lock, as every server write): one that does not hold is synced
  * as a deletion and a creation, and the mass-delete check runs again over what that and
  * the look below the moved folders added (Cycle.execute). A move found while acting (in
  * a new folder that could not be sent whole and is walked path by path) is made at once.
@@ -67,10 +67,21 @@ export class Moves {
     return ancestorIn(path, this.targets) !== null;
   }
 
-  /** A local path new to the base: plans its move on the server if it was moved here. */
+  /**
+   * The old paths of the planned moves that are not below another one: what the
+   * mass-delete check leaves out of its count.
+   */
+  topSources(): string[] {
+    return [...this.sources].filter((s) => !isUnderAny(s, new Set([...this.sources].filter((o) => o !== s))));
+  }
+
+  /**
+   * A local path new to the base: plans its move on the server if it was moved here.
+   * The server is looked at only when the move is made (under the lock), not twice.
+   */
   async planHere(to: string, stat: LocalStat): Promise<boolean> {
     const from = this.movedHereFrom(to, stat);
-    if (from === null || !(await this.serverStillAsBase(from, to))) return false;
+    if (from === null) return false;
     const m = { on: 'server' as const, from, to, stat };
     if (this.acting) await this.c.withRemoteLock(async () => this.moveOnServer([m]));
     else this.plan(m);
@@ -131,6 +142,8 @@ export class Moves {
         const results = await this.c.ops.rename([{ from, to: m.to }], newTrashDir());
         if (results[0]?.ok) {
           this.moved(from, m.to, 'on the server');
+          // The old path's candidates (found gone while collecting) are now the new path's, looked at below.
+          if (now.kind === 'dir') this.db.candDropTree(from);
           // The moved path itself may have changed too (an edit around the move): decide it normally.
           const entry = this.db.get(m.to);
           if (!entry || !sameAsEntry(now, entry)) this.db.candAdd([m.to]);

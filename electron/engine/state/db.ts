@@ -541,6 +541,26 @@ export class StateDb {
     else this.db.prepare("INSERT OR IGNORE INTO cand (path) SELECT path FROM entries WHERE path > ''").run();
   }
 
+  /** Candidates at or below `dir` that the base knows as a file (or symlink). */
+  candBaseFileCountIn(dir: string): number {
+    this.scratch();
+    const range = descendantRange(dir) ?? ['', '\u{10FFFF}'];
+    const row = this.db
+      .prepare(
+        "SELECT count(*) AS n FROM cand c CROSS JOIN entries e ON e.path = c.path WHERE e.kind <> 'dir' AND (c.path = ? OR (c.path > ? AND c.path < ?))",
+      )
+      .get(dir, range[0], range[1]) as { n: number };
+    return Number(row.n);
+  }
+
+  /** Drops `dir` and every candidate below it (a folder moved away as a whole: nothing there to decide). */
+  candDropTree(dir: string): void {
+    this.scratch();
+    this.db.prepare('DELETE FROM cand WHERE path = ?').run(dir);
+    const range = descendantRange(dir);
+    if (range) this.db.prepare('DELETE FROM cand WHERE path > ? AND path < ?').run(range[0], range[1]);
+  }
+
   candCount(): number {
     this.scratch();
     return Number((this.db.prepare('SELECT count(*) AS n FROM cand').get() as { n: number }).n);
