@@ -43,18 +43,18 @@ export class Cycle {
   private readonly actor: Actor;
   private readonly moves: Moves;
 
-  constructor(private readonly c: CycleContext) {
-    this.db = c.db;
-    this.trees = new NewFolders(c, this.s, (path) => this.local.scanLocalTree(path));
-    this.moves = new Moves(c, {
+  constructor(private readonly ctx: CycleContext) {
+    this.db = ctx.db;
+    this.trees = new NewFolders(ctx, this.s, (path) => this.local.scanLocalTree(path));
+    this.moves = new Moves(ctx, {
       scanLocalTree: (path) => this.local.scanLocalTree(path),
       scanServerTree: (path) => this.remote.scanRemote(path, true),
       addedHere: (path, stat) => this.local.addedAfterAll(path, stat),
     });
-    this.local = new LocalCollector(c, this.s, this.trees, this.moves);
-    this.remote = new RemoteCollector(c, this.s, this.moves);
-    this.decider = new Decider(c);
-    this.actor = new Actor(c, this.s, new Transfers(c));
+    this.local = new LocalCollector(ctx, this.s, this.trees, this.moves);
+    this.remote = new RemoteCollector(ctx, this.s, this.moves);
+    this.decider = new Decider(ctx);
+    this.actor = new Actor(ctx, this.s, new Transfers(ctx));
   }
 
   // ================================================================ collecting candidates (read-only)
@@ -63,25 +63,25 @@ export class Cycle {
     this.db.candClear();
     // After a clean stop both sides are listed at once (each is a walk by find).
     if (local?.since != null && !local.full)
-      this.s.localSince = this.c.localSincePrefetch ?? localChangedSince(this.c.localRoot, Number(local.since));
+      this.s.localSince = this.ctx.localSincePrefetch ?? localChangedSince(this.ctx.localRoot, Number(local.since));
     const remoteSinceId = remote?.since;
-    if (remoteSinceId != null && !remote?.full && this.c.direction !== 'send-only' && !this.c.remoteSincePolled)
+    if (remoteSinceId != null && !remote?.full && this.ctx.direction !== 'send-only' && !this.ctx.remoteSincePolled)
       this.s.remoteSince =
-        this.c.remoteSincePrefetch ??
+        this.ctx.remoteSincePrefetch ??
         traced('remote changed since', () => this.remote.remoteChangedSince(remoteSinceId));
     // Not awaited yet: a failure is seen where it is used.
     this.s.localSince?.catch(() => undefined);
     this.s.remoteSince?.catch(() => undefined);
     if (local) await traced('collect local', () => this.local.collectLocal(local));
-    if (remote && this.c.direction !== 'send-only')
+    if (remote && this.ctx.direction !== 'send-only')
       await traced('collect remote', () => this.remote.collectRemote(remote));
     if (this.s.sinceReport.length) {
-      this.c.log.write({
-        pair: this.c.pair,
+      this.ctx.log.write({
+        pair: this.ctx.pair,
         level: 'info',
         event: 'state',
         msg:
-          this.c.restartedFrom === 'checkpoint'
+          this.ctx.restartedFrom === 'checkpoint'
             ? `started after an end that was not clean (a crash, a kill or a power loss): looked at what changed since the last checkpoint (${this.s.sinceReport.join(', ')}), not at every file`
             : `started after a clean stop: looked at what changed since (${this.s.sinceReport.join(', ')}), not at every file`,
       });
@@ -95,7 +95,7 @@ export class Cycle {
    * What a planned move takes from its old path is moved, not deleted (Moves).
    */
   async checkMassDelete(): Promise<void> {
-    if (this.c.massDeleteConfirmed) return;
+    if (this.ctx.massDeleteConfirmed) return;
     // Only paths the base knows as files can be deleted: when even all of them stay
     // under the threshold (always so on a first sync), there is nothing to count.
     // What planned moves take from their old paths is not counted (Moves).
@@ -131,13 +131,13 @@ export class Cycle {
     // longer held) has not been counted yet.
     const moved = await traced('moves', () => this.moves.carryOut());
     if (moved) await this.checkMassDelete();
-    const lockFirst = this.s.localCandidates > 0 && this.c.direction !== 'receive-only';
+    const lockFirst = this.s.localCandidates > 0 && this.ctx.direction !== 'receive-only';
     await this.trees.pushNewTrees();
     let chunk = this.takeChunk();
     while (chunk.length) {
-      this.c.checkPaused();
+      this.ctx.checkPaused();
       chunk = lockFirst
-        ? await this.c.withRemoteLock(() => this.runChunks(chunk, true))
+        ? await this.ctx.withRemoteLock(() => this.runChunks(chunk, true))
         : await this.runChunks(chunk, false);
     }
     await this.actor.deleteDeferredDirs();
@@ -159,7 +159,7 @@ export class Cycle {
     let decided = await this.decider.decideChunk(chunk);
     for (;;) {
       if (!locked && decided.some((d) => ACTIONS[d.decision.action].writesRemote)) {
-        await this.c.withRemoteLock(async () => this.actor.act(await this.decider.decideChunk(chunk)));
+        await this.ctx.withRemoteLock(async () => this.actor.act(await this.decider.decideChunk(chunk)));
         return this.takeChunk();
       }
       const next = this.takeChunk();
@@ -168,7 +168,7 @@ export class Cycle {
       ahead?.catch(() => undefined); // seen below, unless acting on this chunk fails first
       await this.actor.act(decided);
       if (!ahead) return next;
-      this.c.checkPaused();
+      this.ctx.checkPaused();
       chunk = next;
       decided = await ahead;
     }

@@ -21,11 +21,11 @@ export class Actor {
   private readonly db: StateDb;
 
   constructor(
-    private readonly c: CycleContext,
+    private readonly ctx: CycleContext,
     private readonly s: CycleState,
     private readonly transfers: Transfers,
   ) {
-    this.db = c.db;
+    this.db = ctx.db;
   }
 
   async act(items: Decided[]): Promise<void> {
@@ -33,9 +33,9 @@ export class Actor {
     const toCompare = items.filter((d) => d.decision.action === 'compare');
     if (toCompare.length) {
       const same = await rsyncSameContent({
-        localRoot: this.c.localRoot,
-        remote: this.c.remote,
-        ssh: this.c.ssh,
+        localRoot: this.ctx.localRoot,
+        remote: this.ctx.remote,
+        ssh: this.ctx.ssh,
         paths: toCompare.map((d) => d.path),
       });
       for (const d of toCompare) {
@@ -47,13 +47,13 @@ export class Actor {
           localChanged: true,
           remoteChanged: true,
           sameContent: same.get(d.path) ?? false,
-          direction: this.c.direction,
+          direction: this.ctx.direction,
         });
-        d.decision = withFirstSync(this.c, d);
+        d.decision = withFirstSync(this.ctx, d);
       }
     }
     this.logFirstSyncReplacements(items);
-    if (this.c.taken) for (const d of items) this.c.taken(d.path);
+    if (this.ctx.taken) for (const d of items) this.ctx.taken(d.path);
     this.requeueHeldBack(items);
 
     const push: Decided[] = [];
@@ -87,7 +87,7 @@ export class Actor {
           const copy = this.keepLocalAside(d);
           if (copy && d.local?.kind === 'dir') {
             // A directory moved aside: its contents are new paths, found by the next cycle.
-            this.c.requeueLocalTree(copy);
+            this.ctx.requeueLocalTree(copy);
             this.db.deleteTree(d.path);
             pull.push({ ...d, local: null });
           } else if (copy) {
@@ -109,7 +109,7 @@ export class Actor {
       }
     }
     if (record.length) await this.record(record);
-    if (push.length) await this.c.withRemoteLock(() => this.transfers.push(push));
+    if (push.length) await this.ctx.withRemoteLock(() => this.transfers.push(push));
     if (pull.length) await this.transfers.pull(pull);
     // W5: an interrupted send, looked at and acted on: forgotten (a new push notes it again).
     this.db.sendingDelete(items.filter((d) => d.sending).map((d) => d.path));
@@ -128,12 +128,12 @@ export class Actor {
       if (d.decision.rule !== 'N5' || !d.waitsFor) continue;
       held.push(d.path);
       if (ancestorIn(d.waitsFor, this.s.actedOn) === null) continue;
-      if (this.c.requeueRemote) this.c.requeueRemote(d.path);
-      else this.c.requeueLocalTree(d.path);
+      if (this.ctx.requeueRemote) this.ctx.requeueRemote(d.path);
+      else this.ctx.requeueLocalTree(d.path);
     }
     if (!held.length) return;
-    this.c.log.write({
-      pair: this.c.pair,
+    this.ctx.log.write({
+      pair: this.ctx.pair,
       level: 'info',
       event: 'state',
       msg: `${held.length} path${held.length === 1 ? '' : 's'} below a symlink (or a file) on one side left alone: decided after that folder (N5)`,
@@ -146,8 +146,8 @@ export class Actor {
       const paths = items.filter((d) => d.decision.rule === rule).map((d) => d.path);
       if (!paths.length) continue;
       const n = `${paths.length} file${paths.length === 1 ? '' : 's'}`;
-      this.c.log.write({
-        pair: this.c.pair,
+      this.ctx.log.write({
+        pair: this.ctx.pair,
         level: 'info',
         event: 'state',
         msg:
@@ -162,30 +162,30 @@ export class Actor {
   /** Renames the local version aside as a conflict copy; returns the copy's path. */
   private keepLocalAside(d: Decided): string | null {
     if (!d.local) return null;
-    const copy = conflictCopyName(d.path, this.c.deviceName, new Date(), (p) => existsInRoot(this.c.localRoot, p));
+    const copy = conflictCopyName(d.path, this.ctx.deviceName, new Date(), (p) => existsInRoot(this.ctx.localRoot, p));
     try {
-      renameInRoot(this.c.localRoot, d.path, copy);
+      renameInRoot(this.ctx.localRoot, d.path, copy);
     } catch (e) {
       // A folder above it became a symlink since the decision (N5): not renamed; looked at again.
       if (!(e instanceof SymlinkedParentError)) throw e;
       this.warn(e.toInfo());
-      this.c.requeueLocalTree(d.path);
+      this.ctx.requeueLocalTree(d.path);
       return null;
     }
     this.db.addConflict({
       path: d.path,
       copyPath: copy,
-      local: { size: d.local.size, mtime: Number(d.local.mtimeNs / 1_000_000n), origin: this.c.deviceName },
+      local: { size: d.local.size, mtime: Number(d.local.mtimeNs / 1_000_000n), origin: this.ctx.deviceName },
       remote: {
         size: d.remote?.size ?? 0,
         mtime: d.remote ? Number(d.remote.mtimeNs / 1_000_000n) : 0,
-        origin: this.c.remoteLabel,
+        origin: this.ctx.remoteLabel,
       },
       createdAt: Date.now(),
     });
-    this.c.totals.conflicts++;
-    this.c.log.write({
-      pair: this.c.pair,
+    this.ctx.totals.conflicts++;
+    this.ctx.log.write({
+      pair: this.ctx.pair,
       level: 'warn',
       event: 'conflict',
       msg: `conflict: ${d.path} changed on both sides; this computer's version was kept as ${copy}`,
@@ -206,7 +206,13 @@ export class Actor {
     for (const d of items) {
       if (!d.local || !d.remote) continue;
       rows.push(
-        entryFor(d.path, d.local, d.remote, await racyHash(this.c.localRoot, d.path, d.local, syncedAtNs), syncedAtNs),
+        entryFor(
+          d.path,
+          d.local,
+          d.remote,
+          await racyHash(this.ctx.localRoot, d.path, d.local, syncedAtNs),
+          syncedAtNs,
+        ),
       );
     }
     this.db.upsert(rows);
@@ -219,16 +225,16 @@ export class Actor {
     for (const { path, side } of dirs) {
       if (side === 'local') {
         try {
-          rmdirInRoot(this.c.localRoot, path);
+          rmdirInRoot(this.ctx.localRoot, path);
           this.db.deleteTree(path);
-          this.c.totals.deleted++;
+          this.ctx.totals.deleted++;
         } catch {
           // not empty (something new arrived in it) or gone already: the next cycle decides again
         }
       } else {
         // Empty, or holding only directories that go too (deepest come first).
         let empty = true;
-        for await (const child of listRemote(this.c.remote, this.c.ssh, this.c.remote.path, path, this.c.caps, {
+        for await (const child of listRemote(this.ctx.remote, this.ctx.ssh, this.ctx.remote.path, path, this.ctx.caps, {
           recursive: false,
           // A name that is not UTF-8 is not listed by every remote kind: it is there all the same.
           onBadName: () => (empty = false),
@@ -242,7 +248,7 @@ export class Actor {
       }
     }
     if (remoteGone.length) {
-      await this.c.withRemoteLock(() =>
+      await this.ctx.withRemoteLock(() =>
         this.transfers.push(
           remoteGone.map((p) => ({
             path: p,
@@ -258,10 +264,10 @@ export class Actor {
 
   /** lstat for decisions: absent when a folder above the path is not one (N5). */
   private lstatL(path: string): LocalStat | null {
-    return lstatInRoot(this.c.localRoot, path);
+    return lstatInRoot(this.ctx.localRoot, path);
   }
 
   private warn(w: ErrorInfo): void {
-    this.c.totals.warnings.push(w);
+    this.ctx.totals.warnings.push(w);
   }
 }

@@ -22,19 +22,19 @@ export class LocalCollector {
   private readonly db: StateDb;
 
   constructor(
-    private readonly c: CycleContext,
+    private readonly ctx: CycleContext,
     private readonly s: CycleState,
     private readonly trees: NewFolders,
     private readonly moves: Moves,
   ) {
-    this.db = c.db;
+    this.db = ctx.db;
   }
 
   async collectLocal(snap: DirtySnapshot): Promise<void> {
     if (snap.full) return this.scanLocalTree('');
     if (snap.since !== null) {
       // After a clean stop: only what find says changed since (else everything).
-      const changed = await (this.s.localSince ?? localChangedSince(this.c.localRoot, Number(snap.since)));
+      const changed = await (this.s.localSince ?? localChangedSince(this.ctx.localRoot, Number(snap.since)));
       this.s.localSince = null;
       this.s.sinceReport.push(changed && !changed.full ? `${sizeOf(changed)} here` : 'everything here');
       if (!changed || changed.full) return this.scanLocalTree('');
@@ -48,7 +48,7 @@ export class LocalCollector {
       if (isUnderAny(dir, walked) || isUnderAny(dir, this.trees.pending) || this.moves.underPlannedTarget(dir))
         continue;
       if (names === 'all') {
-        if (!this.c.excluder.ignores(dir, true)) await this.scanLocalDir(dir, true, true);
+        if (!this.ctx.excluder.ignores(dir, true)) await this.scanLocalDir(dir, true, true);
       } else {
         for (const n of names) await this.checkLocalPath(joinPath(dir, n));
       }
@@ -67,10 +67,10 @@ export class LocalCollector {
   /** Compares one local directory with the base; returns subdirectories to descend into. */
   private async scanLocalDir(dir: string, recurseNew: boolean, checkAncestors = false): Promise<string[]> {
     const { changes, subdirs, skipped } = await compareDir(
-      this.c.localRoot,
+      this.ctx.localRoot,
       this.db,
       dir,
-      this.c.excluder,
+      this.ctx.excluder,
       checkAncestors,
     );
     for (const s of skipped)
@@ -103,7 +103,7 @@ export class LocalCollector {
   private async checkLocalPath(path: string, tree = false): Promise<boolean> {
     if (this.moves.underPlannedTarget(path)) return true; // looked at once the move is made
     const stat = this.lstatL(path);
-    if (this.c.excluder.ignores(path, stat?.kind === 'dir')) return false;
+    if (this.ctx.excluder.ignores(path, stat?.kind === 'dir')) return false;
     const entry = this.db.get(path);
     let walk = tree;
     if (!stat && entry) await this.localChange({ type: 'deleted', path, entry });
@@ -111,7 +111,7 @@ export class LocalCollector {
       if (!(await this.localChange({ type: 'added', path, stat }))) walk = true;
       // Sent whole, or moved, later: nothing to look at below it now.
       else if (this.trees.pending.has(path) || this.moves.targets.has(path)) return true;
-    } else if (stat && entry && !(await localUnchanged(this.c.localRoot, path, stat, entry))) {
+    } else if (stat && entry && !(await localUnchanged(this.ctx.localRoot, path, stat, entry))) {
       await this.localChange({ type: 'modified', path, stat, entry });
       if (entry.kind !== 'dir') walk = true;
     }
@@ -131,7 +131,7 @@ export class LocalCollector {
       if (ch.entry.kind === 'dir') this.db.candAddDescendants(ch.path);
       return false;
     }
-    if (ch.type === 'added' && this.c.direction !== 'receive-only' && baseHasEntries(this.db, this.s)) {
+    if (ch.type === 'added' && this.ctx.direction !== 'receive-only' && baseHasEntries(this.db, this.s)) {
       if (await this.moves.planHere(ch.path, ch.stat)) return true;
     }
     return this.added(ch.path, ch.stat.kind);
@@ -157,10 +157,10 @@ export class LocalCollector {
 
   /** lstat for decisions: absent when a folder above the path is not one (N5). */
   private lstatL(path: string): LocalStat | null {
-    return lstatInRoot(this.c.localRoot, path);
+    return lstatInRoot(this.ctx.localRoot, path);
   }
 
   private warn(w: ErrorInfo): void {
-    this.c.totals.warnings.push(w);
+    this.ctx.totals.warnings.push(w);
   }
 }

@@ -21,11 +21,11 @@ export class RemoteCollector {
   private readonly db: StateDb;
 
   constructor(
-    private readonly c: CycleContext,
+    private readonly ctx: CycleContext,
     private readonly s: CycleState,
     private readonly moves: Moves,
   ) {
-    this.db = c.db;
+    this.db = ctx.db;
   }
 
   async collectRemote(snap: DirtySnapshot): Promise<void> {
@@ -33,7 +33,7 @@ export class RemoteCollector {
       await this.scanRemote('', true);
       return;
     }
-    if (snap.since !== null && !this.c.remoteSincePolled) {
+    if (snap.since !== null && !this.ctx.remoteSincePolled) {
       // After a clean stop: what changed on the server since our marker (else everything).
       const found = await (this.s.remoteSince ?? this.remoteChangedSince(snap.since));
       this.s.remoteSince = null;
@@ -59,11 +59,11 @@ export class RemoteCollector {
         this.db.candAdd(dir === '' ? [] : [dir]);
         await this.scanRemote(dir, false);
       } else {
-        const paths = names.map((n) => joinPath(dir, n)).filter((p) => !this.c.excluder.ignores(p, false));
+        const paths = names.map((n) => joinPath(dir, n)).filter((p) => !this.ctx.excluder.ignores(p, false));
         this.db.candAdd(paths);
         // A name the server's feed could not decode (not UTF-8): its folder's listing,
         // which reads the bytes, finds it and warns (N3).
-        if (names.some((n) => n.includes('\uFFFD')) && !this.c.excluder.ignores(dir, true))
+        if (names.some((n) => n.includes('\uFFFD')) && !this.ctx.excluder.ignores(dir, true))
           await this.scanRemote(dir, false);
       }
     }
@@ -71,14 +71,21 @@ export class RemoteCollector {
 
   /** What changed on the server since the marker `markerId`; null when it must be compared whole. */
   async remoteChangedSince(markerId: string): Promise<DirtySnapshot | null> {
-    if (!this.c.caps.gnuFind) return null;
+    if (!this.ctx.caps.gnuFind) return null;
     const changed = new DirtySet();
-    const r = await listChangedSince(this.c.remote, this.c.ssh, this.c.remote.path, markerId, this.c.excluder, (b) => {
-      for (const ch of b) {
-        if (ch.isDir) changed.markDir(ch.path);
-        changed.addPath(ch.path);
-      }
-    });
+    const r = await listChangedSince(
+      this.ctx.remote,
+      this.ctx.ssh,
+      this.ctx.remote.path,
+      markerId,
+      this.ctx.excluder,
+      (b) => {
+        for (const ch of b) {
+          if (ch.isDir) changed.markDir(ch.path);
+          changed.addPath(ch.path);
+        }
+      },
+    );
     const found = changed.take();
     return r.result === 'ok' && !found.full ? found : null;
   }
@@ -86,9 +93,9 @@ export class RemoteCollector {
   /** Lists a remote subtree (or one directory) into the scratch table and adds what differs from the base. */
   async scanRemote(start: string, recursive: boolean): Promise<void> {
     try {
-      await listIntoScratch(this.c, this.c.remote.path, start, {
+      await listIntoScratch(this.ctx, this.ctx.remote.path, start, {
         recursive,
-        excluder: this.c.excluder,
+        excluder: this.ctx.excluder,
         onBadName: (path) => this.warn(notUtf8OnServer(path)),
       });
     } catch (e) {
@@ -105,12 +112,12 @@ export class RemoteCollector {
     if (start === '' || !(e instanceof LipsyncError)) return false;
     if (e.kind !== 'remote-missing' && e.kind !== 'remote-not-dir') return false;
     // Throws when the root itself is gone: that is never read as "everything deleted".
-    const [st] = await statRemote(this.c.remote, this.c.ssh, this.c.remote.path, [start], this.c.caps);
+    const [st] = await statRemote(this.ctx.remote, this.ctx.ssh, this.ctx.remote.path, [start], this.ctx.caps);
     return st?.kind !== 'dir';
   }
 
   private warn(w: ErrorInfo): void {
-    this.c.totals.warnings.push(w);
+    this.ctx.totals.warnings.push(w);
   }
 }
 

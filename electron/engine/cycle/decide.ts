@@ -18,33 +18,35 @@ import { localUnchanged } from './base-rows.js';
 export class Decider {
   private readonly db: StateDb;
 
-  constructor(private readonly c: CycleContext) {
-    this.db = c.db;
+  constructor(private readonly ctx: CycleContext) {
+    this.db = ctx.db;
   }
 
   async decideChunk(paths: string[]): Promise<Decided[]> {
-    const wanted = paths.filter((p) => p !== '' && !this.c.excluder.ignores(p, false));
+    const wanted = paths.filter((p) => p !== '' && !this.ctx.excluder.ignores(p, false));
     // A path below a local or remote symlink (or file) is absent on that side (N1, N5).
-    const view = new LocalAncestors(this.c.localRoot);
+    const view = new LocalAncestors(this.ctx.localRoot);
     const locals = wanted.map((p) => view.lstat(p));
     const above = new Map<string, RemoteStat | null>();
     const remotes = await traced(`stat ${wanted.length} on the server`, () =>
-      statRemote(this.c.remote, this.c.ssh, this.c.remote.path, wanted, this.c.caps, above),
+      statRemote(this.ctx.remote, this.ctx.ssh, this.ctx.remote.path, wanted, this.ctx.caps, above),
     );
     const out: Decided[] = [];
     for (let i = 0; i < wanted.length; i++) {
       const path = wanted[i]!;
       const local = locals[i] ?? null;
-      if (local?.kind === 'dir' && this.c.excluder.ignores(path, true)) continue;
+      if (local?.kind === 'dir' && this.ctx.excluder.ignores(path, true)) continue;
       const remote = remotes[i] ?? null;
       // Still being written on either side: decided once closed or quiet (rule W1).
       if (
-        (local?.kind === 'file' && this.c.held?.('local', path)) ||
-        (remote?.kind === 'file' && this.c.held?.('remote', path))
+        (local?.kind === 'file' && this.ctx.held?.('local', path)) ||
+        (remote?.kind === 'file' && this.ctx.held?.('remote', path))
       )
         continue;
       let base = this.db.get(path) ?? null;
-      let localChanged = base ? !local || !(await localUnchanged(this.c.localRoot, path, local, base)) : local !== null;
+      let localChanged = base
+        ? !local || !(await localUnchanged(this.ctx.localRoot, path, local, base))
+        : local !== null;
       let rChanged = base ? remoteChanged(remote, base) : remote !== null;
       // W5: a push of this file that was cut short (a dropped connection, a kill) may have
       // left on the server a version this client wrote: it is not another side's edit.
@@ -71,7 +73,7 @@ export class Decider {
         remote: remote ? toSide(remote) : null,
         localChanged,
         remoteChanged: rChanged,
-        direction: this.c.direction,
+        direction: this.ctx.direction,
       });
       const first =
         sending && !rChanged && !localChanged && base
@@ -80,7 +82,7 @@ export class Decider {
               rule: 'W5',
               why: 'the server holds what this client sent before it was cut short',
             }
-          : withFirstSync(this.c, { base, local, remote, decision });
+          : withFirstSync(this.ctx, { base, local, remote, decision });
       // N5: nothing below a folder that is a symlink or a file on either side is acted on
       // (its own change of kind goes first; see act for when it is looked at again).
       const waitsFor = view.blockedBy(path) ?? waitsForParent(path, above);

@@ -51,10 +51,10 @@ export class Moves {
   private acting = false;
 
   constructor(
-    private readonly c: CycleContext,
+    private readonly ctx: CycleContext,
     private readonly hooks: MoveHooks,
   ) {
-    this.db = c.db;
+    this.db = ctx.db;
   }
 
   /** Whether `path` is, or is below, the old path of a move not yet carried out (not a deletion). */
@@ -83,14 +83,14 @@ export class Moves {
     const from = this.movedHereFrom(to, stat);
     if (from === null) return false;
     const m = { on: 'server' as const, from, to, stat };
-    if (this.acting) await this.c.withRemoteLock(async () => this.moveOnServer([m]));
+    if (this.acting) await this.ctx.withRemoteLock(async () => this.moveOnServer([m]));
     else this.plan(m);
     return true;
   }
 
   /** A folder new on the server: plans its move here if it was moved there. */
   async planFromServer(to: string): Promise<boolean> {
-    if (!this.c.caps.gnuFind || this.c.direction === 'send-only') return false;
+    if (!this.ctx.caps.gnuFind || this.ctx.direction === 'send-only') return false;
     const [rTo] = await this.statServer([to]);
     if (!rTo || rTo.ino === null) return false;
     for (const cand of this.db.byRemoteInode(rTo.ino)) {
@@ -118,9 +118,9 @@ export class Moves {
     this.sources.clear();
     this.targets.clear();
     if (!planned.length) return false;
-    this.c.checkPaused();
+    this.ctx.checkPaused();
     const server = planned.filter((m) => m.on === 'server');
-    if (server.length) await this.c.withRemoteLock(async () => this.moveOnServer(server));
+    if (server.length) await this.ctx.withRemoteLock(async () => this.moveOnServer(server));
     for (const m of planned) if (m.on === 'here') await this.moveHere(m);
     return true;
   }
@@ -139,7 +139,7 @@ export class Moves {
       const now = this.lstatL(m.to);
       const from = now && now.ino === m.stat.ino ? this.movedHereFrom(m.to, now) : null;
       if (now && from !== null && (await this.serverStillAsBase(from, m.to))) {
-        const results = await this.c.ops.rename([{ from, to: m.to }], newTrashDir());
+        const results = await this.ctx.ops.rename([{ from, to: m.to }], newTrashDir());
         if (results[0]?.ok) {
           this.moved(from, m.to, 'on the server');
           // The old path's candidates (found gone while collecting) are now the new path's, looked at below.
@@ -163,7 +163,7 @@ export class Moves {
     if (base && base.remoteIno === m.ino && this.hereStillAsBase(m.from, m.to)) {
       try {
         // Never through a symlink (N5): a folder above either path that is not one refuses the move.
-        renameInRoot(this.c.localRoot, m.from, m.to, true);
+        renameInRoot(this.ctx.localRoot, m.from, m.to, true);
         this.moved(m.from, m.to, 'here (moved on the server)');
         await hooks.scanServerTree(m.to);
         this.db.candAdd([m.to]);
@@ -180,9 +180,9 @@ export class Moves {
 
   private moved(from: string, to: string, where: string): void {
     this.db.renameTree(from, to);
-    this.c.totals.renamed++;
-    this.c.log.write({
-      pair: this.c.pair,
+    this.ctx.totals.renamed++;
+    this.ctx.log.write({
+      pair: this.ctx.pair,
       level: 'info',
       event: 'rename',
       msg: `moved ${from} → ${to} ${where}`,
@@ -203,7 +203,7 @@ export class Moves {
       // A renamed file keeps its size and mtime; a new file that got a deleted one's inode
       // number does not (an edit with the move is then synced as a deletion and a creation).
       if (stat.kind === 'file' && (cand.size !== stat.size || cand.mtimeNs !== stat.mtimeNs)) continue;
-      if (this.c.excluder.ignores(cand.path, cand.kind === 'dir')) continue;
+      if (this.ctx.excluder.ignores(cand.path, cand.kind === 'dir')) continue;
       const now = this.lstatL(cand.path);
       if (now && now.ino === cand.ino) continue; // a hard link, not a move
       return cand.path;
@@ -227,11 +227,11 @@ export class Moves {
   }
 
   private statServer(paths: string[]) {
-    return statRemote(this.c.remote, this.c.ssh, this.c.remote.path, paths, this.c.caps);
+    return statRemote(this.ctx.remote, this.ctx.ssh, this.ctx.remote.path, paths, this.ctx.caps);
   }
 
   /** lstat for decisions: absent when a folder above the path is not one (N5). */
   private lstatL(path: string): LocalStat | null {
-    return lstatInRoot(this.c.localRoot, path);
+    return lstatInRoot(this.ctx.localRoot, path);
   }
 }

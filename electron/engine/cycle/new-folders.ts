@@ -37,11 +37,11 @@ export class NewFolders {
 
   /** `walkLocal`: walks a local folder path by path (LocalCollector.scanLocalTree). */
   constructor(
-    private readonly c: CycleContext,
+    private readonly ctx: CycleContext,
     private readonly s: CycleState,
     private readonly walkLocal: (path: string) => Promise<void>,
   ) {
-    this.db = c.db;
+    this.db = ctx.db;
   }
 
   /**
@@ -50,8 +50,8 @@ export class NewFolders {
    * rsync equivalent, and the base knows nothing below the folder.
    */
   deferTree(path: string): boolean {
-    if (this.treesOff || this.c.direction === 'receive-only' || !this.c.stagingPrefix) return false;
-    if (!this.c.excluder.rsyncRules?.()) return false;
+    if (this.treesOff || this.ctx.direction === 'receive-only' || !this.ctx.stagingPrefix) return false;
+    if (!this.ctx.excluder.rsyncRules?.()) return false;
     if (baseHasEntries(this.db, this.s) && this.db.hasDescendants(path)) return false;
     this.roots.push(path);
     this.pending.add(path);
@@ -92,14 +92,14 @@ export class NewFolders {
    * what arrived in one run is listed, moved and recorded while the next one is sent.
    */
   private async sendTrees(roots: string[]): Promise<string[]> {
-    const rules = this.c.excluder.rsyncRules?.() ?? null;
-    const prefix = this.c.stagingPrefix;
+    const rules = this.ctx.excluder.rsyncRules?.() ?? null;
+    const prefix = this.ctx.stagingPrefix;
     if (!rules || !prefix) return roots;
-    this.c.checkPaused();
+    this.ctx.checkPaused();
     // Each folder must be absent on the server and its parent a folder there.
     const parents = [...new Set(roots.map(parentOf).filter((p) => p !== ''))];
     const before = await traced(`stat ${roots.length + parents.length} folders on the server`, () =>
-      statRemote(this.c.remote, this.c.ssh, this.c.remote.path, [...roots, ...parents], this.c.caps),
+      statRemote(this.ctx.remote, this.ctx.ssh, this.ctx.remote.path, [...roots, ...parents], this.ctx.caps),
     );
     const parentOk = new Map(parents.map((p, i) => [p, before[roots.length + i]?.kind === 'dir']));
     const fallback: string[] = [];
@@ -116,23 +116,23 @@ export class NewFolders {
     for (let at = 0; at < send.length && failure === null; at += per) {
       const group = send.slice(at, at + per);
       const staging = `${INCOMING_DIR}/${prefix}-${randomBytes(6).toString('hex')}`;
-      const clear = () => this.c.ops.clearIncoming(staging.slice(INCOMING_DIR.length + 1)).catch(() => undefined);
+      const clear = () => this.ctx.ops.clearIncoming(staging.slice(INCOMING_DIR.length + 1)).catch(() => undefined);
       let res: PushResult;
       try {
-        this.c.checkPaused();
+        this.ctx.checkPaused();
         res = await traced(`rsync push ${group.length} new folders`, () =>
           rsyncPushTrees({
-            localRoot: this.c.localRoot,
-            remote: this.c.remote,
-            ssh: this.c.ssh,
+            localRoot: this.ctx.localRoot,
+            remote: this.ctx.remote,
+            ssh: this.ctx.ssh,
             paths: group,
             stagingDir: staging,
             // Files still being written are left out; each is sent once closed (rule W1).
-            excludes: [...rules, ...group.flatMap((g) => this.c.heldBelow?.(g) ?? []).map(anchoredRsyncPattern)],
-            bwLimitKBps: this.c.bwLimitKBps || undefined,
+            excludes: [...rules, ...group.flatMap((g) => this.ctx.heldBelow?.(g) ?? []).map(anchoredRsyncPattern)],
+            bwLimitKBps: this.ctx.bwLimitKBps || undefined,
             // The total grows as rsync walks the folders (no walk of ours came first).
             onProgress: (p) =>
-              this.c.onProgress({
+              this.ctx.onProgress({
                 filesDone: p.filesDone,
                 filesTotal: Math.max(p.filesDone, p.filesKnown ?? 0),
                 bytes: p.bytes,
@@ -169,7 +169,7 @@ export class NewFolders {
   private async finishTrees(group: string[], staging: string, res: PushResult): Promise<string[]> {
     let failed: Set<string>;
     try {
-      failed = failedFiles(this.c.totals, res);
+      failed = failedFiles(this.ctx.totals, res);
     } catch {
       // The run failed as a whole: path by path, which reports the error as usual.
       return group;
@@ -178,14 +178,14 @@ export class NewFolders {
     // What arrived, into the scratch table; a folder holding anything the excludes
     // match (made after the run began) or a name that is not UTF-8 goes path by path.
     // The server lock is taken meanwhile (the listing reads only our staging folder).
-    this.c.checkPaused();
+    this.ctx.checkPaused();
     const groupSet = new Set(group);
     const bad = new Set<string>();
     const listed = traced('list the staged folders', () =>
-      listIntoScratch(this.c, join(this.c.remote.path, staging), '', { recursive: true }, (e) => {
+      listIntoScratch(this.ctx, join(this.ctx.remote.path, staging), '', { recursive: true }, (e) => {
         const root = ancestorIn(e.path, groupSet);
         if (root === null) return false; // a parent made in the staging folder
-        if (e.path.includes('\uFFFD') || isIgnoredPath(e.path, e.kind === 'dir', this.c.excluder)) bad.add(root);
+        if (e.path.includes('\uFFFD') || isIgnoredPath(e.path, e.kind === 'dir', this.ctx.excluder)) bad.add(root);
         return true;
       }),
     ).then(
@@ -196,7 +196,7 @@ export class NewFolders {
     // Into place, under the lock, each folder that is still absent on the server.
     const moved = new Set<string>();
     try {
-      await this.c.withRemoteLock(async () => {
+      await this.ctx.withRemoteLock(async () => {
         if (!(await listed)) {
           fallback.push(...group);
           return;
@@ -206,15 +206,15 @@ export class NewFolders {
           return !bad.has(r);
         });
         if (!send.length) return;
-        this.c.expectEcho?.(send);
-        const now = await statRemote(this.c.remote, this.c.ssh, this.c.remote.path, send, this.c.caps);
+        this.ctx.expectEcho?.(send);
+        const now = await statRemote(this.ctx.remote, this.ctx.ssh, this.ctx.remote.path, send, this.ctx.caps);
         const free = send.filter((r, i) => {
           if (now[i]) fallback.push(r);
           return !now[i];
         });
         if (!free.length) return;
         const results = await traced(`move ${free.length} new folders into place`, () =>
-          this.c.ops.rename(
+          this.ctx.ops.rename(
             free.map((r) => ({ from: `${staging}/${r}`, to: r })),
             newTrashDir(),
           ),
@@ -227,7 +227,7 @@ export class NewFolders {
       if (moved.size) await traced('record the new folders', () => this.recordTrees(moved, res, failed));
     } finally {
       await listed; // the scratch table is not read by another listing while this one runs
-      this.c.expectEcho?.(null);
+      this.ctx.expectEcho?.(null);
     }
     return fallback;
   }
@@ -251,7 +251,7 @@ export class NewFolders {
       after = page[page.length - 1]!.path;
       const syncedAtNs = nowNs();
       const rows: Entry[] = [];
-      const view = new LocalAncestors(this.c.localRoot); // the folders above, once per page
+      const view = new LocalAncestors(this.ctx.localRoot); // the folders above, once per page
       for (const r of page) {
         if (ancestorIn(r.path, moved) === null) continue;
         const l = view.lstat(r.path);
@@ -261,7 +261,7 @@ export class NewFolders {
           landedAsSent(l, r) &&
           (l.kind === 'dir' || (l.mode & 0o111) === (r.mode & 0o111))
         ) {
-          rows.push(entryFor(r.path, l, r, await racyHash(this.c.localRoot, r.path, l, syncedAtNs), syncedAtNs));
+          rows.push(entryFor(r.path, l, r, await racyHash(this.ctx.localRoot, r.path, l, syncedAtNs), syncedAtNs));
         } else {
           rows.push({
             ...r,
@@ -274,7 +274,7 @@ export class NewFolders {
             remoteIno: r.ino,
             remoteMode: r.mode,
           });
-          this.c.requeueLocalTree(r.path);
+          this.ctx.requeueLocalTree(r.path);
         }
         if (r.kind !== 'dir') {
           files++;
@@ -285,11 +285,11 @@ export class NewFolders {
     }
     const retry = [...failed].filter((f) => ancestorIn(f, moved) !== null);
     if (retry.length) this.db.candAdd(retry);
-    this.c.totals.filesSent += files;
-    this.c.totals.bytesSent += res.literalBytes;
+    this.ctx.totals.filesSent += files;
+    this.ctx.totals.bytesSent += res.literalBytes;
     if (files) {
-      this.c.log.write({
-        pair: this.c.pair,
+      this.ctx.log.write({
+        pair: this.ctx.pair,
         level: 'info',
         event: 'push',
         msg: `sent ${files} file${files === 1 ? '' : 's'} in ${moved.size} new folder${moved.size === 1 ? '' : 's'} (${res.literalBytes} bytes of data)`,

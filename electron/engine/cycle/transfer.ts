@@ -18,8 +18,8 @@ import { entryFor, racyHash } from './base-rows.js';
 export class Transfers {
   private readonly db: StateDb;
 
-  constructor(private readonly c: CycleContext) {
-    this.db = c.db;
+  constructor(private readonly ctx: CycleContext) {
+    this.db = ctx.db;
   }
 
   /**
@@ -45,12 +45,12 @@ export class Transfers {
       return paths[next];
     };
     return {
-      localRoot: this.c.localRoot,
-      remote: this.c.remote,
-      ssh: this.c.ssh,
+      localRoot: this.ctx.localRoot,
+      remote: this.ctx.remote,
+      ssh: this.ctx.ssh,
       paths,
       trashDir: newTrashDir(),
-      bwLimitKBps: this.c.bwLimitKBps || undefined,
+      bwLimitKBps: this.ctx.bwLimitKBps || undefined,
       onFile: (f) => {
         done.add(f.path);
         if ((sizeOf.get(f.path) ?? 0) > 0) started = f.path;
@@ -59,7 +59,7 @@ export class Transfers {
         const file = current();
         // A push's last named file is still being sent while bytes are left.
         const sending = way === 'push' && started !== undefined && p.bytes < bytesTotal ? 1 : 0;
-        this.c.onProgress({
+        this.ctx.onProgress({
           filesDone: Math.max(0, Math.min(done.size - sending, paths.length)),
           filesTotal: paths.length,
           bytes: Math.min(p.bytes, bytesTotal || p.bytes),
@@ -72,8 +72,8 @@ export class Transfers {
   }
 
   async push(items: Decided[]): Promise<void> {
-    this.c.checkPaused();
-    this.c.expectEcho?.(items.filter((d) => d.local).map((d) => d.path));
+    this.ctx.checkPaused();
+    this.ctx.expectEcho?.(items.filter((d) => d.local).map((d) => d.path));
     try {
       // W5: what is being sent, so a push cut short is not taken for another side's edit.
       this.db.sendingAdd(
@@ -82,21 +82,21 @@ export class Transfers {
         ),
       );
       const res = await traced(`rsync push ${items.length}`, () => rsyncPush(this.transferOptions(items, 'push')));
-      const failed = failedFiles(this.c.totals, res);
+      const failed = failedFiles(this.ctx.totals, res);
       const sentNow = items.filter((d) => d.local && !failed.has(d.path));
       const after = await traced(`stat ${sentNow.length} on the server after the push`, () =>
         statRemote(
-          this.c.remote,
-          this.c.ssh,
-          this.c.remote.path,
+          this.ctx.remote,
+          this.ctx.ssh,
+          this.ctx.remote.path,
           sentNow.map((d) => d.path),
-          this.c.caps,
+          this.ctx.caps,
         ),
       );
       const syncedAtNs = nowNs();
       const rows: Entry[] = [];
       const sentSize = new Map(res.items.filter((it) => !it.deleted).map((it) => [it.path, it.size]));
-      const here = new LocalAncestors(this.c.localRoot); // N5: a path below a link is absent here
+      const here = new LocalAncestors(this.ctx.localRoot); // N5: a path below a link is absent here
       for (let i = 0; i < sentNow.length; i++) {
         const d = sentNow[i]!;
         let local = d.local!;
@@ -104,7 +104,7 @@ export class Transfers {
         // The file here may have changed while rsync read it (rule W2): look again next time.
         const now = local.kind === 'file' ? here.lstat(d.path) : local;
         const movedOn = !now || now.kind !== local.kind || now.size !== local.size || now.mtimeNs !== local.mtimeNs;
-        if (movedOn) this.c.requeueLocalTree(d.path);
+        if (movedOn) this.ctx.requeueLocalTree(d.path);
         if (r && !landedAsSent(local, r) && now && movedOn && ownSnapshot(local, now, r, sentSize.get(d.path))) {
           // rsync read the file after it changed: the server holds a version this client
           // wrote (a snapshot between the two states seen here), not another side's edit.
@@ -115,39 +115,39 @@ export class Transfers {
           // Not what was sent (changed on the server meanwhile, or gone): the base records
           // what was sent, so the server's side counts as changed and is looked at again.
           r = null;
-          this.c.requeueRemote?.(d.path);
+          this.ctx.requeueRemote?.(d.path);
         }
-        const hash = movedOn ? null : await racyHash(this.c.localRoot, d.path, local, syncedAtNs);
+        const hash = movedOn ? null : await racyHash(this.ctx.localRoot, d.path, local, syncedAtNs);
         rows.push(entryFor(d.path, local, r, hash, syncedAtNs));
       }
       const deleted = items.filter((d) => !d.local && !failed.has(d.path)).map((d) => d.path);
       this.recordTransfer('push', res, rows, deleted);
     } finally {
-      this.c.expectEcho?.(null);
+      this.ctx.expectEcho?.(null);
     }
   }
 
   async pull(all: Decided[]): Promise<void> {
-    this.c.checkPaused();
+    this.ctx.checkPaused();
     // The local side must still be what the decision saw; a path changed since is decided again next cycle.
     const items: Decided[] = [];
-    const before = new LocalAncestors(this.c.localRoot);
+    const before = new LocalAncestors(this.ctx.localRoot);
     for (const d of all) {
       const now = before.lstat(d.path);
       const same = !now
         ? !d.local
         : !!d.local && now.kind === d.local.kind && now.size === d.local.size && now.mtimeNs === d.local.mtimeNs;
       if (same) items.push(d);
-      else this.c.requeueLocalTree(d.path);
+      else this.ctx.requeueLocalTree(d.path);
     }
     if (!items.length) return;
     const res = await traced(`rsync pull ${items.length}`, () => rsyncPull(this.transferOptions(items, 'pull')));
-    const failed = failedFiles(this.c.totals, res);
+    const failed = failedFiles(this.ctx.totals, res);
     const outside = await this.readThroughLink(items.filter((d) => d.remote?.kind === 'file' && !failed.has(d.path)));
     const syncedAtNs = nowNs();
     const rows: Entry[] = [];
     const deleted: string[] = [];
-    const after = new LocalAncestors(this.c.localRoot);
+    const after = new LocalAncestors(this.ctx.localRoot);
     for (const d of items) {
       if (failed.has(d.path) || outside.has(d.path)) continue;
       if (!d.remote) {
@@ -156,7 +156,7 @@ export class Transfers {
       }
       const l = after.lstat(d.path);
       if (!l) continue;
-      rows.push(entryFor(d.path, l, d.remote, await racyHash(this.c.localRoot, d.path, l, syncedAtNs), syncedAtNs));
+      rows.push(entryFor(d.path, l, d.remote, await racyHash(this.ctx.localRoot, d.path, l, syncedAtNs), syncedAtNs));
     }
     this.recordTransfer('pull', res, rows, deleted);
   }
@@ -176,22 +176,22 @@ export class Transfers {
     const outside = new Set<string>();
     if (!nested.length) return outside;
     const above = new Map<string, RemoteStat | null>();
-    await statRemote(this.c.remote, this.c.ssh, this.c.remote.path, nested, this.c.caps, above);
+    await statRemote(this.ctx.remote, this.ctx.ssh, this.ctx.remote.path, nested, this.ctx.caps, above);
     for (const path of nested) {
       if (waitsForParent(path, above) === null) continue;
       outside.add(path);
       try {
-        unlinkInRoot(this.c.localRoot, path);
+        unlinkInRoot(this.ctx.localRoot, path);
       } catch (e) {
         // Gone already, or a folder above it here became a link too: nothing read is left here.
         if (!(e instanceof SymlinkedParentError) && (e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       }
       this.db.deleteTree(path);
-      this.c.requeueRemote?.(path);
+      this.ctx.requeueRemote?.(path);
     }
     if (outside.size)
-      this.c.log.write({
-        pair: this.c.pair,
+      this.ctx.log.write({
+        pair: this.ctx.pair,
         level: 'warn',
         event: 'state',
         msg: `${outside.size} file${outside.size === 1 ? '' : 's'} received through a folder that became a symlink on the server meanwhile: removed here, not kept (N5)`,
@@ -213,15 +213,15 @@ export class Transfers {
     const files = res.items.filter((i) => !i.deleted && /^[<>]f/.test(i.itemize)).map((i) => i.path);
     const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
     if (way === 'push') {
-      this.c.totals.filesSent += files.length;
-      this.c.totals.bytesSent += res.literalBytes;
+      this.ctx.totals.filesSent += files.length;
+      this.ctx.totals.bytesSent += res.literalBytes;
     } else {
-      this.c.totals.filesReceived += files.length;
+      this.ctx.totals.filesReceived += files.length;
     }
-    this.c.totals.deleted += deleted.length;
+    this.ctx.totals.deleted += deleted.length;
     if (files.length) {
-      this.c.log.write({
-        pair: this.c.pair,
+      this.ctx.log.write({
+        pair: this.ctx.pair,
         level: 'info',
         event: way,
         msg: `${way === 'push' ? 'sent' : 'received'} ${plural(files.length, 'file')} (${res.literalBytes} bytes of data)`,
@@ -230,8 +230,8 @@ export class Transfers {
       });
     }
     if (deleted.length) {
-      this.c.log.write({
-        pair: this.c.pair,
+      this.ctx.log.write({
+        pair: this.ctx.pair,
         level: 'info',
         event: 'delete',
         msg:
