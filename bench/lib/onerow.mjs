@@ -48,8 +48,10 @@ export async function oneRowSetup(opt, name) {
   const { server } = started;
   const fast = profile ? await throughRelay(started.fast, server, profile) : started.fast;
   const work = mkdtempSync(join(tmpdir(), `lipsync-${name}-`));
+  let link = null;
   if (profile) {
-    net = { name: opt.net, line: describeNet(opt.net, profile, await measureLink(fast, work, profile)) };
+    link = await measureLink(fast, work, profile);
+    net = { name: opt.net, line: describeNet(opt.net, profile, link) };
     log(net.line);
   }
   return {
@@ -60,6 +62,8 @@ export async function oneRowSetup(opt, name) {
     host: profile ? NET_ALIAS : server.alias,
     rsh: `ssh -F ${fast.sshConfigFile}`,
     work,
+    /** With --net other than loopback: what measureLink measured ({ rttMs, … }); else null. */
+    link,
   };
 }
 

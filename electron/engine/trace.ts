@@ -17,3 +17,30 @@ export async function traced<T>(label: string, fn: () => Promise<T>): Promise<T>
     process.stderr.write(`[trace] ${Date.now()} ${label} ${(performance.now() - t0).toFixed(1)} ms\n`);
   }
 }
+
+/**
+ * With tracing on, a span for one child process run by proc/run.ts: `[trace] … child
+ * ssh (statRemote) 31.2 ms`, named by the command and the engine function that asked for
+ * it, so a profile counts the processes (over ssh: the round trips) one change costs.
+ */
+export function childSpan(cmd: string): (() => void) | null {
+  if (!TRACE) return null;
+  const t0 = performance.now();
+  const by = callerName();
+  return () =>
+    process.stderr.write(
+      `[trace] ${Date.now()} child ${cmd.split('/').pop()} (${by}) ${(performance.now() - t0).toFixed(1)} ms\n`,
+    );
+}
+
+/** The first engine function on the stack outside the process and script layers. */
+function callerName(): string {
+  const skip =
+    /\b(childSpan|callerName|run|runScript|runRemote|Promise|new Promise|SshOps\.\w+)\b|node:internal|proc\/run|remote\/script/;
+  for (const line of (new Error().stack ?? '').split('\n').slice(1)) {
+    if (skip.test(line)) continue;
+    const m = /at (?:async )?([\w$.<>]+) /.exec(line);
+    if (m) return m[1]!;
+  }
+  return '?';
+}

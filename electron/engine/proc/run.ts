@@ -11,6 +11,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { childSpan } from '../trace.js';
 
 export interface RunResult {
   /** Exit code, or null when the child ended by a signal (or was never started because of an abort). */
@@ -194,7 +195,12 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
     return Promise.resolve({ code: null, signal: null, stdout: '', stderr: '', timedOut: false });
   }
 
-  return new Promise<RunResult>((resolve, reject) => {
+  const span = childSpan(cmd);
+  return new Promise<RunResult>((resolve0, reject) => {
+    const resolve = (r: RunResult): void => {
+      span?.();
+      resolve0(r);
+    };
     let child: ChildProcess;
     try {
       const [file, argv] = withParentDeathSignal(cmd, args);
