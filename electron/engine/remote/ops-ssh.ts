@@ -17,6 +17,7 @@ import { INCOMING_STALE_DAYS, checkIncomingPrefix, trashCutoff } from './meta.js
 import { absPath, normalizeRelPath } from './paths.js';
 import { parseRsyncVersion } from './rsync-version.js';
 import { closeMaster, shQuote } from './ssh.js';
+import { closeSessions } from './session.js';
 import { EXIT_META_NOT_DIR, OUT, ROOT_CHECK, outLines, runScript, scriptFailure, type SshRemote } from './script.js';
 
 /**
@@ -273,6 +274,7 @@ printf '${OUT}purged:%s\\n' "$n"`,
   }
 
   async close(): Promise<void> {
+    closeSessions(this.remote, this.ssh);
     await closeMaster(this.remote, this.ssh);
   }
 }

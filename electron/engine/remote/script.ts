@@ -25,6 +25,7 @@ import {
 } from '../errors.js';
 import { run, spawnChild, type RunResult } from '../proc/run.js';
 import { REMOTE_SH, shQuote, sshArgs, wrapScript } from './ssh.js';
+import { sessionFor } from './session.js';
 
 export type SshRemote = Extract<RemoteSpec, { kind: 'ssh' }>;
 
@@ -167,10 +168,16 @@ export async function runScript(
   script: string,
   opts: { onStdout?: (chunk: Buffer) => void; timeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<RunResult> {
+  const maxBuffer = opts.onStdout ? 64 * 1024 : 1024 * 1024;
+  if (remote.kind === 'ssh') {
+    // One round trip in the server's kept-open session; a new channel when it is busy or down.
+    const r = await sessionFor(remote, ssh).run(wrapScript(script), { ...opts, maxBuffer });
+    if (r) return r;
+  }
   const [cmd, args] = scriptCommand(remote, ssh);
   const runOpts: Parameters<typeof run>[2] = {
     input: wrapScript(script),
-    maxBuffer: opts.onStdout ? 64 * 1024 : 1024 * 1024,
+    maxBuffer,
   };
   if (opts.onStdout) runOpts.onStdout = opts.onStdout;
   if (opts.timeoutMs !== undefined) runOpts.timeoutMs = opts.timeoutMs;
