@@ -766,6 +766,7 @@ export class PairRunner {
         for (const l of this.progressListeners) l(this.progress);
       },
       withRemoteLock: (fn) => this.lock.with(fn),
+      remoteMetaFresh: () => this.lock.metaFresh(),
       expectEcho: (paths) => {
         this.pushing = paths ? new Set(paths) : null;
       },

@@ -41,7 +41,21 @@ describe.each(REMOTE_KINDS)('the remote lock on a %s remote', (kind) => {
   async function root(name = "root 'q' $(x)"): Promise<{ dir: string; ops: RemoteOps }> {
     const dir = join(fx.base, `t${fx.next()}`, name);
     await mkdir(dir, { recursive: true });
-    return { dir, ops: remoteOps(spec(dir), ssh) };
+    return { dir, ops: madeMeta(remoteOps(spec(dir), ssh)) };
+  }
+  /**
+   * Every lock call also makes the meta dirs (RemoteOps.lock, so a push right after
+   * needs no script of its own): checked here on each call, then left out of the answer.
+   */
+  function madeMeta(ops: RemoteOps): RemoteOps {
+    const lock = ops.lock.bind(ops);
+    return Object.assign(Object.create(ops) as RemoteOps, {
+      lock: async (owner: string, ttl: number) => {
+        const { metaReady, ...answer } = await lock(owner, ttl);
+        expect(metaReady).toBe(true);
+        return answer;
+      },
+    });
   }
   const ownerText = (dir: string) => readFileSync(join(dir, LOCK_OWNER_FILE), 'utf8');
 
@@ -70,8 +84,8 @@ describe.each(REMOTE_KINDS)('the remote lock on a %s remote', (kind) => {
     expect(await ops.unlock('A')).toBe(false);
     expect((await ops.lock('B', TTL)).acquired).toBe(true);
     expect(ownerText(dir)).toBe('B');
-    // Nothing left behind in .lipsync but the lock itself.
-    expect(readdirSync(join(dir, '.lipsync')).sort()).toEqual(['lock']);
+    // Nothing left behind in .lipsync but the lock and the meta dirs it made.
+    expect(readdirSync(join(dir, '.lipsync')).sort()).toEqual(['incoming', 'lock', 'partial', 'trash']);
   });
 
   it('breaks a stale lock (owner file not touched for longer than the TTL)', async () => {
@@ -85,7 +99,7 @@ describe.each(REMOTE_KINDS)('the remote lock on a %s remote', (kind) => {
     expect(await ops.unlock('dead client')).toBe(false);
     expect(ownerText(dir)).toBe('new client');
     // No stale leftovers.
-    expect(readdirSync(join(dir, '.lipsync')).sort()).toEqual(['lock']);
+    expect(readdirSync(join(dir, '.lipsync')).sort()).toEqual(['incoming', 'lock', 'partial', 'trash']);
   });
 
   it('does not break a lock younger than the TTL, nor one whose holder refreshes it', async () => {
@@ -143,7 +157,7 @@ describe.each(REMOTE_KINDS)('the remote lock on a %s remote', (kind) => {
     const results = await Promise.all(owners.map((o) => remoteOps(spec(dir), ssh).lock(o, TTL)));
     expect(results.filter((r) => r.acquired)).toHaveLength(1);
     expect(owners).toContain(ownerText(dir));
-    expect(readdirSync(join(dir, '.lipsync')).sort()).toEqual(['lock']);
+    expect(readdirSync(join(dir, '.lipsync')).sort()).toEqual(['incoming', 'lock', 'partial', 'trash']);
   });
 
   it('owner texts with quotes, newlines and $(...) round-trip and execute nothing', async () => {

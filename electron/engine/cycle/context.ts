@@ -84,6 +84,8 @@ export interface CycleContext {
   taken?: (path: string) => void;
   /** Serialises writers of one remote root; returns a release function. */
   withRemoteLock: <T>(fn: () => Promise<T>) => Promise<T>;
+  /** Whether the lock was just taken with the server's meta dirs made (PairLock.metaFresh): a push skips prepareMeta. */
+  remoteMetaFresh?: () => boolean;
   /**
    * The pair's initial-sync mode while it has never completed a sync (F1–F3 of
    * docs/sync-semantics.md); undefined (or 'merge') once it has.

@@ -51,6 +51,7 @@ export class Transfers {
       paths,
       trashDir: newTrashDir(),
       bwLimitKBps: this.ctx.bwLimitKBps || undefined,
+      metaReady: way === 'push' && (this.ctx.remoteMetaFresh?.() ?? false),
       onFile: (f) => {
         done.add(f.path);
         if ((sizeOf.get(f.path) ?? 0) > 0) started = f.path;

@@ -16,9 +16,18 @@ export const LOCK_TTL_MS = 60_000;
 /** How long a client waits for a lock held by another live one before it gives up (and retries later). */
 const LOCK_WAIT_MS = 60_000;
 
+/**
+ * How long after taking the lock a push counts on the meta dirs the lock script made
+ * (RemoteOps.lock) instead of checking them again: about as long as a new check's
+ * answer would be trusted before the rsync it precedes starts, on a slow link.
+ */
+export const META_FRESH_MS = 2_000;
+
 /** One pair's hold on its remote lock: re-entrant, refreshed while held. */
 export class PairLock {
   private depth = 0;
+  /** When the current hold was taken with the meta dirs made (0: not held, or not made). */
+  private metaAt = 0;
   private readonly clientId = randomBytes(4).toString('hex');
 
   constructor(
@@ -31,6 +40,14 @@ export class PairLock {
   /** The owner text written into the lock: who holds it, to break it when that process died here. */
   private owner(): string {
     return `host=${hostname()} pid=${process.pid} device=${this.who.deviceName} pair=${this.who.pair} client=${this.clientId}`;
+  }
+
+  /**
+   * Whether the lock is held and was taken less than META_FRESH_MS ago with the
+   * server's root checked and its meta dirs made: a push then skips prepareMeta.
+   */
+  metaFresh(): boolean {
+    return this.depth > 0 && this.metaAt > 0 && Date.now() - this.metaAt < META_FRESH_MS;
   }
 
   /** Runs `fn` holding the lock (a nested call runs inside the hold it is in). */
@@ -47,7 +64,10 @@ export class PairLock {
     const deadline = Date.now() + LOCK_WAIT_MS;
     for (;;) {
       const attempt = await traced('lock', () => this.ops.lock(owner, LOCK_TTL_MS));
-      if (attempt.acquired) break;
+      if (attempt.acquired) {
+        if (attempt.metaReady) this.metaAt = Date.now();
+        break;
+      }
       if (attempt.holder && holderIsDeadHere(attempt.holder)) {
         // Left by a lipsync on this machine that died (kill -9, crash): no need to wait for it to expire.
         await this.ops.unlock(attempt.holder).catch(() => undefined);
@@ -72,6 +92,7 @@ export class PairLock {
     } finally {
       clearInterval(heartbeat);
       this.depth = 0;
+      this.metaAt = 0;
       await traced('unlock', () => this.ops.unlock(owner)).catch(() => undefined);
     }
   }

@@ -31,6 +31,8 @@ export interface LockResult {
   holder?: string;
   /** When acquired by breaking a stale lock: the owner text of that dead holder. */
   brokeStale?: string;
+  /** Whether the meta dirs were made by the same call, as prepareMeta makes them (RemoteOps.lock). */
+  metaReady?: boolean;
 }
 
 /** The owner text as stored: trailing newlines dropped (the shell's $(cat) drops them too). */

@@ -179,6 +179,11 @@ export class LocalOps implements RemoteOps {
   async prepareMeta(leftoverPrefix?: string): Promise<void> {
     await this.requireRoot();
     await this.checkMeta();
+    await this.makeMetaDirs();
+    if (leftoverPrefix !== undefined) await this.clearIncoming(leftoverPrefix);
+  }
+
+  private async makeMetaDirs(): Promise<void> {
     for (const d of [PARTIAL_DIR, TRASH_DIR, INCOMING_DIR]) {
       try {
         await mkdir(join(this.root, d), { recursive: true });
@@ -186,7 +191,6 @@ export class LocalOps implements RemoteOps {
         throw fsError(e, join(this.root, META_DIR), 'create');
       }
     }
-    if (leftoverPrefix !== undefined) await this.clearIncoming(leftoverPrefix);
   }
 
   async clearIncoming(prefix: string): Promise<void> {
@@ -295,7 +299,11 @@ export class LocalOps implements RemoteOps {
     checkTtl(ttlMs);
     await this.requireRoot();
     await this.checkMeta(); // the lock is never made through a planted link
-    return this.lockDir.lock(owner, ttlMs);
+    const metaReady = await this.makeMetaDirs().then(
+      () => true,
+      () => false, // prepareMeta, before the transfer, reports it
+    );
+    return { ...(await this.lockDir.lock(owner, ttlMs)), metaReady };
   }
 
   refreshLock(owner: string): Promise<boolean> {

@@ -120,6 +120,9 @@ function clearIncomingScript(prefix: string): string {
 done`;
 }
 
+/** The meta dirs a transfer needs (rsync creates neither its partial nor its temp dir). */
+const PREPARE_META = `mkdir -p -- "$R/${PARTIAL_DIR}" "$R/${TRASH_DIR}" "$R/${INCOMING_DIR}"`;
+
 /** The operations on a server's root: one script per call (script.ts). */
 export class SshOps implements RemoteOps {
   constructor(
@@ -164,9 +167,7 @@ export class SshOps implements RemoteOps {
 
   async prepareMeta(leftoverPrefix?: string): Promise<void> {
     const clear = leftoverPrefix === undefined ? '' : `\n${clearIncomingScript(leftoverPrefix)}`;
-    await this.exec(
-      `${ROOT_CHECK}${META_CHECK}\nmkdir -p -- "$R/${PARTIAL_DIR}" "$R/${TRASH_DIR}" "$R/${INCOMING_DIR}"${clear}`,
-    );
+    await this.exec(`${ROOT_CHECK}${META_CHECK}\n${PREPARE_META}${clear}`);
   }
 
   async clearIncoming(prefix: string): Promise<void> {
@@ -232,8 +233,9 @@ ${PRINT_MARKER}`,
 
   async lock(owner: string, ttlMs: number): Promise<LockResult> {
     const script = lockScript(owner, ttlMs, this.remote.path);
-    const r = await this.exec(`${ROOT_CHECK}${META_CHECK}\n${script}`);
-    return lockResult(r.stdout, this.remote.host);
+    const meta = `if ${PREPARE_META} 2>/dev/null; then printf '${OUT}meta:ok\\n'; fi`;
+    const r = await this.exec(`${ROOT_CHECK}${META_CHECK}\n${meta}\n${script}`);
+    return { ...lockResult(r.stdout, this.remote.host), metaReady: outLines(r.stdout).includes('meta:ok') };
   }
 
   async refreshLock(owner: string): Promise<boolean> {

@@ -90,6 +90,11 @@ export interface RemoteOps {
    * considered stale). A holder that is alive but stops refreshing for longer
    * than the TTL loses the lock (refreshLock then returns false). On a network
    * file system the mtimes come from the file server's clock.
+   *
+   * Whatever the answer, it first does what prepareMeta does (the root checked, the
+   * meta dirs made; `metaReady` says whether that worked): a push right after the lock
+   * is taken needs no script of its own for that (one round trip less per change; see
+   * PairLock.metaFresh).
    */
   lock(owner: string, ttlMs: number): Promise<LockResult>;
   /** Heartbeat: touches the owner file if the lock is still `owner`'s; false when it is not (lost or broken). */

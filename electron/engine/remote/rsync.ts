@@ -71,6 +71,11 @@ interface TransferOptions {
   signal?: AbortSignal;
   onProgress?: (p: PushProgress) => void;
   onFile?: (f: TransferredItem) => void;
+  /**
+   * A push: the server's root was checked and its meta dirs made just before (by the
+   * lock, see RemoteOps.lock), so prepareMeta is not run again.
+   */
+  metaReady?: boolean;
 }
 
 /**
@@ -187,8 +192,9 @@ async function runTransfer(
   // never written to. (A pull's missing remote root makes rsync stop before
   // deleting anything: see classifyPullFailure.)
   try {
-    if (direction !== 'pull') await remoteOps(o.remote, o.ssh).prepareMeta();
-    else await prepareLocalMeta(o.localRoot);
+    if (direction !== 'pull') {
+      if (!o.metaReady) await remoteOps(o.remote, o.ssh).prepareMeta();
+    } else await prepareLocalMeta(o.localRoot);
   } catch (e) {
     return fail(e instanceof LipsyncError ? e : new LipsyncError('unknown', (e as Error).message, { cause: e }));
   }
