@@ -27,6 +27,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { spawnChild, stopProcess, type RunResult } from '../proc/run.js';
 import { childSpan } from '../trace.js';
 import { REMOTE_SH, sshArgs } from './ssh.js';
@@ -62,6 +63,7 @@ interface Request {
   timer?: NodeJS.Timeout;
   onAbort?: () => void;
   span: (() => void) | null;
+  sentAt: number;
 }
 
 const nonce = (): string => randomBytes(12).toString('hex');
@@ -93,6 +95,12 @@ export class ScriptSession {
   private buf: Buffer = Buffer.alloc(0);
   private sshStderr = '';
   private brokenUntil = 0;
+  /**
+   * The shortest time a script took here, from sending it to its end: a round trip of
+   * the link plus a subshell's start (≈ 2–5 ms on this machine). What `auto` settings
+   * read the link by (see roundTripMs).
+   */
+  private fastestMs = Infinity;
   private idle?: NodeJS.Timeout;
 
   constructor(
@@ -117,6 +125,7 @@ export class ScriptSession {
       held: Buffer.alloc(0),
       resolve: () => undefined,
       span: null,
+      sentAt: 0,
     };
     this.current = req; // taken before any await: a second caller falls back
     if (!(await this.ensureStarted())) {
@@ -126,6 +135,7 @@ export class ScriptSession {
     clearTimeout(this.idle);
     this.hold(true);
     req.span = childSpan('ssh session');
+    req.sentAt = performance.now();
     return new Promise<RunResult>((resolve) => {
       req.resolve = resolve;
       if (opts.timeoutMs !== undefined && opts.timeoutMs > 0) {
@@ -137,6 +147,11 @@ export class ScriptSession {
       }
       this.child!.stdin!.write(requestScript(script, end));
     });
+  }
+
+  /** The link's round trip as this session saw it (its fastest script), once one has run. */
+  roundTripMs(): number | undefined {
+    return Number.isFinite(this.fastestMs) ? this.fastestMs : undefined;
   }
 
   /** Ends the session (its shell exits at the end of its input; the ssh is stopped). */
@@ -251,6 +266,7 @@ export class ScriptSession {
     const errBytes = Number(m[2]);
     if (t.length - nl - 1 < errBytes) return;
     const stderr = t.subarray(nl + 1, nl + 1 + errBytes).toString('utf8');
+    this.fastestMs = Math.min(this.fastestMs, performance.now() - req.sentAt);
     this.finish(req, { code: Number(m[1]), signal: null, stderr });
     this.idle = setTimeout(() => this.close(), SESSION_IDLE_MS);
     this.idle.unref();
