@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BwLimitSchema, DIRECTIONS, type PairSettings } from './settings.js';
+import { BwLimitSchema, COMPRESSION_MODES, DIRECTIONS, type PairSettings } from './settings.js';
 import type { EngineStatus, LogRecord, TransferProgress } from './status.js';
 import type { ErrorInfo } from './errors.js';
 import { SetupParamSchemas, type SetupResults } from './setup.js';
@@ -19,6 +19,7 @@ export const PairPatchSchema = z
     direction: z.enum(DIRECTIONS).optional(),
     excludes: z.array(z.string()).max(10_000).optional(),
     bwLimitKBps: BwLimitSchema.optional(),
+    compression: z.enum(COMPRESSION_MODES).optional(),
     rescanIntervalSec: z
       .number()
       .int()
@@ -68,6 +69,7 @@ export const AddPairParamsSchema = z.object({
   direction: z.enum(DIRECTIONS).optional(),
   excludes: z.array(z.string()).optional(),
   bwLimitKBps: BwLimitSchema.optional(),
+  compression: z.enum(COMPRESSION_MODES).optional(),
   identityFile: z.string().optional(),
   rescanIntervalSec: z.number().int().min(1).optional(),
   /** Create the remote folder when it does not exist. */

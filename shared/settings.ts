@@ -19,6 +19,18 @@ export const BwLimitSchema = z
   .number({ message: BW_LIMIT_RANGE })
   .refine((v) => Number.isInteger(v) && v >= 0 && v <= BW_LIMIT_MAX_KBPS, BW_LIMIT_RANGE);
 
+/**
+ * rsync compression of a pair's transfers: `on`, `off`, or `auto` (the default): on when
+ * the link's measured round trip is at least COMPRESS_AUTO_MIN_RTT_MS (a slow or distant
+ * link, where fewer bytes pay), off on a LAN or loopback (where compressing costs CPU and
+ * saves nothing). Never for a local-path remote.
+ */
+export const COMPRESSION_MODES = ['auto', 'on', 'off'] as const;
+export type CompressionMode = (typeof COMPRESSION_MODES)[number];
+
+/** `auto` compresses when the link's round trip (as the pair's ssh session measured it) is at least this. */
+export const COMPRESS_AUTO_MIN_RTT_MS = 10;
+
 const absPath = z
   .string()
   .min(1, 'must not be empty')
@@ -36,6 +48,8 @@ export const PairSettingsSchema = z.object({
   excludes: z.array(z.string()).default([]),
   /** Bandwidth limit in KiB/s; 0 means no limit. */
   bwLimitKBps: BwLimitSchema.default(0),
+  /** rsync compression (-z): auto (by the measured link), on or off. */
+  compression: z.enum(COMPRESSION_MODES).default('auto'),
   paused: z.boolean().default(false),
   /** When paused for a while: epoch ms at which the pair resumes by itself. */
   pausedUntil: z.number().int().nullable().default(null),

@@ -8,7 +8,7 @@
  */
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { parseConflictId, type AddPairParams } from '../../shared/api.js';
-import { BW_LIMIT_MAX_KBPS, DIRECTIONS } from '../../shared/settings.js';
+import { BW_LIMIT_MAX_KBPS, COMPRESS_AUTO_MIN_RTT_MS, COMPRESSION_MODES, DIRECTIONS } from '../../shared/settings.js';
 import { BWLIMIT_UNIT, formatBytes } from '../../shared/format.js';
 import { DEFAULT_WEB_PORT } from '../../shared/ipc.js';
 import { defaultDirs, type AppDirs } from '../engine/paths.js';
@@ -44,6 +44,7 @@ export function dirsOf(o: GlobalValues): AppDirs {
 // Parsers made outside the table: a generic call inside it would hide the option types from `run`.
 const parseDirection = oneOf(DIRECTIONS);
 const parseKeep = oneOf(['local', 'remote', 'both']);
+const parseCompression = oneOf(COMPRESSION_MODES);
 /** A conflict ID as `lipsync conflicts` shows it ("docs-3"), or a bare number as before. */
 const parseConflictRef = (v: string, flag: string): string => {
   if (!parseConflictId(v)) throw new UsageError(`${flag} must be a conflict ID such as docs-3, not "${v}".`);
@@ -124,6 +125,12 @@ export const COMMANDS = {
         help: `bandwidth limit in ${BWLIMIT_UNIT} (1 KiB = 1024 bytes; 0: no limit)`,
         parse: bwLimitValue,
       },
+      compress: {
+        kind: 'value',
+        value: 'auto|on|off',
+        help: `rsync compression: auto (default: on when the link's round trip\nis ${COMPRESS_AUTO_MIN_RTT_MS} ms or more, off on a LAN), on or off`,
+        parse: parseCompression,
+      },
       identity: { kind: 'value', value: 'FILE', help: 'ssh private key to use' },
       rescan: {
         kind: 'value',
@@ -148,6 +155,7 @@ Everything is checked first; nothing is written if a check fails.`,
         direction: o.direction,
         excludes: o.exclude,
         bwLimitKBps: o.bwlimit,
+        compression: o.compress,
         identityFile: o.identity,
         rescanIntervalSec: o.rescan,
         createRemote: o['create-remote'],
@@ -188,7 +196,7 @@ Everything is checked first; nothing is written if a check fails.`,
     args: [],
     options: { json },
     summary: 'list the pairs',
-    help: `List the folder pairs: name, folders, direction, and whether it is paused or has a bandwidth limit (in ${BWLIMIT_UNIT}).`,
+    help: `List the folder pairs: name, folders, direction, and whether it is paused, has a bandwidth limit (in ${BWLIMIT_UNIT}) or compression set on or off.`,
     async run(_a, o) {
       const { result } = await request(dirsOf(o), 'list', {});
       if (o.json) printJson(result);

@@ -106,9 +106,12 @@ export function listLine(p: {
   direction: string;
   paused: boolean;
   bwLimitKBps: number;
+  compression?: string;
 }): string {
-  const extra = [p.paused ? 'paused' : '', p.bwLimitKBps > 0 ? `limit ${formatBwLimit(p.bwLimitKBps)}` : ''].filter(
-    Boolean,
-  );
+  const extra = [
+    p.paused ? 'paused' : '',
+    p.bwLimitKBps > 0 ? `limit ${formatBwLimit(p.bwLimitKBps)}` : '',
+    p.compression && p.compression !== 'auto' ? `compression ${p.compression}` : '',
+  ].filter(Boolean);
   return `${p.id}\t${p.local} → ${p.remote}\t${p.direction}${extra.map((x) => `\t${x}`).join('')}`;
 }

@@ -515,6 +515,7 @@ export class Engine {
     if (patch.direction !== undefined) clean.direction = patch.direction;
     if (patch.excludes !== undefined) clean.excludes = patch.excludes;
     if (patch.bwLimitKBps !== undefined) clean.bwLimitKBps = patch.bwLimitKBps;
+    if (patch.compression !== undefined) clean.compression = patch.compression;
     if (patch.rescanIntervalSec !== undefined) clean.rescanIntervalSec = patch.rescanIntervalSec;
     const next = this.settings.updatePair(p!.id, clean);
     const runner = this.runners.get(p!.id);

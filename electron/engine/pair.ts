@@ -39,6 +39,7 @@ import { PairLock } from './pair/lock.js';
 import { Triggers, type Trigger } from './pair/triggers.js';
 import { PairServer } from './pair/server.js';
 import { PairWarnings } from './pair/warnings.js';
+import { PairCompression } from './pair/compression.js';
 import { localRootProblem } from './pair/roots.js';
 
 export { readLastProblem, type LastProblem } from './pair/last-problem.js';
@@ -135,6 +136,8 @@ export class PairRunner {
   private lastError: ErrorInfo | undefined;
   /** What the pair warns of, and the per-path retries (pair/warnings.ts). */
   private readonly warnings: PairWarnings;
+  /** Whether each transfer compresses (pair/compression.ts). */
+  private readonly compression: PairCompression;
   private progress: TransferProgress | undefined;
   private lastSyncAt: number | null = null;
   private readonly progressListeners = new Set<(p: TransferProgress) => void>();
@@ -158,6 +161,13 @@ export class PairRunner {
     this.ops = remoteOps(this.remote, this.sshOptions());
     this.excluder = createExcluder(settings.excludes);
     this.warnings = new PairWarnings(this.id, deps.log);
+    this.compression = new PairCompression(
+      this.id,
+      deps.log,
+      () => this.remote,
+      () => this.sshOptions(),
+      () => this.settings.compression,
+    );
     this.server = new PairServer(this.ops, {
       pair: this.id,
       remote: this.remote,
@@ -741,6 +751,7 @@ export class PairRunner {
       direction: this.settings.direction,
       deviceName: this.deps.deviceName,
       bwLimitKBps: this.settings.bwLimitKBps,
+      compress: () => this.compression.decide(),
       log: this.deps.log,
       totals,
       massDeleteConfirmed: this.massDeleteConfirmed,

@@ -223,6 +223,7 @@ export async function validateNewPair(
       direction,
       excludes: input.excludes ?? [],
       bwLimitKBps: input.bwLimitKBps ?? 0,
+      compression: input.compression ?? 'auto',
       identityFile: input.identityFile,
       rescanIntervalSec: input.rescanIntervalSec ?? 3600,
     });

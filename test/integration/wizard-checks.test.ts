@@ -111,6 +111,7 @@ describe('wizard checks (key-only server)', () => {
       direction: 'two-way',
       excludes: [],
       bwLimitKBps: 0,
+      compression: 'auto',
       paused: false,
       pausedUntil: null,
       rescanIntervalSec: 3600,

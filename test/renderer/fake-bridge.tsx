@@ -96,6 +96,7 @@ export function pairSettings(over: Partial<PairSettings> = {}): PairSettings {
     direction: 'two-way',
     excludes: [],
     bwLimitKBps: 0,
+    compression: 'auto',
     paused: false,
     pausedUntil: null,
     rescanIntervalSec: 3600,

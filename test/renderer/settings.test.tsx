@@ -70,6 +70,11 @@ describe('Folder settings', () => {
     fireEvent.change(screen.getByLabelText('Direction'), { target: { value: 'send-only' } });
     fireEvent.change(screen.getByLabelText('Excludes'), { target: { value: '*.tmp\nnode_modules/' } });
     fireEvent.change(screen.getByLabelText(/Bandwidth limit/), { target: { value: '500' } });
+    const zip = screen.getByLabelText('Compression') as HTMLSelectElement;
+    expect(zip.value).toBe('auto');
+    expect(screen.getByText(/Auto: on over slow or distant links \(round trip ≥ 10 ms\), off on a LAN/)).toBeTruthy();
+    expect([...zip.options].map((o) => o.value)).toEqual(['auto', 'on', 'off']);
+    fireEvent.change(zip, { target: { value: 'off' } });
     fireEvent.change(screen.getByLabelText(/Full rescan every/), { target: { value: '600' } });
     fireEvent.click(save);
     await waitFor(() =>
@@ -80,6 +85,7 @@ describe('Folder settings', () => {
             direction: 'send-only',
             excludes: ['*.tmp', 'node_modules/'],
             bwLimitKBps: 500,
+            compression: 'off',
             rescanIntervalSec: 600,
           },
         },

@@ -33,6 +33,7 @@ const SAMPLE: Record<string, string> = {
   N: '8000',
   PAIR: 'docs',
   'local|remote|both': 'both',
+  'auto|on|off': 'on',
   LOCAL: '/tmp/a',
   REMOTE: 'host:/srv/a',
   ACTION: 'status',
@@ -174,6 +175,11 @@ describe('values are checked before anything is done', () => {
       /--direction must be two-way, send-only or receive-only, not "sideways"/,
     );
     expect(refusal('add', ['/a', 'h:/b', '--bwlimit', '1.5']).message).toMatch(/--bwlimit must be a whole number/);
+    expect(refusal('add', ['/a', 'h:/b', '--compress', 'zstd']).message).toMatch(
+      /--compress must be auto, on or off, not "zstd"/,
+    );
+    expect(parseCommandLine('add', ['/a', 'h:/b', '--compress', 'on'], table).opts.compress).toBe('on');
+    expect(parseCommandLine('add', ['/a', 'h:/b'], table).opts.compress).toBeUndefined();
     expect(refusal('resolve', ['x', '--keep', 'both']).message).toMatch(
       /ID must be a conflict ID such as docs-3, not "x"/,
     );

@@ -115,6 +115,8 @@ describe('the IPC contract', () => {
     expect(validateRequest('previewInitialSync', { local: '', remote: 'h:/b' }).ok).toBe(false);
     expect(validateRequest('recent', { limit: 20 }).ok).toBe(true);
     expect(validateRequest('add', { local: '/a', remote: 'h:/b', initialSync: 'merge' }).ok).toBe(true);
+    expect(validateRequest('add', { local: '/a', remote: 'h:/b', compression: 'on' }).ok).toBe(true);
+    expect(validateRequest('update', { pair: 'docs', patch: { compression: 'off' } }).ok).toBe(true);
     expect(validateRequest('browseRemote', { host: 'server' })).toEqual({
       ok: true,
       method: 'browseRemote',
@@ -142,6 +144,8 @@ describe('the IPC contract', () => {
       ['resolve', { id: 1, keep: 'mine' }, /^keep: /m],
       ['update', { pair: 'docs', patch: { bwLimitKBps: -1 } }, /^patch\.bwLimitKBps: /m],
       ['update', { pair: 'docs', patch: { direction: 'sideways' } }, /^patch\.direction: /m],
+      ['update', { pair: 'docs', patch: { compression: 'zstd' } }, /^patch\.compression: /m],
+      ['add', { local: '/a', remote: 'h:/b', compression: true }, /^compression: /m],
       ['update', { pair: 'docs', patch: { local: '/elsewhere' } }, /^patch: .*local/m],
       ['update', { pair: 'docs' }, /^patch: /m],
       ['previewExcludes', { pair: 'docs', excludes: [1] }, /^excludes\.0: /m],

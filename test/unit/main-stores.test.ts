@@ -68,6 +68,7 @@ function pairInput() {
     direction: 'two-way',
     excludes: [],
     bwLimitKBps: 0,
+    compression: 'auto',
     paused: false,
     pausedUntil: null,
     rescanIntervalSec: 3600,

@@ -15,6 +15,7 @@ describe('settings schema', () => {
       direction: 'two-way',
       excludes: [],
       bwLimitKBps: 0,
+      compression: 'auto',
       paused: false,
       rescanIntervalSec: 3600,
     });
@@ -27,6 +28,7 @@ describe('settings schema', () => {
     [{ pairs: [{ id: 'a', local: 'rel', remote: 'x:/y' }] }, 'pairs.0.local'],
     [{ pairs: [{ id: 'a', local: '/a', remote: 'x:/y', bwLimitKBps: -1 }] }, 'pairs.0.bwLimitKBps'],
     [{ pairs: [{ id: 'a', local: '/a', remote: 'x:/y', direction: 'sideways' }] }, 'pairs.0.direction'],
+    [{ pairs: [{ id: 'a', local: '/a', remote: 'x:/y', compression: 'zstd' }] }, 'pairs.0.compression'],
     [{ debounceMs: 'soon' }, 'debounceMs'],
     [{ remotePollSec: 1 }, 'remotePollSec'],
     [{ remotePollSec: 2.5 }, 'remotePollSec'],

@@ -49,6 +49,12 @@ export interface CycleContext {
   direction: Direction;
   deviceName: string;
   bwLimitKBps: number;
+  /**
+   * Whether the transfer about to start compresses (rsync -z): the pair's setting, for
+   * `auto` read against the link's round trip as measured now (asked once per transfer,
+   * so a laptop moving from a LAN to a café switches). None: never.
+   */
+  compress?: () => boolean;
   log: ActivityLog;
   totals: CycleTotals;
   /** Deletions allowed without asking (the user confirmed a mass delete). */

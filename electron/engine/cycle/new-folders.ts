@@ -130,6 +130,7 @@ export class NewFolders {
             // Files still being written are left out; each is sent once closed (rule W1).
             excludes: [...rules, ...group.flatMap((g) => this.ctx.heldBelow?.(g) ?? []).map(anchoredRsyncPattern)],
             bwLimitKBps: this.ctx.bwLimitKBps || undefined,
+            compress: this.ctx.compress?.() ?? false,
             // The total grows as rsync walks the folders (no walk of ours came first).
             onProgress: (p) =>
               this.ctx.onProgress({

@@ -51,6 +51,7 @@ export class Transfers {
       paths,
       trashDir: newTrashDir(),
       bwLimitKBps: this.ctx.bwLimitKBps || undefined,
+      compress: this.ctx.compress?.() ?? false,
       metaReady: way === 'push' && (this.ctx.remoteMetaFresh?.() ?? false),
       onFile: (f) => {
         done.add(f.path);

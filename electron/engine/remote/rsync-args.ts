@@ -9,7 +9,7 @@
  *         --delete-missing-args --force --backup --backup-dir=TRASH
  *         --partial-dir=ROOT/.lipsync/partial --temp-dir=.lipsync
  *         --exclude=/.lipsync/*** --info=progress2 --out-format=MARKER%i|%l|%n
- *         --stats [--bwlimit=N] [-e SSH] LOCALROOT/ [host:]ROOT/
+ *         --stats [--bwlimit=N] [-z] [-e SSH] LOCALROOT/ [host:]ROOT/
  *
  * Pull: the same flags with the roles swapped, `[host:]ROOT/ LOCALROOT/`; the
  * trash (relative to the destination), partial and temp dirs are then in
@@ -45,7 +45,7 @@ function metaPath(root: string, sub: string): string {
 /** Which way a transfer goes: push sends local → remote, pull fetches remote → local. */
 export type Direction = 'push' | 'pull';
 
-type TransferArgsOptions = Pick<PushOptions, 'localRoot' | 'remote' | 'ssh' | 'trashDir' | 'bwLimitKBps'>;
+type TransferArgsOptions = Pick<PushOptions, 'localRoot' | 'remote' | 'ssh' | 'trashDir' | 'bwLimitKBps' | 'compress'>;
 
 /** `-e SSH` (for an ssh remote) and the source or destination `[host:]PATH` of an absolute path there. */
 function rsyncEndpoint(remote: RemoteSpec, ssh: SshOptions, path: string): { shell: string[]; spec: string } {
@@ -67,6 +67,23 @@ function bwLimitArgs(kbps: number | undefined): string[] {
   return kbps !== undefined && kbps > 0 ? [`--bwlimit=${Math.max(1, Math.round(kbps))}`] : [];
 }
 
+/**
+ * `-z` when the transfer compresses, and only over ssh: a local-path remote (a mounted
+ * disk) has no link to save bytes on, only CPU to spend. Plain `-z`, no --compress-choice:
+ * when both ends are rsync >= 3.2 they negotiate the strongest algorithm both have (zstd,
+ * lz4, zlibx, zlib; zlibx and zlib are built into every build, so a server without zstd
+ * or lz4 settles on zlibx), and an older peer (protocol < 31, no negotiation) is taken to
+ * have zlib, which -z has meant since rsync 2.x. No --skip-compress either: rsync 3.2+
+ * has a default list of already-compressed suffixes (gz, zip, jpg, mp4, zst, …; `man
+ * rsync`), but its per-file use is compiled out there (token.c set_compression: "No
+ * compression algorithms currently allow mid-stream changing of the level"), so every
+ * file goes through the codec. That costs nothing measurable: 20 MB of random bytes named
+ * .gz/.zip/.jpg took as long with -z as without (bench/compress.mjs, 10 Mbit/s link).
+ */
+function compressArgs(compress: boolean | undefined, remote: RemoteSpec): string[] {
+  return compress && remote.kind === 'ssh' ? ['-z'] : [];
+}
+
 /** The staging folder's absolute path on the receiver; throws unless it is inside the meta dir. */
 export function stagingRoot(remoteRoot: string, stagingDir: string): string {
   const staging = normalizeRelPath(stagingDir);
@@ -86,7 +103,7 @@ export function stagingRoot(remoteRoot: string, stagingDir: string): string {
  * folders took 1.6x as long.
  */
 export function rsyncTreePushArgs(
-  o: Pick<TreePushOptions, 'localRoot' | 'remote' | 'ssh' | 'stagingDir' | 'excludes' | 'bwLimitKBps'>,
+  o: Pick<TreePushOptions, 'localRoot' | 'remote' | 'ssh' | 'stagingDir' | 'excludes' | 'bwLimitKBps' | 'compress'>,
 ): string[] {
   const args = [
     '-s',
@@ -108,6 +125,8 @@ export function rsyncTreePushArgs(
   // keeps rsync from waiting on a full pipe while the engine records the previous run.
   args.push('--info=progress2', '--stats');
   args.push(...bwLimitArgs(o.bwLimitKBps));
+  // -z on a slow or distant link (the pair's setting; see compressArgs).
+  args.push(...compressArgs(o.compress, o.remote));
   const target: RemoteSpec = { ...o.remote, path: stagingRoot(o.remote.path, o.stagingDir) };
   const { shell, spec } = remoteEndpoint(target, o.ssh);
   args.push(...shell, rootWithSlash(resolve(o.localRoot)), spec);
@@ -169,6 +188,8 @@ export function transferArgs(direction: Direction, o: TransferArgsOptions): stri
     '--stats',
   ];
   args.push(...bwLimitArgs(o.bwLimitKBps));
+  // -z on a slow or distant link (the pair's setting; see compressArgs).
+  args.push(...compressArgs(o.compress, o.remote));
   const { shell, spec } = remoteEndpoint(o.remote, o.ssh);
   args.push(...shell);
   if (direction === 'push') args.push(rootWithSlash(localRoot), spec);
@@ -187,7 +208,7 @@ export function rsyncPushArgs(o: TransferArgsOptions): string[] {
  * LOCAL root's .lipsync/.
  */
 export function rsyncPullArgs(
-  o: Pick<PullOptions, 'localRoot' | 'remote' | 'ssh' | 'trashDir' | 'bwLimitKBps'>,
+  o: Pick<PullOptions, 'localRoot' | 'remote' | 'ssh' | 'trashDir' | 'bwLimitKBps' | 'compress'>,
 ): string[] {
   return transferArgs('pull', o);
 }

@@ -68,6 +68,8 @@ interface TransferOptions {
    */
   trashDir: string;
   bwLimitKBps?: number;
+  /** Compress the data on the link (rsync -z); only for an ssh remote (see rsync-args.ts). */
+  compress?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: PushProgress) => void;
   onFile?: (f: TransferredItem) => void;

@@ -101,6 +101,12 @@ export class ScriptSession {
    * read the link by (see roundTripMs).
    */
   private fastestMs = Infinity;
+  /**
+   * The fastest time of the sessions before this one. A new session (after an idle end or
+   * a lost connection: the computer may have moved to another network) measures afresh;
+   * until its first script ends, the last session's figure stands.
+   */
+  private previousFastestMs = Infinity;
   private idle?: NodeJS.Timeout;
 
   constructor(
@@ -151,7 +157,8 @@ export class ScriptSession {
 
   /** The link's round trip as this session saw it (its fastest script), once one has run. */
   roundTripMs(): number | undefined {
-    return Number.isFinite(this.fastestMs) ? this.fastestMs : undefined;
+    const ms = Number.isFinite(this.fastestMs) ? this.fastestMs : this.previousFastestMs;
+    return Number.isFinite(ms) ? ms : undefined;
   }
 
   /** Ends the session (its shell exits at the end of its input; the ssh is stopped). */
@@ -173,6 +180,8 @@ export class ScriptSession {
     const marker = Buffer.from(`\nLIPSYNC-END-${ready} 0 0\n`);
     const child = spawnChild('ssh', sshArgs(this.remote, this.ssh, REMOTE_SH), { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;
+    if (Number.isFinite(this.fastestMs)) this.previousFastestMs = this.fastestMs;
+    this.fastestMs = Infinity;
     this.buf = Buffer.alloc(0);
     this.sshStderr = '';
     child.stdin!.on('error', () => undefined);

@@ -1,7 +1,12 @@
 import { useEffect, useId, useRef, useState, type FormEvent } from 'react';
 import type { ErrorInfo } from '../../../shared/errors.js';
 import { BUILTIN_EXCLUDES } from '../../../shared/excludes.js';
-import type { Direction, PairSettings } from '../../../shared/settings.js';
+import {
+  COMPRESS_AUTO_MIN_RTT_MS,
+  type CompressionMode,
+  type Direction,
+  type PairSettings,
+} from '../../../shared/settings.js';
 import type { PairStatus } from '../../../shared/status.js';
 import { toErrorInfo, type PairPatch } from '../api.js';
 import { Empty, ErrorBox, Loading } from '../components.js';
@@ -106,6 +111,7 @@ export function PairSettingsForm({
   const [direction, setDirection] = useState<Direction>(settings.direction);
   const [excludes, setExcludes] = useState(settings.excludes.join('\n'));
   const [bw, setBw] = useState(String(settings.bwLimitKBps));
+  const [compression, setCompression] = useState<CompressionMode>(settings.compression);
   const [rescan, setRescan] = useState(String(settings.rescanIntervalSec));
   const [saving, setSaving] = useState(false);
   const [saved, setSaved] = useState(false);
@@ -151,6 +157,7 @@ export function PairSettingsForm({
   const ex = parseExcludes(excludes);
   if (ex.join('\n') !== settings.excludes.join('\n')) patch.excludes = ex;
   if (bwValid && bwN !== settings.bwLimitKBps) patch.bwLimitKBps = bwN;
+  if (compression !== settings.compression) patch.compression = compression;
   if (rescanValid && rescanN !== settings.rescanIntervalSec) patch.rescanIntervalSec = rescanN;
   const dirty = Object.keys(patch).length > 0;
 
@@ -280,6 +287,25 @@ export function PairSettingsForm({
               }}
             />
             {!bwValid ? <p className="field-error">Enter a whole number, 0 or more.</p> : null}
+          </div>
+          <div className="field">
+            <label htmlFor={`${ids}-zip`}>Compression</label>
+            <select
+              id={`${ids}-zip`}
+              aria-describedby={`${ids}-zip-hint`}
+              value={compression}
+              onChange={(e) => {
+                setCompression(e.target.value as CompressionMode);
+                setSaved(false);
+              }}
+            >
+              <option value="auto">Auto</option>
+              <option value="on">On</option>
+              <option value="off">Off</option>
+            </select>
+            <p className="hint" id={`${ids}-zip-hint`}>
+              Auto: on over slow or distant links (round trip ≥ {COMPRESS_AUTO_MIN_RTT_MS} ms), off on a LAN
+            </p>
           </div>
           <div className="field">
             <label htmlFor={`${ids}-rescan`}>Full rescan every (seconds)</label>
