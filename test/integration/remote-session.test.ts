@@ -61,6 +61,20 @@ describe('the kept-open script session', () => {
     expect(await shellPid()).toBe(pid);
   });
 
+  it("reads the round trip from the shell's answer before the script runs, not from the script", async () => {
+    const session = sessionFor(spec(), fx.ssh);
+    closeSessions(spec(), fx.ssh);
+    const fresh = sessionFor(spec(), fx.ssh);
+    expect(fresh).not.toBe(session);
+    // The only script of this session sleeps 300 ms; the loopback link answers in far less.
+    expect((await runScript(spec(), fx.ssh, 'sleep 0.3; echo slept')).stdout).toBe('slept\n');
+    const rtt = fresh.roundTripMs();
+    expect(rtt).toBeDefined();
+    expect(rtt!).toBeGreaterThanOrEqual(0);
+    // The acknowledgement comes before the subshell, so the sleep is not in it.
+    expect(rtt!).toBeLessThan(250);
+  });
+
   it('a timeout ends the session; the next script starts a new one', async () => {
     const before = await shellPid();
     const r = await runScript(spec(), fx.ssh, 'sleep 5; echo late', { timeoutMs: 300 });

@@ -2,8 +2,8 @@
  * Whether a pair's transfers compress (rsync -z; the flag and why: remote/rsync-args.ts).
  *
  * The setting is `on`, `off` or `auto`. `auto` reads the link: on when the round trip of
- * the pair's kept-open ssh session (remote/session.ts roundTripMs: its fastest script, one
- * round trip plus a subshell's start) is at least COMPRESS_AUTO_MIN_RTT_MS, off below it
+ * the pair's kept-open ssh session (remote/session.ts roundTripMs: the fastest answer of its
+ * shell to a script sent, before the script runs: one round trip) is at least COMPRESS_AUTO_MIN_RTT_MS, off below it
  * (a LAN, loopback: compressing costs CPU and the link is not what is slow) and off before
  * anything was measured. A local-path remote never compresses, whatever the setting.
  *

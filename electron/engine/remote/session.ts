@@ -64,6 +64,9 @@ interface Request {
   onAbort?: () => void;
   span: (() => void) | null;
   sentAt: number;
+  /** Printed by the session shell itself before the script's subshell starts (see roundTripMs). */
+  ackMarker: Buffer;
+  acked: boolean;
 }
 
 const nonce = (): string => randomBytes(12).toString('hex');
@@ -82,7 +85,8 @@ printf '\\nLIPSYNC-END-${ready} 0 0\\n'
 
 /** One script, framed for the session (see the module comment). */
 function requestScript(script: string, end: string): string {
-  return `(
+  return `printf 'LIPSYNC-ACK-${end}\\n'
+(
 ${script}
 ) </dev/null 2>"$lipsync_e"; printf '\\nLIPSYNC-END-${end} %s ' "$?"; wc -c < "$lipsync_e"; cat -- "$lipsync_e"
 `;
@@ -96,9 +100,9 @@ export class ScriptSession {
   private sshStderr = '';
   private brokenUntil = 0;
   /**
-   * The shortest time a script took here, from sending it to its end: a round trip of
-   * the link plus a subshell's start (≈ 2–5 ms on this machine). What `auto` settings
-   * read the link by (see roundTripMs).
+   * The shortest time from sending a script to the shell's acknowledgement of it (printed
+   * by the session shell before the script's subshell starts): a round trip of the link.
+   * What `auto` settings read the link by (see roundTripMs).
    */
   private fastestMs = Infinity;
   /**
@@ -132,6 +136,8 @@ export class ScriptSession {
       resolve: () => undefined,
       span: null,
       sentAt: 0,
+      ackMarker: Buffer.from(`LIPSYNC-ACK-${end}\n`),
+      acked: false,
     };
     this.current = req; // taken before any await: a second caller falls back
     if (!(await this.ensureStarted())) {
@@ -155,7 +161,7 @@ export class ScriptSession {
     });
   }
 
-  /** The link's round trip as this session saw it (its fastest script), once one has run. */
+  /** The link's round trip as this session saw it (its fastest acknowledgement), once a script has run. */
   roundTripMs(): number | undefined {
     const ms = Number.isFinite(this.fastestMs) ? this.fastestMs : this.previousFastestMs;
     return Number.isFinite(ms) ? ms : undefined;
@@ -238,7 +244,20 @@ export class ScriptSession {
       this.tryFinish(req);
       return;
     }
-    const data = req.held.length ? Buffer.concat([req.held, chunk]) : chunk;
+    let data = req.held.length ? Buffer.concat([req.held, chunk]) : chunk;
+    if (!req.acked) {
+      // The shell's own answer, before the script's subshell is even started: a round
+      // trip of the link and no more (a subshell's start costs 5-15 ms on a busy machine).
+      const ack = data.indexOf(req.ackMarker);
+      if (ack === -1) {
+        req.held = Buffer.from(data);
+        return;
+      }
+      req.acked = true;
+      this.fastestMs = Math.min(this.fastestMs, performance.now() - req.sentAt);
+      data = data.subarray(ack + req.ackMarker.length);
+      req.held = Buffer.alloc(0);
+    }
     const at = data.indexOf(req.endMarker);
     if (at === -1) {
       // Hold back what could be the start of the marker, cut in two.
@@ -275,7 +294,6 @@ export class ScriptSession {
     const errBytes = Number(m[2]);
     if (t.length - nl - 1 < errBytes) return;
     const stderr = t.subarray(nl + 1, nl + 1 + errBytes).toString('utf8');
-    this.fastestMs = Math.min(this.fastestMs, performance.now() - req.sentAt);
     this.finish(req, { code: Number(m[1]), signal: null, stderr });
     this.idle = setTimeout(() => this.close(), SESSION_IDLE_MS);
     this.idle.unref();
