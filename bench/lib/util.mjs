@@ -56,6 +56,10 @@ function processTable() {
   return { children, comm };
 }
 export function treePids(roots, { filter } = {}) {
+  return treeProcs(roots, { filter }).map((p) => p.pid);
+}
+/** The processes of the trees below `roots` (each root included): [{pid, comm}]. */
+export function treeProcs(roots, { filter } = {}) {
   const { children, comm } = processTable();
   const out = [];
   const queue = [...roots];
@@ -64,7 +68,7 @@ export function treePids(roots, { filter } = {}) {
     const p = queue.shift();
     if (seen.has(p)) continue;
     seen.add(p);
-    if (comm.has(p) && (!filter || filter(comm.get(p), p))) out.push(p);
+    if (comm.has(p) && (!filter || filter(comm.get(p), p))) out.push({ pid: p, comm: comm.get(p) });
     for (const c of children.get(p) ?? []) queue.push(c);
   }
   return out;
@@ -80,6 +84,80 @@ export function rssOf(pids) {
     }
   }
   return kb * 1024;
+}
+/** CPU time (user + system, ms) of one process so far, from /proc (null when it is gone). */
+export function cpuMsOf(pid) {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in USER_HZ (100)
+  } catch {
+    return null;
+  }
+}
+function cmdline(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').slice(0, 120);
+  } catch {
+    return '';
+  }
+}
+/** VmRSS, RssAnon and RssFile (+ RssShmem) of one process, in bytes (null when it is gone). */
+export function rssParts(pid) {
+  try {
+    const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (k) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(st)?.[1] ?? 0) * 1024;
+    return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') + kb('RssShmem') };
+  } catch {
+    return null;
+  }
+}
+/**
+ * Like rssSampler over the process tree below `rootPid`, and where the peak is made of: stop() →
+ * {peak, samples, at (ms since start of the peak sample), wall (its Date.now()), cpuMs: CPU time of rootPid itself, parts: [{comm, n, rss, anon, file}] at the
+ * peak (summed by command name), maxBy: {comm: the highest summed RSS of that command at any sample}}.
+ */
+export function rssTreeSampler(rootPid, ms = 100) {
+  let peak = 0,
+    samples = 0,
+    at = 0,
+    wall = 0,
+    parts = [];
+  const maxBy = {};
+  const t0 = performance.now();
+  const tick = () => {
+    const by = new Map();
+    let total = 0;
+    for (const { pid, comm } of treeProcs([rootPid])) {
+      const r = rssParts(pid);
+      if (!r) continue;
+      total += r.rss;
+      const g = by.get(comm) ?? { comm, n: 0, rss: 0, anon: 0, file: 0, each: [] };
+      g.n++;
+      g.each.push({ pid, rss: r.rss, anon: r.anon, cmd: cmdline(pid) });
+      g.rss += r.rss;
+      g.anon += r.anon;
+      g.file += r.file;
+      by.set(comm, g);
+    }
+    samples++;
+    for (const g of by.values()) maxBy[g.comm] = Math.max(maxBy[g.comm] ?? 0, g.rss);
+    if (total > peak) {
+      peak = total;
+      at = performance.now() - t0;
+      wall = Date.now();
+      parts = [...by.values()].sort((a, b) => b.rss - a.rss);
+    }
+  };
+  tick();
+  const timer = setInterval(tick, ms);
+  return {
+    stop() {
+      clearInterval(timer);
+      tick();
+      return { peak, samples, at, wall, parts, maxBy, cpuMs: cpuMsOf(rootPid) };
+    },
+  };
 }
 /** Samples the summed RSS of whatever pidsFn() returns every `ms`; stop() → peak bytes. */
 export function rssSampler(pidsFn, ms = 100) {

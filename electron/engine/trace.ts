@@ -4,6 +4,7 @@
  * the end, then the duration) to stderr. Off (and
  * free) otherwise. Used by the benchmarks' analysis (bench/README.md).
  */
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
 export const TRACE = process.env.LIPSYNC_TRACE === '1';
@@ -43,4 +44,29 @@ function callerName(): string {
     if (m) return m[1]!;
   }
   return '?';
+}
+
+/**
+ * With LIPSYNC_TRACE=1 and LIPSYNC_TRACE_MEMORY_MS=N as well, every N ms:
+ * `[trace-mem] WALL_MS rss R anon A heap USED/TOTAL external E arraybuffers B` (MiB; anon is the
+ * process's anonymous resident memory from /proc/self/status, the rest process.memoryUsage()),
+ * for splitting a peak of RSS into V8's heap and native memory (bench/first-sync.mjs).
+ */
+const MEMORY_MS = TRACE ? Number(process.env.LIPSYNC_TRACE_MEMORY_MS ?? 0) : 0;
+if (MEMORY_MS > 0) {
+  const mib = (n: number): string => (n / 1048576).toFixed(1);
+  const anon = (): string => {
+    try {
+      const m = /RssAnon:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+      return m ? mib(Number(m[1]) * 1024) : '?';
+    } catch {
+      return '?';
+    }
+  };
+  setInterval(() => {
+    const m = process.memoryUsage();
+    process.stderr.write(
+      `[trace-mem] ${Date.now()} rss ${mib(m.rss)} anon ${anon()} heap ${mib(m.heapUsed)}/${mib(m.heapTotal)} external ${mib(m.external)} arraybuffers ${mib(m.arrayBuffers)}\n`,
+    );
+  }, MEMORY_MS).unref();
 }

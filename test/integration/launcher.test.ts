@@ -1,14 +1,15 @@
 /**
  * The `lipsync` command (bin/lipsync, what npm puts on the PATH): a sh launcher
- * that runs bin/lipsync.js under Node with MALLOC_ARENA_MAX=2 (unless set), by
- * exec, so the daemon is one process; it works through a symlink, as npm links it.
+ * that runs bin/lipsync.js under Node with MALLOC_ARENA_MAX=2 (unless set) and the
+ * V8 flags of the systemd unit (a small young generation), by exec, so the daemon is one process; it works through a symlink, as npm links it.
  */
 import { describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readlinkSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readlinkSync, realpathSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, ROOT, makeCliEnv, requireBuild, waitFor } from '../support/cli.js';
+import { NODE_MEMORY_FLAGS } from '../../electron/cli/service.js';
 
 const LAUNCHER = join(ROOT, 'bin', 'lipsync');
 
@@ -25,7 +26,7 @@ function environOf(pid: number): Map<string, string> {
 async function runDaemon(
   cmd: string,
   extraEnv: NodeJS.ProcessEnv = {},
-): Promise<{ env: Map<string, string>; exe: string; code: number | null }> {
+): Promise<{ env: Map<string, string>; exe: string; argv: string[]; code: number | null }> {
   const e = makeCliEnv();
   const proc = spawn(cmd, ['run'], { env: { ...e.env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -39,8 +40,9 @@ async function runDaemon(
   );
   const env = environOf(proc.pid!);
   const exe = readlinkSync(`/proc/${proc.pid}/exe`);
+  const argv = readFileSync(`/proc/${proc.pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
   proc.kill('SIGINT');
-  return { env, exe, code: await exited };
+  return { env, exe, argv, code: await exited };
 }
 
 describe('the lipsync launcher', () => {
@@ -64,6 +66,8 @@ describe('the lipsync launcher', () => {
   it('starts the daemon as one node process with MALLOC_ARENA_MAX=2, unless the user set it', async () => {
     const d = await runDaemon(LAUNCHER);
     expect(d.env.get('MALLOC_ARENA_MAX')).toBe('2');
+    // The same V8 flags as the systemd unit's ExecStart, before the script.
+    expect(d.argv.slice(1, 2 + NODE_MEMORY_FLAGS.length)).toEqual([...NODE_MEMORY_FLAGS, realpathSync(BIN)]);
     expect(d.exe).toMatch(/node/); // exec: the shell is gone, the pid is node's
     expect(d.code).toBe(0);
     const mine = await runDaemon(LAUNCHER, { MALLOC_ARENA_MAX: '4' });

@@ -27,7 +27,9 @@ describe('the lipsync service unit', () => {
 
   it('runs this node and this lipsync, restarts on failure, starts with the login session', () => {
     const unit = renderUnit(serviceContext({ env: {}, bin }));
-    expect(unit).toContain(`ExecStart="${process.execPath}" "${bin}" run\n`);
+    expect(unit).toContain(
+      `ExecStart="${process.execPath}" --max-semi-space-size=2 --heap-growing-percent=50 "${bin}" run\n`,
+    );
     expect(unit).toMatch(/^Restart=on-failure$/m);
     expect(unit).toMatch(/^WantedBy=default\.target$/m);
     expect(unit).toMatch(/^Environment="MALLOC_ARENA_MAX=2"$/m);
