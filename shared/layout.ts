@@ -28,7 +28,7 @@ export const TRASH_DIR = `${META_DIR}/trash`;
 /**
  * Where a new folder sent whole is written before it is moved into place in one rename:
  * on the server for a push (cycle/new-folders.ts, `.lipsync/incoming/<client id>-<random>/<path>`),
- * in the local root for a pull (cycle/new-remote-folders.ts, `.lipsync/incoming/<random>/<path>`).
+ * in the local root for a pull (cycle/new-remote-folders.ts, `.lipsync/incoming/pull-<random>/<path>`).
  */
 export const INCOMING_DIR = `${META_DIR}/incoming`;
 /** The remote lock: a directory (mkdir is the atomic test-and-set) holding an `owner` file. */

@@ -239,8 +239,8 @@ describe('new server folders are pulled whole (T3, T4)', () => {
     expect(tree(env.local)).toEqual([]); // nothing in place, nothing recorded
     expect(env.db.count()).toBe(0);
     // What a kill -9 leaves (no finally ran): a staging folder with a pulled copy in it.
-    await put(env.local, '.lipsync/incoming/0123456789ab/b0/f0.txt', 'f0');
-    await put(env.local, '.lipsync/incoming/0123456789ab/b0/stale.txt', 'never taken for user data');
+    await put(env.local, '.lipsync/incoming/pull-0123456789ab/b0/f0.txt', 'f0');
+    await put(env.local, '.lipsync/incoming/pull-0123456789ab/b0/stale.txt', 'never taken for user data');
     await sync();
     expect(staged()).toEqual([]);
     expect(tree(env.local)).toEqual(tree(env.server));

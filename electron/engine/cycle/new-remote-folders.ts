@@ -32,6 +32,12 @@ import { failedFiles } from './transfer.js';
 
 /** Rows recorded at a time after a folder pull (see record). */
 const RECORD_PAGE = 1000;
+/**
+ * The names of this computer's staging folders in its .lipsync/incoming start with this:
+ * a folder pushed whole by another pair whose server folder is this local root (a
+ * local-path remote) is staged there too, under its client's id, and is never touched.
+ */
+const LOCAL_STAGING_PREFIX = 'pull-';
 /** rsync runs of a folder pull at a time (see pullTrees). */
 const PULL_RUNS = 2;
 /** Folders stat'ed on the server at a time after a run (see swappedBelow). */
@@ -150,7 +156,7 @@ export class NewRemoteFolders {
       while (failure === null && next < groups.length) {
         const n = next++;
         const group = groups[n]!;
-        const staging = `${INCOMING_DIR}/${randomBytes(6).toString('hex')}`;
+        const staging = `${INCOMING_DIR}/${LOCAL_STAGING_PREFIX}${randomBytes(6).toString('hex')}`;
         const abs = join(this.ctx.localRoot, staging);
         const clear = () => rmSync(abs, { recursive: true, force: true });
         const listed = group.reduce((k, r) => k + this.db.pullTreeFiles(r), 0);
@@ -347,7 +353,7 @@ export class NewRemoteFolders {
 }
 
 /**
- * Removes every staging folder in this computer's `.lipsync/incoming` (T4): one is only
+ * Removes this computer's staging folders in its `.lipsync/incoming` (T4): one is only
  * ever used within one cycle's pull, and what it holds is still on the server, so one left
  * by a kill or a crash is removed, never taken for the user's files. Returns whether the
  * staging area is usable: `.lipsync` and `.lipsync/incoming` absent or real folders (never
@@ -373,6 +379,7 @@ export function clearLocalIncoming(localRoot: string, create: boolean): boolean 
     }
   }
   const dir = join(localRoot, INCOMING_DIR);
-  for (const n of readdirSync(dir)) rmSync(join(dir, n), { recursive: true, force: true });
+  for (const n of readdirSync(dir))
+    if (n.startsWith(LOCAL_STAGING_PREFIX)) rmSync(join(dir, n), { recursive: true, force: true });
   return true;
 }
