@@ -8,7 +8,8 @@
  *   .lipsync/partial/           rsync --partial-dir (PARTIAL_DIR)
  *   .lipsync/                   rsync --temp-dir (TEMP_DIR)
  *   .lipsync/trash/DAY/TIME/    replaced and deleted versions (TRASH_DIR)
- *   .lipsync/incoming/NAME/     folders pushed whole before their rename (INCOMING_DIR)
+ *   .lipsync/incoming/NAME/     folders sent whole before their rename (INCOMING_DIR): on the
+ *                               server for a push (T1), here for a pull (T3)
  *   .lipsync/lock/owner         the remote lock (LOCK_DIR, LOCK_OWNER_FILE; remote/lock.ts)
  *   .lipsync/lock.break         taken while breaking a stale lock (LOCK_BREAK_DIR)
  *   .lipsync/poll-marker-ID     a polling client's marker (pollMarkerFile)
@@ -25,8 +26,9 @@ export const TEMP_DIR = META_DIR;
 /** Replaced and deleted versions: TRASH_DIR/<UTC day>/<time>/<path>. */
 export const TRASH_DIR = `${META_DIR}/trash`;
 /**
- * Where a new folder pushed whole is written before it is moved into place in one
- * rename (cycle.ts, pushNewTrees): `.lipsync/incoming/<client id>-<random>/<path>`.
+ * Where a new folder sent whole is written before it is moved into place in one rename:
+ * on the server for a push (cycle/new-folders.ts, `.lipsync/incoming/<client id>-<random>/<path>`),
+ * in the local root for a pull (cycle/new-remote-folders.ts, `.lipsync/incoming/pull-<random>/<path>`).
  */
 export const INCOMING_DIR = `${META_DIR}/incoming`;
 /** The remote lock: a directory (mkdir is the atomic test-and-set) holding an `owner` file. */

@@ -1,7 +1,7 @@
 /**
  * One sync cycle of a pair: collect the paths that may have changed on either side
  * (cycle/collect-local.ts, cycle/collect-remote.ts), send new folders whole
- * (cycle/new-folders.ts), then decide each path with the reconciler (cycle/decide.ts over
+ * (cycle/new-folders.ts) and pull new server folders whole (cycle/new-remote-folders.ts), then decide each path with the reconciler (cycle/decide.ts over
  * reconcile.ts, the one table of rules) and act in bounded chunks (cycle/act.ts,
  * cycle/transfer.ts): moves (cycle/moves.ts), one rsync push, one rsync pull, conflict copies. The
  * base (state database) follows each step only after it succeeded, so a crash at any
@@ -17,6 +17,7 @@ import { overlapSafe, tooManyDeletions } from './cycle/compare.js';
 import { LocalCollector } from './cycle/collect-local.js';
 import { RemoteCollector } from './cycle/collect-remote.js';
 import { NewFolders } from './cycle/new-folders.js';
+import { NewRemoteFolders } from './cycle/new-remote-folders.js';
 import { Decider } from './cycle/decide.js';
 import { Transfers } from './cycle/transfer.js';
 import { Actor } from './cycle/act.js';
@@ -39,6 +40,7 @@ export class Cycle {
   private readonly local: LocalCollector;
   private readonly remote: RemoteCollector;
   private readonly trees: NewFolders;
+  private readonly remoteTrees: NewRemoteFolders;
   private readonly decider: Decider;
   private readonly actor: Actor;
   private readonly moves: Moves;
@@ -52,7 +54,8 @@ export class Cycle {
       addedHere: (path, stat) => this.local.addedAfterAll(path, stat),
     });
     this.local = new LocalCollector(ctx, this.s, this.trees, this.moves);
-    this.remote = new RemoteCollector(ctx, this.s, this.moves);
+    this.remoteTrees = new NewRemoteFolders(ctx, this.s);
+    this.remote = new RemoteCollector(ctx, this.s, this.moves, this.remoteTrees);
     this.decider = new Decider(ctx);
     this.actor = new Actor(ctx, this.s, new Transfers(ctx));
   }
@@ -73,8 +76,15 @@ export class Cycle {
     this.s.localSince?.catch(() => undefined);
     this.s.remoteSince?.catch(() => undefined);
     if (local) await traced('collect local', () => this.local.collectLocal(local));
-    if (remote && this.ctx.direction !== 'send-only')
-      await traced('collect remote', () => this.remote.collectRemote(remote));
+    if (remote && this.ctx.direction !== 'send-only') {
+      // New server folders found by this listing are pulled whole (T3), not walked.
+      this.remoteTrees.open = true;
+      try {
+        await traced('collect remote', () => this.remote.collectRemote(remote));
+      } finally {
+        this.remoteTrees.open = false;
+      }
+    }
     if (this.s.sinceReport.length) {
       this.ctx.log.write({
         pair: this.ctx.pair,
@@ -133,6 +143,7 @@ export class Cycle {
     if (moved) await this.checkMassDelete();
     const lockFirst = this.s.localCandidates > 0 && this.ctx.direction !== 'receive-only';
     await this.trees.pushNewTrees();
+    await this.remoteTrees.pullNewTrees();
     let chunk = this.takeChunk();
     while (chunk.length) {
       this.ctx.checkPaused();

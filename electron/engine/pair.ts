@@ -785,6 +785,7 @@ export class PairRunner {
       requeueLocalTree: (path) => this.localDirty.addTree(path),
       held: (side, path) => (side === 'local' ? this.localWriting : this.remoteWriting).held(path),
       heldBelow: (dir) => this.localWriting.heldBelow(dir),
+      remoteHeldBelow: (dir) => this.remoteWriting.heldBelow(dir),
       taken: (path) => {
         this.localWriting.taken(path);
         this.remoteWriting.taken(path);

@@ -15,6 +15,7 @@ import { statRemote } from '../remote/stat.js';
 import { LipsyncError } from '../errors.js';
 import type { CycleContext, CycleState } from './context.js';
 import type { Moves } from './moves.js';
+import type { NewRemoteFolders } from './new-remote-folders.js';
 import { sizeOf } from './compare.js';
 
 export class RemoteCollector {
@@ -24,6 +25,7 @@ export class RemoteCollector {
     private readonly ctx: CycleContext,
     private readonly s: CycleState,
     private readonly moves: Moves,
+    private readonly trees?: NewRemoteFolders,
   ) {
     this.db = ctx.db;
   }
@@ -96,8 +98,13 @@ export class RemoteCollector {
       await listIntoScratch(this.ctx, this.ctx.remote.path, start, {
         recursive,
         excluder: this.ctx.excluder,
-        onBadName: (path) => this.warn(notUtf8OnServer(path)),
+        onBadName: (path) => {
+          this.warn(notUtf8OnServer(path));
+          this.trees?.badName(path);
+        },
       });
+      // New server folders are taken out of the listing, to be pulled whole (T3).
+      if (recursive) this.trees?.deferFromScan();
     } catch (e) {
       if (!(await this.vanishedRemoteFolder(start, e))) throw e;
       // A folder named by a hint (an event, a listing) that is gone by now: what the base

@@ -86,6 +86,8 @@ export interface CycleContext {
   held?: (side: 'local' | 'remote', path: string) => boolean;
   /** The local files at `dir` or below it that are still being written (left out of a folder sent whole). */
   heldBelow?: (dir: string) => string[];
+  /** The server's files at `dir` or below it still being written (left out of a folder pulled whole, T3). */
+  remoteHeldBelow?: (dir: string) => string[];
   /** A file that was due (no longer held) was decided: see WriteTracker.taken. */
   taken?: (path: string) => void;
   /** Serialises writers of one remote root; returns a release function. */

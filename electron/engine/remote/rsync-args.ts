@@ -134,6 +134,25 @@ export function rsyncTreePushArgs(
 }
 
 /**
+ * The arguments of a pull of whole new server folders into a local staging folder
+ * (rsyncPullTrees; rules T3 and T4 of docs/sync-semantics.md): the mirror of
+ * rsyncTreePushArgs. `-l` keeps a symlink on the server a symlink (never followed, N1, N5),
+ * and `-r` never follows one either; the staging folder is new, so nothing here is replaced
+ * or deleted (no --backup, --delete-missing-args or --force) and no temp or partial dir is
+ * needed (an interrupted run's staging folder is removed, never resumed).
+ */
+export function rsyncTreePullArgs(
+  o: Pick<TreePushOptions, 'localRoot' | 'remote' | 'ssh' | 'stagingDir' | 'excludes' | 'bwLimitKBps'>,
+): string[] {
+  const args = ['-s', '-r', '-l', '-p', '-t', '-8', '--files-from=-', '--from0', '--no-implied-dirs'];
+  args.push(`--exclude=/${META_DIR}/***`, ...o.excludes.map((e) => `--exclude=${e}`), '--info=progress2', '--stats');
+  args.push(...bwLimitArgs(o.bwLimitKBps));
+  const { shell, spec } = remoteEndpoint(o.remote, o.ssh);
+  args.push(...shell, spec, rootWithSlash(stagingRoot(resolve(o.localRoot), o.stagingDir)));
+  return args;
+}
+
+/**
  * The arguments of a transfer in either direction. Everything is the same
  * but the roles: the RECEIVER's root holds the trash (--backup-dir is
  * relative to the destination) and the partial/temp dirs.

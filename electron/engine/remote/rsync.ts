@@ -22,7 +22,14 @@ import { failureContext } from './script.js';
 import { META_DIR, isMetaPath } from '../../../shared/layout.js';
 import { LineReader } from '../proc/split.js';
 import { emptyStats, parseItemLine, parseProgressLine, parseStatsLine, type TransferredItem } from './progress.js';
-import { rsyncFetchArgs, rsyncTreePushArgs, stagingRoot, transferArgs, type Direction } from './rsync-args.js';
+import {
+  rsyncFetchArgs,
+  rsyncTreePullArgs,
+  rsyncTreePushArgs,
+  stagingRoot,
+  transferArgs,
+  type Direction,
+} from './rsync-args.js';
 import { relativize, rsyncRun } from './rsync-run.js';
 
 export type { TransferredItem } from './progress.js';
@@ -107,6 +114,8 @@ export interface PushResult {
   itemCount: number;
   /** File data actually sent (--stats 'Literal data'). */
   literalBytes: number;
+  /** Regular files rsync transferred (--stats), when it said. */
+  filesTransferred?: number;
   error?: LipsyncError;
   warnings: LipsyncError[];
 }
@@ -171,10 +180,11 @@ function words(direction: Direction) {
  * rejects: failures are in `result.error` (ok:false).
  */
 async function runTransfer(
-  direction: Direction | 'push-tree',
+  direction: Direction | 'push-tree' | 'pull-tree',
   o: PushOptions | PullOptions | TreePushOptions,
 ): Promise<PushResult> {
-  const w = words(direction === 'pull' ? 'pull' : 'push');
+  const pulls = direction === 'pull' || direction === 'pull-tree';
+  const w = words(pulls ? 'pull' : 'push');
   const items: TransferredItem[] = [];
   const warnings: LipsyncError[] = [];
   let itemCount = 0;
@@ -183,7 +193,11 @@ async function runTransfer(
   let args: string[];
   try {
     args =
-      direction === 'push-tree' ? rsyncTreePushArgs(o as TreePushOptions) : transferArgs(direction, o as PushOptions);
+      direction === 'push-tree'
+        ? rsyncTreePushArgs(o as TreePushOptions)
+        : direction === 'pull-tree'
+          ? rsyncTreePullArgs(o as TreePushOptions)
+          : transferArgs(direction, o as PushOptions);
   } catch (e) {
     return fail(e instanceof LipsyncError ? e : new LipsyncError('unknown', String(e)));
   }
@@ -194,7 +208,7 @@ async function runTransfer(
   // never written to. (A pull's missing remote root makes rsync stop before
   // deleting anything: see classifyPullFailure.)
   try {
-    if (direction !== 'pull') {
+    if (!pulls) {
       if (!o.metaReady) await remoteOps(o.remote, o.ssh).prepareMeta();
     } else await prepareLocalMeta(o.localRoot);
   } catch (e) {
@@ -278,10 +292,12 @@ async function runTransfer(
   const roots = [resolve(o.localRoot), o.remote.path];
   // A folder push names the receiver's files inside the staging folder: relative to it first.
   if (direction === 'push-tree') roots.unshift(stagingRoot(o.remote.path, (o as TreePushOptions).stagingDir));
+  if (direction === 'pull-tree') roots.unshift(stagingRoot(resolve(o.localRoot), (o as TreePushOptions).stagingDir));
   const literalBytes = stats.literalBytes ?? 0;
   const done = (ok: boolean, error?: LipsyncError): PushResult => {
     if (error) error.files = relativize(error.files, roots);
     const res: PushResult = { ok, items, itemCount, literalBytes, warnings };
+    if (stats.filesTransferred !== null) res.filesTransferred = stats.filesTransferred;
     if (error) res.error = error;
     return res;
   };
@@ -300,10 +316,9 @@ async function runTransfer(
   if (o.signal?.aborted)
     return done(false, new LipsyncError('cancelled', 'The transfer was cancelled.', { detail: r.stderr }));
   if (r.code === 0) return done(true);
-  const error =
-    direction !== 'pull'
-      ? classifyFailure('rsync', r.code, r.stderr, failureContext(o.remote, o.ssh))
-      : classifyPullFailure(r.code, r.stderr, failureContext(o.remote, o.ssh), resolve(o.localRoot));
+  const error = !pulls
+    ? classifyFailure('rsync', r.code, r.stderr, failureContext(o.remote, o.ssh))
+    : classifyPullFailure(r.code, r.stderr, failureContext(o.remote, o.ssh), resolve(o.localRoot));
   if (r.code === 24 && error.kind === 'vanished' && error.files === undefined) {
     warnings.push(error);
     return done(true);
@@ -363,6 +378,16 @@ export function rsyncPull(o: PullOptions): Promise<PullResult> {
  */
 export function rsyncPushTrees(o: TreePushOptions): Promise<PushResult> {
   return runTransfer('push-tree', o);
+}
+
+/**
+ * Pulls whole new server folders with one recursive rsync run into a staging folder in
+ * the local .lipsync/ (rsyncTreePullArgs; `stagingDir` is relative to the LOCAL root and
+ * must exist); the caller checks what arrived, moves each folder into place and removes
+ * the staging folder (cycle/new-remote-folders.ts). Results and errors as for rsyncPull.
+ */
+export function rsyncPullTrees(o: TreePushOptions): Promise<PullResult> {
+  return runTransfer('pull-tree', o);
 }
 
 /**

@@ -675,6 +675,99 @@ export class StateDb {
     return this.candCount() - before;
   }
 
+  // ---- the server folders pulled whole (cycle/new-remote-folders.ts, rules T3/T4) ----
+
+  private pullReady = false;
+
+  /** The temp table `rtree`: the server listing's rows of the folders pulled whole. */
+  private pullScratch(): void {
+    this.scratch();
+    if (this.pullReady) return;
+    this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS rtree (
+      path TEXT PRIMARY KEY NOT NULL, kind TEXT, size INTEGER, mtime_ns INTEGER, mode INTEGER, ino INTEGER, target TEXT
+    ) WITHOUT ROWID;`);
+    this.pullReady = true;
+  }
+
+  /** The folders in rscan after `after`, in path order; `limit` of them. */
+  rscanDirs(after: string, limit: number): string[] {
+    this.scratch();
+    const rows = this.db
+      .prepare("SELECT path FROM rscan WHERE kind = 'dir' AND path > ? ORDER BY path LIMIT ?")
+      .all(after, limit) as { path: string }[];
+    return rows.map((r) => r.path);
+  }
+
+  /** Moves the rscan rows of `root` and everything below it into rtree (they are no candidates then). */
+  pullTreeTake(root: string): void {
+    this.pullScratch();
+    const [lo, hi] = descendantRange(root) ?? ['', '\u{10FFFF}'];
+    const where = 'path = ? OR (path > ? AND path < ?)';
+    this.db.transaction(() => {
+      this.db.prepare(`INSERT OR REPLACE INTO rtree SELECT * FROM rscan WHERE ${where}`).run(root, lo, hi);
+      this.db.prepare(`DELETE FROM rscan WHERE ${where}`).run(root, lo, hi);
+    })();
+  }
+
+  /** The rtree rows of `root` and below it after `after` ('' for the first), in path order. */
+  pullTreePage(root: string, after: string, limit: number): RemoteEntry[] {
+    this.pullScratch();
+    const [lo, hi] = descendantRange(root) ?? ['', '\u{10FFFF}'];
+    const rows = this.db
+      .prepare('SELECT * FROM rtree WHERE (path = ? OR (path > ? AND path < ?)) AND path > ? ORDER BY path LIMIT ?')
+      .safeIntegers(true)
+      .all(root, lo, hi, after, limit) as {
+      path: string;
+      kind: string;
+      size: bigint | null;
+      mtime_ns: bigint | null;
+      mode: bigint | null;
+      ino: bigint | null;
+      target: string | null;
+    }[];
+    return rows.map((r) => ({
+      path: r.path,
+      kind: r.kind as EntryKind,
+      size: toNumber(r.size),
+      mtimeNs: r.mtime_ns ?? 0n,
+      mode: toNumber(r.mode),
+      ino: r.ino,
+      target: r.target,
+    }));
+  }
+
+  /** The rtree files (not folders) of `root` and below it. */
+  pullTreeFiles(root: string): number {
+    this.pullScratch();
+    const [lo, hi] = descendantRange(root) ?? ['', '\u{10FFFF}'];
+    const row = this.db
+      .prepare("SELECT count(*) AS n FROM rtree WHERE kind = 'file' AND (path = ? OR (path > ? AND path < ?))")
+      .get(root, lo, hi) as { n: number };
+    return Number(row.n);
+  }
+
+  /** The rtree folders strictly below `root`, in path order. */
+  pullTreeDirs(root: string): string[] {
+    this.pullScratch();
+    const [lo, hi] = descendantRange(root) ?? ['', '\u{10FFFF}'];
+    const rows = this.db
+      .prepare("SELECT path FROM rtree WHERE kind = 'dir' AND path > ? AND path < ? ORDER BY path")
+      .all(lo, hi) as { path: string }[];
+    return rows.map((r) => r.path);
+  }
+
+  /** Drops the rtree rows of `root` and below it; with `toCand`, they become candidates first. */
+  pullTreeDrop(root: string, toCand = false): void {
+    this.pullScratch();
+    const [lo, hi] = descendantRange(root) ?? ['', '\u{10FFFF}'];
+    const where = 'path = ? OR (path > ? AND path < ?)';
+    this.db.transaction(() => {
+      if (toCand)
+        this.db.prepare(`INSERT OR IGNORE INTO cand (path) SELECT path FROM rtree WHERE ${where}`).run(root, lo, hi);
+      this.db.prepare(`DELETE FROM rtree WHERE ${where}`).run(root, lo, hi);
+    })();
+  }
+
   /** Notes files a push is about to send (W5): what they were when decided. */
   sendingAdd(rows: readonly { path: string; size: number; mtimeNs: bigint }[]): void {
     if (!rows.length) return;

@@ -1,0 +1,298 @@
+/**
+ * New server folders pulled whole (rules T3 and T4 of docs/sync-semantics.md, "New
+ * folders"; cycle/new-remote-folders.ts): a Cycle in the test process against a
+ * local-path remote, as in cycle.test.ts. The cycle's remote steps call checkPaused, which
+ * these tests use to change a side at a chosen moment of the pull.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Cycle, emptyTotals, type CycleTotals } from '../../electron/engine/cycle.js';
+import { DirtySet } from '../../electron/engine/dirty.js';
+import { StateDb } from '../../electron/engine/state/db.js';
+import { ActivityLog } from '../../electron/engine/log.js';
+import { createExcluder } from '../../electron/engine/excludes.js';
+import { parseRemote } from '../../electron/engine/remote/spec.js';
+import { remoteOps, type RemoteOps } from '../../electron/engine/remote/ops.js';
+import type { Direction } from '../../shared/settings.js';
+import { put, read, tree } from '../support/trees.js';
+
+interface Env {
+  dir: string;
+  local: string;
+  server: string;
+  db: StateDb;
+  ops: RemoteOps;
+  log: ActivityLog;
+}
+let env: Env;
+
+beforeEach(async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lipsync-inprocess-pullwhole-'));
+  const local = join(dir, 'local');
+  const server = join(dir, 'server');
+  mkdirSync(local);
+  mkdirSync(server);
+  const ops = remoteOps(parseRemote(server), { controlDir: join(dir, 'ssh') });
+  await ops.prepareMeta('test-');
+  env = { dir, local, server, db: StateDb.open(join(dir, 'state.db')), ops, log: new ActivityLog(join(dir, 'log')) };
+});
+
+afterEach(async () => {
+  env.db.close();
+  await env.ops.close().catch(() => undefined);
+  rmSync(env.dir, { recursive: true, force: true });
+});
+
+/** What a cycle asked to look at again. */
+interface Requeued {
+  local: string[];
+  remote: string[];
+}
+
+/** One cycle over both whole sides, as `lipsync sync` runs it. */
+async function sync(
+  opts: {
+    direction?: Direction;
+    checkPaused?: () => void;
+    requeued?: Requeued;
+    remoteHeld?: string[];
+  } = {},
+): Promise<CycleTotals> {
+  const totals = emptyTotals();
+  const held = new Set(opts.remoteHeld ?? []);
+  const cycle = new Cycle({
+    pair: 'p1',
+    db: env.db,
+    localRoot: env.local,
+    remote: parseRemote(env.server),
+    remoteLabel: env.server,
+    ssh: { controlDir: join(env.dir, 'ssh') },
+    ops: env.ops,
+    caps: { inotifywait: false, gnuFind: false },
+    excluder: createExcluder([]),
+    direction: opts.direction ?? 'two-way',
+    deviceName: 'testbox',
+    bwLimitKBps: 0,
+    log: env.log,
+    totals,
+    massDeleteConfirmed: false,
+    checkPaused: opts.checkPaused ?? (() => undefined),
+    onProgress: () => undefined,
+    requeueLocalTree: (p) => opts.requeued?.local.push(p),
+    requeueRemote: (p) => opts.requeued?.remote.push(p),
+    held: (side, p) => side === 'remote' && held.has(p),
+    remoteHeldBelow: (dir) => [...held].filter((p) => p.startsWith(`${dir}/`)),
+    withRemoteLock: (fn) => fn(),
+    stagingPrefix: 'test',
+  });
+  const all = () => {
+    const s = new DirtySet();
+    s.addFull();
+    return s.take();
+  };
+  await cycle.collect(all(), all());
+  await cycle.checkMassDelete();
+  await cycle.execute();
+  return totals;
+}
+
+const logText = () => readFileSync(join(env.dir, 'log'), 'utf8');
+/** The folders the log says were pulled whole (one line per rsync run). */
+const pulledWhole = () =>
+  [...logText().matchAll(/received \d+ files? in (\d+) new folders?/g)].reduce((n, m) => n + Number(m[1]), 0);
+const staged = () => readdirSync(join(env.local, '.lipsync', 'incoming'));
+/** Whether a staging folder here holds `rel` (the pull of its run is done, not yet moved). */
+const stagedHas = (rel: string) =>
+  existsSync(join(env.local, '.lipsync', 'incoming')) &&
+  staged().some((s) => existsSync(join(env.local, '.lipsync', 'incoming', s, rel)));
+const conflictCopies = (root: string) =>
+  readdirSync(root, { recursive: true }).filter((e) => String(e).includes('conflicted copy'));
+
+describe('new server folders are pulled whole (T3, T4)', () => {
+  it('an empty folder joining gets everything, recorded whole; the next cycle moves nothing', async () => {
+    const outside = join(env.dir, 'outside');
+    mkdirSync(outside);
+    writeFileSync(join(outside, 'secret.txt'), 'SECRET');
+    for (let i = 0; i < 40; i++) await put(env.server, `t${i % 4}/d${i % 3}/f${i}.txt`, `file ${i}`);
+    await put(env.server, 'root.txt', 'at the root');
+    await put(env.server, 'x/tool.sh', '#!/bin/sh\n');
+    rmSync(join(env.server, 'x/tool.sh'));
+    writeFileSync(join(env.server, 'x/tool.sh'), '#!/bin/sh\n', { mode: 0o755 });
+    mkdirSync(join(env.server, 'x/empty'));
+    symlinkSync(outside, join(env.server, 'x/out')); // N1, N5: a link, never followed
+    const totals = await sync();
+    expect(tree(env.local)).toEqual(tree(env.server));
+    expect(lstatSync(join(env.local, 'x/out')).isSymbolicLink()).toBe(true);
+    expect(readlinkSync(join(env.local, 'x/out'))).toBe(outside);
+    expect(lstatSync(join(env.local, 'x/tool.sh')).mode & 0o111).not.toBe(0);
+    expect(totals.filesReceived).toBe(42);
+    expect(totals.conflicts).toBe(0);
+    // Every path is in the base; the folders came whole (one log line says so).
+    expect(env.db.count()).toBe(tree(env.server).length);
+    expect(pulledWhole()).toBe(5);
+    expect(staged()).toEqual([]);
+    const again = await sync();
+    expect([again.filesReceived, again.filesSent, again.conflicts]).toEqual([0, 0, 0]);
+  });
+
+  it('a folder held here in part: what differs becomes a conflict copy, nothing is overwritten', async () => {
+    await put(env.server, 'a/same.txt', 'same', new Date('2026-01-01T00:00:00Z'));
+    await put(env.server, 'a/diff.txt', 'server version');
+    await put(env.server, 'a/sub/s.txt', 'server sub');
+    await put(env.server, 'b/new.txt', 'only on the server');
+    await put(env.local, 'a/same.txt', 'same', new Date('2026-01-01T00:00:00Z'));
+    await put(env.local, 'a/diff.txt', 'local version, different');
+    await put(env.local, 'a/mine.txt', 'only here');
+    const totals = await sync();
+    expect(read(env.local, 'a/diff.txt')).toBe('server version');
+    const copies = conflictCopies(env.local);
+    expect(copies).toHaveLength(1);
+    expect(read(env.local, String(copies[0]))).toBe('local version, different');
+    expect(read(env.local, 'b/new.txt')).toBe('only on the server');
+    expect(read(env.local, 'a/sub/s.txt')).toBe('server sub');
+    expect(read(env.server, 'a/mine.txt')).toBe('only here');
+    expect(totals.conflicts).toBe(1);
+    // b and a/sub were absent here: pulled whole.
+    expect(pulledWhole()).toBe(2);
+  });
+
+  it('a file made here in a folder not yet moved into place: that folder goes path by path, nothing lost', async () => {
+    await put(env.server, 'b/one.txt', 'one');
+    await put(env.server, 'b/two.txt', 'two');
+    const requeued: Requeued = { local: [], remote: [] };
+    let made = false;
+    await sync({
+      requeued,
+      checkPaused: () => {
+        if (made || !stagedHas('b/one.txt')) return;
+        // The pull is done, the folder is not in place yet: someone makes it here.
+        mkdirSync(join(env.local, 'b'), { recursive: true });
+        writeFileSync(join(env.local, 'b/mine.txt'), 'made during the pull');
+        made = true;
+      },
+    });
+    expect(made).toBe(true);
+    expect(requeued.local).toContain('b');
+    expect(read(env.local, 'b/mine.txt')).toBe('made during the pull');
+    expect(read(env.local, 'b/one.txt')).toBe('one');
+    expect(read(env.local, 'b/two.txt')).toBe('two');
+    await sync(); // the walk the requeue asks for
+    expect(read(env.server, 'b/mine.txt')).toBe('made during the pull');
+    expect(conflictCopies(env.local)).toEqual([]);
+    expect(staged()).toEqual([]);
+  });
+
+  it('a file changed on the server during the pull is fetched again, never a conflict', async () => {
+    await put(env.server, 'b/f.txt', 'v1', new Date('2026-01-01T00:00:00Z'));
+    await put(env.server, 'b/g.txt', 'g v1', new Date('2026-01-01T00:00:00Z'));
+    const requeued: Requeued = { local: [], remote: [] };
+    let before = false;
+    let after = false;
+    await sync({
+      requeued,
+      checkPaused: () => {
+        if (!before && !stagedHas('b')) {
+          // Listed, not yet pulled: changed on the server.
+          writeFileSync(join(env.server, 'b/f.txt'), 'v2, longer than v1');
+          before = true;
+        } else if (!after && stagedHas('b/g.txt')) {
+          // Pulled, not yet in place: changed again.
+          writeFileSync(join(env.server, 'b/g.txt'), 'g v2, longer');
+          after = true;
+        }
+      },
+    });
+    expect(before && after).toBe(true);
+    expect(requeued.remote).toContain('b/f.txt');
+    expect(read(env.local, 'b/f.txt')).toBe('v2, longer than v1');
+    expect(read(env.local, 'b/g.txt')).toBe('g v1');
+    const t = await sync();
+    expect(read(env.local, 'b/g.txt')).toBe('g v2, longer');
+    expect(t.conflicts).toBe(0);
+    expect(conflictCopies(env.local)).toEqual([]);
+    expect(read(env.server, 'b/f.txt')).toBe('v2, longer than v1');
+  });
+
+  it('a cycle cut short after the pull: the staging folder is removed at the next one, which converges', async () => {
+    for (let i = 0; i < 20; i++) await put(env.server, `b${i % 2}/f${i}.txt`, `f${i}`);
+    await expect(
+      sync({
+        checkPaused: () => {
+          if (stagedHas('b0') || stagedHas('b1')) throw new Error('killed');
+        },
+      }),
+    ).rejects.toThrow('killed');
+    expect(tree(env.local)).toEqual([]); // nothing in place, nothing recorded
+    expect(env.db.count()).toBe(0);
+    // What a kill -9 leaves (no finally ran): a staging folder with a pulled copy in it.
+    await put(env.local, '.lipsync/incoming/pull-0123456789ab/b0/f0.txt', 'f0');
+    await put(env.local, '.lipsync/incoming/pull-0123456789ab/b0/stale.txt', 'never taken for user data');
+    await sync();
+    expect(staged()).toEqual([]);
+    expect(tree(env.local)).toEqual(tree(env.server));
+    expect(conflictCopies(env.local)).toEqual([]);
+  });
+
+  it('a server folder swapped for a symlink during the pull: the folder is not moved in, nothing read through it (N5)', async () => {
+    const outside = join(env.dir, 'outside');
+    mkdirSync(outside);
+    writeFileSync(join(outside, 'secret.txt'), 'SECRET');
+    await put(env.server, 'b/sub/f.txt', 'f');
+    await put(env.server, 'b/g.txt', 'g');
+    let swapped = false;
+    const requeued: Requeued = { local: [], remote: [] };
+    await sync({
+      requeued,
+      checkPaused: () => {
+        if (swapped || !stagedHas('b/sub/f.txt')) return;
+        renameSync(join(env.server, 'b/sub'), join(env.server, 'b/sub-was'));
+        symlinkSync(outside, join(env.server, 'b/sub'));
+        swapped = true;
+      },
+    });
+    expect(swapped).toBe(true);
+    expect(requeued.local).toContain('b'); // went path by path
+    expect(lstatSync(join(env.local, 'b/sub')).isSymbolicLink()).toBe(true);
+    const files = readdirSync(env.local, { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => readFileSync(join(e.parentPath, e.name), 'utf8'));
+    expect(files.filter((c) => c.includes('SECRET'))).toEqual([]);
+    expect(staged()).toEqual([]);
+    await sync(); // the server's watcher would report the renamed folder: the next cycle gets it
+    expect(read(env.local, 'b/sub-was/f.txt')).toBe('f');
+  });
+
+  it('a file still being written on the server is left out, and not recorded', async () => {
+    await put(env.server, 'b/done.txt', 'done');
+    await put(env.server, 'b/writing.txt', 'half');
+    await sync({ remoteHeld: ['b/writing.txt'] });
+    expect(read(env.local, 'b/done.txt')).toBe('done');
+    expect(existsSync(join(env.local, 'b/writing.txt'))).toBe(false);
+    expect(env.db.get('b/writing.txt')).toBeUndefined();
+    await sync(); // closed now
+    expect(read(env.local, 'b/writing.txt')).toBe('half');
+  });
+
+  it('receive-only pulls whole too; send-only never writes here', async () => {
+    await put(env.server, 'b/f.txt', 'f');
+    await sync({ direction: 'send-only' });
+    expect(tree(env.local)).toEqual([]);
+    await sync({ direction: 'receive-only' });
+    expect(read(env.local, 'b/f.txt')).toBe('f');
+    expect(pulledWhole()).toBe(1);
+  });
+});
