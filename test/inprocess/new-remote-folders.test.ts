@@ -16,6 +16,7 @@ import {
   renameSync,
   rmSync,
   symlinkSync,
+  unlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -274,6 +275,49 @@ describe('new server folders are pulled whole (T3, T4)', () => {
     expect(staged()).toEqual([]);
     await sync(); // the server's watcher would report the renamed folder: the next cycle gets it
     expect(read(env.local, 'b/sub-was/f.txt')).toBe('f');
+  });
+
+  it('a folder above a pulled one swapped for a symlink and back within the run: nothing unlisted is put in place (T4, N5)', async () => {
+    // rsync opens a listed folder by its path: a folder above it that is a link meanwhile is
+    // followed, and the checks after the run see a folder again once it is swapped back.
+    const outside = join(env.dir, 'outside2');
+    mkdirSync(join(outside, 'b'), { recursive: true });
+    writeFileSync(join(outside, 'b/secret.txt'), 'SECRET');
+    mkdirSync(join(env.local, 'a'));
+    await put(env.server, 'a/b/sub/f.txt', 'f');
+    await put(env.server, 'a/b/g.txt', 'g');
+    let there = false;
+    let back = false;
+    await sync({
+      checkPaused: () => {
+        if (!there && !stagedHas('a/b')) {
+          // Listed, not yet pulled: the folder above is swapped for a link to outside the root.
+          renameSync(join(env.server, 'a'), join(env.server, 'a-real'));
+          symlinkSync(outside, join(env.server, 'a'));
+          writeFileSync(join(env.server, 'a-real/b/new.txt'), 'made after the listing');
+          there = true;
+        } else if (there && !back && stagedHas('a/b/secret.txt')) {
+          // Read through the link; swapped back before the checks after the run.
+          unlinkSync(join(env.server, 'a'));
+          renameSync(join(env.server, 'a-real'), join(env.server, 'a'));
+          back = true;
+        }
+      },
+    });
+    expect(there && back).toBe(true);
+    const contents = () =>
+      readdirSync(env.local, { recursive: true, withFileTypes: true })
+        .filter((e) => e.isFile())
+        .map((e) => readFileSync(join(e.parentPath, e.name), 'utf8'));
+    expect(contents().filter((c) => c.includes('SECRET'))).toEqual([]);
+    expect(staged()).toEqual([]);
+    // What was listed and not read (g.txt, sub/f.txt) goes path by path; new.txt is a change.
+    await sync();
+    expect(read(env.local, 'a/b/g.txt')).toBe('g');
+    expect(read(env.local, 'a/b/sub/f.txt')).toBe('f');
+    expect(read(env.local, 'a/b/new.txt')).toBe('made after the listing');
+    expect(contents().filter((c) => c.includes('SECRET'))).toEqual([]);
+    expect(conflictCopies(env.local)).toEqual([]);
   });
 
   it('a file still being written on the server is left out, and not recorded', async () => {

@@ -178,6 +178,7 @@ export class NewRemoteFolders {
                 ...group.flatMap((g) => this.ctx.remoteHeldBelow?.(g) ?? []).map(anchoredRsyncPattern),
               ],
               bwLimitKBps: this.ctx.bwLimitKBps || undefined,
+              compress: this.ctx.compress?.() ?? false,
               onProgress: (p) => {
                 live.set(n, { files: p.filesDone, known: p.filesKnown ?? 0, bytes: p.bytes, rate: p.rateBps });
                 report();
@@ -235,6 +236,7 @@ export class NewRemoteFolders {
     const swapped = await this.swappedBelow(group);
     const fallback: string[] = [];
     const moved: string[] = [];
+    let pruned = 0;
     await traced(`move ${group.length} pulled folders into place`, async () => {
       group.forEach((root, i) => {
         const parent = parentOf(root);
@@ -251,6 +253,7 @@ export class NewRemoteFolders {
           return;
         }
         try {
+          pruned += this.pruneUnlisted(staging, root);
           // rename(2) of a folder never replaces a file or a folder that holds anything.
           renameInRoot(this.ctx.localRoot, `${staging}/${root}`, root);
           moved.push(root);
@@ -260,8 +263,40 @@ export class NewRemoteFolders {
       });
       return Promise.resolve();
     });
+    if (pruned)
+      this.ctx.log.write({
+        pair: this.ctx.pair,
+        level: 'info',
+        event: 'state',
+        msg: `${pruned} path${pruned === 1 ? '' : 's'} that arrived in a pulled folder but not as the server's listing showed them: left out, looked at again as changes (T4)`,
+      });
     if (moved.length) await traced('record the pulled folders', () => this.record(moved, res, failed, listed));
     return fallback;
+  }
+
+  /**
+   * T4 and N5: removes from the staged copy of `root` whatever the server's listing (taken
+   * before the pull) does not show with that kind: a name read through a server folder
+   * swapped for a symlink and back during the run (so from outside the server's root), or
+   * one made on the server since the listing. Only listed paths are put in place; one made
+   * since is reported by the server's watcher (or the next compare) and fetched as a
+   * change. Symlinks are not followed. Returns how many entries were removed.
+   */
+  private pruneUnlisted(staging: string, root: string): number {
+    let removed = 0;
+    const walk = (rel: string): void => {
+      const abs = join(this.ctx.localRoot, staging, rel);
+      for (const d of readdirSync(abs, { withFileTypes: true })) {
+        const path = `${rel}/${d.name}`;
+        const kind = d.isDirectory() ? 'dir' : d.isSymbolicLink() ? 'symlink' : d.isFile() ? 'file' : 'other';
+        if (this.db.pullTreeKind(path) !== kind) {
+          rmSync(join(abs, d.name), { recursive: true, force: true });
+          removed++;
+        } else if (kind === 'dir') walk(path);
+      }
+    };
+    walk(root);
+    return removed;
   }
 
   /**

@@ -142,11 +142,34 @@ export function rsyncTreePushArgs(
  * needed (an interrupted run's staging folder is removed, never resumed).
  */
 export function rsyncTreePullArgs(
-  o: Pick<TreePushOptions, 'localRoot' | 'remote' | 'ssh' | 'stagingDir' | 'excludes' | 'bwLimitKBps'>,
+  o: Pick<TreePushOptions, 'localRoot' | 'remote' | 'ssh' | 'stagingDir' | 'excludes' | 'bwLimitKBps' | 'compress'>,
 ): string[] {
-  const args = ['-s', '-r', '-l', '-p', '-t', '-8', '--files-from=-', '--from0', '--no-implied-dirs'];
-  args.push(`--exclude=/${META_DIR}/***`, ...o.excludes.map((e) => `--exclude=${e}`), '--info=progress2', '--stats');
+  const args = [
+    // Names and option values in rsync's protocol, never through the remote shell (as transferArgs).
+    '-s',
+    // Each listed folder with everything below it; incremental recursion streams the tree.
+    '-r',
+    // Symlinks as symlinks (never followed), permissions, mtimes; no owner, group or devices.
+    '-l',
+    '-p',
+    '-t',
+    // High-bit bytes unescaped in the output.
+    '-8',
+    // The folders are read from our stdin and forwarded to the server's sender.
+    '--files-from=-',
+    '--from0',
+    // The listed folders' parents are created (default attributes) inside the staging folder.
+    '--no-implied-dirs',
+    // Never our own meta dir, nor what the pair excludes (and the files still being written).
+    `--exclude=/${META_DIR}/***`,
+    ...o.excludes.map((e) => `--exclude=${e}`),
+    // No per-file lines: the caller checks what arrived against the listing.
+    '--info=progress2',
+    '--stats',
+  ];
   args.push(...bwLimitArgs(o.bwLimitKBps));
+  // -z on a slow or distant link (the pair's setting; see compressArgs).
+  args.push(...compressArgs(o.compress, o.remote));
   const { shell, spec } = remoteEndpoint(o.remote, o.ssh);
   args.push(...shell, spec, rootWithSlash(stagingRoot(resolve(o.localRoot), o.stagingDir)));
   return args;

@@ -746,6 +746,13 @@ export class StateDb {
     return Number(row.n);
   }
 
+  /** The kind the server's listing gave `path` in rtree; undefined when it is not there. */
+  pullTreeKind(path: string): string | undefined {
+    this.pullScratch();
+    const row = this.db.prepare('SELECT kind FROM rtree WHERE path = ?').get(path) as { kind: string } | undefined;
+    return row?.kind;
+  }
+
   /** The rtree folders strictly below `root`, in path order. */
   pullTreeDirs(root: string): string[] {
     this.pullScratch();
