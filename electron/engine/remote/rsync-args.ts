@@ -102,35 +102,10 @@ export function stagingRoot(remoteRoot: string, stagingDir: string): string {
  * `rsync -a DIR`, where the path-list push with its temp, partial and backup
  * folders took 1.6x as long.
  */
-export function rsyncTreePushArgs(
-  o: Pick<TreePushOptions, 'localRoot' | 'remote' | 'ssh' | 'stagingDir' | 'excludes' | 'bwLimitKBps' | 'compress'>,
-): string[] {
-  const args = [
-    '-s',
-    // -r: each listed folder with everything below it (rsync's incremental recursion
-    // streams the tree: a million files never sit in one list).
-    '-r',
-    '-l',
-    '-p',
-    '-t',
-    '-8',
-    '--files-from=-',
-    '--from0',
-    // The listed folders' parents are created (default attributes) inside the staging folder.
-    '--no-implied-dirs',
-    `--exclude=/${META_DIR}/***`,
-  ];
-  for (const e of o.excludes) args.push(`--exclude=${e}`);
-  // No per-file lines (--out-format): the caller lists what arrived. Less output also
-  // keeps rsync from waiting on a full pipe while the engine records the previous run.
-  args.push('--info=progress2', '--stats');
-  args.push(...bwLimitArgs(o.bwLimitKBps));
-  // -z on a slow or distant link (the pair's setting; see compressArgs).
-  args.push(...compressArgs(o.compress, o.remote));
+export function rsyncTreePushArgs(o: TreeArgsOptions): string[] {
   const target: RemoteSpec = { ...o.remote, path: stagingRoot(o.remote.path, o.stagingDir) };
   const { shell, spec } = remoteEndpoint(target, o.ssh);
-  args.push(...shell, rootWithSlash(resolve(o.localRoot)), spec);
-  return args;
+  return [...treeArgs(o), ...shell, rootWithSlash(resolve(o.localRoot)), spec];
 }
 
 /**
@@ -141,13 +116,23 @@ export function rsyncTreePushArgs(
  * or deleted (no --backup, --delete-missing-args or --force) and no temp or partial dir is
  * needed (an interrupted run's staging folder is removed, never resumed).
  */
-export function rsyncTreePullArgs(
-  o: Pick<TreePushOptions, 'localRoot' | 'remote' | 'ssh' | 'stagingDir' | 'excludes' | 'bwLimitKBps' | 'compress'>,
-): string[] {
-  const args = [
+export function rsyncTreePullArgs(o: TreeArgsOptions): string[] {
+  const { shell, spec } = remoteEndpoint(o.remote, o.ssh);
+  return [...treeArgs(o), ...shell, spec, rootWithSlash(stagingRoot(resolve(o.localRoot), o.stagingDir))];
+}
+
+type TreeArgsOptions = Pick<
+  TreePushOptions,
+  'localRoot' | 'remote' | 'ssh' | 'stagingDir' | 'excludes' | 'bwLimitKBps' | 'compress'
+>;
+
+/** The flags of a folder sent or fetched whole, either way (the endpoints follow them). */
+function treeArgs(o: TreeArgsOptions): string[] {
+  return [
     // Names and option values in rsync's protocol, never through the remote shell (as transferArgs).
     '-s',
-    // Each listed folder with everything below it; incremental recursion streams the tree.
+    // -r: each listed folder with everything below it (rsync's incremental recursion
+    // streams the tree: a million files never sit in one list).
     '-r',
     // Symlinks as symlinks (never followed), permissions, mtimes; no owner, group or devices.
     '-l',
@@ -155,24 +140,22 @@ export function rsyncTreePullArgs(
     '-t',
     // High-bit bytes unescaped in the output.
     '-8',
-    // The folders are read from our stdin and forwarded to the server's sender.
+    // The folders, read from our stdin (a pull forwards them to the server's sender).
     '--files-from=-',
     '--from0',
     // The listed folders' parents are created (default attributes) inside the staging folder.
     '--no-implied-dirs',
-    // Never our own meta dir, nor what the pair excludes (and the files still being written).
+    // Never our own meta dir, nor what the pair excludes (nor files still being written).
     `--exclude=/${META_DIR}/***`,
     ...o.excludes.map((e) => `--exclude=${e}`),
-    // No per-file lines: the caller checks what arrived against the listing.
+    // No per-file lines (--out-format): the caller lists what arrived. Less output also
+    // keeps rsync from waiting on a full pipe while the engine records the previous run.
     '--info=progress2',
     '--stats',
+    ...bwLimitArgs(o.bwLimitKBps),
+    // -z on a slow or distant link (the pair's setting; see compressArgs).
+    ...compressArgs(o.compress, o.remote),
   ];
-  args.push(...bwLimitArgs(o.bwLimitKBps));
-  // -z on a slow or distant link (the pair's setting; see compressArgs).
-  args.push(...compressArgs(o.compress, o.remote));
-  const { shell, spec } = remoteEndpoint(o.remote, o.ssh);
-  args.push(...shell, spec, rootWithSlash(stagingRoot(resolve(o.localRoot), o.stagingDir)));
-  return args;
 }
 
 /**
