@@ -615,24 +615,8 @@ export class StateDb {
     const rows = this.db
       .prepare('SELECT * FROM rscan WHERE path > ? ORDER BY path LIMIT ?')
       .safeIntegers(true)
-      .all(after, limit) as {
-      path: string;
-      kind: string;
-      size: bigint | null;
-      mtime_ns: bigint | null;
-      mode: bigint | null;
-      ino: bigint | null;
-      target: string | null;
-    }[];
-    return rows.map((r) => ({
-      path: r.path,
-      kind: r.kind as EntryKind,
-      size: toNumber(r.size),
-      mtimeNs: r.mtime_ns ?? 0n,
-      mode: toNumber(r.mode),
-      ino: r.ino,
-      target: r.target,
-    }));
+      .all(after, limit) as ScanRow[];
+    return rows.map(fromScanRow);
   }
 
   /**
@@ -716,24 +700,8 @@ export class StateDb {
     const rows = this.db
       .prepare('SELECT * FROM rtree WHERE (path = ? OR (path > ? AND path < ?)) AND path > ? ORDER BY path LIMIT ?')
       .safeIntegers(true)
-      .all(root, lo, hi, after, limit) as {
-      path: string;
-      kind: string;
-      size: bigint | null;
-      mtime_ns: bigint | null;
-      mode: bigint | null;
-      ino: bigint | null;
-      target: string | null;
-    }[];
-    return rows.map((r) => ({
-      path: r.path,
-      kind: r.kind as EntryKind,
-      size: toNumber(r.size),
-      mtimeNs: r.mtime_ns ?? 0n,
-      mode: toNumber(r.mode),
-      ino: r.ino,
-      target: r.target,
-    }));
+      .all(root, lo, hi, after, limit) as ScanRow[];
+    return rows.map(fromScanRow);
   }
 
   /** The rtree files (not folders) of `root` and below it. */
@@ -823,4 +791,28 @@ export class StateDb {
   close(): void {
     if (this.db.open) this.db.close();
   }
+}
+
+/** A row of the scratch tables of a server listing (rscan, rtree), as SQLite gives it. */
+interface ScanRow {
+  path: string;
+  kind: string;
+  size: bigint | null;
+  mtime_ns: bigint | null;
+  mode: bigint | null;
+  ino: bigint | null;
+  target: string | null;
+}
+
+/** A scratch-table row as the listing's entry. */
+function fromScanRow(r: ScanRow): RemoteEntry {
+  return {
+    path: r.path,
+    kind: r.kind as EntryKind,
+    size: toNumber(r.size),
+    mtimeNs: r.mtime_ns ?? 0n,
+    mode: toNumber(r.mode),
+    ino: r.ino,
+    target: r.target,
+  };
 }
