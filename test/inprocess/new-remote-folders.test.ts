@@ -268,9 +268,7 @@ describe('new server folders are pulled whole (T3, T4)', () => {
     expect(swapped).toBe(true);
     expect(requeued.local).toContain('b'); // went path by path
     expect(lstatSync(join(env.local, 'b/sub')).isSymbolicLink()).toBe(true);
-    const files = readdirSync(env.local, { recursive: true, withFileTypes: true })
-      .filter((e) => e.isFile())
-      .map((e) => readFileSync(join(e.parentPath, e.name), 'utf8'));
+    const files = fileContents(env.local);
     expect(files.filter((c) => c.includes('SECRET'))).toEqual([]);
     expect(staged()).toEqual([]);
     await sync(); // the server's watcher would report the renamed folder: the next cycle gets it
@@ -305,10 +303,7 @@ describe('new server folders are pulled whole (T3, T4)', () => {
       },
     });
     expect(there && back).toBe(true);
-    const contents = () =>
-      readdirSync(env.local, { recursive: true, withFileTypes: true })
-        .filter((e) => e.isFile())
-        .map((e) => readFileSync(join(e.parentPath, e.name), 'utf8'));
+    const contents = () => fileContents(env.local);
     expect(contents().filter((c) => c.includes('SECRET'))).toEqual([]);
     expect(staged()).toEqual([]);
     // What was listed and not read (g.txt, sub/f.txt) goes path by path; new.txt is a change.
@@ -340,3 +335,17 @@ describe('new server folders are pulled whole (T3, T4)', () => {
     expect(pulledWhole()).toBe(1);
   });
 });
+
+/**
+ * The regular files at or below `dir`, read. Symlinks are not followed: a symlink synced as
+ * a symlink may point outside the root, and Node 22's recursive readdir follows it.
+ */
+function fileContents(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...fileContents(p));
+    else if (e.isFile()) out.push(readFileSync(p, 'utf8'));
+  }
+  return out;
+}

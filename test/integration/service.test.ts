@@ -11,6 +11,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { BIN, cli, makeCliEnv, requireBuild, waitFor, type CliEnv } from '../support/cli.js';
 import { userSystemd } from '../../electron/cli/service.js';
+import { NODE_MEMORY_FLAGS } from '../../electron/cli/service.js';
 
 let reach: Awaited<ReturnType<typeof userSystemd>>;
 
@@ -32,7 +33,10 @@ describe('lipsync service install writes a systemd user unit', () => {
     const r = await cli(e, ['service', 'install', '--no-start']);
     expect(r.code, r.stderr).toBe(0);
     const unit = readFileSync(e.unitFile, 'utf8');
-    expect(unit).toContain(`ExecStart="${process.execPath}" "${realpathSync(BIN)}" run\n`);
+    // node's memory flags (bin/lipsync has the same) come before the script.
+    expect(unit).toContain(
+      `ExecStart="${process.execPath}" ${NODE_MEMORY_FLAGS.join(' ')} "${realpathSync(BIN)}" run\n`,
+    );
     expect(unit).toMatch(/^Restart=on-failure$/m);
     expect(unit).toMatch(/^WantedBy=default\.target$/m);
     expect(unit).toContain(`Environment="LIPSYNC_CONFIG_DIR=${e.configDir}"`);
