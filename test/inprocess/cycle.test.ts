@@ -3,59 +3,27 @@
  * remote (a second folder), with a real state database in a temp dir. No build, no
  * sshd: rsync runs between two local folders.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   renameSync,
-  rmSync,
   statSync,
   symlinkSync,
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cycle, MassDeleteError, emptyTotals, type CycleTotals } from '../../electron/engine/cycle.js';
 import { DirtySet } from '../../electron/engine/dirty.js';
-import { StateDb } from '../../electron/engine/state/db.js';
-import { ActivityLog } from '../../electron/engine/log.js';
 import { createExcluder } from '../../electron/engine/excludes.js';
 import { parseRemote } from '../../electron/engine/remote/spec.js';
-import { remoteOps, type RemoteOps } from '../../electron/engine/remote/ops.js';
 import { put, read, tree } from '../support/trees.js';
+import { useInprocessEnv } from './env.js';
 
-interface Env {
-  dir: string;
-  local: string;
-  server: string;
-  db: StateDb;
-  ops: RemoteOps;
-  log: ActivityLog;
-}
-
-let env: Env;
-
-beforeEach(async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'lipsync-inprocess-cycle-'));
-  const local = join(dir, 'local');
-  const server = join(dir, 'server');
-  mkdirSync(local);
-  mkdirSync(server);
-  const ssh = { controlDir: join(dir, 'ssh') };
-  const ops = remoteOps(parseRemote(server), ssh);
-  await ops.prepareMeta('test-');
-  env = { dir, local, server, db: StateDb.open(join(dir, 'state.db')), ops, log: new ActivityLog(join(dir, 'log')) };
-});
-
-afterEach(async () => {
-  env.db.close();
-  await env.ops.close().catch(() => undefined);
-  rmSync(env.dir, { recursive: true, force: true });
-});
+const env = useInprocessEnv('lipsync-inprocess-cycle-');
 
 /** One cycle over both whole sides, as `lipsync sync` runs it. */
 async function sync(

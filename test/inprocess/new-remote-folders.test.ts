@@ -4,12 +4,11 @@
  * local-path remote, as in cycle.test.ts. The cycle's remote steps call checkPaused, which
  * these tests use to change a side at a chosen moment of the pull.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   existsSync,
   lstatSync,
   mkdirSync,
-  mkdtempSync,
   readFileSync,
   readdirSync,
   readlinkSync,
@@ -19,44 +18,16 @@ import {
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cycle, emptyTotals, type CycleTotals } from '../../electron/engine/cycle.js';
 import { DirtySet } from '../../electron/engine/dirty.js';
-import { StateDb } from '../../electron/engine/state/db.js';
-import { ActivityLog } from '../../electron/engine/log.js';
 import { createExcluder } from '../../electron/engine/excludes.js';
 import { parseRemote } from '../../electron/engine/remote/spec.js';
-import { remoteOps, type RemoteOps } from '../../electron/engine/remote/ops.js';
 import type { Direction } from '../../shared/settings.js';
 import { put, read, tree } from '../support/trees.js';
+import { useInprocessEnv } from './env.js';
 
-interface Env {
-  dir: string;
-  local: string;
-  server: string;
-  db: StateDb;
-  ops: RemoteOps;
-  log: ActivityLog;
-}
-let env: Env;
-
-beforeEach(async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'lipsync-inprocess-pullwhole-'));
-  const local = join(dir, 'local');
-  const server = join(dir, 'server');
-  mkdirSync(local);
-  mkdirSync(server);
-  const ops = remoteOps(parseRemote(server), { controlDir: join(dir, 'ssh') });
-  await ops.prepareMeta('test-');
-  env = { dir, local, server, db: StateDb.open(join(dir, 'state.db')), ops, log: new ActivityLog(join(dir, 'log')) };
-});
-
-afterEach(async () => {
-  env.db.close();
-  await env.ops.close().catch(() => undefined);
-  rmSync(env.dir, { recursive: true, force: true });
-});
+const env = useInprocessEnv('lipsync-inprocess-pullwhole-');
 
 /** What a cycle asked to look at again. */
 interface Requeued {
