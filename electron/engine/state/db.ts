@@ -9,9 +9,11 @@
  * BINARY collation, i.e. bytewise over UTF-8, so the descendants of `dir` are exactly
  * the rows with `dir/` < path < `dir0` ('0' is the byte after '/').
  *
- * One file (over 700 lines) on purpose: every statement of the state database is here,
+ * One file (over 800 lines) on purpose: every statement of the state database is here,
  * next to the schema and migrations it depends on, so a change to a table is checked
- * against all its queries in one place.
+ * against all its queries in one place. That includes the cycle's scratch tables (cand,
+ * rscan, rtree: temp tables of the same connection); if they grow further, they are the
+ * part to move to a module of their own (state/scratch.ts), the base's statements staying.
  */
 import fs from 'node:fs';
 import path from 'node:path';
