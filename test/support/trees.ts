@@ -19,10 +19,20 @@ export const read = (root: string, rel: string) => readFileSync(join(root, rel),
 /** Every path under root (files and dirs, relative, sorted), skipping .lipsync. */
 export function tree(root: string, sub = ''): string[] {
   const out: string[] = [];
-  for (const name of readdirSync(join(root, sub))) {
+  let names: string[];
+  try {
+    names = readdirSync(join(root, sub));
+  } catch (e) {
+    // A folder removed while it is listed (a sync still running): not in the snapshot.
+    if (sub && (e as NodeJS.ErrnoException).code === 'ENOENT') return out;
+    throw e;
+  }
+  for (const name of names) {
     const rel = sub ? `${sub}/${name}` : name;
     if (rel === '.lipsync') continue;
-    const st = lstatSync(join(root, rel));
+    // Gone between the listing and the lstat (a deletion in progress): not in the snapshot.
+    const st = lstatSync(join(root, rel), { throwIfNoEntry: false });
+    if (!st) continue;
     out.push(st.isDirectory() ? `${rel}/` : rel);
     if (st.isDirectory()) out.push(...tree(root, rel));
   }
