@@ -74,6 +74,7 @@ export function syscallCaseScript(): string {
 
 export const WALKWATCH_PL = String.raw`
 my ($root, $sincearg, @nr) = @ARGV;
+my $beat = @nr > 3 ? pop @nr : 0;
 unless (@nr == 3) { print STDERR "lipsync walkwatch: no inotify syscall numbers for this machine\n"; exit ${EXIT_UNSUPPORTED_ARCH} }
 $root =~ s{/+$}{} unless $root eq "/";
 my $pre = $root eq "/" ? "/" : "$root/";
@@ -109,6 +110,11 @@ sub watch {
   return 1;
 }
 my ($since, $lim, $complete) = (undef, 0, 1);
+# BEAT mode (the shared watcher, remote/journal.ts): a BEAT record at most every $beat s, whose
+# path field is the horizon: the last moment the kernel's queue was seen empty, so every change
+# made before it has been written out. A long walk of a new folder still beats (liveness only).
+my ($te, $lastbeat, $walked) = ($^T, 0, 0);
+sub beat { my $now = time; return if $now - $lastbeat < $beat; $lastbeat = $now; rec("BEAT", $te); flush_out() }
 sub walk {
   my ($top, $list) = @_;
   my @stack = ($top);
@@ -129,6 +135,7 @@ sub walk {
         my $isdir = -d _;
         rec($isdir ? "SINCE,ISDIR" : "SINCE", full(child($rel, $n))) if $list && -C _ <= $lim;
         push @stack, child($rel, $n) if $isdir;
+        beat() if $beat && $started && !(++$walked & 1023);
       }
       closedir $dh;
     }
@@ -153,8 +160,17 @@ rec("NOSINCE", "") if defined $since && !$complete;
 rec("READY", "");
 flush_out();
 $started = 1;
+beat() if $beat;
 my (%moved, %wrote, %lastwrite);
+my $rin = ""; vec($rin, $fd, 1) = 1;
 while (1) {
+  my $t0 = time;
+  if ($beat) {
+    my $k = select(my $r = $rin, undef, undef, $beat);
+    # Nothing queued for $beat s: everything before $t0 is written out.
+    if (defined $k && $k == 0) { $te = $t0; beat(); next }
+    next if $k < 0;
+  }
   my $n = sysread($in, my $buf, 65536);
   unless (defined $n) { next if ($! + 0) == $EINTR; print STDERR "lipsync walkwatch: reading inotify: $!\n"; exit 1 }
   last if $n == 0;
@@ -197,6 +213,8 @@ while (1) {
   for my $old (values %moved) { drop_tree($old) }
   %moved = ();
   flush_out();
+  # A read that did not fill the buffer emptied the queue: what happened before $t0 is out.
+  if ($beat) { $te = $t0 if $n < 65536 - 4096; beat() }
 }
 `;
 
