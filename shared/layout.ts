@@ -13,6 +13,8 @@
  *   .lipsync/lock/owner         the remote lock (LOCK_DIR, LOCK_OWNER_FILE; remote/lock.ts)
  *   .lipsync/lock.break         taken while breaking a stale lock (LOCK_BREAK_DIR)
  *   .lipsync/poll-marker-ID     a polling client's marker (pollMarkerFile)
+ *   .lipsync/journal/           the server's shared watcher: its journal, owner, horizon,
+ *                               start lock, clients and programs (JOURNAL_DIR; remote/journal.ts)
  */
 
 /** The state folder's name. */
@@ -36,6 +38,9 @@ export const LOCK_DIR = `${META_DIR}/lock`;
 export const LOCK_OWNER_FILE = `${LOCK_DIR}/owner`;
 /** Taken (mkdir) while breaking a stale lock, so two clients never break and retake concurrently. */
 export const LOCK_BREAK_DIR = `${META_DIR}/lock.break`;
+
+/** The server folder's shared watcher and its journal (rules J1–J6). */
+export const JOURNAL_DIR = `${META_DIR}/journal`;
 
 /** The marker file of a polling client (its mtime is the moment of its last poll). */
 export function pollMarkerFile(clientId: string): string {

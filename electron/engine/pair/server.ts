@@ -187,6 +187,7 @@ export class PairServer {
           this.feedState = state;
           h.onFeedState();
         },
+        onNotice: (msg) => h.log.write({ pair: h.pair, level: 'warn', event: 'state', msg }),
       },
       {
         excluder: h.excluder(),

@@ -11,6 +11,15 @@
  * server (ssh without a tty forwards no signals). When the stream drops, it
  * reconnects with exponential backoff (1 s … backoffMaxMs) and then asks for
  * a rescan ('reconnected'): events were missed meanwhile.
+ *
+ * Shared mode (the default where the server can run walkwatch): the session
+ * follows the folder's shared watcher's journal instead (remote/journal.ts),
+ * so ten clients cost the server one watcher. The follower prints the same
+ * records plus POS records; a reconnection resumes at the last position read
+ * and asks for no rescan (the follower sends Q_OVERFLOW when that position is
+ * gone). Where the journal cannot be used (EXIT_JOURNAL_FAILED: no perl, a
+ * journal this server user cannot write, a watcher that failed to start) this
+ * client says why once and watches on its own, as above.
  */
 
 import type { ChildProcess } from 'node:child_process';
@@ -42,6 +51,13 @@ import {
 } from './script.js';
 import { Backoff, DEFAULT_BACKOFF_MAX_MS, STABLE_CONNECTION_MS, toChange } from './watch-inotify.js';
 import { pollMarkerPath } from './watch-marker.js';
+import {
+  EXIT_JOURNAL_FAILED,
+  EXIT_WATCHER_GONE,
+  journalSessionScript,
+  journalTuning,
+  sharedWatcherEnabled,
+} from './journal.js';
 import type { RemoteChange, RemoteWatcher, RemoteWatchHandlers, RemoteWatchOptions } from './watch.js';
 
 const STOP_GRACE_MS = 3_000;
@@ -97,6 +113,10 @@ export class SshInotifyWatcher implements RemoteWatcher {
   private timer: NodeJS.Timeout | null = null;
   private readonly backoff: Backoff;
   private sinceResult: DirtySnapshot | null | undefined = undefined;
+  /** Following the shared watcher's journal (else watching alone). */
+  private shared: boolean;
+  /** The last journal position read (`gen:offset`): a reconnection resumes there. */
+  private pos: string | null = null;
 
   constructor(
     private readonly remote: Extract<RemoteSpec, { kind: 'ssh' }>,
@@ -106,6 +126,30 @@ export class SshInotifyWatcher implements RemoteWatcher {
     private readonly opts: RemoteWatchOptions,
   ) {
     this.backoff = new Backoff(opts.backoffMaxMs ?? DEFAULT_BACKOFF_MAX_MS);
+    this.shared = walkwatchEnabled() && sharedWatcherEnabled() && opts.clientId !== undefined;
+  }
+
+  /** Whether this client follows the server folder's shared watcher (diagnostics, tests). */
+  get sharedWatcher(): boolean {
+    return this.shared;
+  }
+
+  /** The script of one session: following the journal, or watching alone. */
+  private sessionScript(sinceMarker: string | undefined): string {
+    if (this.shared) {
+      return journalSessionScript(this.root, {
+        clientId: this.opts.clientId!,
+        pos: this.pos,
+        ...(sinceMarker !== undefined ? { sinceMarker: absPath(this.root, pollMarkerPath(sinceMarker)) } : {}),
+        tuning: journalTuning(),
+      });
+    }
+    const walk = walkwatchEnabled()
+      ? sinceMarker !== undefined
+        ? { sinceMarker: pollMarkerPath(sinceMarker) }
+        : {}
+      : null;
+    return inotifySessionScript(this.root, walk);
   }
 
   /** The local ssh process id while a session runs (diagnostics, tests). */
@@ -176,21 +220,19 @@ export class SshInotifyWatcher implements RemoteWatcher {
       // The first session's walk lists what changed since the marker (walkwatch only).
       const sinceMarker = isReconnect ? undefined : this.opts.sinceMarkerId;
       const collector = sinceMarker !== undefined ? new SinceCollector(this.opts.excluder) : null;
-      const walk = walkwatchEnabled()
-        ? sinceMarker !== undefined
-          ? { sinceMarker: pollMarkerPath(sinceMarker) }
-          : {}
-        : null;
+      const shared = this.shared;
+      // Resuming in the journal: nothing was missed (the follower says so when it was).
+      const resumed = shared && this.pos !== null;
       child.stdin!.on('error', () => undefined);
-      // The script, and no end(): the open pipe keeps the remote inotifywait alive.
-      child.stdin!.write(inotifySessionScript(this.root, walk));
+      // The script, and no end(): the open pipe keeps the remote watcher (or follower) alive.
+      child.stdin!.write(this.sessionScript(sinceMarker));
 
       const markEstablished = (): void => {
         established = true;
         connectedAt = Date.now();
         if (this.stopping) return;
         this.state(true);
-        if (isReconnect) this.handlers.onRescanNeeded('reconnected');
+        if (isReconnect && !resumed) this.handlers.onRescanNeeded('reconnected');
         resolve();
       };
       const gate = new StreamGate();
@@ -199,6 +241,7 @@ export class SshInotifyWatcher implements RemoteWatcher {
         const data = gate.push(chunk);
         if (data === null) return;
         let records = parser.push(data);
+        if (shared) records = this.takePositions(records);
         if (!established) {
           const walked = takeWalkRecords(records, this.root, collector);
           records = walked.rest;
@@ -235,6 +278,20 @@ export class SshInotifyWatcher implements RemoteWatcher {
           else reject(new LipsyncError('cancelled', 'The remote watcher was stopped.'));
           return;
         }
+        if (shared && code === EXIT_JOURNAL_FAILED) {
+          // The shared watcher cannot serve this client: say why once, and watch alone.
+          this.shared = false;
+          this.handlers.onNotice?.(
+            `${stderrTail.trim().split('\n').pop() ?? 'The shared watcher could not be used'}: this client watches ${this.root} on its own (one more watcher on the server).`,
+          );
+          if (!established && !isReconnect) {
+            this.connect(false).then(resolve, reject);
+            return;
+          }
+          if (!established) resolve();
+          this.scheduleReconnect(0);
+          return;
+        }
         const err = this.failure(established, code, signal, stderrTail, spawnError);
         if (!established) {
           if (!isReconnect) {
@@ -250,13 +307,26 @@ export class SshInotifyWatcher implements RemoteWatcher {
     });
   }
 
-  private scheduleReconnect(): void {
+  private scheduleReconnect(delayMs?: number): void {
     if (this.stopping || this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = null;
       if (this.stopping) return;
       this.connect(true).catch(() => undefined);
-    }, this.backoff.take());
+    }, delayMs ?? this.backoff.take());
+  }
+
+  /** Takes the follower's POS records out of a batch; the last one is where to resume. */
+  private takePositions(records: ReturnType<InotifyRecordParser['push']>): ReturnType<InotifyRecordParser['push']> {
+    let last: string | null = null;
+    const rest = records.filter((r) => {
+      if (r.events[0] !== 'POS') return true;
+      last = r.path;
+      return false;
+    });
+    // Every record before it is in this batch or an earlier one, all handed on before the next.
+    if (last !== null) this.pos = last;
+    return rest;
   }
 
   private failure(
@@ -271,6 +341,12 @@ export class SshInotifyWatcher implements RemoteWatcher {
         fix: 'Install OpenSSH (the ssh client), e.g. `sudo apt install openssh-client`.',
         detail: String(spawnError),
       });
+    }
+    if (code === EXIT_WATCHER_GONE) {
+      return new LipsyncError(
+        'watcher-died',
+        `The shared watcher of ${this.root} on ${this.remote.host} stopped; starting it again.`,
+      );
     }
     const limit = classifyLimitText(stderr);
     if (limit) {

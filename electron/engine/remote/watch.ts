@@ -3,9 +3,10 @@
  * One interface (RemoteWatcher, here), and the choice of its mode:
  *
  * inotify (the server has inotifywait):
- *  - ssh remote: one long-lived ssh session running walkwatch or
- *    `inotifywait -m -r` on the server, reconnected with backoff
- *    (watch-inotify-ssh.ts);
+ *  - ssh remote: one long-lived ssh session, reconnected with backoff
+ *    (watch-inotify-ssh.ts), following the server folder's ONE shared
+ *    watcher's journal (journal.ts, rules J1–J6), or, where that cannot run,
+ *    running walkwatch or `inotifywait -m -r` of its own;
  *  - local remote (a mounted disk): the local watcher on the remote path,
  *    restarted with backoff (watch-inotify-local.ts).
  *
@@ -38,6 +39,8 @@ export interface RemoteWatchHandlers {
   /** Events were (or may have been) missed: overflow, reconnect after a gap, first poll, no GNU find. */
   onRescanNeeded(reason: string): void;
   onState(s: { mode: 'inotify' | 'poll'; connected: boolean; error?: string }): void;
+  /** Something the user should know that is not a failure (the shared watcher could not be used). */
+  onNotice?(msg: string): void;
 }
 
 export interface RemoteWatcher {

@@ -1,0 +1,287 @@
+// Three clients on one server folder share ONE watcher (remote/journal.ts, rules J1–J6 of
+// docs/sync-semantics.md): against the harness sshd, on this machine, so "the server's
+// processes" are processes here. Each client is a real SshInotifyWatcher with its own id.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync, readdirSync } from 'node:fs';
+import { mkdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeTempDir, startSshd, type SshServer } from '../harness/sshd.js';
+import {
+  createRemoteWatcher,
+  type RemoteChange,
+  type RemoteWatchHandlers,
+} from '../../electron/engine/remote/watch.js';
+import { SshInotifyWatcher } from '../../electron/engine/remote/watch-inotify-ssh.js';
+import { closeMaster } from '../../electron/engine/remote/ssh.js';
+import { withEnv } from '../support/env.js';
+import type { RemoteCapabilities, RemoteSpec, SshOptions } from '../../electron/engine/types.js';
+
+const FIND: RemoteCapabilities = { inotifywait: true, gnuFind: true };
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function waitFor(what: string, pred: () => boolean, timeoutMs = 5000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+interface Client extends RemoteWatchHandlers {
+  name: string;
+  changes: RemoteChange[];
+  rescans: string[];
+  notices: string[];
+  states: { connected: boolean; error?: string }[];
+  saw(path: string): boolean;
+  w: SshInotifyWatcher;
+}
+
+let server: SshServer;
+let base: string;
+let ssh: SshOptions;
+let n = 0;
+const started: Client[] = [];
+
+const spec = (path: string): RemoteSpec => ({ kind: 'ssh', host: 'lipsync-test', path });
+
+function client(root: string, name: string): Client {
+  const changes: RemoteChange[] = [];
+  const rescans: string[] = [];
+  const notices: string[] = [];
+  const states: { connected: boolean; error?: string }[] = [];
+  const handlers: RemoteWatchHandlers = {
+    onChanges: (ch) => changes.push(...ch),
+    onRescanNeeded: (reason) => rescans.push(reason),
+    onState: (st) => states.push(st),
+    onNotice: (msg) => notices.push(msg),
+  };
+  const w = createRemoteWatcher(spec(root), ssh, root, FIND, handlers, { clientId: name, backoffMaxMs: 2000 });
+  const c: Client = {
+    ...handlers,
+    name,
+    changes,
+    rescans,
+    notices,
+    states,
+    saw: (path) => changes.some((ch) => ch.path === path),
+    w: w as SshInotifyWatcher,
+  };
+  started.push(c);
+  return c;
+}
+
+async function newRoot(): Promise<string> {
+  n++;
+  const dir = join(base, `t${n}`, `ro'ot $(x) *`);
+  await mkdir(join(dir, 'sub'), { recursive: true });
+  await writeFile(join(dir, 'sub', 'old'), 'old');
+  return dir;
+}
+
+/** Server processes (this machine): `perl <first> …` naming `root` (or, `under`, a path in it), `first` matching. */
+function procs(root: string, first: (arg: string) => boolean, under = false): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2)[0] === 'Z') continue;
+      if (
+        args[0] === 'perl' &&
+        first(args[1] ?? '') &&
+        args.some((a) => a === root || (under && a.startsWith(`${root}/`)))
+      )
+        pids.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids;
+}
+/** The shared watcher: walkwatch (ww-*.pl) and the journal writer (jw-*.pl). */
+const watchersOn = (root: string) => procs(root, (a) => a.includes('/bin/ww-'));
+const writersOn = (root: string) => procs(root, (a) => a.includes('/bin/jw-'));
+/** A client's follower: `perl -e FOLLOW -- J ID ROOT …`. */
+function followerOf(root: string, id: string): number | undefined {
+  return procs(root, (a) => a === '-e').find(
+    (pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[5] === id,
+  );
+}
+
+/** inotify watches held by these processes. */
+function watchesOf(pids: number[]): number {
+  let count = 0;
+  for (const pid of pids) {
+    for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
+      count += readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('inotify wd:')).length;
+    }
+  }
+  return count;
+}
+
+beforeAll(async () => {
+  base = await makeTempDir('lipsync-shared');
+  server = await startSshd();
+  ssh = { controlDir: join(base, 'ctl'), configFile: server.sshConfigFile };
+});
+
+afterAll(async () => {
+  for (const c of started) await c.w.stop();
+  if (server) {
+    await closeMaster({ host: 'lipsync-test' }, ssh);
+    await server.stop();
+  }
+  // The shared watchers outlive their clients for up to 10 s: end them before removing their folders.
+  for (const pid of procs(base, () => true, true)) process.kill(pid, 'SIGKILL');
+  if (base) await rm(base, { recursive: true, force: true, maxRetries: 5 });
+});
+
+describe('one shared watcher for three clients', () => {
+  it('three clients starting at once end with one watcher; every change reaches all three', async () => {
+    const root = await newRoot();
+    const cs = ['a', 'b', 'c'].map((name) => client(root, name));
+    await Promise.all(cs.map((c) => c.w.start()));
+    for (const c of cs) expect(c.w.sharedWatcher).toBe(true);
+    // One watcher, one writer, whatever the number of clients: its watches are the server's only ones.
+    expect(watchersOn(root)).toHaveLength(1);
+    expect(writersOn(root)).toHaveLength(1);
+    const followers = cs.map((c) => followerOf(root, c.name));
+    expect(followers.every((p) => p !== undefined)).toBe(true);
+    expect(watchesOf(followers as number[])).toBe(0);
+    expect(watchesOf(watchersOn(root))).toBe(2); // the root and sub/
+
+    const t0 = Date.now();
+    await writeFile(join(root, 'sub', 'new'), 'x');
+    await waitFor('all three see sub/new', () => cs.every((c) => c.saw('sub/new')));
+    expect(Date.now() - t0).toBeLessThan(2000);
+    for (const c of cs) {
+      expect(c.changes.filter((ch) => ch.path === 'sub/new').map((ch) => ch.kind)).toContain('modify');
+      expect(c.rescans).toEqual([]);
+    }
+    // The journal itself is never reported.
+    expect(cs.some((c) => c.changes.some((ch) => ch.path.startsWith('.lipsync')))).toBe(false);
+  });
+
+  it('kill -9 of the shared watcher is healed within seconds; a change made in the gap arrives', async () => {
+    const root = await newRoot();
+    const cs = ['a', 'b', 'c'].map((name) => client(root, name));
+    await Promise.all(cs.map((c) => c.w.start()));
+    const [ww] = watchersOn(root);
+    const [jw] = writersOn(root);
+    await sleep(1500); // a beat or two: the horizon is recent
+    process.kill(ww!, 'SIGKILL');
+    process.kill(jw!, 'SIGKILL');
+    const killedAt = Date.now();
+    await writeFile(join(root, 'sub', 'in-the-gap'), 'x');
+    await mkdir(join(root, 'gapdir'));
+    await writeFile(join(root, 'gapdir', 'f'), 'x');
+    await waitFor('all three see the gap change', () => cs.every((c) => c.saw('sub/in-the-gap')), 30_000);
+    const healedMs = Date.now() - killedAt;
+    expect(healedMs).toBeLessThan(20_000);
+    for (const c of cs) {
+      expect(c.saw('gapdir')).toBe(true);
+      // Resumed where it was, with the new watcher's listing of what changed since the old one's horizon.
+      expect(c.rescans).toEqual([]);
+    }
+    // One new watcher.
+    await waitFor('one watcher', () => watchersOn(root).length === 1 && writersOn(root).length === 1);
+    expect(watchersOn(root)[0]).not.toBe(ww);
+    await writeFile(join(root, 'after'), 'x');
+    await waitFor('all three see a change after the handover', () => cs.every((c) => c.saw('after')));
+    expect(writersOn(root)).toHaveLength(1);
+  });
+
+  describe('with journal files of 2 KiB', () => {
+    withEnv('LIPSYNC_JOURNAL_LIMIT', '2048');
+
+    it('a client stopped while the journal rotates past it rescans; the others miss nothing', async () => {
+      const root = await newRoot();
+      const cs = ['a', 'b', 'c'].map((name) => client(root, name));
+      await Promise.all(cs.map((c) => c.w.start()));
+      const [a, b, c] = cs as [Client, Client, Client];
+      const follower = followerOf(root, 'c');
+      expect(follower).toBeDefined();
+      process.kill(follower!, 'SIGSTOP');
+      try {
+        // ~115 bytes of records per file: 150 files fill 8 journal files of 2 KiB (4 are kept).
+        const names = Array.from({ length: 150 }, (_, i) => `sub/a-name-long-enough-to-fill-the-journal-${i}`);
+        for (const [i, name] of names.entries()) {
+          await writeFile(join(root, name), 'x');
+          // Paced, so that a and b (reading every 0.1 s when idle) keep within 4 files of the writer.
+          if (i % 5 === 4) await sleep(100);
+        }
+        await waitFor('a and b see every file', () => [a, b].every((x) => names.every(x.saw)), 10_000);
+        const gens = readdirSync(join(root, '.lipsync', 'journal')).filter((f) => /^\d+$/.test(f));
+        expect(Math.min(...gens.map(Number))).toBeGreaterThan(2); // the first ones are gone
+      } finally {
+        process.kill(follower!, 'SIGCONT');
+      }
+      await waitFor('c rescans', () => c.rescans.length > 0, 10_000);
+      expect(c.rescans).toContain('overflow');
+      expect(a.rescans).toEqual([]);
+      expect(b.rescans).toEqual([]);
+      await writeFile(join(root, 'later'), 'x');
+      await waitFor('c follows on', () => c.saw('later'));
+    });
+  });
+
+  it('the watcher stops when the last client leaves, and the next client starts one again', async () => {
+    const root = await newRoot();
+    const cs = ['a', 'b'].map((name) => client(root, name));
+    await Promise.all(cs.map((c) => c.w.start()));
+    expect(watchersOn(root)).toHaveLength(1);
+    await cs[0]!.w.stop();
+    await sleep(12_000);
+    expect(watchersOn(root)).toHaveLength(1); // b still follows
+    await cs[1]!.w.stop();
+    expect(readdirSync(join(root, '.lipsync', 'journal', 'clients'))).toEqual([]);
+    await waitFor('no watcher', () => watchersOn(root).length === 0 && writersOn(root).length === 0, 15_000);
+    const again = client(root, 'd');
+    await again.w.start();
+    await writeFile(join(root, 'back'), 'x');
+    await waitFor('d sees a change', () => again.saw('back'));
+    expect(again.rescans).toEqual([]);
+  });
+
+  it('a client that cannot use the journal says why and watches on its own', async () => {
+    const root = await newRoot();
+    await mkdir(join(root, '.lipsync'));
+    await writeFile(join(root, '.lipsync', 'journal'), 'not a folder');
+    const c = client(root, 'a');
+    await c.w.start();
+    expect(c.w.sharedWatcher).toBe(false);
+    expect(c.notices).toHaveLength(1);
+    expect(c.notices[0]).toMatch(/journal is not writable by the server user .*watches .* on its own/);
+    await writeFile(join(root, 'sub', 'x'), 'x');
+    await waitFor('c sees a change', () => c.saw('sub/x'));
+    expect(writersOn(root)).toHaveLength(0);
+  });
+
+  it('a client restarting after a clean stop gets what changed since its marker, then follows', async () => {
+    const root = await newRoot();
+    const other = client(root, 'other');
+    await other.w.start();
+    await mkdir(join(root, '.lipsync'), { recursive: true });
+    const marker = join(root, '.lipsync', 'poll-marker-me');
+    await writeFile(marker, '');
+    const past = new Date(Date.now() - 3000);
+    await utimes(marker, past, past);
+    await writeFile(join(root, 'sub', 'since'), 'x');
+    const c = client(root, 'me');
+    const w = createRemoteWatcher(spec(root), ssh, root, FIND, c, { clientId: 'me', sinceMarkerId: 'me' });
+    started.push({ ...c, w: w as SshInotifyWatcher });
+    await w.start();
+    const snap = w.changedSince?.();
+    expect(snap).toBeTruthy();
+    expect(new Map(snap!.dirs).get('sub')).toBe('all');
+    expect(JSON.stringify(snap)).not.toContain('.lipsync');
+    await writeFile(join(root, 'next'), 'x');
+    await waitFor('then follows', () => c.saw('next'));
+    expect(watchersOn(root)).toHaveLength(1);
+  });
+});
