@@ -104,10 +104,10 @@ function procs(root: string, first: (arg: string) => boolean, under = false): nu
 /** The shared watcher: walkwatch (ww-*.pl) and the journal writer (jw-*.pl). */
 const watchersOn = (root: string) => procs(root, (a) => a.includes('/bin/ww-'));
 const writersOn = (root: string) => procs(root, (a) => a.includes('/bin/jw-'));
-/** A client's follower: `perl -e FOLLOW -- J ID ROOT …`. */
+/** A client's follower: `perl …/bin/fw-*.pl J ID ROOT …`. */
 function followerOf(root: string, id: string): number | undefined {
-  return procs(root, (a) => a === '-e').find(
-    (pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[5] === id,
+  return procs(root, (a) => a.includes('/bin/fw-')).find(
+    (pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[3] === id,
   );
 }
 

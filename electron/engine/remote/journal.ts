@@ -15,7 +15,7 @@
  *                                 is in the journal (walkwatch's BEAT, watch/walkwatch.ts)
  *   .lipsync/journal/start.lock   taken (mkdir) by the client that starts a watcher; .break to break a stale one
  *   .lipsync/journal/clients/<id> one file per following client, touched every 30 s
- *   .lipsync/journal/bin/         the two programs the watcher runs (named by their hash)
+ *   .lipsync/journal/bin/         the watcher's two programs and the follower (named by their hash)
  *   .lipsync/journal/watcher.log  the last started watcher's stderr
  *
  * Processes on the server: the watcher is walkwatch in BEAT mode piped into JOURNAL_PL, started
@@ -154,7 +154,7 @@ quit(3);
 `;
 
 /**
- * The follower, one per client session. Args: J ID ROOT POS SINCE STALE BEAT LIMIT TTL KEEP
+ * The follower, one per client session (`perl bin/fw-*.pl …`). Args: J ID ROOT POS SINCE STALE BEAT LIMIT TTL KEEP
  * WW JW NR1 NR2 NR3 (WW, JW: the programs' files; POS: `gen:offset` or '-'; SINCE: a marker
  * file whose mtime starts a listing of what changed since, or '-'). Prints on stdout: the
  * listing (walkwatch's SINCE/NOSINCE records), READY, then the journal's records from the
@@ -312,6 +312,7 @@ while (1) {
 const hash8 = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 12);
 const WW_FILE = `ww-${hash8(WALKWATCH_PL)}.pl`;
 const JW_FILE = `jw-${hash8(JOURNAL_PL)}.pl`;
+const FW_FILE = `fw-${hash8(FOLLOW_PL)}.pl`;
 
 /** A program written once into the journal's bin/ (named by its hash, so versions never clash). */
 function installScript(bin: string, file: string, text: string): string {
@@ -362,8 +363,9 @@ if ! mkdir -p -- ${shQuote(`${J}/clients`)} ${shQuote(B)} 2>/dev/null || [ ! -w 
 fi
 ${installScript(B, WW_FILE, WALKWATCH_PL)}
 ${installScript(B, JW_FILE, JOURNAL_PL)}
+${installScript(B, FW_FILE, FOLLOW_PL)}
 ${PRINT_STREAM_MARKER}
-exec perl -e ${shQuote(FOLLOW_PL)} -- ${args} ${shQuote(`${B}/${WW_FILE}`)} ${shQuote(`${B}/${JW_FILE}`)} $nr 0<&3 3<&-
+exec perl ${shQuote(`${B}/${FW_FILE}`)} ${args} ${shQuote(`${B}/${WW_FILE}`)} ${shQuote(`${B}/${JW_FILE}`)} $nr 0<&3 3<&-
 } </dev/null
 `;
 }
