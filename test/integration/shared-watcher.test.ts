@@ -80,36 +80,29 @@ async function newRoot(): Promise<string> {
   return dir;
 }
 
-/** Server processes (this machine): `perl <first> …` naming `root` (or, `under`, a path in it), `first` matching. */
-function procs(root: string, first: (arg: string) => boolean, under = false): number[] {
+/**
+ * Server processes (this machine) of the shared watcher, which name themselves
+ * `lipsync watcher ROOT`, `lipsync journal ROOT`, `lipsync follower ID ROOT`.
+ */
+function procs(match: (title: string) => boolean): number[] {
   const pids: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      const title = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0+$/, '');
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       if (stat.slice(stat.lastIndexOf(')') + 2)[0] === 'Z') continue;
-      if (
-        args[0] === 'perl' &&
-        first(args[1] ?? '') &&
-        args.some((a) => a === root || (under && a.startsWith(`${root}/`)))
-      )
-        pids.push(Number(entry));
+      if (title.startsWith('lipsync ') && match(title)) pids.push(Number(entry));
     } catch {
       // Gone meanwhile.
     }
   }
   return pids;
 }
-/** The shared watcher: walkwatch (ww-*.pl) and the journal writer (jw-*.pl). */
-const watchersOn = (root: string) => procs(root, (a) => a.includes('/bin/ww-'));
-const writersOn = (root: string) => procs(root, (a) => a.includes('/bin/jw-'));
-/** A client's follower: `perl …/bin/fw-*.pl J ID ROOT …`. */
-function followerOf(root: string, id: string): number | undefined {
-  return procs(root, (a) => a.includes('/bin/fw-')).find(
-    (pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[3] === id,
-  );
-}
+const watchersOn = (root: string) => procs((t) => t === `lipsync watcher ${root}`);
+const writersOn = (root: string) => procs((t) => t === `lipsync journal ${root}`);
+const followerOf = (root: string, id: string): number | undefined =>
+  procs((t) => t === `lipsync follower ${id} ${root}`)[0];
 
 /** inotify watches held by these processes. */
 function watchesOf(pids: number[]): number {
@@ -137,7 +130,7 @@ afterAll(async () => {
     await server.stop();
   }
   // The shared watchers outlive their clients for up to 10 s: end them before removing their folders.
-  for (const pid of procs(base, () => true, true)) process.kill(pid, 'SIGKILL');
+  for (const pid of procs((t) => t.includes(` ${base}/`))) process.kill(pid, 'SIGKILL');
   if (base) await rm(base, { recursive: true, force: true, maxRetries: 5 });
 });
 

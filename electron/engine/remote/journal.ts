@@ -15,11 +15,13 @@
  *                                 is in the journal (walkwatch's BEAT, watch/walkwatch.ts)
  *   .lipsync/journal/start.lock   taken (mkdir) by the client that starts a watcher; .break to break a stale one
  *   .lipsync/journal/clients/<id> one file per following client, touched every 30 s
- *   .lipsync/journal/bin/         the watcher's two programs and the follower (named by their hash)
  *   .lipsync/journal/watcher.log  the last started watcher's stderr
  *
- * Processes on the server: the watcher is walkwatch in BEAT mode piped into JOURNAL_PL, started
- * detached (setsid) by a client and outliving it; each client runs FOLLOW_PL in its own ssh
+ * Processes on the server (`ps` shows them as `lipsync watcher ROOT`, `lipsync journal ROOT`,
+ * `lipsync follower ID ROOT`): the watcher is walkwatch in BEAT mode piped into JOURNAL_PL, started
+ * detached (setsid) by a client and outliving it. Every program runs with `perl -e`, its text
+ * sent by the client: nothing in the journal's folder, which other server users may be able to
+ * write, is ever run. Each client runs FOLLOW_PL in its own ssh
  * session, which registers the client, makes sure a watcher is alive (starting one under the
  * start lock if not), and streams the journal from the client's position, each path prefixed
  * with the client's spelling of the root, plus `POS\0<gen>:<offset>\0` records. A client whose
@@ -29,7 +31,6 @@
  * the old one's horizon (minus 2 s) into the new generation: nothing falls in the gap.
  */
 
-import { createHash } from 'node:crypto';
 import { JOURNAL_DIR, META_DIR } from '../../../shared/layout.js';
 import { WALKWATCH_PL, syscallCaseScript } from '../watch/walkwatch.js';
 import { absPath } from './paths.js';
@@ -84,6 +85,7 @@ export function sharedWatcherEnabled(env: NodeJS.ProcessEnv = process.env): bool
 export const JOURNAL_PL = String.raw`
 my ($J, $token, $limit, $ttl, $root, $gap, $keep) = @ARGV;
 $root =~ s{/+$}{} unless $root eq "/";
+$0 = "lipsync journal $root";
 my $pre = $root eq "/" ? "/" : "$root/";
 my ($gen, $fh, $size, $out) = (0, undef, 0, "");
 sub owner_ok { open(my $f, "<", "$J/owner") or return 0; my $l = <$f> // ""; chomp $l; $l eq $token }
@@ -154,8 +156,9 @@ quit(3);
 `;
 
 /**
- * The follower, one per client session (`perl bin/fw-*.pl …`). Args: J ID ROOT POS SINCE STALE BEAT LIMIT TTL KEEP
- * WW JW NR1 NR2 NR3 (WW, JW: the programs' files; POS: `gen:offset` or '-'; SINCE: a marker
+ * The follower, one per client session (shown as `lipsync follower ID ROOT`). Args: J ID ROOT POS SINCE
+ * STALE BEAT LIMIT TTL KEEP WW JW NR1 NR2 NR3 (WW, JW: the watcher's two programs, run with `perl -e`
+ * and never written to a file others could change; POS: `gen:offset` or '-'; SINCE: a marker
  * file whose mtime starts a listing of what changed since, or '-'). Prints on stdout: the
  * listing (walkwatch's SINCE/NOSINCE records), READY, then the journal's records from the
  * position (absolute paths), each batch followed by `POS\0<gen>:<offset>\0`. stdin is the
@@ -164,6 +167,7 @@ quit(3);
 export const FOLLOW_PL = String.raw`
 my ($J, $id, $root, $pos, $since, $stale, $beat, $limit, $ttl, $keep, $ww, $jw, @nr) = @ARGV;
 $root =~ s{/+$}{} unless $root eq "/";
+$0 = "lipsync follower $id $root";
 my $pre = $root eq "/" ? "/" : "$root/";
 sub out { my $s = shift; while (length $s) { my $n = syswrite(STDOUT, $s); exit 0 unless defined $n; substr($s, 0, $n) = "" } }
 sub fail { print STDERR "lipsync: $_[0]\n"; rmdir "$J/start.lock" if $_[1]; exit ${EXIT_JOURNAL_FAILED} }
@@ -186,8 +190,8 @@ sub start {
   open(my $f, ">", $t) or fail("cannot write in $J: $!", 1);
   print $f "$token\n"; close $f;
   rename $t, "$J/owner" or fail("cannot write $J/owner: $!", 1);
-  my $cmd = join(" ", "perl", map { q1($_) } $ww, $root, $sincearg, @nr, $beat) . " | " .
-    join(" ", "perl", map { q1($_) } $jw, $J, $token, $limit, $ttl, $root, $sincearg eq "-" ? 1 : 0, $keep) .
+  my $cmd = join(" ", "perl -e", map { q1($_) } $ww, "--", $root, $sincearg, @nr, $beat) . " | " .
+    join(" ", "perl -e", map { q1($_) } $jw, "--", $J, $token, $limit, $ttl, $root, $sincearg eq "-" ? 1 : 0, $keep) .
     "; echo lipsync-watcher-exit $token >&2";
   system("cd / && if command -v setsid >/dev/null 2>&1; then S=setsid; else S=; fi; \$S sh -c " . q1($cmd) .
     " </dev/null >/dev/null 2>" . q1("$J/watcher.log") . " &");
@@ -309,23 +313,6 @@ while (1) {
 }
 `;
 
-const hash8 = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 12);
-const WW_FILE = `ww-${hash8(WALKWATCH_PL)}.pl`;
-const JW_FILE = `jw-${hash8(JOURNAL_PL)}.pl`;
-const FW_FILE = `fw-${hash8(FOLLOW_PL)}.pl`;
-
-/** A program written once into the journal's bin/ (named by its hash, so versions never clash). */
-function installScript(bin: string, file: string, text: string): string {
-  const tag = 'LIPSYNC_PERL_END';
-  if (text.split('\n').includes(tag)) throw new Error('program text holds the here-document tag');
-  const to = shQuote(`${bin}/${file}`);
-  const tmp = `${shQuote(`${bin}/.${file}`)}.$$`;
-  return `[ -f ${to} ] || { cat > ${tmp} <<'${tag}'
-${text}
-${tag}
-mv -f -- ${tmp} ${to} || exit ${EXIT_JOURNAL_FAILED}; }`;
-}
-
 export interface FollowOptions {
   clientId: string;
   /** Where to resume (`gen:offset`), or null: at the journal's end. */
@@ -344,7 +331,6 @@ export interface FollowOptions {
 export function journalSessionScript(root: string, o: FollowOptions): string {
   const t = o.tuning ?? DEFAULT_TUNING;
   const J = absPath(root, JOURNAL_DIR);
-  const B = `${J}/bin`;
   const since = o.sinceMarker !== undefined && o.pos === null ? o.sinceMarker : '-';
   const args = [J, o.clientId, root, o.pos ?? '-', since, t.staleSec, t.beatSec, t.limit, t.clientTtlSec, t.keep]
     .map((a) => shQuote(String(a)))
@@ -358,14 +344,11 @@ command -v inotifywait >/dev/null 2>&1 || { echo "lipsync: inotifywait: not foun
 ${syscallCaseScript()}
 if [ -z "$nr" ] || ! command -v perl >/dev/null 2>&1; then echo "lipsync: the shared watcher needs perl and a known machine ($(uname -m))" >&2; exit ${EXIT_JOURNAL_FAILED}; fi
 umask 002
-if ! mkdir -p -- ${shQuote(`${J}/clients`)} ${shQuote(B)} 2>/dev/null || [ ! -w ${shQuote(J)} ] || [ ! -w ${shQuote(`${J}/clients`)} ]; then
+if ! mkdir -p -- ${shQuote(`${J}/clients`)} 2>/dev/null || [ ! -w ${shQuote(J)} ] || [ ! -w ${shQuote(`${J}/clients`)} ]; then
   printf 'lipsync: %s is not writable by the server user %s\n' ${shQuote(J)} "$(id -un 2>/dev/null)" >&2; exit ${EXIT_JOURNAL_FAILED}
 fi
-${installScript(B, WW_FILE, WALKWATCH_PL)}
-${installScript(B, JW_FILE, JOURNAL_PL)}
-${installScript(B, FW_FILE, FOLLOW_PL)}
 ${PRINT_STREAM_MARKER}
-exec perl ${shQuote(`${B}/${FW_FILE}`)} ${args} ${shQuote(`${B}/${WW_FILE}`)} ${shQuote(`${B}/${JW_FILE}`)} $nr 0<&3 3<&-
+exec perl -e ${shQuote(FOLLOW_PL)} -- ${args} ${shQuote(WALKWATCH_PL)} ${shQuote(JOURNAL_PL)} $nr 0<&3 3<&-
 } </dev/null
 `;
 }

@@ -75,6 +75,7 @@ export function syscallCaseScript(): string {
 export const WALKWATCH_PL = String.raw`
 my ($root, $sincearg, @nr) = @ARGV;
 my $beat = @nr > 3 ? pop @nr : 0;
+$0 = "lipsync watcher $root" if $beat;
 unless (@nr == 3) { print STDERR "lipsync walkwatch: no inotify syscall numbers for this machine\n"; exit ${EXIT_UNSUPPORTED_ARCH} }
 $root =~ s{/+$}{} unless $root eq "/";
 my $pre = $root eq "/" ? "/" : "$root/";
