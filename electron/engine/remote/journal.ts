@@ -4,7 +4,8 @@
  * append-only journal under `.lipsync/journal/`, which every client follows from the
  * position it last read.
  *
- *   .lipsync/journal/<gen>        journal files ("generations"), numbered 1, 2, …: records of
+ *   .lipsync/journal/<gen>        journal files ("generations"), numbered from the server's clock
+ *                                 (seconds) when the journal was begun, then +1 each: records of
  *                                 two NUL-terminated fields, inotifywait's `%e\0%w%f\0` with the
  *                                 path relative to the root ('' is the root). A position is
  *                                 `<gen>:<byte offset>`. A file over `limit` bytes is closed and
@@ -119,7 +120,8 @@ sub beat {
 }
 exit 2 unless owner_ok();
 my @old = gens();
-my $g = @old ? $old[-1] + 1 : 1;
+# A new journal starts at the clock's seconds: a position in a journal removed since never names a file of this one.
+my $g = @old ? $old[-1] + 1 : time;
 until (open_gen($g)) { quit(1) if ($! + 0) != 17; $g++ }
 prune();
 $out = "Q_OVERFLOW\0\0" if $gap && @old;
