@@ -1,0 +1,110 @@
+/**
+ * The server's side of the shared watcher (remote/journal.ts, rules J1–J6 of
+ * docs/sync-semantics.md), seen from the tests: the harness sshd runs on this
+ * machine, so the server's processes are processes here, found in /proc.
+ */
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+interface Proc {
+  pid: number;
+  args: string[];
+}
+
+/** Live (not zombie) processes whose argv passes `match`. */
+export function procsWhere(match: (args: string[]) => boolean): Proc[] {
+  const out: Proc[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2)[0] === 'Z') continue;
+      if (match(args)) out.push({ pid: Number(entry), args });
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out;
+}
+
+const perlFile = (args: string[], prefix: string, root: string) =>
+  args[0] === 'perl' && (args[1] ?? '').includes(`/bin/${prefix}`) && args.includes(root);
+
+/** The shared watcher's walkwatch (`perl …/.lipsync/journal/bin/ww-*.pl ROOT …`) of `root`. */
+export const watchersOn = (root: string): number[] => procsWhere((a) => perlFile(a, 'ww-', root)).map((p) => p.pid);
+/** The shared watcher's journal writer (`perl …/bin/jw-*.pl J TOKEN … ROOT …`) of `root`. */
+export const writersOn = (root: string): number[] => procsWhere((a) => perlFile(a, 'jw-', root)).map((p) => p.pid);
+/** The clients' followers: `perl -e FOLLOW -- <root>/.lipsync/journal ID ROOT …`, one per client session. */
+export const followersOn = (root: string): number[] =>
+  procsWhere((a) => a[0] === 'perl' && a[1] === '-e' && a[4] === `${root}/.lipsync/journal` && a[6] === root).map(
+    (p) => p.pid,
+  );
+/** Watchers of a client that watches alone: walkwatch (`perl -e WALKWATCH -- ROOT …`) or `inotifywait … ROOT`. */
+export const loneWatchersOn = (root: string): number[] =>
+  procsWhere(
+    (a) => (a[0] === 'perl' && a[1] === '-e' && a[4] === root) || (/inotifywait$/.test(a[0] ?? '') && a.includes(root)),
+  ).map((p) => p.pid);
+
+/** inotify watches held by these processes. */
+export function watchesOf(pids: number[]): number {
+  let count = 0;
+  for (const pid of pids) {
+    for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
+      try {
+        count += readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8')
+          .split('\n')
+          .filter((l) => l.startsWith('inotify wd:')).length;
+      } catch {
+        // Closed meanwhile.
+      }
+    }
+  }
+  return count;
+}
+
+/**
+ * What a failure report needs: every process naming a path at or below `root` (long
+ * arguments, the inline scripts, shortened), and the journal folder: each entry with its size
+ * and age, the contents of owner, horizon and watcher.log, the client files' ages.
+ */
+export function serverReport(root: string): string {
+  const lines: string[] = ['processes naming the server folder:'];
+  const short = (a: string) => (a.length > 120 ? `<${a.length} chars>` : JSON.stringify(a));
+  for (const p of procsWhere((a) => a.some((x) => x === root || x.startsWith(`${root}/`) || x.includes(` ${root}`)))) {
+    let ppid = '?';
+    try {
+      const st = readFileSync(`/proc/${p.pid}/stat`, 'utf8');
+      ppid = st.slice(st.lastIndexOf(')') + 2).split(' ')[1] ?? '?';
+    } catch {
+      // Gone.
+    }
+    lines.push(
+      `  ${p.pid} (ppid ${ppid}, ${watchesOf([p.pid])} watches): ${p.args.filter(Boolean).map(short).join(' ')}`,
+    );
+  }
+  const J = join(root, '.lipsync', 'journal');
+  lines.push(`${J}:`);
+  if (!existsSync(J)) return [...lines, '  (missing)'].join('\n');
+  const now = Date.now();
+  const describe = (rel: string) => {
+    try {
+      const st = statSync(join(J, rel));
+      return `${rel}${st.isDirectory() ? '/' : ''} ${st.size} B, ${((now - st.mtimeMs) / 1000).toFixed(1)} s old`;
+    } catch (e) {
+      return `${rel}: ${(e as Error).message}`;
+    }
+  };
+  for (const name of readdirSync(J).sort()) {
+    lines.push(`  ${describe(name)}`);
+    if (name === 'clients') for (const c of readdirSync(join(J, name))) lines.push(`    ${describe(`clients/${c}`)}`);
+    if (['owner', 'horizon', 'watcher.log'].includes(name)) {
+      try {
+        lines.push(`    = ${JSON.stringify(readFileSync(join(J, name), 'utf8').slice(-2000))}`);
+      } catch (e) {
+        lines.push(`    ${(e as Error).message}`);
+      }
+    }
+  }
+  return lines.join('\n');
+}
