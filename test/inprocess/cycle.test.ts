@@ -10,6 +10,7 @@ import {
   readdirSync,
   readFileSync,
   renameSync,
+  rmSync,
   statSync,
   symlinkSync,
   unlinkSync,
@@ -111,6 +112,20 @@ describe('a cycle against a local-path remote (in-process)', () => {
     expect(totals.deleted).toBe(2);
     expect(tree(env.local)).toEqual(tree(env.server));
     expect(existsSync(join(env.server, '.lipsync', 'trash'))).toBe(true);
+  });
+
+  it('a folder removed on the server, seen by comparing its parent alone, is removed here with its files', async () => {
+    // What a server listing since a moment says of a folder deleted whole: its parent changed (a poll,
+    // a restart after a clean stop, a new shared watcher's listing across a handover, J3).
+    for (let i = 0; i < 10; i++) await put(env.local, `keep${i}.txt`, 'k');
+    await put(env.local, 'gone/a.txt', 'a');
+    await put(env.local, 'gone/sub/b.txt', 'b');
+    await sync();
+    rmSync(join(env.server, 'gone'), { recursive: true });
+    const totals = await sync({ serverChanges: (s) => s.markDir('') });
+    expect(existsSync(join(env.local, 'gone'))).toBe(false);
+    expect(totals.deleted).toBeGreaterThanOrEqual(1);
+    expect(tree(env.local)).toEqual(tree(env.server));
   });
 
   it('an edit on both sides makes a conflict copy and records the conflict', async () => {

@@ -658,6 +658,18 @@ export class StateDb {
         `INSERT OR IGNORE INTO cand (path) SELECT e.path FROM entries e LEFT JOIN rscan r ON r.path = e.path WHERE r.path IS NULL AND ${inRange}`,
       )
       .run(params);
+    if (!recursive) {
+      // One level listed: a recorded folder that is gone (or is a folder no more) takes what is
+      // recorded below it along, as a recursive listing would (a folder is removed with its files).
+      this.db
+        .prepare(
+          `INSERT OR IGNORE INTO cand (path)
+           SELECT d.path FROM entries e JOIN entries d ON d.path > e.path || '/' AND d.path < e.path || '0'
+           LEFT JOIN rscan r ON r.path = e.path
+           WHERE e.kind = 'dir' AND ${inRange} AND (r.path IS NULL OR r.kind IS NOT 'dir')`,
+        )
+        .run(params);
+    }
     return this.candCount() - before;
   }
 
