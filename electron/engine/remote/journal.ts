@@ -172,7 +172,14 @@ $root =~ s{/+$}{} unless $root eq "/";
 $0 = "lipsync follower $id $root";
 my $pre = $root eq "/" ? "/" : "$root/";
 sub out { my $s = shift; while (length $s) { my $n = syswrite(STDOUT, $s); exit 0 unless defined $n; substr($s, 0, $n) = "" } }
-sub fail { print STDERR "lipsync: $_[0]\n"; rmdir "$J/start.lock" if $_[1]; exit ${EXIT_JOURNAL_FAILED} }
+my $held = 0; # this follower holds start.lock
+my $rin = ""; vec($rin, 0, 1) = 1;
+# The shared watcher cannot serve this client (its client watches alone).
+sub fail { print STDERR "lipsync: $_[0]\n"; rmdir "$J/start.lock" if $held; exit ${EXIT_JOURNAL_FAILED} }
+# Not now (a full disk): the client tries again, with backoff.
+sub retry { print STDERR "lipsync: $_[0]\n"; rmdir "$J/start.lock" if $held; exit ${EXIT_WATCHER_GONE} }
+# The session's stdin ended (the client stopped or died): leave, whatever this follower was doing.
+sub bye { rmdir "$J/start.lock" if $held; unlink "$J/clients/$id"; exit 0 }
 sub mtime { my @st = stat $_[0]; @st ? $st[9] : undef }
 sub line { open(my $f, "<", $_[0]) or return ""; my $l = <$f> // ""; chomp $l; $l }
 sub alive {
@@ -181,7 +188,9 @@ sub alive {
   my $m = mtime("$J/horizon");
   $o ne "" && defined $t && $t eq $o && defined $m && $m >= time - $stale;
 }
-sub nap { select(undef, undef, undef, $_[0]) }
+# Waits (seconds), and leaves when the client is gone.
+sub nap { my $k = select(my $r = $rin, undef, undef, $_[0]); bye() if $k && $k > 0 && !sysread(STDIN, my $junk, 4096) }
+sub slurp { open(my $f, "<", $_[0]) or return ""; local $/; my $s = <$f> // ""; $s }
 sub q1 { my $s = shift; $s =~ s/'/'\\''/g; "'$s'" }
 sub gens { opendir(my $d, $J) or return (); sort { $a <=> $b } grep { /^\d+$/ } readdir $d }
 sub start {
@@ -189,27 +198,34 @@ sub start {
   my $sincearg = defined $te && $te =~ /^\d+$/ ? "\@" . ($te - 2) : "-";
   my $token = "$$-" . time . "-" . int(rand(1e9));
   my $t = "$J/.owner.$$";
-  open(my $f, ">", $t) or fail("cannot write in $J: $!", 1);
-  print $f "$token\n"; close $f;
-  rename $t, "$J/owner" or fail("cannot write $J/owner: $!", 1);
+  my $f;
+  unless (open($f, ">", $t) && (print $f "$token\n") && close($f)) { my $e = "$!"; unlink $t; retry("cannot write in $J: $e") }
+  unless (rename $t, "$J/owner") { my $e = "$!"; unlink $t; retry("cannot write $J/owner: $e") }
   my $cmd = join(" ", "perl -e", map { q1($_) } $ww, "--", $root, $sincearg, @nr, $beat) . " | " .
-    join(" ", "perl -e", map { q1($_) } $jw, "--", $J, $token, $limit, $ttl, $root, $sincearg eq "-" ? 1 : 0, $keep) .
-    "; echo lipsync-watcher-exit $token >&2";
-  system("cd / && if command -v setsid >/dev/null 2>&1; then S=setsid; else S=; fi; \$S sh -c " . q1($cmd) .
-    " </dev/null >/dev/null 2>" . q1("$J/watcher.log") . " &");
+    join(" ", "perl -e", map { q1($_) } $jw, "--", $J, $token, $limit, $ttl, $root, $sincearg eq "-" ? 1 : 0, $keep);
+  # Detached (a session of its own where setsid exists), so it outlives this client; its stderr is the log.
+  my $pid = fork;
+  retry("cannot start the shared watcher: $!") unless defined $pid;
+  if ($pid == 0) {
+    open(STDIN, "<", "/dev/null"); open(STDOUT, ">", "/dev/null");
+    open(STDERR, ">", "$J/watcher.log") or open(STDERR, ">", "/dev/null");
+    chdir "/";
+    exec("sh", "-c", 'if command -v setsid >/dev/null 2>&1; then exec setsid sh -c "$1"; fi; exec sh -c "$1"', "sh", $cmd);
+    exit 127;
+  }
   my $t0 = time;
   while (1) {
     my ($h) = split / /, line("$J/horizon");
     return if defined $h && $h eq $token;
     utime undef, undef, "$J/start.lock";
-    if (open(my $l, "<", "$J/watcher.log")) {
-      local $/; my $s = <$l> // "";
-      if (index($s, "lipsync-watcher-exit $token") >= 0) {
-        $s =~ s/lipsync-watcher-exit [^\n]*\n?//g; $s =~ s/\s+$//;
-        fail("the shared watcher of $root stopped while starting: " . ($s eq "" ? "no message" : $s), 1);
-      }
+    # WNOHANG: the watcher ended before its first beat.
+    if (waitpid($pid, 1) == $pid) {
+      my $s = slurp("$J/watcher.log"); $s =~ s/\s+$//;
+      retry("the shared watcher of $root stopped while starting" . ($s eq "" ? " (is the server's disk full?)" : ": $s"))
+        if $s eq "" || $s =~ /No space left on device|Disk quota exceeded/;
+      fail("the shared watcher of $root stopped while starting: $s");
     }
-    fail("the shared watcher of $root did not start within an hour", 1) if time - $t0 > 3600;
+    fail("the shared watcher of $root did not start within an hour") if time - $t0 > 3600;
     nap(0.1);
   }
 }
@@ -222,12 +238,11 @@ sub break_stale {
   if (mkdir "$l.break") { my $m2 = mtime($l); rmdir $l if defined $m2 && $m2 < time - 30; rmdir "$l.break" }
   else { my $b = mtime("$l.break"); rmdir "$l.break" if defined $b && $b < time - 60 }
 }
-open(my $cf, ">>", "$J/clients/$id") or fail("cannot write $J/clients/$id: $!");
-close $cf;
+{ my $cf; open($cf, ">>", "$J/clients/$id") && close($cf) or retry("cannot write $J/clients/$id: $!") }
 utime undef, undef, "$J/clients/$id";
 my $t0 = time;
 until (alive()) {
-  if (mkdir "$J/start.lock") { start() unless alive(); rmdir "$J/start.lock"; last }
+  if (mkdir "$J/start.lock") { $held = 1; start() unless alive(); rmdir "$J/start.lock"; $held = 0; last }
   break_stale();
   fail("another client has been starting the shared watcher of $root for 15 minutes") if time - $t0 > 900;
   nap(0.2);
@@ -276,7 +291,6 @@ if (!$resumed && $since ne "-") {
 }
 out("READY\0\0POS\0$gen:$off\0");
 my ($in, $drain, $lastcheck, $lasttouch) = ("", 0, time, time);
-my $rin = ""; vec($rin, 0, 1) = 1;
 while (1) {
   my $n = sysread($fh, my $buf, 65536);
   if ($n) {
@@ -303,11 +317,14 @@ while (1) {
       out("POS\0$gen:$off\0");
       next;
     }
-    my $k = select(my $r = $rin, undef, undef, 0.1);
-    if ($k && $k > 0) { my $x = sysread(STDIN, my $junk, 4096); if (!$x) { unlink "$J/clients/$id"; exit 0 } }
+    nap(0.1);
   }
   my $now = time;
-  if ($now != $lastcheck) { $lastcheck = $now; exit ${EXIT_WATCHER_GONE} unless alive() }
+  if ($now != $lastcheck) {
+    $lastcheck = $now;
+    exit ${EXIT_WATCHER_GONE} unless alive();
+    waitpid(-1, 1); # a watcher this follower started, ended: reaped
+  }
   if ($now - $lasttouch >= 30) {
     $lasttouch = $now;
     utime(undef, undef, "$J/clients/$id") or (open(my $c, ">>", "$J/clients/$id") and close $c);

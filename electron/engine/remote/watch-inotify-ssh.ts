@@ -195,7 +195,17 @@ export class SshInotifyWatcher implements RemoteWatcher {
     clearTimeout(timer);
     if (!ended) {
       await stopProcess(child);
-      await this.closed;
+      // With a ControlMaster, the master holds the session's pipes while the server side lives:
+      // the child's 'close' waits for them. Ours end here.
+      const closedAfterKill = await Promise.race([
+        this.closed.then(() => true),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(false), STOP_GRACE_MS))),
+      ]);
+      clearTimeout(timer);
+      if (!closedAfterKill) {
+        for (const stream of [child.stdin, child.stdout, child.stderr]) stream?.destroy();
+        await this.closed;
+      }
     }
   }
 
@@ -343,9 +353,15 @@ export class SshInotifyWatcher implements RemoteWatcher {
       });
     }
     if (code === EXIT_WATCHER_GONE) {
+      // The follower says why when it could not start one (a full disk): keep its words.
+      const why = stderr
+        .trim()
+        .split('\n')
+        .pop()
+        ?.replace(/^lipsync: /, '');
       return new LipsyncError(
         'watcher-died',
-        `The shared watcher of ${this.root} on ${this.remote.host} stopped; starting it again.`,
+        `The shared watcher of ${this.root} on ${this.remote.host} stopped; starting it again${why ? ` (${why})` : ''}.`,
       );
     }
     const limit = classifyLimitText(stderr);
