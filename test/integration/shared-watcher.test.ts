@@ -3,7 +3,7 @@
 // processes" are processes here. Each client is a real SshInotifyWatcher with its own id.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { mkdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTempDir, startSshd, type SshServer } from '../harness/sshd.js';
@@ -15,6 +15,7 @@ import {
 import { SshInotifyWatcher } from '../../electron/engine/remote/watch-inotify-ssh.js';
 import { closeMaster } from '../../electron/engine/remote/ssh.js';
 import { withEnv } from '../support/env.js';
+import { followerOf, sharedProcsUnder, watchersOn, watchesOf, writersOn } from '../support/server-procs.js';
 import type { RemoteCapabilities, RemoteSpec, SshOptions } from '../../electron/engine/types.js';
 
 const FIND: RemoteCapabilities = { inotifywait: true, gnuFind: true };
@@ -80,43 +81,6 @@ async function newRoot(): Promise<string> {
   return dir;
 }
 
-/**
- * Server processes (this machine) of the shared watcher, which name themselves
- * `lipsync watcher ROOT`, `lipsync journal ROOT`, `lipsync follower ID ROOT`.
- */
-function procs(match: (title: string) => boolean): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const title = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0+$/, '');
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2)[0] === 'Z') continue;
-      if (title.startsWith('lipsync ') && match(title)) pids.push(Number(entry));
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return pids;
-}
-const watchersOn = (root: string) => procs((t) => t === `lipsync watcher ${root}`);
-const writersOn = (root: string) => procs((t) => t === `lipsync journal ${root}`);
-const followerOf = (root: string, id: string): number | undefined =>
-  procs((t) => t === `lipsync follower ${id} ${root}`)[0];
-
-/** inotify watches held by these processes. */
-function watchesOf(pids: number[]): number {
-  let count = 0;
-  for (const pid of pids) {
-    for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
-      count += readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8')
-        .split('\n')
-        .filter((l) => l.startsWith('inotify wd:')).length;
-    }
-  }
-  return count;
-}
-
 beforeAll(async () => {
   base = await makeTempDir('lipsync-shared');
   server = await startSshd();
@@ -130,7 +94,7 @@ afterAll(async () => {
     await server.stop();
   }
   // The shared watchers outlive their clients for up to 10 s: end them before removing their folders.
-  for (const pid of procs((t) => t.includes(` ${base}/`))) process.kill(pid, 'SIGKILL');
+  for (const pid of sharedProcsUnder(base)) process.kill(pid, 'SIGKILL');
   if (base) await rm(base, { recursive: true, force: true, maxRetries: 5 });
 });
 

@@ -296,11 +296,14 @@ describe.skipIf(!isRoot)('the server folder on a disk that fills up (root: tmpfs
     const many = Array.from({ length: 40 }, (_, i) => `${String(i).padStart(2, '0')}-${'n'.repeat(150)}`);
     mkdirSync(join(remote, 'many'));
     for (const f of many) writeFileSync(join(remote, 'many', f), '');
+    // So that deleting `many` is not over half of the files (S2 would rightly pause and ask).
+    mkdirSync(join(remote, 'keep'));
+    for (let i = 0; i < 50; i++) writeFileSync(join(remote, 'keep', `k${i}`), '');
     const cs = await trio(remote);
     const [a, b, c] = cs as [Client, Client, Client];
     await arrive(
       [a.local, b.local, c.local],
-      { 'edit.txt': 'version 1 of edit.txt\n', [`many/${many[39]}`]: '' },
+      { 'edit.txt': 'version 1 of edit.txt\n', [`many/${many[39]}`]: '', 'keep/k49': '' },
       30_000,
       () => report(remote, cs),
     );
@@ -381,7 +384,8 @@ describe.skipIf(!isRoot)('the server folder on a disk that fills up (root: tmpfs
     // Nothing lost: every version written is in a tree or a trash.
     const have = hashAll([remote, ...cs.map((x) => x.local)]);
     expect([...versions].filter(([h]) => !have.has(h)).map(([, f]) => f)).toEqual([]);
-    expect(liveFiles(a.local).sort()).toEqual(['edit.txt', 'renamed.txt']);
+    const keeps = Array.from({ length: 50 }, (_, i) => `keep/k${i}`);
+    expect(liveFiles(a.local).sort()).toEqual(['edit.txt', 'renamed.txt', ...keeps].sort());
     // The journal works again: a change made on the server now reaches all three.
     const t1 = Date.now();
     writeFileSync(join(remote, 'after.txt'), 'after the disk was freed\n');

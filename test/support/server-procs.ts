@@ -28,16 +28,24 @@ export function procsWhere(match: (args: string[]) => boolean): Proc[] {
   return out;
 }
 
-const perlFile = (args: string[], prefix: string, root: string) =>
-  args[0] === 'perl' && (args[1] ?? '').includes(`/bin/${prefix}`) && args.includes(root);
+/** The processes of the shared watcher name themselves: `lipsync watcher|journal ROOT`, `lipsync follower ID ROOT`. */
+const titled = (title: string) => (a: string[]) => a[0] === title;
 
-/** The shared watcher's walkwatch (`perl …/.lipsync/journal/bin/ww-*.pl ROOT …`) of `root`. */
-export const watchersOn = (root: string): number[] => procsWhere((a) => perlFile(a, 'ww-', root)).map((p) => p.pid);
-/** The shared watcher's journal writer (`perl …/bin/jw-*.pl J TOKEN … ROOT …`) of `root`. */
-export const writersOn = (root: string): number[] => procsWhere((a) => perlFile(a, 'jw-', root)).map((p) => p.pid);
-/** The clients' followers: `perl -e FOLLOW -- <root>/.lipsync/journal ID ROOT …`, one per client session. */
+/** The shared watcher's walkwatch (`lipsync watcher ROOT`). */
+export const watchersOn = (root: string): number[] => procsWhere(titled(`lipsync watcher ${root}`)).map((p) => p.pid);
+/** The shared watcher's journal writer (`lipsync journal ROOT`). */
+export const writersOn = (root: string): number[] => procsWhere(titled(`lipsync journal ${root}`)).map((p) => p.pid);
+/** The clients' followers (`lipsync follower ID ROOT`), one per client session. */
 export const followersOn = (root: string): number[] =>
-  procsWhere((a) => a[0] === 'perl' && a[1] === '-e' && a[4] === `${root}/.lipsync/journal` && a[6] === root).map(
+  procsWhere((a) => (a[0] ?? '').startsWith('lipsync follower ') && (a[0] ?? '').endsWith(` ${root}`)).map(
+    (p) => p.pid,
+  );
+/** The follower of client `id`. */
+export const followerOf = (root: string, id: string): number | undefined =>
+  procsWhere(titled(`lipsync follower ${id} ${root}`))[0]?.pid;
+/** Every shared-watcher process of a folder at or below `dir` (to end them before removing it). */
+export const sharedProcsUnder = (dir: string): number[] =>
+  procsWhere((a) => /^lipsync (watcher|journal|follower) /.test(a[0] ?? '') && (a[0] ?? '').includes(` ${dir}/`)).map(
     (p) => p.pid,
   );
 /** Watchers of a client that watches alone: walkwatch (`perl -e WALKWATCH -- ROOT …`) or `inotifywait … ROOT`. */
