@@ -102,6 +102,36 @@ describe('the kept-open script session', () => {
     expect((await runScript(spec(), fx.ssh, 'echo ok')).stdout).toBe('ok\n');
   });
 
+  it('a script running when the session is closed ends then, as stopped, not at its timeout', async () => {
+    const pid = await shellPid();
+    let printed = '';
+    let ran!: () => void;
+    const running = new Promise<void>((r) => (ran = r));
+    // The one-shot `lipsync sync` closes the sessions as it ends while the trash purge may still
+    // run in one: the purge's 120 s timer then kept the finished command alive until it fired.
+    // (The line of zeros gets the pid past what the session holds back of a possible end marker.)
+    const script = runScript(spec(), fx.ssh, `echo "$$"; printf '%0100d\\n' 0; sleep 10; echo late`, {
+      timeoutMs: 60_000,
+      onStdout: (c) => {
+        printed += c.toString();
+        if (printed.includes('\n')) ran();
+      },
+    });
+    await running;
+    expect(printed.split('\n')[0]).toBe(pid); // it runs in the session
+    const t0 = Date.now();
+    closeSessions(spec(), fx.ssh);
+    const r = await Promise.race([
+      script,
+      new Promise<'still waiting'>((res) => setTimeout(res, 3000, 'still waiting')),
+    ]);
+    expect(r, 'the script ends with its session').not.toBe('still waiting');
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(r).toMatchObject({ code: null, signal: 'SIGTERM', timedOut: false });
+    expect((r as { stdout: string }).stdout.startsWith(`${pid}\n`)).toBe(true);
+    expect(await shellPid()).not.toBe(pid);
+  });
+
   it('ends with the pair’s ssh connection and its stderr file is removed', async () => {
     const pid = await shellPid();
     const file = (await runScript(spec(), fx.ssh, 'echo "$lipsync_e"')).stdout.trim();

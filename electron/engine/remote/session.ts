@@ -24,6 +24,7 @@
  *    ssh's own words, and an outage does not pay two connection timeouts per script.
  *  - An idle session ends after SESSION_IDLE_MS; sessions are ended with the pair's
  *    ssh connection (closeSessions) and, as every child, at shutdown (stopAllChildren).
+ *    A script still running when close() ends its session ends then too, as stopped.
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -167,12 +168,18 @@ export class ScriptSession {
     return Number.isFinite(ms) ? ms : undefined;
   }
 
-  /** Ends the session (its shell exits at the end of its input; the ssh is stopped). */
+  /**
+   * Ends the session (its shell exits at the end of its input; the ssh is stopped). A script
+   * still running in it ends now as stopped, as one over its own channel does when its ssh is
+   * stopped: left waiting, its timeout's timer kept a one-shot command alive after its work.
+   */
   close(): void {
     clearTimeout(this.idle);
     const c = this.child;
     this.child = null;
     this.starting = null;
+    if (this.current)
+      this.finish(this.current, { code: null, signal: 'SIGTERM', stderr: 'lipsync: the ssh session was closed' });
     if (c) {
       c.stdin?.end();
       void stopProcess(c, 2000);
