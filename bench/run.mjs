@@ -5,10 +5,11 @@
 //        [--slow-reps N] (repetitions of the measurements that take seconds; 3 with --quick, else 5)
 //        [--net loopback|broadband|far] (every peer reaches the sshd through a relay with that
 //        round trip and rate; loopback, the default, is ssh straight to the sshd)
+//        npm run bench -- --clients 1,5,10 [--files N] [--reps N] [--net …]: bench/clients.mjs instead
 // See bench/README.md.
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -38,6 +39,15 @@ import {
   waitCheckpoint,
   waitUpToDate,
 } from './lib/daemon.mjs';
+
+// `npm run bench -- --clients 1,5,10 [--files N] [--net …]`: many clients on one server folder
+// (bench/clients.mjs, issue 19) instead of the table.
+if (process.argv.some((a) => a === '--clients' || a.startsWith('--clients='))) {
+  const r = spawnSync(process.execPath, [join(ROOT, 'bench/clients.mjs'), ...process.argv.slice(2)], {
+    stdio: 'inherit',
+  });
+  process.exit(r.status ?? 1);
+}
 
 const { values: opt } = parseArgs({
   options: {
