@@ -64,6 +64,8 @@ const allPids = () =>
     .filter((e) => /^\d+$/.test(e))
     .map(Number);
 const rssKb = (pid) => Number(/VmRSS:\s+(\d+) kB/.exec(readOr(`/proc/${pid}/status`))?.[1] ?? 0);
+/** Proportional set size: shared pages divided among the processes sharing them (sums to the memory used). */
+const pssKb = (pid) => Number(/^Pss:\s+(\d+) kB/m.exec(readOr(`/proc/${pid}/smaps_rollup`))?.[1] ?? 0);
 const ppidOf = (pid) => {
   const st = readOr(`/proc/${pid}/stat`);
   return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1] ?? 0);
@@ -175,6 +177,7 @@ function sample(running) {
     sessions: sessions(),
     procs: procs.length,
     rss: pids.reduce((s, p) => s + rssKb(p), 0) * 1024,
+    pss: pids.reduce((s, p) => s + pssKb(p), 0) * 1024,
     watches: watchesOf(pids),
     composition: composition(procs),
     outside: outside.length ? composition(outside) : '',
@@ -206,6 +209,7 @@ async function measureIdle(running, k = 5) {
     procs,
     procsRange: [Math.min(...xs.map((x) => x.procs)), Math.max(...xs.map((x) => x.procs))],
     rss: median(xs.map((x) => x.rss)),
+    pss: median(xs.map((x) => x.pss)),
     watches: median(xs.map((x) => x.watches)),
     composition: mid.composition,
     outside: mid.outside,
@@ -351,7 +355,8 @@ try {
     '',
     `Command: \`node bench/clients.mjs --clients ${COUNTS.join(',')} --files ${FILES} --reps ${REPS}` +
       `${opt['idle-wait'] !== '180' ? ` --idle-wait ${opt['idle-wait']}` : ''}${opt.seed !== '1' ? ` --seed ${opt.seed}` : ''}` +
-      `${opt.net !== 'loopback' ? ` --net ${opt.net}` : ''}\`, ${new Date().toISOString()}, load at the end ${load}.`,
+      `${opt.net !== 'loopback' ? ` --net ${opt.net}` : ''}\`${process.env.LIPSYNC_SHARED_WATCHER === '0' ? ' with LIPSYNC_SHARED_WATCHER=0 (each client watches the server alone)' : ''}, ` +
+      `${new Date().toISOString()}, at ${(await sh('git', ['rev-parse', '--short', 'HEAD'])).stdout.trim()}, load at the end ${load}.`,
     '',
     `Machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${Math.round(totalmem() / 2 ** 30)} GiB, ` +
       `Linux ${release()}, node ${process.version}, ${(await sh('rsync', ['--version'])).stdout.split('\n')[0]}, ` +
@@ -363,12 +368,12 @@ try {
       `first sync only compares (untimed: ${firstSyncs.map((ms) => fmt(ms)).join(', ')}). Server watcher as the ` +
       `clients report it: ${[...new Set(rows.map((r) => r.watcher))].join('; ')}.`,
     '',
-    '| clients | change→all others p50 | p95 | max | server procs | server RSS MiB | server RSS per extra client | server inotify watches | watches per extra client | client RSS MiB (median) |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| clients | change→all others p50 | p95 | max | server procs | server RSS MiB | server RSS per extra client | server PSS MiB | server PSS per extra client | server inotify watches | watches per extra client | client RSS MiB (median) |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map(
       (r) =>
         `| ${r.n} | ${lat(r.all, 50)} | ${lat(r.all, 95)} | ${lat(r.all, 'max')} | ${r.idle.procs} | ${MiB(r.idle.rss)} | ` +
-        `${perExtra(r, 'rss', MiB)} | ${r.idle.watches} | ${perExtra(r, 'watches', Math.round)} | ${MiB(r.idle.clientRss)} |`,
+        `${perExtra(r, 'rss', MiB)} | ${MiB(r.idle.pss)} | ${perExtra(r, 'pss', MiB)} | ${r.idle.watches} | ${perExtra(r, 'watches', Math.round)} | ${MiB(r.idle.clientRss)} |`,
     ),
     '',
     `Latency: ${REPS} changes per row, each a new 2 KiB file written on one client (client 1, 2, … in turn), ` +
@@ -377,7 +382,8 @@ try {
       `Server, idle: ${IDLE_WAIT_MS / 1000} s after the last change (past the checkpoint a client writes on the server up to 30 s after its last sync, and the script session that ends 120 s after its last script), ` +
       `medians of 5 samples 1 s apart: every process below the bench sshd's listener (the listener itself left ` +
       `out) and any other process with its working directory or an open file in the server folder; RSS is VmRSS ` +
-      `summed (shared pages counted in each process); watches are the \`inotify wd:\` lines of their inotify ` +
+      `summed (shared pages counted in each process), PSS the proportional set size summed (shared pages ` +
+      `divided among the processes sharing them: the memory the server spends); watches are the \`inotify wd:\` lines of their inotify ` +
       `fds. "Per extra client" is the change from the first row divided by the clients added. Client RSS: the ` +
       `daemon, its children and its ssh ControlMaster (detached by ControlPersist), the median over the clients.`,
     '',
