@@ -3,7 +3,7 @@
 // folder the test edits directly, as if someone worked on the server).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { appendFile, lstat, mkdir, rename, rm, rmdir, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -20,6 +20,7 @@ import {
 import { SshInotifyWatcher } from '../../electron/engine/remote/watch-inotify-ssh.js';
 import { closeMaster } from '../../electron/engine/remote/ssh.js';
 import { withEnv } from '../support/env.js';
+import { procsWhere } from '../support/server-procs.js';
 import { createExcluder } from '../../electron/engine/excludes.js';
 import { LipsyncError } from '../../electron/engine/errors.js';
 import { liveChildCount } from '../../electron/engine/proc/run.js';
@@ -78,21 +79,10 @@ async function waitFor(what: string, pred: () => boolean, timeoutMs = 5000): Pro
  * machine, so also "on the server"), watching `root`; `exe` keeps only that one.
  */
 function inotifywaitsOn(root: string, exe?: 'inotifywait' | 'perl'): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      const state = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (state.slice(state.lastIndexOf(')') + 2)[0] === 'Z') continue;
-      const name = (args[0] ?? '').split('/').pop();
-      if ((name === 'inotifywait' || name === 'perl') && (exe === undefined || name === exe) && args.includes(root))
-        pids.push(Number(entry));
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return pids;
+  return procsWhere((args) => {
+    const name = (args[0] ?? '').split('/').pop();
+    return (name === 'inotifywait' || name === 'perl') && (exe === undefined || name === exe) && args.includes(root);
+  }).map((p) => p.pid);
 }
 
 async function expectNoInotifywait(root: string): Promise<void> {

@@ -187,26 +187,24 @@ export class SshInotifyWatcher implements RemoteWatcher {
     if (!child) return this.closed;
     // EOF on the session's stdin: the remote side kills inotifywait and exits.
     child.stdin?.end();
+    if (await this.closedWithin(STOP_GRACE_MS)) return;
+    await stopProcess(child);
+    // With a ControlMaster, the master holds the session's pipes while the server side lives:
+    // the child's 'close' waits for them. Ours end here.
+    if (await this.closedWithin(STOP_GRACE_MS)) return;
+    for (const stream of [child.stdin, child.stdout, child.stderr]) stream?.destroy();
+    await this.closed;
+  }
+
+  /** Whether the session's process has closed, or closes within `ms`. */
+  private async closedWithin(ms: number): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
-    const ended = await Promise.race([
+    const closed = await Promise.race([
       this.closed.then(() => true),
-      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), STOP_GRACE_MS))),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms))),
     ]);
     clearTimeout(timer);
-    if (!ended) {
-      await stopProcess(child);
-      // With a ControlMaster, the master holds the session's pipes while the server side lives:
-      // the child's 'close' waits for them. Ours end here.
-      const closedAfterKill = await Promise.race([
-        this.closed.then(() => true),
-        new Promise<boolean>((r) => (timer = setTimeout(() => r(false), STOP_GRACE_MS))),
-      ]);
-      clearTimeout(timer);
-      if (!closedAfterKill) {
-        for (const stream of [child.stdin, child.stdout, child.stderr]) stream?.destroy();
-        await this.closed;
-      }
-    }
+    return closed;
   }
 
   private state(connected: boolean, error?: string): void {
