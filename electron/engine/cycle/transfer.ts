@@ -7,6 +7,14 @@ import type { Entry, RemoteStat } from '../types.js';
 import type { StateDb } from '../state/db.js';
 import { rsyncPull, rsyncPush, type PushOptions, type PushResult } from '../remote/rsync.js';
 import { statRemote } from '../remote/stat.js';
+import {
+  fetchSmall,
+  pickSmall,
+  putSmall,
+  smallFilesUsable,
+  type SmallOptions,
+  type SmallResult,
+} from '../remote/small-files.js';
 import { LipsyncError } from '../errors.js';
 import { traced } from '../trace.js';
 import { newTrashDir } from '../versions.js';
@@ -83,18 +91,30 @@ export class Transfers {
           d.local?.kind === 'file' ? [{ path: d.path, size: d.local.size, mtimeNs: d.local.mtimeNs }] : [],
         ),
       );
-      const res = await traced(`rsync push ${items.length}`, () => rsyncPush(this.transferOptions(items, 'push')));
+      // W6: small files in one script through the session; the rest (and what it left) by rsync.
+      const small = await this.putSmallFiles(items);
+      const byRsync = small ? items.filter((d) => !small.taken.has(d.path)) : items;
+      const res = byRsync.length
+        ? await traced(`rsync push ${byRsync.length}`, () => rsyncPush(this.transferOptions(byRsync, 'push')))
+        : emptyTransfer();
       const failed = failedFiles(this.ctx.totals, res);
-      const sentNow = items.filter((d) => d.local && !failed.has(d.path));
-      const after = await traced(`stat ${sentNow.length} on the server after the push`, () =>
-        statRemote(
-          this.ctx.remote,
-          this.ctx.ssh,
-          this.ctx.remote.path,
-          sentNow.map((d) => d.path),
-          this.ctx.caps,
-        ),
+      const sentByRsync = byRsync.filter((d) => d.local && !failed.has(d.path));
+      const stats = await traced(`stat ${sentByRsync.length} on the server after the push`, () =>
+        sentByRsync.length
+          ? statRemote(
+              this.ctx.remote,
+              this.ctx.ssh,
+              this.ctx.remote.path,
+              sentByRsync.map((d) => d.path),
+              this.ctx.caps,
+            )
+          : Promise.resolve([]),
       );
+      const afterOf = new Map<string, RemoteStat | null>(sentByRsync.map((d, i) => [d.path, stats[i] ?? null]));
+      for (const [path, st] of small?.res.done ?? []) afterOf.set(path, st as RemoteStat);
+      if (small) mergeSmall(res, small.res);
+      const sentNow = items.filter((d) => d.local && afterOf.has(d.path));
+      const after = sentNow.map((d) => afterOf.get(d.path) ?? null);
       const syncedAtNs = nowNs();
       const rows: Entry[] = [];
       const sentSize = new Map(res.items.filter((it) => !it.deleted).map((it) => [it.path, it.size]));
@@ -122,7 +142,7 @@ export class Transfers {
         const hash = movedOn ? null : await racyHash(this.ctx.localRoot, d.path, local, syncedAtNs);
         rows.push(entryFor(d.path, local, r, hash, syncedAtNs));
       }
-      const deleted = items.filter((d) => !d.local && !failed.has(d.path)).map((d) => d.path);
+      const deleted = byRsync.filter((d) => !d.local && !failed.has(d.path)).map((d) => d.path);
       this.recordTransfer('push', res, rows, deleted);
     } finally {
       this.ctx.expectEcho?.(null);
@@ -143,9 +163,19 @@ export class Transfers {
       else this.ctx.requeueLocalTree(d.path);
     }
     if (!items.length) return;
-    const res = await traced(`rsync pull ${items.length}`, () => rsyncPull(this.transferOptions(items, 'pull')));
+    // W7: small files in one script through the session; the rest (and what it left) by rsync.
+    const small = await this.fetchSmallFiles(items);
+    const byRsync = small ? items.filter((d) => !small.taken.has(d.path)) : items;
+    const res = byRsync.length
+      ? await traced(`rsync pull ${byRsync.length}`, () => rsyncPull(this.transferOptions(byRsync, 'pull')))
+      : emptyTransfer();
     const failed = failedFiles(this.ctx.totals, res);
-    const outside = await this.readThroughLink(items.filter((d) => d.remote?.kind === 'file' && !failed.has(d.path)));
+    if (small) {
+      mergeSmall(res, small.res);
+      for (const p of small.res.changed) failed.add(p);
+    }
+    // The session's script checked the folders above what it read, before and after (N5).
+    const outside = await this.readThroughLink(byRsync.filter((d) => d.remote?.kind === 'file' && !failed.has(d.path)));
     const syncedAtNs = nowNs();
     const rows: Entry[] = [];
     const deleted: string[] = [];
@@ -161,6 +191,56 @@ export class Transfers {
       rows.push(entryFor(d.path, l, d.remote, await racyHash(this.ctx.localRoot, d.path, l, syncedAtNs), syncedAtNs));
     }
     this.recordTransfer('pull', res, rows, deleted);
+  }
+
+  /** The options of the session path (W6, W7), or null when this pair cannot use it. */
+  private smallOptions(): SmallOptions | null {
+    const o = {
+      localRoot: this.ctx.localRoot,
+      remote: this.ctx.remote,
+      ssh: this.ctx.ssh,
+      caps: this.ctx.caps,
+      trashDir: newTrashDir(),
+      bwLimitKBps: this.ctx.bwLimitKBps || undefined,
+    };
+    return smallFilesUsable(o) ? o : null;
+  }
+
+  /**
+   * W6: the small files of a push through the session. Returns the paths it took (done,
+   * or not sent because a side changed since the decision: those are looked at again and
+   * their W5 note dropped) and its result; null when nothing went this way.
+   */
+  private async putSmallFiles(items: Decided[]): Promise<{ taken: Set<string>; res: SmallResult } | null> {
+    const o = this.smallOptions();
+    if (!o) return null;
+    const { small } = pickSmall(items.flatMap((d) => (d.local ? [{ path: d.path, from: d.local, to: d.remote }] : [])));
+    if (!small.length) return null;
+    const res = await traced(`put ${small.length} small files`, () => putSmall(o, small));
+    for (const p of res.changed) {
+      this.ctx.requeueLocalTree(p);
+      this.ctx.requeueRemote?.(p);
+    }
+    this.db.sendingDelete(res.changed);
+    const rest = new Set(res.rest);
+    return { taken: new Set(small.map((s) => s.path).filter((p) => !rest.has(p))), res };
+  }
+
+  /** W7: the small files of a pull through the session; as putSmallFiles. */
+  private async fetchSmallFiles(items: Decided[]): Promise<{ taken: Set<string>; res: SmallResult } | null> {
+    const o = this.smallOptions();
+    if (!o) return null;
+    const { small } = pickSmall(
+      items.flatMap((d) => (d.remote ? [{ path: d.path, from: d.remote, to: d.local }] : [])),
+    );
+    if (!small.length) return null;
+    const res = await traced(`fetch ${small.length} small files`, () => fetchSmall(o, small));
+    for (const p of res.changed) {
+      this.ctx.requeueLocalTree(p);
+      this.ctx.requeueRemote?.(p);
+    }
+    const rest = new Set(res.rest);
+    return { taken: new Set(small.map((s) => s.path).filter((p) => !rest.has(p))), res };
   }
 
   /**
@@ -246,8 +326,19 @@ export class Transfers {
   }
 }
 
+/** A transfer that moved nothing (every path went through the session). */
+function emptyTransfer(): PushResult {
+  return { ok: true, items: [], itemCount: 0, literalBytes: 0, warnings: [] };
+}
+
+/** Adds what the session path did to rsync's result, as if rsync had done it. */
+function mergeSmall(res: PushResult, small: SmallResult): void {
+  res.items.push(...small.items);
+  res.itemCount += small.items.length;
+  res.literalBytes += small.literalBytes;
+}
+
 /** Paths rsync reported as failed or vanished (their warnings go to `totals`); throws when the run failed as a whole. */
-/** Paths rsync reported as failed or vanished; throws when the run failed as a whole. */
 export function failedFiles(totals: CycleTotals, res: PushResult): Set<string> {
   totals.warnings.push(...res.warnings.map((w) => w.toInfo()));
   const failed = new Set<string>();
