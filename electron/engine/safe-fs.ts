@@ -24,6 +24,7 @@ import {
   closeSync,
   constants,
   existsSync,
+  linkSync,
   lstatSync,
   mkdirSync,
   openSync,
@@ -219,17 +220,40 @@ function isSpecial(root: string, rel: string): boolean {
  * rename(2) throws.
  */
 export function renameInRoot(root: string, from: string, to: string, createParents = false): void {
+  betweenInRoot(root, from, to, createParents, renameSync, true);
+}
+
+/**
+ * Makes `to` a hard link of the file `from` (both relative to `root`), as renameInRoot
+ * does a rename: a version kept in the trash while its path is replaced by one rename,
+ * so the path is never absent meanwhile. Throws what link(2) throws (EXDEV, EPERM on a
+ * file system without hard links).
+ */
+export function linkInRoot(root: string, from: string, to: string, createParents = false): void {
+  betweenInRoot(root, from, to, createParents, linkSync, false);
+}
+
+/** `op(from, to)` through checked folders (renameInRoot, linkInRoot); `undo`: rename back when `to` left the root. */
+function betweenInRoot(
+  root: string,
+  from: string,
+  to: string,
+  createParents: boolean,
+  op: (a: string, b: string) => void,
+  undo: boolean,
+): void {
   if (!PROC_FD) {
     const src = checkParentPlain(root, from, false);
     const dst = checkParentPlain(root, to, createParents);
-    renameSync(src, dst);
+    op(src, dst);
     // Re-check: a folder above `to` swapped for a symlink meanwhile would have taken
     // the file outside the root; bring it back (where the swap left a way back).
     try {
       checkParentPlain(root, to, false);
     } catch (e) {
       try {
-        renameSync(dst, src);
+        if (undo) renameSync(dst, src);
+        else unlinkSync(dst);
       } catch {
         // the way back is gone too: the error below says so
       }
@@ -241,7 +265,7 @@ export function renameInRoot(root: string, from: string, to: string, createParen
   try {
     const dst = holdParent(root, to, createParents);
     try {
-      renameSync(src.at, dst.at);
+      op(src.at, dst.at);
     } finally {
       closeSync(dst.fd);
     }

@@ -11,16 +11,17 @@
  * the server's file is still the one the decision saw, kind, size and mtime to the
  * nanosecond (a compare-and-swap: one changed meanwhile is not replaced, it is looked at
  * again); the new bytes are written into `R/.lipsync/.put-*`, given the sent mode and
- * mtime (GNU touch, to the nanosecond); the server's version is moved into the push's
- * trash folder (S4), as rsync's --backup does; the new file is renamed into place; and
+ * mtime (GNU touch, to the nanosecond); the server's version is kept in the push's trash
+ * folder (S4) by a hard link (rsync's --backup renames it, leaving the path absent for a
+ * moment); the new file is renamed into place; and
  * it is stat'ed, which stands for the stat after the push (W3).
  *
  * fetchSmall (pull): the script prints each file's stat, its bytes in base64 and its stat
  * again, checking the folders above it before and after (N5); a file whose two stats
  * differ, or that is not what the decision saw, is left to rsync. Here the bytes are
  * written into `L/.lipsync/.fetch-*`, given the server's mode and mtime, and renamed into
- * place once the local path is still what the decision saw, its version before moved
- * into the pull's trash folder.
+ * place once the local path is still what the decision saw, its version before kept in
+ * the pull's trash folder by a hard link.
  *
  * Anything else (a folder above missing, a permission refused, a full disk, no GNU
  * tools, a failed script, a dropped connection) leaves the path to rsync, whose run
@@ -33,6 +34,7 @@ import {
   chmodSync,
   closeSync,
   constants,
+  copyFileSync,
   fstatSync,
   lstatSync,
   mkdirSync,
@@ -42,12 +44,12 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { LocalStat, RemoteCapabilities, RemoteSpec, RemoteStat, SshOptions } from '../types.js';
 import { NulFieldSplitter } from '../proc/split.js';
 import { run } from '../proc/run.js';
 import { META_DIR } from '../../../shared/layout.js';
-import { LocalAncestors, renameInRoot } from '../safe-fs.js';
+import { LocalAncestors, SymlinkedParentError, linkInRoot, mkdirsInRoot, renameInRoot } from '../safe-fs.js';
 import { findFieldsToStat } from './find-parse.js';
 import { GatedOutput } from './gated-output.js';
 import { shQuote } from './ssh.js';
@@ -171,7 +173,11 @@ lipsync_put() {
   if ! chmod "$4" "$tmp" || ! touch -m -d "$5" "$tmp"; then rm -f "$tmp"; printf '%s\\0rest\\0' "$1"; return; fi
   if [ "$3" != - ]; then
     case $2 in */*) d=$T/\${2%/*} ;; *) d=$T ;; esac
-    if ! mkdir -p "$d" || ! mv -f "$p" "$T/$2"; then rm -f "$tmp"; printf '%s\\0rest\\0' "$1"; return; fi
+    # A hard link keeps the server's version in the trash while one rename replaces it:
+    # the path is never absent, so no other client sees it deleted meanwhile.
+    if ! mkdir -p "$d" || ! { ln -f "$p" "$T/$2" 2>/dev/null || cp -p "$p" "$T/$2"; }; then
+      rm -f "$tmp"; printf '%s\\0rest\\0' "$1"; return
+    fi
   fi
   if ! mv -f "$tmp" "$p"; then rm -f "$tmp"; printf '%s\\0rest\\0' "$1"; return; fi
   printf '%s\\0ok\\0' "$1"
@@ -376,6 +382,17 @@ export async function fetchSmall(o: SmallOptions, items: SmallItem[]): Promise<S
   return result;
 }
 
+/** A hard link of `path` at `trash` (a copy where the file system has none), never through a symlink. */
+function keepInTrash(root: string, path: string, trash: string): void {
+  try {
+    linkInRoot(root, path, trash, true);
+  } catch (e) {
+    if (e instanceof SymlinkedParentError) throw e;
+    mkdirsInRoot(root, dirname(trash));
+    copyFileSync(join(root, path), join(root, trash), constants.COPYFILE_EXCL);
+  }
+}
+
 /** Temp files of a fetch cut short (a kill -9, a crash) more than an hour ago. */
 function removeStaleFetches(meta: string): void {
   const old = Date.now() - 3600_000;
@@ -430,7 +447,9 @@ async function placeFetched(
         continue;
       }
       try {
-        if (now) renameInRoot(o.localRoot, g.item.path, `${o.trashDir}/${g.item.path}`, true);
+        // The version here stays in the trash by a hard link (a copy where links fail), so
+        // the path is never absent while one rename replaces it.
+        if (now) keepInTrash(o.localRoot, g.item.path, `${o.trashDir}/${g.item.path}`);
         renameInRoot(o.localRoot, temps[i]!, g.item.path);
       } catch {
         result.rest.push(g.item.path);
