@@ -317,7 +317,11 @@ while (1) {
       out("POS\0$gen:$off\0");
       next;
     }
-    nap(0.1);
+    # Nothing new: look again soon. A change waits 25 ms on average here (50 ms at 100 ms
+    # steps: most of what the server's side added to row 2 over a 30 ms link). Measured: at
+    # 50 ms steps an idle follower spends about 1 ms of CPU a second (0.1 % of a core), at
+    # 25 ms steps 3 ms. (A wake-up from the writer would cost neither: not done.)
+    nap(0.05);
   }
   my $now = time;
   if ($now != $lastcheck) {
