@@ -12,6 +12,7 @@ import type { DirtySnapshot } from './dirty.js';
 import { localChangedSince } from './since.js';
 import { ACTIONS } from './reconcile.js';
 import { traced } from './trace.js';
+import { SMALL_BATCH_FILES } from './remote/small-files.js';
 import { CHUNK, CHUNK_SLACK, CycleState, LOCK_HOLD_MS, MassDeleteError, type CycleContext } from './cycle/context.js';
 import { overlapSafe, tooManyDeletions } from './cycle/compare.js';
 import { LocalCollector } from './cycle/collect-local.js';
@@ -136,12 +137,16 @@ export class Cycle {
     // so another client cannot change the server between our look at it and our
     // writes. Local changes will most likely be written, so their chunks take the lock
     // first; a chunk of server changes only reads the server, and is decided again
-    // under the lock if it turns out to write.
+    // under the lock if it turns out to write. Except (P5): a chunk whose only writes
+    // are small files goes without it; their put script holds the lock itself.
     // Moves first; what they bring (a look below each moved folder, a move that no
     // longer held) has not been counted yet.
     const moved = await traced('moves', () => this.moves.carryOut());
     if (moved) await this.checkMassDelete();
-    const lockFirst = this.s.localCandidates > 0 && this.ctx.direction !== 'receive-only';
+    // A few local changes are decided first: small files then go under a lock their put
+    // script holds itself (P5), one round trip instead of three.
+    const fewFirst = this.s.localCandidates <= SMALL_BATCH_FILES && !!this.ctx.lockForScript?.();
+    const lockFirst = this.s.localCandidates > 0 && this.ctx.direction !== 'receive-only' && !fewFirst;
     await this.trees.pushNewTrees();
     await this.remoteTrees.pullNewTrees();
     let chunk = this.takeChunk();
@@ -170,7 +175,8 @@ export class Cycle {
     let decided = await this.decider.decideChunk(chunk);
     for (;;) {
       if (!locked && decided.some((d) => ACTIONS[d.decision.action].writesRemote)) {
-        await this.ctx.withRemoteLock(async () => this.actor.act(await this.decider.decideChunk(chunk)));
+        if (this.actor.canActUnlocked(decided)) await this.actor.act(decided, true);
+        else await this.ctx.withRemoteLock(async () => this.actor.act(await this.decider.decideChunk(chunk)));
         return this.takeChunk();
       }
       const next = this.takeChunk();

@@ -777,6 +777,7 @@ export class PairRunner {
         for (const l of this.progressListeners) l(this.progress);
       },
       withRemoteLock: (fn) => this.lock.with(fn),
+      lockForScript: () => this.lock.forScript(),
       remoteMetaFresh: () => this.lock.metaFresh(),
       expectEcho: (paths) => {
         this.pushing = paths ? new Set(paths) : null;

@@ -28,7 +28,13 @@ export class Actor {
     this.db = ctx.db;
   }
 
-  async act(items: Decided[]): Promise<void> {
+  /** Whether `decided` may be acted on without taking the server lock first (Transfers.canPushUnlocked, P5). */
+  canActUnlocked(decided: Decided[]): boolean {
+    return this.transfers.canPushUnlocked(decided);
+  }
+
+  /** `unlocked`: the caller checked canActUnlocked and holds no lock; the push holds its own (P5). */
+  async act(items: Decided[], unlocked = false): Promise<void> {
     // Content comparisons first: they turn into record or conflict.
     const toCompare = items.filter((d) => d.decision.action === 'compare');
     if (toCompare.length) {
@@ -109,7 +115,8 @@ export class Actor {
       }
     }
     if (record.length) await this.record(record);
-    if (push.length) await this.ctx.withRemoteLock(() => this.transfers.push(push));
+    if (push.length)
+      await (unlocked ? this.transfers.push(push, true) : this.ctx.withRemoteLock(() => this.transfers.push(push)));
     if (pull.length) await this.transfers.pull(pull);
     // W5: an interrupted send, looked at and acted on: forgotten (a new push notes it again).
     this.db.sendingDelete(items.filter((d) => d.sending).map((d) => d.path));

@@ -3,6 +3,7 @@
  * what the cycle's parts share while it runs (CycleState), what a decided path carries
  * (Decided), the cycle's counts (CycleTotals), and its limits.
  */
+import type { ScriptLock } from '../pair/lock.js';
 import type { Direction } from '../../../shared/settings.js';
 import type { InitialSyncMode, SyncPairResult } from '../../../shared/api.js';
 import type { Entry, Excluder, LocalStat, RemoteCapabilities, RemoteSpec, RemoteStat, SshOptions } from '../types.js';
@@ -92,6 +93,11 @@ export interface CycleContext {
   taken?: (path: string) => void;
   /** Serialises writers of one remote root; returns a release function. */
   withRemoteLock: <T>(fn: () => Promise<T>) => Promise<T>;
+  /**
+   * The owner text and TTL for a lock held for one script only (P5), or null while this
+   * pair holds the lock already (PairLock.forScript).
+   */
+  lockForScript?: () => ScriptLock | null;
   /** Whether the lock was just taken with the server's meta dirs made (PairLock.metaFresh): a push skips prepareMeta. */
   remoteMetaFresh?: () => boolean;
   /**

@@ -16,6 +16,8 @@ import {
   type SmallResult,
 } from '../remote/small-files.js';
 import { LipsyncError } from '../errors.js';
+import { ACTIONS } from '../reconcile.js';
+import type { ScriptLock } from '../pair/lock.js';
 import { traced } from '../trace.js';
 import { newTrashDir } from '../versions.js';
 import { LocalAncestors, SymlinkedParentError, unlinkInRoot, waitsForParent } from '../safe-fs.js';
@@ -81,7 +83,26 @@ export class Transfers {
     };
   }
 
-  async push(items: Decided[]): Promise<void> {
+  /**
+   * Whether a decided chunk may be acted on without taking the server lock first (P5): every
+   * decision that writes the server is a push of a small file (P1), which the put script
+   * sends under a lock it holds itself, after checking that the server's side is still what
+   * the decision saw.
+   */
+  canPushUnlocked(decided: Decided[]): boolean {
+    const writes = decided.filter((d) => ACTIONS[d.decision.action].writesRemote);
+    if (!writes.length || !this.smallOptions() || !this.ctx.lockForScript?.()) return false;
+    if (writes.some((d) => ACTIONS[d.decision.action].lane !== 'push' || !d.local)) return false;
+    if (decided.some((d) => ACTIONS[d.decision.action].lane === 'compare')) return false;
+    return pickSmall(writes.map((d) => ({ path: d.path, from: d.local!, to: d.remote }))).other.length === 0;
+  }
+
+  /**
+   * One push of a chunk. `unlocked` (P5): the caller does not hold the server lock, so only
+   * small files go, through a script that holds the lock itself; whatever that script did
+   * not send is looked at again (and the next writes wait for the lock as before).
+   */
+  async push(items: Decided[], unlocked = false): Promise<void> {
     this.ctx.checkPaused();
     this.ctx.expectEcho?.(items.filter((d) => d.local).map((d) => d.path));
     try {
@@ -92,8 +113,21 @@ export class Transfers {
         ),
       );
       // W6: small files in one script through the session; the rest (and what it left) by rsync.
-      const small = await this.putSmallFiles(items);
-      const byRsync = small ? items.filter((d) => !small.taken.has(d.path)) : items;
+      const hold = unlocked ? (this.ctx.lockForScript?.() ?? null) : null;
+      if (unlocked && !hold) throw new LipsyncError('unknown', 'A push without the server lock was asked for.');
+      const small = await this.putSmallFiles(items, hold ?? undefined);
+      let byRsync = small ? items.filter((d) => !small.taken.has(d.path)) : items;
+      if (hold && byRsync.length) {
+        // Not sent under the script's own lock (the lock was taken, a path needs rsync):
+        // looked at again, and the next writes take the lock first.
+        hold.refused();
+        for (const d of byRsync) {
+          this.ctx.requeueLocalTree(d.path);
+          this.ctx.requeueRemote?.(d.path);
+        }
+        this.db.sendingDelete(byRsync.map((d) => d.path));
+        byRsync = [];
+      }
       const res = byRsync.length
         ? await traced(`rsync push ${byRsync.length}`, () => rsyncPush(this.transferOptions(byRsync, 'push')))
         : emptyTransfer();
@@ -211,12 +245,15 @@ export class Transfers {
    * or not sent because a side changed since the decision: those are looked at again and
    * their W5 note dropped) and its result; null when nothing went this way.
    */
-  private async putSmallFiles(items: Decided[]): Promise<{ taken: Set<string>; res: SmallResult } | null> {
+  private async putSmallFiles(
+    items: Decided[],
+    hold?: ScriptLock,
+  ): Promise<{ taken: Set<string>; res: SmallResult } | null> {
     const o = this.smallOptions();
     if (!o) return null;
     const { small } = pickSmall(items.flatMap((d) => (d.local ? [{ path: d.path, from: d.local, to: d.remote }] : [])));
     if (!small.length) return null;
-    const res = await traced(`put ${small.length} small files`, () => putSmall(o, small));
+    const res = await traced(`put ${small.length} small files`, () => putSmall(o, small, hold));
     for (const p of res.changed) {
       this.ctx.requeueLocalTree(p);
       this.ctx.requeueRemote?.(p);

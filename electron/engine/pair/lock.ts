@@ -23,12 +23,25 @@ const LOCK_WAIT_MS = 60_000;
  */
 export const META_FRESH_MS = 2_000;
 
+/** After a lock held for one script was refused, writes take the lock as before for this long. */
+export const SCRIPT_LOCK_OFF_MS = 10_000;
+
+/** A lock a script takes and lets go itself (PairLock.forScript). */
+export interface ScriptLock {
+  owner: string;
+  ttlMs: number;
+  /** The script found the lock taken, or did not do its work: forScript says no for a while. */
+  refused: () => void;
+}
+
 /** One pair's hold on its remote lock: re-entrant, refreshed while held. */
 export class PairLock {
   private depth = 0;
   /** When the current hold was taken with the meta dirs made (0: not held, or not made). */
   private metaAt = 0;
   private readonly clientId = randomBytes(4).toString('hex');
+  /** Until when forScript says no (after a script found the lock taken, or failed). */
+  private scriptOffUntil = 0;
 
   constructor(
     private readonly ops: RemoteOps,
@@ -48,6 +61,23 @@ export class PairLock {
    */
   metaFresh(): boolean {
     return this.depth > 0 && this.metaAt > 0 && Date.now() - this.metaAt < META_FRESH_MS;
+  }
+
+  /**
+   * The owner text and TTL of a lock a script takes and lets go by itself (the small files'
+   * put, P5), or null while this pair holds the lock (the script then runs inside that hold).
+   */
+  forScript(): ScriptLock | null {
+    if (this.depth > 0 || Date.now() < this.scriptOffUntil) return null;
+    return {
+      owner: this.owner(),
+      ttlMs: LOCK_TTL_MS,
+      // Held by another client, or the script could not do its work: the next writes wait
+      // for the lock as before (with), rather than ask for it again and again.
+      refused: () => {
+        this.scriptOffUntil = Date.now() + SCRIPT_LOCK_OFF_MS;
+      },
+    };
   }
 
   /** Runs `fn` holding the lock (a nested call runs inside the hold it is in). */

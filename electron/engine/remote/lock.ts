@@ -301,17 +301,36 @@ export function refreshed(stdout: string): boolean {
   return outLines(stdout).includes('refresh:ok');
 }
 
+/** Succeeds when the lock L was O's and is gone: renamed aside to A, then removed. */
+const RELEASE_IF_OURS = `c=$(cat -- "$L/owner" 2>/dev/null) && [ "$c" = "$O" ] && mv -- "$L" "$A" 2>/dev/null && rm -rf -- "$A"`;
+
 /** Removes the lock if it is `owner`'s; prints unlock:ok or unlock:no (unlocked). */
 export function unlockScript(owner: string, root: string): string {
   const o = checkOwner(owner);
   const aside = absPath(root, asideName('released'));
   return `O=${shQuote(o)}; L="$R/${LOCK_DIR}"; A=${shQuote(aside)}
-if c=$(cat -- "$L/owner" 2>/dev/null) && [ "$c" = "$O" ] && mv -- "$L" "$A" 2>/dev/null; then
-  rm -rf -- "$A"
+if ${RELEASE_IF_OURS}; then
   printf '${OUT}unlock:ok\\n'
 else
   printf '${OUT}unlock:no\\n'
 fi`;
+}
+
+/**
+ * The lock held for one script only (the small files' put, rule P5 of docs/sync-semantics.md),
+ * with R set and after the root check: takes the lock for `owner` when it is free, else prints
+ * the NUL-ended field `locked` and ends the script (a held or stale lock is left to PairLock,
+ * which waits for it or breaks it); lets it go when the script ends, however it ends (an EXIT
+ * trap, as unlockScript). A script cut off with its ssh leaves the lock to expire (TTL).
+ */
+export function heldForScript(owner: string, ttlMs: number, root: string): string {
+  const o = checkOwner(owner);
+  const ttlSec = Math.max(1, Math.ceil(checkTtl(ttlMs) / 1000));
+  const aside = absPath(root, asideName('released'));
+  return `O=${shQuote(o)}; TTL=${ttlSec}; A=${shQuote(aside)}
+${LOCK_FUNCTIONS}
+if ! lipsync_take; then printf 'locked\\0'; exit 0; fi
+trap '${RELEASE_IF_OURS} || :' EXIT`;
 }
 
 /** Whether unlockScript removed the lock. */

@@ -54,6 +54,7 @@ import { findFieldsToStat } from './find-parse.js';
 import { GatedOutput } from './gated-output.js';
 import { shQuote } from './ssh.js';
 import { PRINT_STREAM_MARKER, requireRootScript, runScript } from './script.js';
+import { heldForScript } from './lock.js';
 import type { TransferredItem } from './progress.js';
 
 /** Largest file sent or fetched this way; larger ones go by rsync (its delta transfer pays there). */
@@ -85,6 +86,8 @@ export interface SmallOptions {
 }
 
 export interface SmallResult {
+  /** With `hold`: the server lock was not free, so nothing was sent (every path is in `rest`). */
+  locked?: boolean;
   /** Done: the receiving side's state now (push: the server's stat after; pull: the local lstat after). */
   done: Map<string, LocalStat | RemoteStat>;
   /** Not done because a side is no longer what the decision saw: to be looked at again. */
@@ -271,8 +274,16 @@ function emptyResult(rest: string[]): SmallResult {
   return { done: new Map(), changed: [], rest, items: [], literalBytes: 0 };
 }
 
-/** Sends small files in one script (see the header). `items[i].to` is the server's state when decided. */
-export async function putSmall(o: SmallOptions, items: SmallItem[]): Promise<SmallResult> {
+/**
+ * Sends small files in one script (see the header). `items[i].to` is the server's state when
+ * decided. `hold`: the caller does not hold the server lock; the script takes it for itself
+ * (P5: the compare-and-swap makes a decision taken without the lock hold at the write).
+ */
+export async function putSmall(
+  o: SmallOptions,
+  items: SmallItem[],
+  hold?: { owner: string; ttlMs: number },
+): Promise<SmallResult> {
   const result = emptyResult([]);
   const here = new LocalAncestors(o.localRoot);
   const nonce = randomBytes(6).toString('hex');
@@ -284,6 +295,7 @@ export async function putSmall(o: SmallOptions, items: SmallItem[]): Promise<Sma
     `find "$M" -maxdepth 1 -name '.put-*' -mmin +60 -exec rm -f {} + 2>/dev/null`,
     PUT_FUNCTION,
     PRINT_STREAM_MARKER,
+    ...(hold ? [heldForScript(hold.owner, hold.ttlMs, o.remote.path)] : []),
   ];
   const sent: { item: SmallItem; size: number }[] = [];
   for (const it of items) {
