@@ -424,14 +424,20 @@ async function placeFetched(
   const nonce = randomBytes(6).toString('hex');
   const temps: string[] = [];
   try {
-    mkdirSync(join(o.localRoot, META_DIR), { recursive: true });
+    // Not recursive: a local root that is gone (an unmounted disk) is never made again (S1).
+    try {
+      mkdirSync(join(o.localRoot, META_DIR));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
     removeStaleFetches(join(o.localRoot, META_DIR));
     const touchArgs: string[] = [];
     for (let i = 0; i < got.length; i++) {
       const g = got[i]!;
       const tmp = `${META_DIR}/.fetch-${nonce}-${i}`;
-      writeFileSync(join(o.localRoot, tmp), g.data, { flag: 'wx', mode: 0o600 });
+      // Listed before it is written: a write cut short (a full disk) leaves a file to remove.
       temps.push(tmp);
+      writeFileSync(join(o.localRoot, tmp), g.data, { flag: 'wx', mode: 0o600 });
       chmodSync(join(o.localRoot, tmp), g.stat.mode & 0o777);
       touchArgs.push(touchTime(g.item.from.mtimeNs), join(o.localRoot, tmp));
     }
@@ -455,7 +461,10 @@ async function placeFetched(
         ? !want
         : !!want && now.kind === want.kind && now.size === want.size && now.mtimeNs === want.mtimeNs;
       if (!same || !here.reachable(g.item.path)) {
-        result.changed.push(g.item.path);
+        // Absent as decided, below a folder that is missing here (not a symlink, not a file):
+        // rsync makes the folders above it, as it does without this path (R14, D2).
+        if (same && !now && here.blockedBy(g.item.path) === null) result.rest.push(g.item.path);
+        else result.changed.push(g.item.path);
         continue;
       }
       try {
