@@ -15,7 +15,7 @@ import {
 import { SshInotifyWatcher } from '../../electron/engine/remote/watch-inotify-ssh.js';
 import { closeMaster } from '../../electron/engine/remote/ssh.js';
 import { withEnv } from '../support/env.js';
-import { followerOf, sharedProcsUnder, watchersOn, watchesOf, writersOn } from '../support/server-procs.js';
+import { followerOf, killAll, sharedProcsUnder, watchersOn, watchesOf, writersOn } from '../support/server-procs.js';
 import type { RemoteCapabilities, RemoteSpec, SshOptions } from '../../electron/engine/types.js';
 
 const FIND: RemoteCapabilities = { inotifywait: true, gnuFind: true };
@@ -94,7 +94,7 @@ afterAll(async () => {
     await server.stop();
   }
   // The shared watchers outlive their clients for up to 10 s: end them before removing their folders.
-  for (const pid of sharedProcsUnder(base)) process.kill(pid, 'SIGKILL');
+  killAll(sharedProcsUnder(base));
   if (base) await rm(base, { recursive: true, force: true, maxRetries: 5 });
 });
 
@@ -159,7 +159,7 @@ describe('one shared watcher for three clients', () => {
     await a.w.start();
     await writeFile(join(root, 'one'), 'x');
     await waitFor('a sees one', () => a.saw('one'));
-    for (const pid of [...watchersOn(root), ...writersOn(root)]) process.kill(pid, 'SIGKILL');
+    killAll([...watchersOn(root), ...writersOn(root)]);
     await rm(join(root, '.lipsync', 'journal'), { recursive: true, force: true });
     await waitFor('a rescans', () => a.rescans.length > 0, 30_000);
     expect(a.rescans).toEqual(['overflow']);

@@ -1,4 +1,4 @@
-// putSmall and fetchSmall (remote/small-files.ts, rules P1-P4 of docs/sync-semantics.md)
+// putSmall and fetchSmall (remote/small-files.ts, rules P1-P5 of docs/sync-semantics.md)
 // against the harness sshd: the remote root is on this machine, so both sides are
 // prepared and inspected directly, byte for byte and to the nanosecond.
 //
@@ -210,6 +210,38 @@ describe('small files through the kept-open session', () => {
     expect(r.done.size).toBe(SMALL_BATCH_FILES);
     for (const p of paths) expectSameFile(local, dst, p);
     expect(r.literalBytes).toBe(SMALL_BATCH_BYTES);
+  });
+
+  it('push P5: with no lock held, the script takes the server lock for itself and lets it go', async () => {
+    const { local, dst, o } = pair();
+    write(local, 'a.txt', 'sent under the script lock', T0 + 11n);
+    const owner = `host=test pid=1 device=p5 pair=p5 client=${RAND}`;
+    const r = await putSmall(o, pushItems(local, dst, ['a.txt']), { owner, ttlMs: 60_000 });
+    expect(r.locked).toBeUndefined();
+    expect([...r.done.keys()]).toEqual(['a.txt']);
+    expectSameFile(local, dst, 'a.txt');
+    // Let go at the end of the script: no lock left, nothing of it aside.
+    expect(existsSync(join(dst, '.lipsync/lock'))).toBe(false);
+    expect(readdirSync(join(dst, '.lipsync')).filter((n) => n.startsWith('lock'))).toEqual([]);
+  });
+
+  it('push P5: a lock held by another client is left alone and nothing is written', async () => {
+    const { local, dst, o } = pair();
+    write(dst, 'a.txt', 'the server version', T0 + 20n);
+    write(local, 'a.txt', 'this client version', T0 + 21n);
+    const items = pushItems(local, dst, ['a.txt']);
+    mkdirSync(join(dst, '.lipsync/lock'));
+    writeFileSync(join(dst, '.lipsync/lock/owner'), 'host=elsewhere pid=7 device=other pair=x client=y');
+    const r = await putSmall(o, items, { owner: `host=test pid=1 device=p5 client=${RAND}`, ttlMs: 60_000 });
+    expect(r.locked).toBe(true);
+    expect(r.done.size).toBe(0);
+    expect(r.rest).toEqual(['a.txt']);
+    expect(bytes(dst, 'a.txt').toString()).toBe('the server version');
+    expect(readFileSync(join(dst, '.lipsync/lock/owner'), 'utf8')).toBe(
+      'host=elsewhere pid=7 device=other pair=x client=y',
+    );
+    expect(existsSync(join(dst, TRASH))).toBe(false);
+    expect(temps(dst, '.put-')).toEqual([]);
   });
 
   it('push compare-and-swap: a server file that changed since the decision is not replaced', async () => {

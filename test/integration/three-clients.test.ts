@@ -31,6 +31,7 @@ import { startSshd, type SshServer } from '../harness/sshd.js';
 import { requireBuild, treeSnapshot, waitFor } from '../support/cli.js';
 import {
   followersOn,
+  killAll,
   loneWatchersOn,
   serverReport,
   watchersOn,
@@ -81,8 +82,7 @@ afterAll(async () => {
   for (const [c, end] of ends) if (end === 'hung') console.log(`THREE-CLIENTS hung at stop: ${c.hangReport}`);
   // The shared watchers outlive their clients (J5) for up to 10 s, and a follower waiting for a
   // watcher to start outlives its session: end them before their folders go.
-  for (const r of roots)
-    for (const pid of [...watchersOn(r), ...writersOn(r), ...followersOn(r)]) process.kill(pid, 'SIGKILL');
+  for (const r of roots) killAll([...watchersOn(r), ...writersOn(r), ...followersOn(r)]);
   await server?.stop();
   for (const m of mounts) spawnSync('umount', ['-l', m]);
   for (const r of [...roots, ...mounts]) rmSync(r, { recursive: true, force: true });

@@ -116,3 +116,14 @@ export function serverReport(root: string): string {
   }
   return lines.join('\n');
 }
+
+/** SIGKILL to each pid; one already gone is fine (a writer ends by itself once its watcher is killed). */
+export function killAll(pids: number[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+    }
+  }
+}

@@ -184,7 +184,8 @@ lipsync_put() {
   fi
   if ! mv -f "$tmp" "$p"; then rm -f "$tmp"; printf '%s\\0rest\\0' "$1"; return; fi
   printf '%s\\0ok\\0' "$1"
-  find "$p" -maxdepth 0 -printf ${STAT_FIELDS}
+  find "$p" -maxdepth 0 -printf ${STAT_FIELDS} 2>/dev/null || printf '?\\0?\\0?\\0?\\0?\\0?\\0'
+
 }`;
 
 const GET_FUNCTION = `
@@ -250,6 +251,15 @@ function readDecided(
     return same() ? buf : null;
   } finally {
     closeSync(fd);
+  }
+}
+
+/** A stat record's six fields as a RemoteStat; null for placeholders or a kind sync does not handle. */
+function statOrNull(f: string[]): RemoteStat | null {
+  try {
+    return findFieldsToStat(f);
+  } catch {
+    return null;
   }
 }
 
@@ -321,6 +331,11 @@ export async function putSmall(
     result.rest.push(...sent.map((s) => s.item.path));
     return result;
   }
+  if (fields[0] === 'locked') {
+    result.locked = true;
+    result.rest.push(...sent.map((s) => s.item.path));
+    return result;
+  }
   const answered = new Set<number>();
   for (let at = 0; at + 1 < fields.length;) {
     const i = Number(fields[at]);
@@ -330,9 +345,13 @@ export async function putSmall(
     answered.add(i);
     at += 2;
     if (status === 'ok') {
-      const stat = findFieldsToStat(fields.slice(at, at + 6));
+      // Six fields always follow (placeholders when the file was gone again at once).
+      const stat = statOrNull(fields.slice(at, at + 6));
       at += 6;
-      if (!stat) continue;
+      if (!stat || stat.kind !== 'file') {
+        result.rest.push(s.item.path);
+        continue;
+      }
       result.done.set(s.item.path, stat);
       result.items.push({
         path: s.item.path,
@@ -375,12 +394,7 @@ export async function fetchSmall(o: SmallOptions, items: SmallItem[]): Promise<S
       continue;
     }
     const before = fields[at];
-    let stat: RemoteStat | null = null;
-    try {
-      stat = findFieldsToStat(fields.slice(at + 1, at + 7));
-    } catch {
-      stat = null;
-    }
+    const stat = statOrNull(fields.slice(at + 1, at + 7));
     const text = fields[at + 7] ?? '';
     const after = fields[at + 8];
     at += 9;
