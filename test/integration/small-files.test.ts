@@ -244,6 +244,22 @@ describe('small files through the kept-open session', () => {
     expect(temps(dst, '.put-')).toEqual([]);
   });
 
+  it("push N5: the server's trash (or a day in it) swapped for a symlink: nothing is written through it", async () => {
+    for (const planted of ['.lipsync/trash', '.lipsync/trash/2026-01-02']) {
+      const { local, dst, outside, o } = pair();
+      write(dst, 'a.txt', 'the server version', T0 + 40n);
+      write(local, 'a.txt', 'this client version', T0 + 41n);
+      mkdirSync(dirname(join(dst, planted)), { recursive: true });
+      symlinkSync(outside, join(dst, planted));
+      const r = await putSmall(o, pushItems(local, dst, ['a.txt']));
+      expect(r.done.size, planted).toBe(0);
+      expect(r.rest, planted).toEqual(['a.txt']);
+      expect(bytes(dst, 'a.txt').toString()).toBe('the server version');
+      expect(all(outside), planted).toEqual([]);
+      expect(temps(dst, '.put-')).toEqual([]);
+    }
+  });
+
   it('push compare-and-swap: a server file that changed since the decision is not replaced', async () => {
     const { local, dst, o } = pair();
     const { outside } = pair();

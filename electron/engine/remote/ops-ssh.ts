@@ -18,22 +18,7 @@ import { absPath, normalizeRelPath } from './paths.js';
 import { parseRsyncVersion } from './rsync-version.js';
 import { closeMaster, shQuote } from './ssh.js';
 import { closeSessions } from './session.js';
-import { EXIT_META_NOT_DIR, OUT, ROOT_CHECK, outLines, runScript, scriptFailure, type SshRemote } from './script.js';
-
-/**
- * N5 for our own folder: rsync writes its temp files into .lipsync and the versions it
- * replaces into .lipsync/trash/DAY/TIME. Another client that swaps one of them for a
- * symlink would have those writes land outside the root; rsync 3.5.0 refuses them, but
- * then drops the backup silently (measured): a version lost. So a transfer does not start
- * while one is a symlink or a file; the error names it and says what to do.
- */
-const META_CHECK = `
-for d in "$R/${META_DIR}" "$R/${PARTIAL_DIR}" "$R/${TRASH_DIR}" "$R/${INCOMING_DIR}"; do
-  if [ -L "$d" ] || { [ -e "$d" ] && [ ! -d "$d" ]; }; then printf 'lipsync: not a folder: %s\\n' "$d" >&2; exit ${EXIT_META_NOT_DIR}; fi
-done
-for d in "$R/${TRASH_DIR}"/*; do
-  if [ -L "$d" ]; then printf 'lipsync: not a folder: %s\\n' "$d" >&2; exit ${EXIT_META_NOT_DIR}; fi
-done`;
+import { META_CHECK, OUT, ROOT_CHECK, outLines, runScript, scriptFailure, type SshRemote } from './script.js';
 
 /** Prints the marker file $M's contents after a tag (or a 'none' line): read by parseMarker. */
 const PRINT_MARKER = `if [ -f "$M" ]; then printf '${OUT}marker:'; cat -- "$M"; else printf '${OUT}none\\n'; fi`;

@@ -26,6 +26,7 @@ import {
 import { run, spawnChild, type RunResult } from '../proc/run.js';
 import { REMOTE_SH, shQuote, sshArgs, wrapScript } from './ssh.js';
 import { sessionFor } from './session.js';
+import { INCOMING_DIR, META_DIR, PARTIAL_DIR, TRASH_DIR } from '../../../shared/layout.js';
 
 export type SshRemote = Extract<RemoteSpec, { kind: 'ssh' }>;
 
@@ -113,6 +114,22 @@ if [ ! -d "$R" ]; then
   if [ -e "$R" ] || [ -L "$R" ]; then echo "lipsync: not a directory: $R" >&2; exit ${EXIT_ROOT_NOT_DIR}; fi
   echo "lipsync: no such directory: $R" >&2; exit ${EXIT_ROOT_MISSING}
 fi`;
+
+/**
+ * N5 for our own folder: rsync writes its temp files into .lipsync and the versions it
+ * replaces into .lipsync/trash/DAY/TIME. Another client that swaps one of them for a
+ * symlink would have those writes land outside the root; rsync 3.5.0 refuses them, but
+ * then drops the backup silently (measured): a version lost. So a transfer (and a small
+ * files' script, small-files.ts) does not start
+ * while one is a symlink or a file; the error names it and says what to do.
+ */
+export const META_CHECK = `
+for d in "$R/${META_DIR}" "$R/${PARTIAL_DIR}" "$R/${TRASH_DIR}" "$R/${INCOMING_DIR}"; do
+  if [ -L "$d" ] || { [ -e "$d" ] && [ ! -d "$d" ]; }; then printf 'lipsync: not a folder: %s\\n' "$d" >&2; exit ${EXIT_META_NOT_DIR}; fi
+done
+for d in "$R/${TRASH_DIR}"/*; do
+  if [ -L "$d" ]; then printf 'lipsync: not a folder: %s\\n' "$d" >&2; exit ${EXIT_META_NOT_DIR}; fi
+done`;
 
 /** Sets R to the quoted root and checks it is a folder (exit 3 / 4 otherwise). */
 export function requireRootScript(root: string): string {

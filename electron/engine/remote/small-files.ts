@@ -53,7 +53,7 @@ import { LocalAncestors, SymlinkedParentError, linkInRoot, mkdirsInRoot, renameI
 import { findFieldsToStat } from './find-parse.js';
 import { GatedOutput } from './gated-output.js';
 import { shQuote } from './ssh.js';
-import { PRINT_STREAM_MARKER, requireRootScript, runScript } from './script.js';
+import { META_CHECK, PRINT_STREAM_MARKER, requireRootScript, runScript } from './script.js';
 import { heldForScript } from './lock.js';
 import type { TransferredItem } from './progress.js';
 
@@ -208,6 +208,9 @@ function preamble(root: string): string {
     requireRootScript(root),
     `M=$R/${META_DIR}`,
     `if [ ! -d "$M" ] || [ -L "$M" ]; then exit ${EXIT_UNFIT}; fi`,
+    // N5 for lipsync's own folders (the trash, above all): one that is a symlink fails the
+    // script, and the path goes where that is reported (rsync's run, under the lock).
+    META_CHECK,
     `command -v base64 >/dev/null 2>&1 || exit ${EXIT_UNFIT}`,
     SMALL_FUNCTIONS,
   ].join('\n');
@@ -220,35 +223,40 @@ function base64Lines(buf: Buffer): string {
   return lines.join('\n');
 }
 
-/** Reads a local file whole, never through a symlink; null when it is not (or no longer) the decided state. */
+/**
+ * Reads a local file whole, never through a symlink: its bytes; 'changed' when it is not (or
+ * no longer) the decided state; 'rest' when it cannot be read (a permission refused: rsync's
+ * run reports that as a warning for the path).
+ */
 function readDecided(
   localRoot: string,
   here: LocalAncestors,
   path: string,
   want: LocalStat | RemoteStat,
-): Buffer | null {
-  if (!here.reachable(path)) return null;
+): Buffer | 'changed' | 'rest' {
+  if (!here.reachable(path)) return 'changed';
   let fd: number;
   try {
     fd = openSync(join(localRoot, path), constants.O_RDONLY | constants.O_NOFOLLOW);
-  } catch {
-    return null;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR' ? 'changed' : 'rest';
   }
   try {
     const same = (): boolean => {
       const st = fstatSync(fd, { bigint: true });
       return st.isFile() && Number(st.size) === want.size && st.mtimeNs === want.mtimeNs;
     };
-    if (!same()) return null;
+    if (!same()) return 'changed';
     const buf = Buffer.alloc(want.size);
     let at = 0;
     while (at < buf.length) {
       const n = readSync(fd, buf, at, buf.length - at, at);
-      if (n === 0) return null;
+      if (n === 0) return 'changed';
       at += n;
     }
     // Changed while read (rule W2 lets it be sent once its writes are done): not this time.
-    return same() ? buf : null;
+    return same() ? buf : 'changed';
   } finally {
     closeSync(fd);
   }
@@ -310,8 +318,8 @@ export async function putSmall(
   const sent: { item: SmallItem; size: number }[] = [];
   for (const it of items) {
     const data = readDecided(o.localRoot, here, it.path, it.from);
-    if (data === null) {
-      result.changed.push(it.path);
+    if (data === 'changed' || data === 'rest') {
+      result[data].push(it.path);
       continue;
     }
     const i = sent.length;
