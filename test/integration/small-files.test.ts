@@ -31,14 +31,17 @@ import {
   SMALL_BATCH_FILES,
   SMALL_FILE_MAX,
   fetchSmall,
+  peekSmall,
   pickSmall,
   putSmall,
   smallFilesUsable,
+  stateWord,
   type SmallItem,
   type SmallOptions,
   type SmallResult,
 } from '../../electron/engine/remote/small-files.js';
 import { remoteOps } from '../../electron/engine/remote/ops.js';
+import { statRemote } from '../../electron/engine/remote/stat.js';
 import { lstatLocalSync } from '../../electron/engine/scan.js';
 import type { LocalStat, RemoteSpec } from '../../electron/engine/types.js';
 
@@ -242,6 +245,32 @@ describe('small files through the kept-open session', () => {
     );
     expect(existsSync(join(dst, TRASH))).toBe(false);
     expect(temps(dst, '.put-')).toEqual([]);
+  });
+
+  it('peek P6: the same states as statRemote, and bytes only of small files that changed since their base', async () => {
+    const { dst, outside, o } = pair();
+    write(dst, 'same.txt', 'unchanged since the base', T0 + 31n);
+    write(dst, 'changed.txt', 'changed since the base', T0 + 32n, 0o755);
+    write(dst, 'new.bin', randomBytes(1000), T0 + 33n);
+    write(dst, 'big.bin', randomBytes(SMALL_FILE_MAX + 1), T0 + 34n);
+    write(dst, 'd/inner.txt', 'below a folder', T0 + 35n);
+    symlinkSync('d/inner.txt', join(dst, 'link'));
+    const paths = ['same.txt', 'changed.txt', 'new.bin', 'big.bin', 'd', 'd/inner.txt', 'link', 'gone', 'nodir/x'];
+    const baseOf = (p: string): string => {
+      if (p === 'same.txt') return stateWord(mustStat(dst, p));
+      if (p === 'changed.txt') return stateWord({ kind: 'file', size: 3, mtimeNs: T0 });
+      return '-';
+    };
+    const peek = await peekSmall(o, paths, paths.map(baseOf));
+    expect(peek).not.toBeNull();
+    const want = await statRemote(o.remote, fx.ssh, dst, paths, CAPS);
+    expect(peek!.stats).toEqual(want);
+    expect(sorted([...peek!.data.keys()])).toEqual(['changed.txt', 'd/inner.txt', 'new.bin']);
+    for (const p of peek!.data.keys()) expect(peek!.data.get(p)!.equals(bytes(dst, p))).toBe(true);
+    // A folder above a path that is a symlink: the peek gives way to statRemote (N5's folders above).
+    symlinkSync(outside, join(dst, 'out'));
+    writeFileSync(join(outside, 'x'), 'outside');
+    expect(await peekSmall(o, ['same.txt', 'out/x'], ['-', '-'])).toBeNull();
   });
 
   it("push N5: the server's trash (or a day in it) swapped for a symlink: nothing is written through it", async () => {

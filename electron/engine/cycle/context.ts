@@ -157,6 +157,8 @@ export interface Decided {
   waitsFor?: string | null;
   /** W5: an interrupted push of this file was noted; forgotten once this decision is acted on. */
   sending?: boolean;
+  /** P6: the server file's bytes, read with `remote` by the decision's look at the server. */
+  peek?: Buffer;
 }
 
 /** What the parts of one cycle share while it runs; a new one per cycle. */

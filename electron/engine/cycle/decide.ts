@@ -9,6 +9,7 @@ import type { Entry, LocalStat, RemoteStat } from '../types.js';
 import type { Decision } from '../reconcile.js';
 import { reconcile, firstSyncPass } from '../reconcile.js';
 import { statRemote } from '../remote/stat.js';
+import { SMALL_BATCH_FILES, peekSmall, smallOptionsOf, stateWord } from '../remote/small-files.js';
 import { traced } from '../trace.js';
 import { LocalAncestors, waitsForParent } from '../safe-fs.js';
 import { toSide, type CycleContext, type Decided } from './context.js';
@@ -28,9 +29,8 @@ export class Decider {
     const view = new LocalAncestors(this.ctx.localRoot);
     const locals = wanted.map((p) => view.lstat(p));
     const above = new Map<string, RemoteStat | null>();
-    const remotes = await traced(`stat ${wanted.length} on the server`, () =>
-      statRemote(this.ctx.remote, this.ctx.ssh, this.ctx.remote.path, wanted, this.ctx.caps, above),
-    );
+    const peeked = new Map<string, Buffer>();
+    const remotes = await traced(`stat ${wanted.length} on the server`, () => this.statServer(wanted, above, peeked));
     const out: Decided[] = [];
     for (let i = 0; i < wanted.length; i++) {
       const path = wanted[i]!;
@@ -94,9 +94,38 @@ export class Decider {
         decision: waitsFor === null ? first : heldBack(first, waitsFor),
         waitsFor,
         ...(sending ? { sending: true } : {}),
+        ...(peeked.has(path) ? { peek: peeked.get(path)! } : {}),
       });
     }
     return out;
+  }
+
+  /**
+   * The server's state of `paths` (statRemote, filling `above` with the folders above them,
+   * N5). A few paths are looked at by a peek (P6): the same states, and in the same round
+   * trip the bytes of the small files that changed since their base, into `peeked`, so a
+   * pull of them needs no round trip of its own.
+   */
+  private async statServer(
+    paths: string[],
+    above: Map<string, RemoteStat | null>,
+    peeked: Map<string, Buffer>,
+  ): Promise<(RemoteStat | null)[]> {
+    const o = paths.length <= SMALL_BATCH_FILES ? smallOptionsOf(this.ctx) : null;
+    if (o && paths.length) {
+      const unless = paths.map((p) => {
+        const b = this.db.get(p);
+        return b?.kind === 'file' && b.remoteSize !== null && b.remoteMtimeNs !== null
+          ? stateWord({ kind: 'file', size: b.remoteSize, mtimeNs: b.remoteMtimeNs })
+          : '-';
+      });
+      const peek = await peekSmall(o, paths, unless);
+      if (peek) {
+        for (const [p, data] of peek.data) peeked.set(p, data);
+        return peek.stats;
+      }
+    }
+    return statRemote(this.ctx.remote, this.ctx.ssh, this.ctx.remote.path, paths, this.ctx.caps, above);
   }
 }
 

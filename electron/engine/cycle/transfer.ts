@@ -11,7 +11,8 @@ import {
   fetchSmall,
   pickSmall,
   putSmall,
-  smallFilesUsable,
+  placeSmall,
+  smallOptionsOf,
   type SmallOptions,
   type SmallResult,
 } from '../remote/small-files.js';
@@ -229,15 +230,7 @@ export class Transfers {
 
   /** The options of the session path (W6, W7), or null when this pair cannot use it. */
   private smallOptions(): SmallOptions | null {
-    const o = {
-      localRoot: this.ctx.localRoot,
-      remote: this.ctx.remote,
-      ssh: this.ctx.ssh,
-      caps: this.ctx.caps,
-      trashDir: newTrashDir(),
-      bwLimitKBps: this.ctx.bwLimitKBps || undefined,
-    };
-    return smallFilesUsable(o) ? o : null;
+    return smallOptionsOf(this.ctx);
   }
 
   /**
@@ -268,10 +261,22 @@ export class Transfers {
     const o = this.smallOptions();
     if (!o) return null;
     const { small } = pickSmall(
-      items.flatMap((d) => (d.remote ? [{ path: d.path, from: d.remote, to: d.local }] : [])),
+      items.flatMap((d) => (d.remote ? [{ path: d.path, from: d.remote, to: d.local, peek: d.peek }] : [])),
     );
     if (!small.length) return null;
-    const res = await traced(`fetch ${small.length} small files`, () => fetchSmall(o, small));
+    // P6: what the decision's look at the server read already is placed without asking again.
+    const read = small.flatMap((it) => (it.peek ? [{ item: it, data: it.peek }] : []));
+    const res = await placeSmall(o, read);
+    const ask = [...small.filter((it) => !it.peek), ...small.filter((it) => res.rest.includes(it.path))];
+    res.rest = [];
+    if (ask.length) {
+      const more = await traced(`fetch ${ask.length} small files`, () => fetchSmall(o, ask));
+      for (const [p, st] of more.done) res.done.set(p, st);
+      res.changed.push(...more.changed);
+      res.rest.push(...more.rest);
+      res.items.push(...more.items);
+      res.literalBytes += more.literalBytes;
+    }
     for (const p of res.changed) {
       this.ctx.requeueLocalTree(p);
       this.ctx.requeueRemote?.(p);

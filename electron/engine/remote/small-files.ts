@@ -55,6 +55,7 @@ import { GatedOutput } from './gated-output.js';
 import { shQuote } from './ssh.js';
 import { META_CHECK, PRINT_STREAM_MARKER, requireRootScript, runScript } from './script.js';
 import { heldForScript } from './lock.js';
+import { newTrashDir } from '../versions.js';
 import type { TransferredItem } from './progress.js';
 
 /** Largest file sent or fetched this way; larger ones go by rsync (its delta transfer pays there). */
@@ -63,6 +64,8 @@ export const SMALL_FILE_MAX = 64 * 1024;
 export const SMALL_BATCH_BYTES = 256 * 1024;
 /** At most this many files in one script. */
 export const SMALL_BATCH_FILES = 64;
+/** At most this many bytes of files read ahead by one peek (P6). */
+const PEEK_BYTES = SMALL_BATCH_BYTES;
 const SMALL_TIMEOUT_MS = 120_000;
 /** The script's own exit status when the server lacks what it needs: everything goes by rsync. */
 const EXIT_UNFIT = 20;
@@ -96,6 +99,21 @@ export interface SmallResult {
   rest: string[];
   items: TransferredItem[];
   literalBytes: number;
+}
+
+/** The options of the session path for a pair (a new trash folder), or null when it cannot use it. */
+export function smallOptionsOf(
+  c: Omit<SmallOptions, 'trashDir' | 'bwLimitKBps'> & { bwLimitKBps: number },
+): SmallOptions | null {
+  const o: SmallOptions = {
+    localRoot: c.localRoot,
+    remote: c.remote,
+    ssh: c.ssh,
+    caps: c.caps,
+    trashDir: newTrashDir(),
+    bwLimitKBps: c.bwLimitKBps || undefined,
+  };
+  return smallFilesUsable(o) ? o : null;
 }
 
 /** Whether the session path may be used at all for this pair. */
@@ -200,6 +218,51 @@ lipsync_get() {
   b=$(lipsync_now "$p") || b=?
   lipsync_above "$2" || b=moved
   printf '%s\\0' "$b"
+}`;
+
+/**
+ * lipsync_peek I REL UNLESS: the path's state as statRemote gives it (P6), and the bytes of
+ * a small file whose state is not UNLESS (its base: a file that did not change is never
+ * read). `gone` when absent under folders that are folders; `up` when a folder above is a
+ * symlink, a file or not searchable (statRemote then answers for the whole chunk, with N5's
+ * folders above). At most PEEK_BYTES of bytes per script (LEFT).
+ */
+const PEEK_FUNCTION = `
+lipsync_peek() {
+  q=$R; rest=$2
+  while :; do
+    case $rest in */*) ;; *) break ;; esac
+    q=$q/\${rest%%/*}; rest=\${rest#*/}
+    if [ -L "$q" ] || { [ -e "$q" ] && [ ! -d "$q" ]; }; then printf '%s\\0up\\0' "$1"; return; fi
+    if [ ! -e "$q" ]; then printf '%s\\0gone\\0' "$1"; return; fi
+  done
+  p=$R/$2
+  if [ ! -x "\${p%/*}" ]; then printf '%s\\0up\\0' "$1"; return; fi
+  if [ ! -e "$p" ] && [ ! -L "$p" ]; then printf '%s\\0gone\\0' "$1"; return; fi
+  if [ -L "$p" ] || [ ! -f "$p" ]; then
+    printf '%s\\0stat\\0-\\0' "$1"
+    find "$p" -maxdepth 0 -printf ${STAT_FIELDS} 2>/dev/null || printf '?\\0?\\0?\\0?\\0?\\0?\\0'
+    printf '\\0-\\0'
+    return
+  fi
+  # A file: one find for its state and stat (no name is printed, so the words split safely).
+  t=$(find "$p" -maxdepth 0 -printf '%s %T@ %m %i' 2>/dev/null) || t=
+  set -- "$1" "$2" "$3" $t
+  if [ $# -ne 7 ]; then printf '%s\\0up\\0' "$1"; return; fi
+  case $5 in *.*) f=\${5#*.}; h=\${5%.*} ;; *) f=; h=$5 ;; esac
+  f=\${f}000000000; f=\${f%"\${f#?????????}"}
+  a="f $4 $h $f"
+  printf '%s\\0stat\\0%s\\0f\\0%s\\0%s\\0%s\\0%s\\0\\0' "$1" "$a" "$4" "$5" "$6" "$7"
+  if [ "$a" != "$3" ] && [ "$4" -le ${SMALL_FILE_MAX} ] && [ "$4" -le "$LEFT" ]; then
+    LEFT=$((LEFT - $4))
+    base64 <"$p" 2>/dev/null || printf '!'
+    t2=$(find "$p" -maxdepth 0 -printf '%s %T@' 2>/dev/null) || t2=
+    b=$a
+    if [ "$t2" != "$4 $5" ] || [ -L "$p" ] || ! lipsync_above "$2"; then b=moved; fi
+    printf '\\0%s\\0' "$b"
+  else
+    printf '\\0%s\\0' "$a"
+  fi
 }`;
 
 /** The script's preamble: the root checked, lipsync's folder there a folder, the GNU tools present. */
@@ -413,6 +476,68 @@ export async function fetchSmall(o: SmallOptions, items: SmallItem[]): Promise<S
   }
   for (let i = 0; i < items.length; i++) if (!answered.has(i)) result.rest.push(items[i]!.path);
   if (got.length) await placeFetched(o, got, result);
+  return result;
+}
+
+export interface PeekResult {
+  /** The server's state of each path, as statRemote gives it (null: absent). */
+  stats: (RemoteStat | null)[];
+  /** The bytes of small files that changed, read between two equal states (P6). */
+  data: Map<string, Buffer>;
+}
+
+/**
+ * P6: the server's state of a few paths and, in the same round trip, the bytes of the small
+ * files among them whose state is not `unless[i]` (a stateWord: their base). Null when a
+ * folder above a path is a symlink, a file or not searchable, or the script failed: the
+ * caller then asks statRemote, which says what lies above each path (N5).
+ */
+export async function peekSmall(o: SmallOptions, paths: string[], unless: string[]): Promise<PeekResult | null> {
+  const script = [
+    preamble(o.remote.path),
+    PEEK_FUNCTION,
+    `LEFT=${PEEK_BYTES}`,
+    PRINT_STREAM_MARKER,
+    ...paths.map((p, i) => `lipsync_peek ${i} ${shQuote(p)} ${shQuote(unless[i] ?? '-')}`),
+  ].join('\n');
+  const fields = await runFields(o, script);
+  if (fields === null) return null;
+  const stats: (RemoteStat | null)[] = new Array<RemoteStat | null>(paths.length).fill(null);
+  const data = new Map<string, Buffer>();
+  const answered = new Set<number>();
+  for (let at = 0; at + 1 < fields.length;) {
+    const i = Number(fields[at]);
+    const status = fields[at + 1];
+    const path = paths[i];
+    if (path === undefined || answered.has(i)) return null;
+    answered.add(i);
+    at += 2;
+    if (status === 'gone') continue;
+    if (status !== 'stat') return null;
+    const before = fields[at] ?? '';
+    const f = fields.slice(at + 1, at + 7);
+    const text = fields[at + 7] ?? '';
+    const after = fields[at + 8];
+    at += 9;
+    if (f.length < 6 || f.includes('?') || after === undefined) return null;
+    const stat = findFieldsToStat(f);
+    stats[i] = stat;
+    if (!text || !stat || stat.kind !== 'file' || after !== before || before !== stateWord(stat)) continue;
+    const bytes = Buffer.from(text.replace(/\s+/g, ''), 'base64');
+    if (!text.includes('!') && bytes.length === stat.size) data.set(path, bytes);
+  }
+  return answered.size === paths.length ? { stats, data } : null;
+}
+
+/** P6: files whose bytes a peek read (the item's `from` is the state they were read under), put in place here as fetchSmall does. */
+export async function placeSmall(o: SmallOptions, got: { item: SmallItem; data: Buffer }[]): Promise<SmallResult> {
+  const result = emptyResult([]);
+  if (!got.length) return result;
+  await placeFetched(
+    o,
+    got.map((g) => ({ ...g, stat: g.item.from as RemoteStat })),
+    result,
+  );
   return result;
 }
 
