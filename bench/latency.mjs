@@ -94,7 +94,7 @@ try {
   const lines = [
     `# One change, client A → server → client B, ${N} files watched (rows 1 and 2 alone)`,
     '',
-    `Command: \`node bench/latency.mjs --files ${N} --reps ${REPS}${opt.net !== 'loopback' ? ` --net ${opt.net}` : ''}\`, ${new Date().toISOString()}, load ${(await sh('cat', ['/proc/loadavg'])).stdout.trim()}.`,
+    `Command: \`${process.env.LIPSYNC_SMALL_FILES === '0' ? 'LIPSYNC_SMALL_FILES=0 ' : ''}node bench/latency.mjs --files ${N} --reps ${REPS}${opt.net !== 'loopback' ? ` --net ${opt.net}` : ''}\`, ${new Date().toISOString()}, load ${(await sh('cat', ['/proc/loadavg'])).stdout.trim()}.`,
     '',
     '| what | time |',
     '|---|---|',
