@@ -70,6 +70,7 @@ try {
   const memLines = [
     `peak RSS of the client ${MiB(mem.peak)} at ${(mem.at / 1000).toFixed(1)} s (${mem.samples} samples): ` +
       mem.parts.map((p) => `${p.comm}×${p.n} ${MiB(p.rss)} (anon ${MiB(p.anon)}, file ${MiB(p.file)})`).join(', '),
+    `peak PSS of the client (each shared page counted once, not in every process that maps it): ${MiB(mem.peakPss)}`,
     `CPU time of the ${opt.cli ? '`lipsync sync` process' : 'daemon'}: ${mem.cpuMs === null ? '?' : `${(mem.cpuMs / 1000).toFixed(1)} s`}`,
     `highest of each command over the run: ${Object.entries(mem.maxBy)
       .map(([k, v]) => `${k} ${MiB(v)}`)

@@ -309,7 +309,7 @@ try {
     const ss = rssSampler(serverSidePids);
     await waitUpToDate(eA, t0, 3_600_000, 200);
     const ms = performance.now() - p0;
-    const { peak, samples } = s.stop();
+    const { peak, peakPss, samples } = s.stop();
     const serverPeak = ss.stop().peak;
     const pushed = readLog(eA)
       .filter((r) => r.event === 'push')
@@ -319,12 +319,13 @@ try {
       filesPerS: N / (ms / 1000),
       MBps: tree.bytes / 1e6 / (ms / 1000),
       peakRss: peak,
+      peakPss,
       serverPeak,
       samples,
       pushed,
     });
     log(
-      `lipsync first sync: ${fmtS(ms)} peak RSS ${fmtMB(peak)} (${samples} samples); server side peak ${fmtMB(serverPeak)}`,
+      `lipsync first sync: ${fmtS(ms)} peak RSS ${fmtMB(peak)}, peak PSS ${fmtMB(peakPss)} (${samples} samples); server side peak ${fmtMB(serverPeak)}`,
     );
     const serverCount = Number(
       (await shOk('sh', ['-c', `find ${S1} -path ${S1}/.lipsync -prune -o -type f -print | wc -l`])).stdout.trim(),
@@ -773,8 +774,8 @@ const g = (m, w) => R[m]?.[w];
     met(l ? l.rss <= 100e6 : undefined),
   ]);
   push([
-    '3b. peak RSS during first sync, client',
-    f && fmtMB(f.peakRss),
+    '3b. peak RSS during first sync, client (PSS: shared pages once)',
+    f && `${fmtMB(f.peakRss)} (PSS ${fmtMB(f.peakPss)})`,
     'rsync no-op, peak, both ends',
     rs && fmtMB(rs.rss),
     ratio(f?.peakRss, rs?.rss),

@@ -85,6 +85,22 @@ export function rssOf(pids) {
   }
   return kb * 1024;
 }
+/**
+ * Summed PSS of `pids` in bytes (/proc/PID/smaps_rollup): each shared page (libc, libcrypto of
+ * several ssh processes) counted once across them, where summed RSS counts it in each.
+ */
+export function pssOf(pids) {
+  let kb = 0;
+  for (const p of pids) {
+    try {
+      const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/smaps_rollup`, 'utf8'));
+      if (m) kb += Number(m[1]);
+    } catch {
+      /* gone */
+    }
+  }
+  return kb * 1024;
+}
 /** CPU time (user + system, ms) of one process so far, from /proc (null when it is gone). */
 export function cpuMsOf(pid) {
   try {
@@ -114,11 +130,12 @@ export function rssParts(pid) {
 }
 /**
  * Like rssSampler over the process tree below `rootPid`, and where the peak is made of: stop() →
- * {peak, samples, at (ms since start of the peak sample), wall (its Date.now()), cpuMs: CPU time of rootPid itself, parts: [{comm, n, rss, anon, file}] at the
+ * {peak, peakPss (the highest summed PSS of any sample), samples, at (ms since start of the peak sample), wall (its Date.now()), cpuMs: CPU time of rootPid itself, parts: [{comm, n, rss, anon, file}] at the
  * peak (summed by command name), maxBy: {comm: the highest summed RSS of that command at any sample}}.
  */
 export function rssTreeSampler(rootPid, ms = 100) {
   let peak = 0,
+    peakPss = 0,
     samples = 0,
     at = 0,
     wall = 0,
@@ -141,6 +158,7 @@ export function rssTreeSampler(rootPid, ms = 100) {
       by.set(comm, g);
     }
     samples++;
+    peakPss = Math.max(peakPss, pssOf([...by.values()].flatMap((g) => g.each.map((e) => e.pid))));
     for (const g of by.values()) maxBy[g.comm] = Math.max(maxBy[g.comm] ?? 0, g.rss);
     if (total > peak) {
       peak = total;
@@ -155,18 +173,21 @@ export function rssTreeSampler(rootPid, ms = 100) {
     stop() {
       clearInterval(timer);
       tick();
-      return { peak, samples, at, wall, parts, maxBy, cpuMs: cpuMsOf(rootPid) };
+      return { peak, peakPss, samples, at, wall, parts, maxBy, cpuMs: cpuMsOf(rootPid) };
     },
   };
 }
-/** Samples the summed RSS of whatever pidsFn() returns every `ms`; stop() → peak bytes. */
+/** Samples the summed RSS (and PSS) of whatever pidsFn() returns every `ms`; stop() → peak bytes of each. */
 export function rssSampler(pidsFn, ms = 100) {
   let peak = 0,
+    peakPss = 0,
     samples = 0;
   const tick = () => {
-    const v = rssOf(pidsFn());
+    const pids = pidsFn();
+    const v = rssOf(pids);
     samples++;
     if (v > peak) peak = v;
+    peakPss = Math.max(peakPss, pssOf(pids));
   };
   tick();
   const timer = setInterval(tick, ms);
@@ -174,7 +195,7 @@ export function rssSampler(pidsFn, ms = 100) {
     stop() {
       clearInterval(timer);
       tick();
-      return { peak, samples };
+      return { peak, peakPss, samples };
     },
   };
 }
