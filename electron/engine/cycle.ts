@@ -143,9 +143,9 @@ export class Cycle {
     // longer held) has not been counted yet.
     const moved = await traced('moves', () => this.moves.carryOut());
     if (moved) await this.checkMassDelete();
-    // A few local changes are decided first: small files then go under a lock their put
+    // A few changes in all are decided first: small files then go under a lock their put
     // script holds itself (P5), one round trip instead of three.
-    const fewFirst = this.s.localCandidates <= SMALL_BATCH_FILES && !!this.ctx.lockForScript?.();
+    const fewFirst = this.db.candCount() <= SMALL_BATCH_FILES && !!this.ctx.lockForScript?.();
     const lockFirst = this.s.localCandidates > 0 && this.ctx.direction !== 'receive-only' && !fewFirst;
     await this.trees.pushNewTrees();
     await this.remoteTrees.pullNewTrees();
