@@ -126,7 +126,8 @@ export class Transfers {
           this.ctx.requeueLocalTree(d.path);
           this.ctx.requeueRemote?.(d.path);
         }
-        this.db.sendingDelete(byRsync.map((d) => d.path));
+        // Their W5 notes stay: a script cut off after a file landed left the server holding
+        // what was sent, which the next decision must take for this client's own (W5).
         byRsync = [];
       }
       const res = byRsync.length

@@ -67,6 +67,8 @@ export const SMALL_BATCH_FILES = 64;
 /** At most this many bytes of files read ahead by one peek (P6). */
 const PEEK_BYTES = SMALL_BATCH_BYTES;
 const SMALL_TIMEOUT_MS = 120_000;
+/** A script holding its own lock (P5) ends well within the lock's TTL, so the lock is never broken as stale under it. */
+const HELD_TIMEOUT_MS = 20_000;
 /** The script's own exit status when the server lacks what it needs: everything goes by rsync. */
 const EXIT_UNFIT = 20;
 
@@ -155,10 +157,16 @@ function splitNs(mtimeNs: bigint): { sec: string; ns: string } {
   return { sec: (mtimeNs / 1_000_000_000n).toString(), ns: (mtimeNs % 1_000_000_000n).toString().padStart(9, '0') };
 }
 
-/** `@SECONDS.NANOS`, the form GNU touch -d takes to the nanosecond. */
+/** `@SECONDS.NANOS`, the form GNU touch -d takes to the nanosecond (the server's, P1). */
 function touchTime(mtimeNs: bigint): string {
   const { sec, ns } = splitNs(mtimeNs);
   return `@${sec}.${ns}`;
+}
+
+/** `YYYY-MM-DDTHH:MM:SS.NNNNNNNNNZ`, which both GNU and BSD touch -d take to the nanosecond (this computer's). */
+function isoTime(mtimeNs: bigint): string {
+  const { sec, ns } = splitNs(mtimeNs);
+  return `${new Date(Number(sec) * 1000).toISOString().slice(0, 19)}.${ns}Z`;
 }
 
 /**
@@ -188,6 +196,11 @@ const STAT_FIELDS = `'%y\\0%s\\0%T@\\0%m\\0%i\\0%l\\0'`;
 const PUT_FUNCTION = `
 lipsync_put() {
   tmp=$M/.put-$N-$1; p=$R/$2
+  # P5: the lock this script took must still be its own (not broken as stale meanwhile).
+  if [ -n "$HOLD" ]; then
+    c=; { read -r c || :; } <"$L/owner" 2>/dev/null
+    if [ "$c" != "$O" ]; then rm -f "$tmp"; printf '%s\\0rest\\0' "$1"; return; fi
+  fi
   if ! lipsync_above "$2"; then rm -f "$tmp"; printf '%s\\0rest\\0' "$1"; return; fi
   if ! now=$(lipsync_now "$p"); then rm -f "$tmp"; printf '%s\\0rest\\0' "$1"; return; fi
   if [ "$now" != "$3" ]; then rm -f "$tmp"; printf '%s\\0changed\\0' "$1"; return; fi
@@ -235,6 +248,8 @@ lipsync_peek() {
     q=$q/\${rest%%/*}; rest=\${rest#*/}
     if [ -L "$q" ] || { [ -e "$q" ] && [ ! -d "$q" ]; }; then printf '%s\\0up\\0' "$1"; return; fi
     if [ ! -e "$q" ]; then printf '%s\\0gone\\0' "$1"; return; fi
+    # Not searchable: what lies below cannot be told absent (statRemote reports it denied).
+    if [ ! -x "$q" ]; then printf '%s\\0up\\0' "$1"; return; fi
   done
   p=$R/$2
   if [ ! -x "\${p%/*}" ]; then printf '%s\\0up\\0' "$1"; return; fi
@@ -335,7 +350,7 @@ function statOrNull(f: string[]): RemoteStat | null {
 }
 
 /** Runs a small-files script; its NUL fields, or null when it did not run through (everything then goes by rsync). */
-async function runFields(o: SmallOptions, script: string): Promise<string[] | null> {
+async function runFields(o: SmallOptions, script: string, timeoutMs = SMALL_TIMEOUT_MS): Promise<string[] | null> {
   const fields: string[] = [];
   const split = new NulFieldSplitter();
   const out = new GatedOutput((data) => {
@@ -343,7 +358,7 @@ async function runFields(o: SmallOptions, script: string): Promise<string[] | nu
   });
   let res;
   try {
-    res = await runScript(o.remote, o.ssh, script, { timeoutMs: SMALL_TIMEOUT_MS, onStdout: out.onStdout });
+    res = await runScript(o.remote, o.ssh, script, { timeoutMs, onStdout: out.onStdout });
   } catch {
     return null;
   }
@@ -372,11 +387,12 @@ export async function putSmall(
     preamble(o.remote.path),
     `N=${nonce}`,
     `T=$R/${shQuote(o.trashDir)}`,
-    // Temp files of a put cut short (a dropped connection, a kill): only put scripts make them.
-    `find "$M" -maxdepth 1 -name '.put-*' -mmin +60 -exec rm -f {} + 2>/dev/null`,
     PUT_FUNCTION,
     PRINT_STREAM_MARKER,
-    ...(hold ? [heldForScript(hold.owner, hold.ttlMs, o.remote.path)] : []),
+    ...(hold ? [heldForScript(hold.owner, hold.ttlMs, o.remote.path), 'HOLD=1'] : ['HOLD=']),
+    // Temp files of a put cut short (a dropped connection, a kill), under the lock: only put
+    // scripts make them, and by ctime (touch sets a temp's mtime back to its file's).
+    `find "$M" -maxdepth 1 -name '.put-*' -cmin +60 -exec rm -f {} + 2>/dev/null`,
   ];
   const sent: { item: SmallItem; size: number }[] = [];
   for (const it of items) {
@@ -397,7 +413,7 @@ export async function putSmall(
     );
   }
   if (!sent.length) return result;
-  const fields = await runFields(o, parts.join('\n'));
+  const fields = await runFields(o, parts.join('\n'), hold ? HELD_TIMEOUT_MS : SMALL_TIMEOUT_MS);
   if (fields === null) {
     result.rest.push(...sent.map((s) => s.item.path));
     return result;
@@ -558,7 +574,8 @@ function removeStaleFetches(meta: string): void {
   for (const name of readdirSync(meta)) {
     if (!name.startsWith('.fetch-')) continue;
     const st = lstatSync(join(meta, name), { throwIfNoEntry: false });
-    if (st?.isFile() && st.mtimeMs < old) rmSync(join(meta, name), { force: true });
+    // By ctime: touch sets a temp's mtime back to its file's.
+    if (st?.isFile() && st.ctimeMs < old) rmSync(join(meta, name), { force: true });
   }
 }
 
@@ -577,6 +594,8 @@ async function placeFetched(
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
+    // N5 for this computer's own folder: one that is a symlink (or a file) is never written through.
+    if (!lstatSync(join(o.localRoot, META_DIR)).isDirectory()) throw new Error('.lipsync is not a folder here');
     removeStaleFetches(join(o.localRoot, META_DIR));
     const touchArgs: string[] = [];
     for (let i = 0; i < got.length; i++) {
@@ -586,7 +605,7 @@ async function placeFetched(
       temps.push(tmp);
       writeFileSync(join(o.localRoot, tmp), g.data, { flag: 'wx', mode: 0o600 });
       chmodSync(join(o.localRoot, tmp), g.stat.mode & 0o777);
-      touchArgs.push(touchTime(g.item.from.mtimeNs), join(o.localRoot, tmp));
+      touchArgs.push(isoTime(g.item.from.mtimeNs), join(o.localRoot, tmp));
     }
     // Node sets times through a double (about 240 ns steps today): GNU touch keeps the nanoseconds.
     const r = await run('/bin/sh', [
