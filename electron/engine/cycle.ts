@@ -12,7 +12,7 @@ import type { DirtySnapshot } from './dirty.js';
 import { localChangedSince } from './since.js';
 import { ACTIONS } from './reconcile.js';
 import { traced } from './trace.js';
-import { SMALL_BATCH_FILES, smallOptionsOf } from './remote/small-files.js';
+import { smallLimit, smallOptionsOf } from './remote/small-files.js';
 import { CHUNK, CHUNK_SLACK, CycleState, LOCK_HOLD_MS, MassDeleteError, type CycleContext } from './cycle/context.js';
 import { overlapSafe, tooManyDeletions } from './cycle/compare.js';
 import { LocalCollector } from './cycle/collect-local.js';
@@ -145,8 +145,8 @@ export class Cycle {
     if (moved) await this.checkMassDelete();
     // A few changes in all are decided first: small files then go under a lock their put
     // script holds itself (P5), one round trip instead of three.
-    const fewFirst =
-      this.db.candCount() <= SMALL_BATCH_FILES && smallOptionsOf(this.ctx) !== null && !!this.ctx.lockForScript?.();
+    const small = smallOptionsOf(this.ctx);
+    const fewFirst = small !== null && this.db.candCount() <= smallLimit(small) && !!this.ctx.lockForScript?.();
     const lockFirst = this.s.localCandidates > 0 && this.ctx.direction !== 'receive-only' && !fewFirst;
     await this.trees.pushNewTrees();
     await this.remoteTrees.pullNewTrees();

@@ -9,7 +9,7 @@ import type { Entry, LocalStat, RemoteStat } from '../types.js';
 import type { Decision } from '../reconcile.js';
 import { reconcile, firstSyncPass } from '../reconcile.js';
 import { statRemote } from '../remote/stat.js';
-import { SMALL_BATCH_FILES, peekSmall, smallOptionsOf, stateWord } from '../remote/small-files.js';
+import { peekSmall, smallLimit, smallOptionsOf, stateWord } from '../remote/small-files.js';
 import { traced } from '../trace.js';
 import { LocalAncestors, waitsForParent } from '../safe-fs.js';
 import { toSide, type CycleContext, type Decided } from './context.js';
@@ -111,8 +111,8 @@ export class Decider {
     above: Map<string, RemoteStat | null>,
     peeked: Map<string, Buffer>,
   ): Promise<(RemoteStat | null)[]> {
-    const o = paths.length <= SMALL_BATCH_FILES ? smallOptionsOf(this.ctx) : null;
-    if (o && paths.length) {
+    const o = smallOptionsOf(this.ctx);
+    if (o && paths.length && paths.length <= smallLimit(o)) {
       const unless = paths.map((p) => {
         const b = this.db.get(p);
         return b?.kind === 'file' && b.remoteSize !== null && b.remoteMtimeNs !== null

@@ -12,6 +12,7 @@ import {
   pickSmall,
   putSmall,
   placeSmall,
+  smallLimit,
   smallOptionsOf,
   type SmallOptions,
   type SmallResult,
@@ -95,7 +96,13 @@ export class Transfers {
     if (!writes.length || !this.smallOptions() || !this.ctx.lockForScript?.()) return false;
     if (writes.some((d) => ACTIONS[d.decision.action].lane !== 'push' || !d.local)) return false;
     if (decided.some((d) => ACTIONS[d.decision.action].lane === 'compare')) return false;
-    return pickSmall(writes.map((d) => ({ path: d.path, from: d.local!, to: d.remote }))).other.length === 0;
+    const o = this.smallOptions()!;
+    return (
+      pickSmall(
+        writes.map((d) => ({ path: d.path, from: d.local!, to: d.remote })),
+        smallLimit(o),
+      ).other.length === 0
+    );
   }
 
   /**
@@ -245,7 +252,10 @@ export class Transfers {
   ): Promise<{ taken: Set<string>; res: SmallResult } | null> {
     const o = this.smallOptions();
     if (!o) return null;
-    const { small } = pickSmall(items.flatMap((d) => (d.local ? [{ path: d.path, from: d.local, to: d.remote }] : [])));
+    const { small } = pickSmall(
+      items.flatMap((d) => (d.local ? [{ path: d.path, from: d.local, to: d.remote }] : [])),
+      smallLimit(o),
+    );
     if (!small.length) return null;
     const res = await traced(`put ${small.length} small files`, () => putSmall(o, small, hold));
     for (const p of res.changed) {
@@ -263,6 +273,7 @@ export class Transfers {
     if (!o) return null;
     const { small } = pickSmall(
       items.flatMap((d) => (d.remote ? [{ path: d.path, from: d.remote, to: d.local, peek: d.peek }] : [])),
+      smallLimit(o),
     );
     if (!small.length) return null;
     // P6: what the decision's look at the server read already is placed without asking again.
