@@ -93,10 +93,10 @@ export class Transfers {
    */
   canPushUnlocked(decided: Decided[]): boolean {
     const writes = decided.filter((d) => ACTIONS[d.decision.action].writesRemote);
-    if (!writes.length || !this.smallOptions() || !this.ctx.lockForScript?.()) return false;
+    const o = this.smallOptions();
+    if (!writes.length || !o || !this.ctx.lockForScript?.()) return false;
     if (writes.some((d) => ACTIONS[d.decision.action].lane !== 'push' || !d.local)) return false;
     if (decided.some((d) => ACTIONS[d.decision.action].lane === 'compare')) return false;
-    const o = this.smallOptions()!;
     return (
       pickSmall(
         writes.map((d) => ({ path: d.path, from: d.local!, to: d.remote })),

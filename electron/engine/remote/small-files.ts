@@ -389,6 +389,37 @@ async function runFields(o: SmallOptions, script: string, timeoutMs = SMALL_TIME
   return fields;
 }
 
+/** How far a script's answers were read: which were given, and whether one came out of step. */
+interface Reading {
+  answered: Set<number>;
+  inStep: boolean;
+}
+
+/**
+ * A script's answers, in order: `I\0STATUS\0`, then the fields that STATUS carries (`more`).
+ * Stops at the first answer out of step (an index unknown or given before): `r` then says
+ * which were given and that one was not.
+ */
+function* answers(
+  fields: string[],
+  count: number,
+  more: (status: string) => number,
+  r: Reading,
+): Generator<{ i: number; status: string; f: string[] }> {
+  for (let at = 0; at + 1 < fields.length;) {
+    const i = Number(fields[at]);
+    const status = fields[at + 1]!;
+    if (!Number.isInteger(i) || i < 0 || i >= count || r.answered.has(i)) {
+      r.inStep = false;
+      return;
+    }
+    r.answered.add(i);
+    const n = more(status);
+    yield { i, status, f: fields.slice(at + 2, at + 2 + n) };
+    at += 2 + n;
+  }
+}
+
 function emptyResult(rest: string[]): SmallResult {
   return { done: new Map(), changed: [], rest, items: [], literalBytes: 0 };
 }
@@ -446,18 +477,12 @@ export async function putSmall(
     result.rest.push(...sent.map((s) => s.item.path));
     return result;
   }
-  const answered = new Set<number>();
-  for (let at = 0; at + 1 < fields.length;) {
-    const i = Number(fields[at]);
-    const status = fields[at + 1];
-    const s = sent[i];
-    if (!s || answered.has(i)) break;
-    answered.add(i);
-    at += 2;
+  const r: Reading = { answered: new Set(), inStep: true };
+  // `ok`: six stat fields follow (placeholders when the file was gone again at once).
+  for (const { i, status, f } of answers(fields, sent.length, (st) => (st === 'ok' ? 6 : 0), r)) {
+    const s = sent[i]!;
     if (status === 'ok') {
-      // Six fields always follow (placeholders when the file was gone again at once).
-      const stat = statOrNull(fields.slice(at, at + 6));
-      at += 6;
+      const stat = statOrNull(f);
       if (!stat || stat.kind !== 'file') {
         result.rest.push(s.item.path);
         continue;
@@ -474,7 +499,7 @@ export async function putSmall(
     else result.rest.push(s.item.path);
   }
   // A script cut short: what it did not answer for goes by rsync (its quick check sends no data for what landed).
-  for (let i = 0; i < sent.length; i++) if (!answered.has(i)) result.rest.push(sent[i]!.item.path);
+  for (let i = 0; i < sent.length; i++) if (!r.answered.has(i)) result.rest.push(sent[i]!.item.path);
   return result;
 }
 
@@ -491,29 +516,24 @@ export async function fetchSmall(o: SmallOptions, items: SmallItem[]): Promise<S
   const fields = await runFields(o, script);
   if (fields === null) return emptyResult(items.map((it) => it.path));
   const got: { item: SmallItem; data: Buffer; stat: RemoteStat }[] = [];
-  const answered = new Set<number>();
-  for (let at = 0; at + 1 < fields.length;) {
-    const i = Number(fields[at]);
-    const status = fields[at + 1];
-    const it = items[i];
-    if (!it || answered.has(i)) break;
-    answered.add(i);
-    at += 2;
+  const r: Reading = { answered: new Set(), inStep: true };
+  // `data`: the state, six stat fields, the bytes in base64, the state again.
+  for (const { i, status, f } of answers(fields, items.length, (st) => (st === 'data' ? 9 : 0), r)) {
+    const it = items[i]!;
     if (status !== 'data') {
       result.rest.push(it.path);
       continue;
     }
-    const before = fields[at];
-    const stat = statOrNull(fields.slice(at + 1, at + 7));
-    const text = fields[at + 7] ?? '';
-    const after = fields[at + 8];
-    at += 9;
+    const before = f[0];
+    const stat = statOrNull(f.slice(1, 7));
+    const text = f[7] ?? '';
+    const after = f[8];
     const data = Buffer.from(text.replace(/\s+/g, ''), 'base64');
     const whole = !text.includes('!') && data.length === it.from.size;
     if (before !== stateWord(it.from) || after !== before || !whole || !stat) result.rest.push(it.path);
     else got.push({ item: it, data, stat });
   }
-  for (let i = 0; i < items.length; i++) if (!answered.has(i)) result.rest.push(items[i]!.path);
+  for (let i = 0; i < items.length; i++) if (!r.answered.has(i)) result.rest.push(items[i]!.path);
   if (got.length) await placeFetched(o, got, result);
   return result;
 }
@@ -543,29 +563,24 @@ export async function peekSmall(o: SmallOptions, paths: string[], unless: string
   if (fields === null) return null;
   const stats: (RemoteStat | null)[] = new Array<RemoteStat | null>(paths.length).fill(null);
   const data = new Map<string, Buffer>();
-  const answered = new Set<number>();
-  for (let at = 0; at + 1 < fields.length;) {
-    const i = Number(fields[at]);
-    const status = fields[at + 1];
-    const path = paths[i];
-    if (path === undefined || answered.has(i)) return null;
-    answered.add(i);
-    at += 2;
+  const r: Reading = { answered: new Set(), inStep: true };
+  // `stat`: the state, six stat fields, the bytes in base64 (or nothing), the state again.
+  for (const { i, status, f } of answers(fields, paths.length, (st) => (st === 'stat' ? 9 : 0), r)) {
+    const path = paths[i]!;
     if (status === 'gone') continue;
     if (status !== 'stat') return null;
-    const before = fields[at] ?? '';
-    const f = fields.slice(at + 1, at + 7);
-    const text = fields[at + 7] ?? '';
-    const after = fields[at + 8];
-    at += 9;
-    if (f.length < 6 || f.includes('?') || after === undefined) return null;
-    const stat = findFieldsToStat(f);
+    const before = f[0] ?? '';
+    const sf = f.slice(1, 7);
+    const text = f[7] ?? '';
+    const after = f[8];
+    if (sf.length < 6 || sf.includes('?') || after === undefined) return null;
+    const stat = findFieldsToStat(sf);
     stats[i] = stat;
     if (!text || !stat || stat.kind !== 'file' || after !== before || before !== stateWord(stat)) continue;
     const bytes = Buffer.from(text.replace(/\s+/g, ''), 'base64');
     if (!text.includes('!') && bytes.length === stat.size) data.set(path, bytes);
   }
-  return answered.size === paths.length ? { stats, data } : null;
+  return r.inStep && r.answered.size === paths.length ? { stats, data } : null;
 }
 
 /** P6: files whose bytes a peek read (the item's `from` is the state they were read under), put in place here as fetchSmall does. */
