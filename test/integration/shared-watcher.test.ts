@@ -1,9 +1,10 @@
-// Three clients on one server folder share ONE watcher (remote/journal.ts, rules J1–J6 of
+// Three clients on one server folder share ONE watcher (remote/journal.ts, rules J1–J7 of
 // docs/sync-semantics.md): against the harness sshd, on this machine, so "the server's
 // processes" are processes here. Each client is a real SshInotifyWatcher with its own id.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, lstatSync, readFileSync, readdirSync, symlinkSync } from 'node:fs';
 import { mkdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTempDir, startSshd, type SshServer } from '../harness/sshd.js';
@@ -266,5 +267,37 @@ describe('one shared watcher for three clients', () => {
     await writeFile(join(root, 'next'), 'x');
     await waitFor('then follows', () => c.saw('next'));
     expect(watchersOn(root)).toHaveLength(1);
+  });
+});
+
+describe('J7: woken by the writer', () => {
+  // A poll of 60 s: only the wake-up can bring a change within waitFor's 5 s.
+  withEnv('LIPSYNC_JOURNAL_POLL_MS', '60000');
+
+  it('the writer wakes each follower (a change arrives long before its poll) and never writes a planted file', async () => {
+    const root = await newRoot();
+    const wake = join(root, '.lipsync', 'journal', 'wake');
+    const cs = ['a', 'b'].map((name) => client(root, name));
+    await Promise.all(cs.map((c) => c.w.start()));
+    for (const c of cs) expect(lstatSync(join(wake, c.name)).isFIFO()).toBe(true);
+    // Another user of the folder plants a file and a link to a file outside among the fifos.
+    const outside = join(base, `outside-${n}`);
+    await writeFile(outside, 'keep');
+    await writeFile(join(wake, 'planted'), 'keep');
+    symlinkSync(outside, join(wake, 'link'));
+    // A fifo nobody reads (a killed follower's): opening it for writing fails at once.
+    execFileSync('mkfifo', [join(wake, 'gone')]);
+    for (const k of [1, 2, 3]) {
+      await writeFile(join(root, 'sub', `w${k}`), 'x');
+      await waitFor(`both see sub/w${k}`, () => cs.every((c) => c.saw(`sub/w${k}`)));
+    }
+    expect(readFileSync(outside, 'utf8')).toBe('keep');
+    expect(readFileSync(join(wake, 'planted'), 'utf8')).toBe('keep');
+    for (const c of cs) expect(c.rescans).toEqual([]);
+    // A follower that ends removes its fifo; the other is still woken.
+    await cs[0]!.w.stop();
+    await waitFor('a’s fifo removed', () => !existsSync(join(wake, 'a')));
+    await writeFile(join(root, 'after'), 'x');
+    await waitFor('b sees a change after a left', () => cs[1]!.saw('after'));
   });
 });

@@ -1,6 +1,6 @@
 /**
  * Three clients, one server folder, ONE watcher on the server (docs/sync-semantics.md,
- * "One watcher on the server for every client", J1–J6), end to end: three real daemons
+ * "One watcher on the server for every client", J1–J7), end to end: three real daemons
  * (each its own config dir, data dir and local folder) paired with one folder through the
  * harness sshd, real rsync and inotify. The server runs on this machine, so its processes
  * are counted in /proc and its folder is changed directly, as a user on the server would.

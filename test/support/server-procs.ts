@@ -1,5 +1,5 @@
 /**
- * The server's side of the shared watcher (remote/journal.ts, rules J1–J6 of
+ * The server's side of the shared watcher (remote/journal.ts, rules J1–J7 of
  * docs/sync-semantics.md), seen from the tests: the harness sshd runs on this
  * machine, so the server's processes are processes here, found in /proc.
  */

@@ -1,5 +1,5 @@
 /**
- * The shared watcher of a server folder (issue 19; rules J1–J6 in docs/sync-semantics.md):
+ * The shared watcher of a server folder (issue 19; rules J1–J7 in docs/sync-semantics.md):
  * ONE watcher per server folder, whatever the number of clients, writing what changed to an
  * append-only journal under `.lipsync/journal/`, which every client follows from the
  * position it last read.
@@ -17,6 +17,8 @@
  *   .lipsync/journal/start.lock   taken (mkdir) by the client that starts a watcher; .break to break a stale one
  *   .lipsync/journal/clients/<id> one file per following client, touched every 30 s
  *   .lipsync/journal/watcher.log  the last started watcher's stderr
+ *   .lipsync/journal/wake/<id>    one fifo per following client: the writer puts a byte in each
+ *                                 after every append, so a follower reads at once (J7)
  *
  * Processes on the server (`ps` shows them as `lipsync watcher ROOT`, `lipsync journal ROOT`,
  * `lipsync follower ID ROOT`): the watcher is walkwatch in BEAT mode piped into JOURNAL_PL, started
@@ -54,6 +56,11 @@ export interface JournalTuning {
   staleSec: number;
   /** The watcher stops when no client file is younger than this (seconds). */
   clientTtlSec: number;
+  /**
+   * Seconds a follower waits before it looks at the journal again when the writer's wake-up
+   * cannot reach it (J7: no `wake/` fifo, or a writer of an older client that sends none).
+   */
+  pollSec: number;
 }
 
 export const DEFAULT_TUNING: JournalTuning = {
@@ -62,12 +69,21 @@ export const DEFAULT_TUNING: JournalTuning = {
   beatSec: 1,
   staleSec: 8,
   clientTtlSec: 90,
+  pollSec: 0.05,
 };
 
-/** The tuning, with LIPSYNC_JOURNAL_LIMIT (bytes) from the environment (tests rotate small files). */
+/**
+ * The tuning, with LIPSYNC_JOURNAL_LIMIT (bytes: tests rotate small files) and
+ * LIPSYNC_JOURNAL_POLL_MS (tests show the wake-up alone brings a change) from the environment.
+ */
 export function journalTuning(env: NodeJS.ProcessEnv = process.env): JournalTuning {
   const limit = Number(env.LIPSYNC_JOURNAL_LIMIT);
-  return Number.isInteger(limit) && limit > 0 ? { ...DEFAULT_TUNING, limit } : DEFAULT_TUNING;
+  const pollMs = Number(env.LIPSYNC_JOURNAL_POLL_MS);
+  return {
+    ...DEFAULT_TUNING,
+    ...(Number.isInteger(limit) && limit > 0 ? { limit } : {}),
+    ...(Number.isFinite(pollMs) && pollMs > 0 ? { pollSec: pollMs / 1000 } : {}),
+  };
 }
 
 /** Whether clients share one watcher (not with LIPSYNC_SHARED_WATCHER=0: each watches alone, as before). */
@@ -89,6 +105,21 @@ $root =~ s{/+$}{} unless $root eq "/";
 $0 = "lipsync journal $root";
 my $pre = $root eq "/" ? "/" : "$root/";
 my ($gen, $fh, $size, $out) = (0, undef, 0, "");
+$SIG{PIPE} = "IGNORE";
+# J7: one byte into each follower's fifo under wake/, so it reads now instead of at its next poll.
+# Only a fifo, before and after opening (O_WRONLY|O_NONBLOCK: no reader, ENXIO; full, EAGAIN):
+# a file or a link planted there by another user of the folder is never written.
+sub wake {
+  opendir(my $d, "$J/wake") or return;
+  for (readdir $d) {
+    next if /^\./;
+    my $p = "$J/wake/$_";
+    next unless (lstat $p) && -p _;
+    sysopen(my $w, $p, 1 | 2048) or next;
+    syswrite($w, "w") if -p $w;
+    close $w;
+  }
+}
 sub owner_ok { open(my $f, "<", "$J/owner") or return 0; my $l = <$f> // ""; chomp $l; $l eq $token }
 sub gens { opendir(my $d, $J) or return (); sort { $a <=> $b } grep { /^\d+$/ } readdir $d }
 # O_WRONLY|O_CREAT|O_EXCL|O_APPEND: a generation is written by one watcher only.
@@ -146,7 +177,9 @@ while (1) {
     $out .= "$ev\0$rel\0" if defined $rel;
   }
   substr($in, 0, $p) = "";
+  my $had = length $out;
   write_out();
+  wake() if $had;
   if ($size >= $limit) {
     exit 0 unless owner_ok();
     close $fh;
@@ -159,7 +192,7 @@ quit(3);
 
 /**
  * The follower, one per client session (shown as `lipsync follower ID ROOT`). Args: J ID ROOT POS SINCE
- * STALE BEAT LIMIT TTL KEEP WW JW NR1 NR2 NR3 (WW, JW: the watcher's two programs, run with `perl -e`
+ * STALE BEAT LIMIT TTL KEEP POLL WW JW NR1 NR2 NR3 (POLL: seconds between looks when no wake-up comes; WW, JW: the watcher's two programs, run with `perl -e`
  * and never written to a file others could change; POS: `gen:offset` or '-'; SINCE: a marker
  * file whose mtime starts a listing of what changed since, or '-'). Prints on stdout: the
  * listing (walkwatch's SINCE/NOSINCE records), READY, then the journal's records from the
@@ -167,9 +200,11 @@ quit(3);
  * session's: its end (the client stopped or died) unregisters the client and ends the follower.
  */
 export const FOLLOW_PL = String.raw`
-my ($J, $id, $root, $pos, $since, $stale, $beat, $limit, $ttl, $keep, $ww, $jw, @nr) = @ARGV;
+my ($J, $id, $root, $pos, $since, $stale, $beat, $limit, $ttl, $keep, $poll, $ww, $jw, @nr) = @ARGV;
 $root =~ s{/+$}{} unless $root eq "/";
 $0 = "lipsync follower $id $root";
+my ($me, $wakep, $wake) = ($$, "$J/wake/$id", undef);
+END { unlink $wakep if $wake && $$ == $me }
 my $pre = $root eq "/" ? "/" : "$root/";
 sub out { my $s = shift; while (length $s) { my $n = syswrite(STDOUT, $s); exit 0 unless defined $n; substr($s, 0, $n) = "" } }
 my $held = 0; # this follower holds start.lock
@@ -188,8 +223,15 @@ sub alive {
   my $m = mtime("$J/horizon");
   $o ne "" && defined $t && $t eq $o && defined $m && $m >= time - $stale;
 }
-# Waits (seconds), and leaves when the client is gone.
-sub nap { my $k = select(my $r = $rin, undef, undef, $_[0]); bye() if $k && $k > 0 && !sysread(STDIN, my $junk, 4096) }
+# Waits (seconds) or until the writer wakes this follower (J7), and leaves when the client is gone.
+sub nap {
+  my $r = $rin;
+  vec($r, fileno($wake), 1) = 1 if $wake;
+  my $k = select($r, undef, undef, $_[0]);
+  return unless $k && $k > 0;
+  sysread($wake, my $w, 4096) if $wake && vec($r, fileno($wake), 1);
+  bye() if vec($r, 0, 1) && !sysread(STDIN, my $junk, 4096);
+}
 sub slurp { open(my $f, "<", $_[0]) or return ""; local $/; my $s = <$f> // ""; $s }
 sub q1 { my $s = shift; $s =~ s/'/'\\''/g; "'$s'" }
 sub gens { opendir(my $d, $J) or return (); sort { $a <=> $b } grep { /^\d+$/ } readdir $d }
@@ -240,6 +282,12 @@ sub break_stale {
 }
 { my $cf; open($cf, ">>", "$J/clients/$id") && close($cf) or retry("cannot write $J/clients/$id: $!") }
 utime undef, undef, "$J/clients/$id";
+# J7: this follower's fifo, which the writer wakes after each append. Without one (mkfifo
+# missing, a folder it cannot write) the poll alone brings changes, $poll seconds later at most.
+# O_RDWR|O_NONBLOCK: opening does not wait for a writer, and select never sees an end.
+mkdir "$J/wake";
+unlink $wakep;
+if (system("sh", "-c", 'mkfifo -m 620 -- "$1" 2>/dev/null', "sh", $wakep) == 0 && sysopen(my $w, $wakep, 2 | 2048)) { $wake = $w if -p $w }
 my $t0 = time;
 until (alive()) {
   if (mkdir "$J/start.lock") { $held = 1; start() unless alive(); rmdir "$J/start.lock"; $held = 0; last }
@@ -317,11 +365,10 @@ while (1) {
       out("POS\0$gen:$off\0");
       next;
     }
-    # Nothing new: look again soon. A change waits 25 ms on average here (50 ms at 100 ms
-    # steps: most of what the server's side added to row 2 over a 30 ms link). Measured: at
-    # 50 ms steps an idle follower spends about 1 ms of CPU a second (0.1 % of a core), at
-    # 25 ms steps 3 ms. (A wake-up from the writer would cost neither: not done.)
-    nap(0.05);
+    # Nothing new: wait for the writer's wake-up (J7), or look again after $poll seconds (50 ms:
+    # a writer that sends no wake-up). Measured: at 50 ms steps an idle follower spends about
+    # 1 ms of CPU a second (0.1 % of a core).
+    nap($poll);
   }
   my $now = time;
   if ($now != $lastcheck) {
@@ -355,7 +402,19 @@ export function journalSessionScript(root: string, o: FollowOptions): string {
   const t = o.tuning ?? DEFAULT_TUNING;
   const J = absPath(root, JOURNAL_DIR);
   const since = o.sinceMarker !== undefined && o.pos === null ? o.sinceMarker : '-';
-  const args = [J, o.clientId, root, o.pos ?? '-', since, t.staleSec, t.beatSec, t.limit, t.clientTtlSec, t.keep]
+  const args = [
+    J,
+    o.clientId,
+    root,
+    o.pos ?? '-',
+    since,
+    t.staleSec,
+    t.beatSec,
+    t.limit,
+    t.clientTtlSec,
+    t.keep,
+    t.pollSec,
+  ]
     .map((a) => shQuote(String(a)))
     .join(' ');
   // `exec 3<&0` runs before the group is parsed; inside it stdin is /dev/null, fd 3 the session's stdin.

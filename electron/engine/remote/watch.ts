@@ -5,7 +5,7 @@
  * inotify (the server has inotifywait):
  *  - ssh remote: one long-lived ssh session, reconnected with backoff
  *    (watch-inotify-ssh.ts), following the server folder's ONE shared
- *    watcher's journal (journal.ts, rules J1–J6), or, where that cannot run,
+ *    watcher's journal (journal.ts, rules J1–J7), or, where that cannot run,
  *    running walkwatch or `inotifywait -m -r` of its own;
  *  - local remote (a mounted disk): the local watcher on the remote path,
  *    restarted with backoff (watch-inotify-local.ts).
