@@ -10,7 +10,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { prng } from './lib/tree.mjs';
-import { median, sh, shOk } from './lib/util.mjs';
+import { discard, median, sh, shOk } from './lib/util.mjs';
 import { BIN, collectPhases, makeEnv, readLog, startDaemon, waitUpToDate } from './lib/daemon.mjs';
 import { fmt, log, oneRowOptions, oneRowSetup, oneRowTeardown, writeResult } from './lib/onerow.mjs';
 
@@ -99,7 +99,7 @@ const runs = {}; // `${tree} ${what}` → { ms: [], sent: [], auto: [] }
 const rec = (key) => (runs[key] ??= { ms: [], sent: [], auto: [] });
 let n = 0;
 const clear = async (dir) => {
-  await sh('ionice', ['-c3', 'rm', '-rf', dir]);
+  await discard(dir); // not removed between timed runs: see discard()
   await shOk('sync', []);
 };
 

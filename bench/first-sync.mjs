@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { ROOT } from './lib/harness.mjs';
 import { makeEnv, startDaemon, waitUpToDate } from './lib/daemon.mjs';
 import { log, oneRowOptions, oneRowSetup, oneRowTeardown, writeResult } from './lib/onerow.mjs';
-import { rssTreeSampler, sh, shOk } from './lib/util.mjs';
+import { discard, rssTreeSampler, sh, shOk } from './lib/util.mjs';
 
 const opt = oneRowOptions({
   files: { type: 'string', default: '1000000' },
@@ -37,7 +37,7 @@ const peer = async (label) => {
   const r = await sh('rsync', ['-a', '-e', rsh, `${A}/`, `${host}:${P}/`]);
   log(`rsync -a (${label}): ${(r.ms / 1000).toFixed(1)} s, exit ${r.code}`);
   rows.push([`rsync -a of the tree (${label})`, r.ms, r.code]);
-  await sh('ionice', ['-c3', 'rm', '-rf', P]);
+  await discard(P); // not removed: see discard()
 };
 try {
   rmSync(join(A, '.lipsync'), { recursive: true, force: true });
@@ -71,6 +71,7 @@ try {
     `peak RSS of the client ${MiB(mem.peak)} at ${(mem.at / 1000).toFixed(1)} s (${mem.samples} samples): ` +
       mem.parts.map((p) => `${p.comm}×${p.n} ${MiB(p.rss)} (anon ${MiB(p.anon)}, file ${MiB(p.file)})`).join(', '),
     `peak PSS of the client (each shared page counted once, not in every process that maps it): ${MiB(mem.peakPss)}`,
+    `peak of the client's distinct memory (every resident page once, whoever else maps it: /proc/PID/pagemap): ${mem.peakDistinct === null ? '? (needs root)' : MiB(mem.peakDistinct)}`,
     `CPU time of the ${opt.cli ? '`lipsync sync` process' : 'daemon'}: ${mem.cpuMs === null ? '?' : `${(mem.cpuMs / 1000).toFixed(1)} s`}`,
     `highest of each command over the run: ${Object.entries(mem.maxBy)
       .map(([k, v]) => `${k} ${MiB(v)}`)
@@ -98,7 +99,7 @@ try {
   log(`lipsync first sync: ${(r.ms / 1000).toFixed(1)} s, exit ${r.code}; ${phases}`);
   await d?.stop();
   d = null;
-  await sh('ionice', ['-c3', 'rm', '-rf', S]);
+  await discard(S);
   if (!opt['skip-after']) await peer('after');
   const lines = [
     `# First sync of ${N} files (row 5 alone)`,

@@ -13,8 +13,7 @@ import { join } from 'node:path';
 import { ROOT } from './lib/harness.mjs';
 import { makeEnv } from './lib/daemon.mjs';
 import { fmt, log, oneRowOptions, oneRowSetup, oneRowTeardown, writeResult } from './lib/onerow.mjs';
-import { median } from './lib/util.mjs';
-import { sh, shOk } from './lib/util.mjs';
+import { discard, median, sh, shOk } from './lib/util.mjs';
 
 const opt = oneRowOptions({
   reps: { type: 'string', default: '2' },
@@ -24,7 +23,7 @@ const REPS = Number(opt.reps);
 const setup = await oneRowSetup(opt, 'join');
 const { N, A, fast, host, rsh, work } = setup;
 const cli = (env, args) => shOk(process.execPath, [join(ROOT, 'bin/lipsync.js'), ...args], { env });
-const rm = (p) => sh('ionice', ['-c3', 'rm', '-rf', p]);
+const rm = discard; // not removed between timed runs: see discard()
 const S = join(work, 's');
 
 /** `rsync -a` of the server tree into `dest` (the server's .lipsync/ left out: lipsync's own state). */
