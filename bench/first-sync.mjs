@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { ROOT } from './lib/harness.mjs';
 import { makeEnv, startDaemon, waitUpToDate } from './lib/daemon.mjs';
 import { log, oneRowOptions, oneRowSetup, oneRowTeardown, writeResult } from './lib/onerow.mjs';
-import { discard, rssTreeSampler, sh, shOk } from './lib/util.mjs';
+import { discard, mastersOf, rssTreeSampler, sh, shOk } from './lib/util.mjs';
 
 const opt = oneRowOptions({
   files: { type: 'string', default: '1000000' },
@@ -61,7 +61,7 @@ try {
     const t0 = Date.now();
     const p0 = performance.now();
     d = await startDaemon(e);
-    const s = rssTreeSampler(d.proc.pid);
+    const s = rssTreeSampler(d.proc.pid, 100, { extra: () => mastersOf(e.dataDir) });
     await waitUpToDate(e, t0, 3_600_000, 200);
     r = { ms: performance.now() - p0, code: 0, stderr: d.output() };
     mem = s.stop();

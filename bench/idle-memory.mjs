@@ -7,7 +7,7 @@
 // Usage: node bench/idle-memory.mjs [--files 100000] [--seed 1] [--tunables GLIBC_TUNABLES] [--skip-build] [--net loopback|broadband|far]
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { shOk, sleep, treePids } from './lib/util.mjs';
+import { mastersOf, shOk, sleep, treePids } from './lib/util.mjs';
 import { BIN, makeEnv, startDaemon, waitUpToDate } from './lib/daemon.mjs';
 import { log, oneRowOptions, oneRowSetup, oneRowTeardown, writeResult } from './lib/onerow.mjs';
 
@@ -37,9 +37,10 @@ function whereResident(pid) {
   return [...sums].filter(([, kb]) => kb >= 1024).sort((a, b) => b[1] - a[1]);
 }
 /** RSS (kB) of each process of the daemon's tree, 5 s after it is up to date; where node's is. */
-async function idle(d) {
+async function idle(d, dataDir) {
   await sleep(5000);
-  return treePids([d.proc.pid]).map((p) => {
+  // With the ControlMaster, which left the daemon's tree when the ssh that started it ended.
+  return [...treePids([d.proc.pid]), ...mastersOf(dataDir)].map((p) => {
     const status = readFileSync(`/proc/${p}/status`, 'utf8');
     const name = /Name:\s+(\S+)/.exec(status)[1];
     const kb = (k) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)[1]);
@@ -75,7 +76,7 @@ try {
     d = await startDaemon(e);
     await waitUpToDate(e, t0, 3_600_000, 200);
     log(`${when}: up to date after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    const procs = await idle(d);
+    const procs = await idle(d, e.dataDir);
     rows.push({ when, procs, memory: memoryLines(d) });
     await d.stop();
     d = null;

@@ -17,7 +17,7 @@ import { buildEngine, loadHarness, ROOT } from './lib/harness.mjs';
 import { startVariant } from './lib/sshvariant.mjs';
 import { NET_ALIAS, describeNet, inRtts, measureLink, netProfile, throughRelay } from './lib/net.mjs';
 import { ensureTree, relPath, writeFlat } from './lib/tree.mjs';
-import { discard, sh, shOk, sleep, treePids, rssOf, rssSampler, median, percentile, waitUntil } from './lib/util.mjs';
+import { discard, mastersOf, sh, shOk, sleep, treePids, rssOf, rssSampler, median, percentile, waitUntil } from './lib/util.mjs';
 import {
   BIN,
   daemons,
@@ -296,7 +296,7 @@ try {
     const p0 = performance.now();
     dA = await startDaemon(eA);
     stoppers.push(() => dA.stop());
-    const s = rssSampler(() => treePids([dA.proc.pid]));
+    const s = rssSampler(() => [...treePids([dA.proc.pid]), ...mastersOf(eA.dataDir)]);
     const ss = rssSampler(serverSidePids);
     await waitUpToDate(eA, t0, 3_600_000, 200);
     const ms = performance.now() - p0;
@@ -329,10 +329,11 @@ try {
     await sleep(5000);
     const xs = [];
     for (let i = 0; i < 10; i++) {
-      xs.push(rssOf(treePids([dA.proc.pid])));
+      // The ControlMaster too: it left the daemon's tree when the ssh that started it ended.
+      xs.push(rssOf([...treePids([dA.proc.pid]), ...mastersOf(eA.dataDir)]));
       await sleep(200);
     }
-    const pids = treePids([dA.proc.pid]);
+    const pids = [...treePids([dA.proc.pid]), ...mastersOf(eA.dataDir)];
     const procs = pids.map((p) => {
       try {
         return readFileSync(`/proc/${p}/comm`, 'utf8').trim();

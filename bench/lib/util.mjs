@@ -96,6 +96,31 @@ export function treeProcs(roots, { filter } = {}) {
   }
   return out;
 }
+/** The command name of a process ('' when it is gone). */
+function commOf(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+/**
+ * A client's ssh ControlMaster: started by its first ssh (ControlPersist), it leaves the client's
+ * process tree when that ssh ends (its parent becomes init), yet it is the client's: its sockets
+ * are under the client's data folder, and it shows as `ssh: <socket> [mux]`.
+ */
+export function mastersOf(dataDir) {
+  const out = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (readFileSync(`/proc/${e}/cmdline`, 'utf8').startsWith(`ssh: ${dataDir}/`)) out.push(Number(e));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
 export function rssOf(pids) {
   let kb = 0;
   for (const p of pids) {
@@ -215,7 +240,7 @@ export function rssParts(pid) {
  * {peak, peakPss (the highest summed PSS of any sample), samples, at (ms since start of the peak sample), wall (its Date.now()), cpuMs: CPU time of rootPid itself, parts: [{comm, n, rss, anon, file}] at the
  * peak (summed by command name), maxBy: {comm: the highest summed RSS of that command at any sample}}.
  */
-export function rssTreeSampler(rootPid, ms = 100) {
+export function rssTreeSampler(rootPid, ms = 100, { extra = () => [] } = {}) {
   let peak = 0,
     peakPss = 0,
     peakDistinct = null,
@@ -228,7 +253,7 @@ export function rssTreeSampler(rootPid, ms = 100) {
   const tick = () => {
     const by = new Map();
     let total = 0;
-    for (const { pid, comm } of treeProcs([rootPid])) {
+    for (const { pid, comm } of [...treeProcs([rootPid]), ...extra().map((pid) => ({ pid, comm: commOf(pid) }))]) {
       const r = rssParts(pid);
       if (!r) continue;
       total += r.rss;
