@@ -3,9 +3,8 @@
 // processes" are processes here. Each client is a real SshInotifyWatcher with its own id.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, readFileSync, readdirSync, symlinkSync } from 'node:fs';
-import { mkdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { readdirSync, statSync } from 'node:fs';
+import { chmod, mkdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTempDir, startSshd, type SshServer } from '../harness/sshd.js';
 import {
@@ -16,7 +15,15 @@ import {
 import { SshInotifyWatcher } from '../../electron/engine/remote/watch-inotify-ssh.js';
 import { closeMaster } from '../../electron/engine/remote/ssh.js';
 import { withEnv } from '../support/env.js';
-import { followerOf, killAll, sharedProcsUnder, watchersOn, watchesOf, writersOn } from '../support/server-procs.js';
+import {
+  followerOf,
+  killAll,
+  sharedProcsUnder,
+  watchedInodesOf,
+  watchersOn,
+  watchesOf,
+  writersOn,
+} from '../support/server-procs.js';
 import type { RemoteCapabilities, RemoteSpec, SshOptions } from '../../electron/engine/types.js';
 
 const FIND: RemoteCapabilities = { inotifywait: true, gnuFind: true };
@@ -105,12 +112,14 @@ describe('one shared watcher for three clients', () => {
     const cs = ['a', 'b', 'c'].map((name) => client(root, name));
     await Promise.all(cs.map((c) => c.w.start()));
     for (const c of cs) expect(c.w.sharedWatcher).toBe(true);
-    // One watcher, one writer, whatever the number of clients: its watches are the server's only ones.
+    // One watcher, one writer, whatever the number of clients: its watches are the only ones in
+    // the tree; each follower holds one, on the journal's folder (J7: woken when it changes).
     expect(watchersOn(root)).toHaveLength(1);
     expect(writersOn(root)).toHaveLength(1);
     const followers = cs.map((c) => followerOf(root, c.name));
     expect(followers.every((p) => p !== undefined)).toBe(true);
-    expect(watchesOf(followers as number[])).toBe(0);
+    const journalIno = statSync(join(root, '.lipsync', 'journal')).ino;
+    expect(watchedInodesOf(followers as number[])).toEqual([journalIno, journalIno, journalIno]);
     expect(watchesOf(watchersOn(root))).toBe(2); // the root and sub/
 
     const t0 = Date.now();
@@ -270,34 +279,33 @@ describe('one shared watcher for three clients', () => {
   });
 });
 
-describe('J7: woken by the writer', () => {
+describe('J7: woken by the journal folder, not only by the poll', () => {
   // A poll of 60 s: only the wake-up can bring a change within waitFor's 5 s.
   withEnv('LIPSYNC_JOURNAL_POLL_MS', '60000');
 
-  it('the writer wakes each follower (a change arrives long before its poll) and never writes a planted file', async () => {
+  it('each kind of single change arrives long before the poll; a follower holds one watch, on the journal folder', async () => {
     const root = await newRoot();
-    const wake = join(root, '.lipsync', 'journal', 'wake');
     const cs = ['a', 'b'].map((name) => client(root, name));
     await Promise.all(cs.map((c) => c.w.start()));
-    for (const c of cs) expect(lstatSync(join(wake, c.name)).isFIFO()).toBe(true);
-    // Another user of the folder plants a file and a link to a file outside among the fifos.
-    const outside = join(base, `outside-${n}`);
-    await writeFile(outside, 'keep');
-    await writeFile(join(wake, 'planted'), 'keep');
-    symlinkSync(outside, join(wake, 'link'));
-    // A fifo nobody reads (a killed follower's): opening it for writing fails at once.
-    execFileSync('mkfifo', [join(wake, 'gone')]);
-    for (const k of [1, 2, 3]) {
-      await writeFile(join(root, 'sub', `w${k}`), 'x');
-      await waitFor(`both see sub/w${k}`, () => cs.every((c) => c.saw(`sub/w${k}`)));
+    // The watcher's two watches (the root and sub/) are the tree's; each follower's one is the journal folder's.
+    expect(watchesOf(watchersOn(root))).toBe(2);
+    const journalIno = statSync(join(root, '.lipsync', 'journal')).ino;
+    for (const c of cs) expect(watchedInodesOf([followerOf(root, c.name)!])).toEqual([journalIno]);
+    // Changes that are one journal record each, and one that is several.
+    const steps: [string, () => Promise<void>, string][] = [
+      ['write', () => writeFile(join(root, 'sub', 'w'), 'x'), 'sub/w'],
+      ['rename', () => rename(join(root, 'sub', 'old'), join(root, 'moved')), 'moved'],
+      ['chmod', () => chmod(join(root, 'moved'), 0o600), 'moved'],
+      ['mkdir', () => mkdir(join(root, 'newdir')), 'newdir'],
+      ['delete', () => rm(join(root, 'sub', 'w')), 'sub/w'],
+    ];
+    for (const [what, act, path] of steps) {
+      const before = cs.map((c) => c.changes.length);
+      await act();
+      await waitFor(`both see the ${what}`, () =>
+        cs.every((c, k) => c.changes.slice(before[k]).some((ch) => ch.path === path)),
+      );
     }
-    expect(readFileSync(outside, 'utf8')).toBe('keep');
-    expect(readFileSync(join(wake, 'planted'), 'utf8')).toBe('keep');
     for (const c of cs) expect(c.rescans).toEqual([]);
-    // A follower that ends removes its fifo; the other is still woken.
-    await cs[0]!.w.stop();
-    await waitFor('a’s fifo removed', () => !existsSync(join(wake, 'a')));
-    await writeFile(join(root, 'after'), 'x');
-    await waitFor('b sees a change after a left', () => cs[1]!.saw('after'));
   });
 });

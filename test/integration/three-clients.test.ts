@@ -20,6 +20,7 @@ import {
   readdirSync,
   renameSync,
   rmSync,
+  statSync,
   statfsSync,
   unlinkSync,
   writeFileSync,
@@ -35,6 +36,7 @@ import {
   loneWatchersOn,
   serverReport,
   watchersOn,
+  watchedInodesOf,
   watchesOf,
   writersOn,
 } from '../support/server-procs.js';
@@ -171,14 +173,17 @@ function expectConverged(remote: string, cs: Client[]): void {
   expect([...ts.keys()].filter((k) => k.includes('conflicted copy'))).toEqual([]);
 }
 
-/** One watcher (walkwatch and journal writer), three followers holding no watches, no client watching alone. */
+/** One watcher (walkwatch and journal writer), three followers each watching the journal folder only (J7), no client watching alone. */
 function expectOneSharedWatcher(remote: string, cs: Client[]): void {
   const diag = () => report(remote, cs);
   expect(watchersOn(remote), diag()).toHaveLength(1);
   expect(writersOn(remote), diag()).toHaveLength(1);
   const followers = followersOn(remote);
   expect(followers, diag()).toHaveLength(3);
-  expect(watchesOf(followers), 'the followers hold no inotify watches').toBe(0);
+  const journalIno = statSync(join(remote, '.lipsync', 'journal')).ino;
+  expect(watchedInodesOf(followers), 'each follower watches the journal folder, nothing in the tree').toEqual(
+    followers.map(() => journalIno),
+  );
   expect(loneWatchersOn(remote), diag()).toEqual([]);
   expect(watchesOf(watchersOn(remote)), 'the shared watcher holds the watches').toBeGreaterThan(0);
 }
@@ -206,7 +211,7 @@ describe('three daemons on one server folder share one watcher', () => {
     cs = await trio(remote);
   }, 180_000);
 
-  it('a file made on A arrives on B and C; one watcher runs on the server, the followers hold no watches', async () => {
+  it('a file made on A arrives on B and C; one watcher runs on the server, each follower watches only the journal folder', async () => {
     const [a, b, c] = cs as [Client, Client, Client];
     await arrive([a.local, b.local, c.local], { 'seed.txt': 'on the server before the clients start\n' }, 30_000, () =>
       report(remote, cs),

@@ -54,22 +54,26 @@ export const loneWatchersOn = (root: string): number[] =>
     (a) => (a[0] === 'perl' && a[1] === '-e' && a[4] === root) || (/inotifywait$/.test(a[0] ?? '') && a.includes(root)),
   ).map((p) => p.pid);
 
-/** inotify watches held by these processes. */
-export function watchesOf(pids: number[]): number {
-  let count = 0;
+/** The inode numbers watched by inotify watches these processes hold (one per watch). */
+export function watchedInodesOf(pids: number[]): number[] {
+  const inodes: number[] = [];
   for (const pid of pids) {
     for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
       try {
-        count += readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8')
-          .split('\n')
-          .filter((l) => l.startsWith('inotify wd:')).length;
+        for (const l of readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8').split('\n')) {
+          const m = /^inotify wd:\S+ ino:([0-9a-f]+)/.exec(l);
+          if (m) inodes.push(parseInt(m[1]!, 16));
+        }
       } catch {
         // Closed meanwhile.
       }
     }
   }
-  return count;
+  return inodes;
 }
+
+/** inotify watches held by these processes. */
+export const watchesOf = (pids: number[]): number => watchedInodesOf(pids).length;
 
 /**
  * What a failure report needs: every process naming a path at or below `root` (long
