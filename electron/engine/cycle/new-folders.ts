@@ -17,11 +17,19 @@ import { statRemote } from '../remote/stat.js';
 import { traced } from '../trace.js';
 import { newTrashDir } from '../versions.js';
 import { LocalAncestors } from '../safe-fs.js';
-import { TREE_GROUPS, baseHasEntries, nowNs, type CycleContext, type CycleState } from './context.js';
+import { baseHasEntries, nowNs, type CycleContext, type CycleState } from './context.js';
 import { anchoredRsyncPattern, landedAsSent } from './compare.js';
 import { entryFor, racyHash } from './base-rows.js';
 import { listIntoScratch } from './collect-remote.js';
 import { failedFiles } from './transfer.js';
+import { treeRuns } from './tree-runs.js';
+
+/**
+ * rsync runs of a folder push at a time (see tree-runs.ts). One: the first sync of 1M files
+ * took 85.1 s with one run at a time and 95.7 s with two (2026-12-08, bench/first-sync.mjs on
+ * loopback): two receivers creating files on the server slow each other more than they gain.
+ */
+const PUSH_RUNS = 1;
 
 /** Rows recorded at a time after a folder push (see recordTrees). */
 const RECORD_PAGE = 1000;
@@ -88,8 +96,9 @@ export class NewFolders {
 
   /**
    * pushNewTrees' transfers, renames and records; returns the folders left to send path
-   * by path. The folders go in up to TREE_GROUPS rsync runs, one after the other, and
-   * what arrived in one run is listed, moved and recorded while the next one is sent.
+   * by path. The folders go in up to TREE_GROUPS rsync runs, PUSH_RUNS at a time
+   * (tree-runs.ts), and what arrived in one run is listed, moved and recorded while later
+   * ones are sent.
    */
   private async sendTrees(roots: string[]): Promise<string[]> {
     const rules = this.ctx.excluder.rsyncRules?.() ?? null;
@@ -110,54 +119,29 @@ export class NewFolders {
       else send.push(r);
     });
 
-    const per = Math.ceil(send.length / TREE_GROUPS);
-    let finishing: Promise<void> = Promise.resolve();
-    let failure: unknown = null;
-    for (let at = 0; at < send.length && failure === null; at += per) {
-      const group = send.slice(at, at + per);
-      const staging = `${INCOMING_DIR}/${prefix}-${randomBytes(6).toString('hex')}`;
-      const clear = () => this.ctx.ops.clearIncoming(staging.slice(INCOMING_DIR.length + 1)).catch(() => undefined);
-      let res: PushResult;
-      try {
-        this.ctx.checkPaused();
-        res = await traced(`rsync push ${group.length} new folders`, () =>
-          rsyncPushTrees({
-            localRoot: this.ctx.localRoot,
-            remote: this.ctx.remote,
-            ssh: this.ctx.ssh,
-            paths: group,
-            stagingDir: staging,
-            // Files still being written are left out; each is sent once closed (rule W1).
-            excludes: [...rules, ...group.flatMap((g) => this.ctx.heldBelow?.(g) ?? []).map(anchoredRsyncPattern)],
-            bwLimitKBps: this.ctx.bwLimitKBps || undefined,
-            compress: this.ctx.compress?.() ?? false,
-            // The total grows as rsync walks the folders (no walk of ours came first).
-            onProgress: (p) =>
-              this.ctx.onProgress({
-                filesDone: p.filesDone,
-                filesTotal: Math.max(p.filesDone, p.filesKnown ?? 0),
-                bytes: p.bytes,
-                rateBps: p.rateBps,
-              }),
-          }),
-        );
-      } catch (e) {
-        failure = e;
-        await clear();
-        break;
-      }
-      finishing = finishing
-        .then(async () => {
-          if (failure !== null) fallback.push(...group);
-          else fallback.push(...(await this.finishTrees(group, staging, res)));
-        })
-        .catch((e: unknown) => {
-          failure ??= e;
-        })
-        .finally(clear);
-    }
-    await finishing;
-    if (failure !== null) throw failure;
+    fallback.push(
+      ...(await treeRuns(this.ctx, send, PUSH_RUNS, {
+        stage: () => `${INCOMING_DIR}/${prefix}-${randomBytes(6).toString('hex')}`,
+        send: (group, staging, progress) =>
+          traced(`rsync push ${group.length} new folders`, () =>
+            rsyncPushTrees({
+              localRoot: this.ctx.localRoot,
+              remote: this.ctx.remote,
+              ssh: this.ctx.ssh,
+              paths: group,
+              stagingDir: staging,
+              // Files still being written are left out; each is sent once closed (rule W1).
+              excludes: [...rules, ...group.flatMap((g) => this.ctx.heldBelow?.(g) ?? []).map(anchoredRsyncPattern)],
+              bwLimitKBps: this.ctx.bwLimitKBps || undefined,
+              compress: this.ctx.compress?.() ?? false,
+              // The total grows as rsync walks the folders (no walk of ours came first).
+              onProgress: progress,
+            }),
+          ),
+        finish: (group, staging, res) => this.finishTrees(group, staging, res),
+        clear: (staging) => this.ctx.ops.clearIncoming(staging.slice(INCOMING_DIR.length + 1)).catch(() => undefined),
+      })),
+    );
     return fallback;
   }
 

@@ -25,10 +25,11 @@ import { INCOMING_DIR, META_DIR } from '../../../shared/layout.js';
 import { statRemote } from '../remote/stat.js';
 import { traced } from '../trace.js';
 import { LocalAncestors, existsInRoot, renameInRoot, waitsForParent } from '../safe-fs.js';
-import { TREE_GROUPS, baseHasEntries, nowNs, type CycleContext, type CycleState } from './context.js';
+import { baseHasEntries, nowNs, type CycleContext, type CycleState } from './context.js';
 import { anchoredRsyncPattern, landedAsSent } from './compare.js';
 import { entryFor, racyHash } from './base-rows.js';
 import { failedFiles } from './transfer.js';
+import { treeRuns } from './tree-runs.js';
 
 /** Rows recorded at a time after a folder pull (see record). */
 const RECORD_PAGE = 1000;
@@ -38,7 +39,7 @@ const RECORD_PAGE = 1000;
  * local-path remote) is staged there too, under its client's id, and is never touched.
  */
 const LOCAL_STAGING_PREFIX = 'pull-';
-/** rsync runs of a folder pull at a time (see pullTrees). */
+/** rsync runs of a folder pull at a time (see tree-runs.ts). */
 const PULL_RUNS = 2;
 /** Folders stat'ed on the server at a time after a run (see swappedBelow). */
 const STAT_SLICE = 5000;
@@ -121,97 +122,37 @@ export class NewRemoteFolders {
     }
   }
 
-  /**
-   * pullNewTrees' runs; returns the folders left to the path-by-path route. The folders
-   * go in up to TREE_GROUPS runs, PULL_RUNS of them at a time (a run of small files is
-   * bound by the per-file work of rsync's processes on both ends, not by the link: two
-   * keep both ends busier than one), and the runs' checks and records follow one after
-   * the other, each while later runs are still fetching.
-   */
+  /** pullNewTrees' runs (tree-runs.ts); returns the folders left to the path-by-path route. */
   private async pullTrees(roots: string[], rules: readonly string[]): Promise<string[]> {
-    const per = Math.ceil(roots.length / TREE_GROUPS);
-    const groups: string[][] = [];
-    for (let at = 0; at < roots.length; at += per) groups.push(roots.slice(at, at + per));
-    const fallback: string[] = [];
-    let finishing: Promise<void> = Promise.resolve();
-    let failure: unknown = null;
-    // Progress: the sum of the runs' own counts (finished runs included).
-    const done = { files: 0, bytes: 0 };
-    const live = new Map<number, { files: number; known: number; bytes: number; rate: number }>();
-    const report = () => {
-      let files = done.files,
-        known = done.files,
-        bytes = done.bytes,
-        rate = 0;
-      for (const p of live.values()) {
-        files += p.files;
-        known += p.known;
-        bytes += p.bytes;
-        rate += p.rate;
-      }
-      this.ctx.onProgress({ filesDone: files, filesTotal: Math.max(files, known), bytes, rateBps: rate });
-    };
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (failure === null && next < groups.length) {
-        const n = next++;
-        const group = groups[n]!;
+    return treeRuns(this.ctx, roots, PULL_RUNS, {
+      stage: (group) => {
         const staging = `${INCOMING_DIR}/${LOCAL_STAGING_PREFIX}${randomBytes(6).toString('hex')}`;
         const abs = join(this.ctx.localRoot, staging);
-        const clear = () => rmSync(abs, { recursive: true, force: true });
-        const listed = group.reduce((k, r) => k + this.db.pullTreeFiles(r), 0);
-        let res: PullResult;
-        try {
-          this.ctx.checkPaused();
-          mkdirSync(abs);
-          res = await traced(`rsync pull ${group.length} new folders`, () =>
-            rsyncPullTrees({
-              localRoot: this.ctx.localRoot,
-              remote: this.ctx.remote,
-              ssh: this.ctx.ssh,
-              paths: group,
-              stagingDir: staging,
-              // Files still being written on the server are left out (W1, W4): each is
-              // decided path by path once closed.
-              excludes: [
-                ...rules,
-                ...group.flatMap((g) => this.ctx.remoteHeldBelow?.(g) ?? []).map(anchoredRsyncPattern),
-              ],
-              bwLimitKBps: this.ctx.bwLimitKBps || undefined,
-              compress: this.ctx.compress?.() ?? false,
-              onProgress: (p) => {
-                live.set(n, { files: p.filesDone, known: p.filesKnown ?? 0, bytes: p.bytes, rate: p.rateBps });
-                report();
-              },
-            }),
-          );
-        } catch (e) {
-          failure ??= e;
-          clear();
-          break;
-        } finally {
-          const last = live.get(n);
-          live.delete(n);
-          if (last) {
-            done.files += last.files;
-            done.bytes += last.bytes;
-          }
-        }
-        finishing = finishing
-          .then(async () => {
-            if (failure !== null) fallback.push(...group);
-            else fallback.push(...(await this.finishTrees(group, staging, res, listed)));
-          })
-          .catch((e: unknown) => {
-            failure ??= e;
-          })
-          .finally(clear);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(PULL_RUNS, groups.length) }, worker));
-    await finishing;
-    if (failure !== null) throw failure;
-    return fallback;
+        mkdirSync(abs);
+        return { staging, abs, listed: group.reduce((k, r) => k + this.db.pullTreeFiles(r), 0) };
+      },
+      send: (group, { staging }, progress) =>
+        traced(`rsync pull ${group.length} new folders`, () =>
+          rsyncPullTrees({
+            localRoot: this.ctx.localRoot,
+            remote: this.ctx.remote,
+            ssh: this.ctx.ssh,
+            paths: group,
+            stagingDir: staging,
+            // Files still being written on the server are left out (W1, W4): each is
+            // decided path by path once closed.
+            excludes: [
+              ...rules,
+              ...group.flatMap((g) => this.ctx.remoteHeldBelow?.(g) ?? []).map(anchoredRsyncPattern),
+            ],
+            bwLimitKBps: this.ctx.bwLimitKBps || undefined,
+            compress: this.ctx.compress?.() ?? false,
+            onProgress: progress,
+          }),
+        ),
+      finish: (group, { staging, listed }, res) => this.finishTrees(group, staging, res, listed),
+      clear: ({ abs }) => rmSync(abs, { recursive: true, force: true }),
+    });
   }
 
   /**
