@@ -17,7 +17,20 @@ import { buildEngine, loadHarness, ROOT } from './lib/harness.mjs';
 import { startVariant } from './lib/sshvariant.mjs';
 import { NET_ALIAS, describeNet, inRtts, measureLink, netProfile, throughRelay } from './lib/net.mjs';
 import { ensureTree, relPath, writeFlat } from './lib/tree.mjs';
-import { discard, mastersOf, sh, shOk, sleep, treePids, rssOf, rssSampler, median, percentile, waitUntil } from './lib/util.mjs';
+import {
+  commOf,
+  discard,
+  mastersOf,
+  sh,
+  shOk,
+  sleep,
+  treePids,
+  rssOf,
+  rssSampler,
+  median,
+  percentile,
+  waitUntil,
+} from './lib/util.mjs';
 import {
   BIN,
   daemons,
@@ -291,12 +304,15 @@ try {
   const eA = makeEnv(join(work, 'envA'), main.sshConfigFile);
   await shOk(process.execPath, [BIN, 'add', A, `${host}:${S1}`, '--id', 'a'], { env: eA.env });
   let dA;
+  // Client A's processes: the daemon's tree and its ControlMaster, which left that tree when
+  // the ssh that started it ended.
+  const clientPidsA = () => [...treePids([dA.proc.pid]), ...mastersOf(eA.dataDir)];
   {
     const t0 = Date.now();
     const p0 = performance.now();
     dA = await startDaemon(eA);
     stoppers.push(() => dA.stop());
-    const s = rssSampler(() => [...treePids([dA.proc.pid]), ...mastersOf(eA.dataDir)]);
+    const s = rssSampler(clientPidsA);
     const ss = rssSampler(serverSidePids);
     await waitUpToDate(eA, t0, 3_600_000, 200);
     const ms = performance.now() - p0;
@@ -329,18 +345,11 @@ try {
     await sleep(5000);
     const xs = [];
     for (let i = 0; i < 10; i++) {
-      // The ControlMaster too: it left the daemon's tree when the ssh that started it ended.
-      xs.push(rssOf([...treePids([dA.proc.pid]), ...mastersOf(eA.dataDir)]));
+      xs.push(rssOf(clientPidsA()));
       await sleep(200);
     }
-    const pids = [...treePids([dA.proc.pid]), ...mastersOf(eA.dataDir)];
-    const procs = pids.map((p) => {
-      try {
-        return readFileSync(`/proc/${p}/comm`, 'utf8').trim();
-      } catch {
-        return '?';
-      }
-    });
+    const pids = clientPidsA();
+    const procs = pids.map((p) => commOf(p) || '?');
     const perProc = pids.map((p, i) => `${procs[i]} ${fmtMB(rssOf([p]))}`).join(', ');
     rec('idle', 'lipsync', { rss: median(xs), perProc, server: rssOf(serverSidePids()) });
     log(`lipsync idle RSS ${fmtMB(median(xs))}: ${perProc}`);

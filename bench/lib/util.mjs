@@ -97,7 +97,7 @@ export function treeProcs(roots, { filter } = {}) {
   return out;
 }
 /** The command name of a process ('' when it is gone). */
-function commOf(pid) {
+export function commOf(pid) {
   try {
     return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
   } catch {
