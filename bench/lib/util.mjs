@@ -7,10 +7,10 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Removing a copy of the tree between two timed runs slows the second one: on ext4 without a
- * journal (this machine's root), a new file does not take an inode freed in the last 30 s (60 s
- * under load) and the allocator scans past every such inode, which made each file of the run
- * after a 100k-file `rm -rf` cost ~0.8 ms in `openat` instead of ~0.1 (perf: recently_deleted()
- * under __ext4_new_inode). So a copy is only renamed aside here (`.discarded-N` in the same
+ * journal (this machine's root), a new file does not take an inode freed in the last 60 s (longer
+ * while the inode table is dirty) and the allocator checks each such inode in turn, which made
+ * each file of the run after a 100k-file `rm -rf` cost ~0.8 ms in `openat` instead of ~0.05
+ * (perf: recently_deleted() under __ext4_new_inode). So a copy is only renamed aside here (`.discarded-N` in the same
  * folder), and goes with the bench's work folder at the end; when the disk runs short of room or
  * inodes (<8 GB or <3M free), everything put aside is removed at once and the next run waits out
  * the 60 s.

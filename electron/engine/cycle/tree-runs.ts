@@ -1,9 +1,9 @@
 /**
  * The rsync runs of a whole-folder push (new-folders.ts, T1/T2) or pull
  * (new-remote-folders.ts, T3/T4), one shape for both: the folders go in up to TREE_GROUPS
- * groups, `parallel` runs at a time (a run of small files is bound by the per-file work of
- * rsync's processes at both ends, not by the link or one core: two keep both ends busier
- * than one), each into a staging folder of its own; what one run brought is checked, moved
+ * groups, `parallel` runs at a time (the caller's measured choice: a pull's two runs keep
+ * both ends busier than one, a push's two receivers on the server slow each other), each
+ * into a staging folder of its own; what one run brought is checked, moved
  * into place and recorded (`finish`) while later runs still go, one run's finish after
  * another's (they share the scratch table and the lock). Progress is the sum of the runs'
  * own counts, finished runs included.
