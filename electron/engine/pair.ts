@@ -119,6 +119,8 @@ export class PairRunner {
   private stopped = false;
   /** stop() was called: no new cycle starts (the running one may finish, see stop). */
   private stopping = false;
+  /** The server feed's journal position when the stop began (see stop()). */
+  private positionAtStop: string | null = null;
   /** For the clean-stop record: when this run started, and whether anything in it may have been missed. */
   private startedAt = 0;
   private cleanRun = true;
@@ -248,8 +250,9 @@ export class PairRunner {
     this.checkpointAt = 0;
     // After a clean stop, or a crash after a checkpoint, the watchers' first walks also list
     // what changed since it (docs/sync-semantics.md, "Restart after a clean stop" and
-    // "Restart after a crash"): one walk per side.
-    this.server.watchSince(clean?.remoteMarker ?? null);
+    // "Restart after a crash"): one walk per side; on the server none when its follower can
+    // resume at the journal position recorded with it (J8).
+    this.server.watchSince(clean?.remoteMarker ?? null, clean?.remotePos ?? null);
     // The ssh connection and the server's checks start now, alongside the local watcher.
     if (this.deps.watch && !this.isPaused()) this.server.prepare().catch(() => undefined);
     if (this.deps.watch)
@@ -293,6 +296,9 @@ export class PairRunner {
     if (this.localWriting.size || this.remoteWriting.size) this.cleanRun = false;
     this.localWriting.stop();
     this.remoteWriting.stop();
+    // The journal position a clean stop records (J8): what the feed hands over from now on no
+    // longer reaches the dirty sets, so it must come after this position.
+    this.positionAtStop = this.server.position;
     this.triggers.stop();
     clearTimeout(this.checkpointTimer);
     await this.checkpointing;
@@ -368,6 +374,7 @@ export class PairRunner {
         ready: this.server.ready,
         caps: this.server.capsKnown,
         feed: this.server.feed,
+        position: this.stopping ? this.positionAtStop : this.server.position,
       },
     };
   }

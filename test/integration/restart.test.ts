@@ -7,11 +7,12 @@
  * kill points); with settings changed while stopped, it compares everything again.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
 import { existsSync, renameSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSshd, type SshServer } from '../harness/sshd.js';
-import { readLogRecords, requireBuild, treeSnapshot } from '../support/cli.js';
+import { readLogRecords, requireBuild, treeSnapshot, waitFor } from '../support/cli.js';
 import {
   kill9,
   liveFiles,
@@ -26,6 +27,7 @@ import {
 } from '../support/twoway.js';
 import { put, read } from '../support/trees.js';
 import { withEnv } from '../support/env.js';
+import { procsWhere } from '../support/server-procs.js';
 
 let server: SshServer;
 const running: Client[] = [];
@@ -158,6 +160,103 @@ describe.each([
     expect(sinceMessages(c, t2)).toEqual([]);
     expect(read(remote, 'keep.tmp')).toBe('excluded at first\n');
     sameTrees(c, remote);
+    await stop(c);
+  });
+});
+
+const RESUMED_MSG = /resumed the server's change journal where the last stop left it/;
+
+/** The clean-stop record in the pair's database (the daemon stopped); `edit` rewrites it. */
+function cleanStopRecord(c: Client, edit?: (r: Record<string, unknown>) => void): Record<string, unknown> {
+  const db = new Database(join(c.e.dataDir, 'state', `${c.pair}.db`), { fileMustExist: true });
+  try {
+    const row = db.prepare("SELECT value FROM meta WHERE key = 'cleanStop'").get() as { value: string } | undefined;
+    const r = JSON.parse(row?.value ?? 'null') as Record<string, unknown>;
+    if (edit) {
+      edit(r);
+      db.prepare("UPDATE meta SET value = ? WHERE key = 'cleanStop'").run(JSON.stringify(r));
+    }
+    return r;
+  } finally {
+    db.close();
+  }
+}
+
+/** Changes on the server while the client is stopped: an edit, a deletion, a folder renamed, a new folder. */
+async function changeServer(remote: string): Promise<void> {
+  await put(remote, 'd2/f0.txt', 'edited on the server while stopped\n');
+  unlinkSync(join(remote, 'd2/f1.txt'));
+  renameSync(join(remote, 'd1'), join(remote, 'd1-moved'));
+  await put(remote, 'new-on-server/deep/n.txt', 'new on the server\n');
+}
+
+async function serverChangesArrived(c: Client, remote: string): Promise<void> {
+  expect(read(c.local, 'd2/f0.txt')).toBe('edited on the server while stopped\n');
+  expect(existsSync(join(c.local, 'd2/f1.txt'))).toBe(false);
+  expect(existsSync(join(c.local, 'd1'))).toBe(false);
+  expect(read(c.local, 'd1-moved/f3.txt')).toBe('server 1/3\n');
+  expect(read(c.local, 'new-on-server/deep/n.txt')).toBe('new on the server\n');
+  sameTrees(c, remote);
+}
+
+/** Messages of the restart after `t`: resumed in the journal, and the clean-stop summary. */
+function restartMessages(c: Client, t: number): { resumed: number; since: string[] } {
+  const resumed = readLogRecords(c.e).filter((r) => r.t >= t && RESUMED_MSG.test(String(r.msg))).length;
+  return { resumed, since: sinceMessages(c, t) };
+}
+
+// J8 (docs/sync-semantics.md): a clean stop records the shared watcher's journal position; the
+// next start resumes there instead of walking the server, and walks only when it is gone.
+describe('restart at the journal position of the last stop (J8)', () => {
+  it('resumes there: what changed on the server while stopped arrives, and the server is not walked', async () => {
+    const { c, remote } = await syncedClient();
+    expect(await stop(c)).toBe(0);
+    expect(cleanStopRecord(c).remotePos).toMatch(/^\d+:\d+$/);
+    await changeServer(remote);
+    const t = Date.now();
+    await start(c);
+    await waitIdle(c, 60_000);
+    const m = restartMessages(c, t);
+    expect(m.resumed).toBe(1);
+    expect(m.since).toHaveLength(1);
+    expect(m.since[0]).not.toMatch(/everything/);
+    await serverChangesArrived(c, remote);
+    await stop(c);
+  });
+
+  it('also when the shared watcher ended while the client was stopped (the next one lists what changed meanwhile)', async () => {
+    const { c, remote } = await syncedClient();
+    expect(await stop(c)).toBe(0);
+    // J5: with no client left, the watcher exits within about 10 s.
+    const watchers = () => procsWhere((a) => a.join(' ').startsWith(`lipsync journal ${remote}`));
+    await waitFor(
+      async () => watchers().length === 0,
+      30_000,
+      () => `the shared watcher of ${remote} to exit`,
+    );
+    await changeServer(remote);
+    const t = Date.now();
+    await start(c);
+    await waitIdle(c, 60_000);
+    expect(restartMessages(c, t).resumed).toBe(1);
+    await serverChangesArrived(c, remote);
+    await stop(c);
+  });
+
+  it('lists what changed since the stop when the position is gone (the journal rotated past it)', async () => {
+    const { c, remote } = await syncedClient();
+    expect(await stop(c)).toBe(0);
+    // Generation 1 never exists: journal files are named by the clock's seconds.
+    cleanStopRecord(c, (r) => (r.remotePos = '1:0'));
+    await changeServer(remote);
+    const t = Date.now();
+    await start(c);
+    await waitIdle(c, 60_000);
+    const m = restartMessages(c, t);
+    expect(m.resumed).toBe(0);
+    expect(m.since).toHaveLength(1);
+    expect(m.since[0]).not.toMatch(/everything/);
+    await serverChangesArrived(c, remote);
     await stop(c);
   });
 });

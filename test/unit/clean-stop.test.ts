@@ -53,6 +53,7 @@ function facts(extra: Partial<StopFacts> = {}): StopFacts {
       ready: false,
       caps: null,
       feed: null,
+      position: null,
     },
     ...extra,
   } as StopFacts;
@@ -124,5 +125,38 @@ describe('restart records', () => {
     expect(takeCleanStop(db, settings())?.remoteMarker).toBeNull();
     await recordCleanStop(db, facts({ remote: poll }));
     expect(takeCleanStop(db, settings())?.remoteMarker).toBe(remoteMarkerId(db));
+  });
+
+  it('records the journal position only with a server horizon in inotify mode; a start takes only a well-formed one (J8)', async () => {
+    const poll = {
+      spec: { kind: 'ssh', host: 'host', path: '/srv' },
+      ssh: {},
+      ready: true,
+      caps: { gnuFind: true },
+      feed: { mode: 'poll', connected: true },
+      position: '1765000000:4096',
+    } as unknown as StopFacts['remote'];
+    await recordCleanStop(db, facts({ remote: poll }));
+    expect(takeCleanStop(db, settings())).toMatchObject({ remoteMarker: remoteMarkerId(db), remotePos: null });
+    // The server could not be marked: no horizon, so no position either.
+    await recordCleanStop(db, facts({ remote: { ...poll, ready: false, feed: { mode: 'inotify', connected: true } } }));
+    expect(takeCleanStop(db, settings())).toMatchObject({ remoteMarker: null, remotePos: null });
+
+    const s = settings();
+    const record = (remotePos: unknown) =>
+      JSON.stringify({
+        v: 1,
+        kind: 'stop',
+        localSinceMs: Date.now() - 5000,
+        remote: true,
+        remotePos,
+        settings: JSON.stringify([s.local, s.remote, s.direction, s.excludes]),
+      });
+    db.setMeta('cleanStop', record('1765000000:4096'));
+    expect(takeCleanStop(db, s)).toMatchObject({ remoteMarker: remoteMarkerId(db), remotePos: '1765000000:4096' });
+    for (const bad of ['1765000000:4096; touch /tmp/x', '-', 42, null]) {
+      db.setMeta('cleanStop', record(bad));
+      expect(takeCleanStop(db, s), String(bad)).toMatchObject({ remoteMarker: remoteMarkerId(db), remotePos: null });
+    }
   });
 });

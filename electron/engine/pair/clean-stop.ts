@@ -39,6 +39,8 @@ export interface CleanStop {
   remote: boolean;
   /** The marker whose mtime is the server's horizon (absent: the pair's own, remoteMarkerId). */
   remoteMarker?: string;
+  /** The shared watcher's journal position read at the stop (`gen:offset`), where the next start resumes (J8). */
+  remotePos?: string;
   /** cleanStopSettings() at the stop. */
   settings: string;
 }
@@ -49,6 +51,8 @@ export interface RestartHorizon {
   localSinceMs: number;
   /** The server's marker to list since; null: compare the server whole. */
   remoteMarker: string | null;
+  /** Where to resume in the server's journal instead of listing (J8); null: list since the marker. */
+  remotePos: string | null;
 }
 
 /** What must not have changed between a clean stop and the next start for the stop to count. */
@@ -74,7 +78,11 @@ export function takeCleanStop(db: StateDb, settings: PairSettings): RestartHoriz
       return null;
     const kind = stop ? 'stop' : 'checkpoint';
     const remoteMarker = !record.remote ? null : (record.remoteMarker ?? remoteMarkerId(db));
-    return { kind, localSinceMs: record.localSinceMs, remoteMarker };
+    const remotePos =
+      remoteMarker !== null && typeof record.remotePos === 'string' && /^\d+:\d+$/.test(record.remotePos)
+        ? record.remotePos
+        : null;
+    return { kind, localSinceMs: record.localSinceMs, remoteMarker, remotePos };
   } catch {
     return null;
   }
@@ -114,6 +122,8 @@ export interface StopFacts {
     ready: boolean;
     caps: RemoteCapabilities | null;
     feed: { mode: 'inotify' | 'poll'; connected: boolean } | null;
+    /** The shared watcher's journal position read so far (with every record before it in the dirty sets), else null. */
+    position: string | null;
   };
 }
 
@@ -140,12 +150,30 @@ async function serverHorizon(f: StopFacts, markerId: string, at: 'stop' | 'check
   );
 }
 
+/**
+ * The journal position to record with a server horizon: the one read when `f` was taken, when
+ * everything read before it was in the database then (J8). Not in poll mode, nor send-only.
+ */
+function journalPos(f: StopFacts, remote: boolean): { remotePos?: string } {
+  const p = f.remote.position;
+  return remote && p !== null && f.remote.feed?.mode === 'inotify' && f.settings.direction !== 'send-only'
+    ? { remotePos: p }
+    : {};
+}
+
 /** Writes the clean-stop record when the stop is clean (see the top of this file); else nothing. */
 export async function recordCleanStop(db: StateDb, f: StopFacts): Promise<void> {
   if (!allSeenInBase(f)) return;
   const localSinceMs = Date.now() - CLEAN_STOP_MARGIN_MS;
   const remote = await serverHorizon(f, remoteMarkerId(db), 'stop');
-  const record: CleanStop = { v: 1, kind: 'stop', localSinceMs, remote, settings: cleanStopSettings(f.settings) };
+  const record: CleanStop = {
+    v: 1,
+    kind: 'stop',
+    localSinceMs,
+    remote,
+    ...journalPos(f, remote),
+    settings: cleanStopSettings(f.settings),
+  };
   db.setMeta(CLEAN_STOP_META, JSON.stringify(record));
 }
 
@@ -170,6 +198,7 @@ export async function recordCheckpoint(db: StateDb, f: StopFacts): Promise<boole
     localSinceMs,
     remote,
     remoteMarker,
+    ...journalPos(f, remote),
     settings: cleanStopSettings(f.settings),
   };
   db.setMeta(CHECKPOINT_META, JSON.stringify(record));

@@ -57,6 +57,7 @@ export class PairServer {
   private lastPurgeAt = 0;
   /** The marker the feed's first walk lists changes since (after a clean stop), else null. */
   private sinceMarker: string | null = null;
+  private resumeAt: string | null = null;
 
   constructor(
     private readonly ops: RemoteOps,
@@ -81,9 +82,19 @@ export class PairServer {
     return this.feedState;
   }
 
-  /** After a clean stop: the feed's first walk also lists what changed since this marker. */
-  watchSince(marker: string | null): void {
+  /**
+   * After a clean stop: the feed's first walk also lists what changed since this marker; with
+   * `pos` (the shared watcher's journal position at the stop), the feed resumes there instead
+   * and lists only when that position is gone (J8).
+   */
+  watchSince(marker: string | null, pos: string | null = null): void {
     this.sinceMarker = marker;
+    this.resumeAt = marker !== null ? pos : null;
+  }
+
+  /** The journal position the feed has read up to (following the shared watcher), else null. */
+  get position(): string | null {
+    return this.watcher?.position?.() ?? null;
   }
 
   /** A cycle failed: connect and check again before the next. */
@@ -194,12 +205,21 @@ export class PairServer {
         clientId: remoteMarkerId(h.db()),
         pollIntervalMs: h.remotePollMs,
         ...(sinceMarker !== null ? { sinceMarkerId: sinceMarker } : {}),
+        ...(this.resumeAt !== null ? { resumeAt: this.resumeAt } : {}),
       },
     );
     this.sinceMarker = null;
+    this.resumeAt = null;
     this.watcher = watcher;
     try {
       await watcher.start();
+      if (watcher.resumed?.())
+        h.log.write({
+          pair: h.pair,
+          level: 'info',
+          event: 'state',
+          msg: `resumed the server's change journal where the last stop left it, instead of listing what changed there`,
+        });
       const listed = watcher.changedSince?.();
       if (sinceMarker !== null && listed !== undefined) h.onChangedSince(sinceMarker, listed);
       this.feedState = { mode: watcher.mode, connected: true };

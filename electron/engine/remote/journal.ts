@@ -177,8 +177,10 @@ quit(3);
  * and never written to a file others could change; POS: `gen:offset` or '-'; SINCE: a marker
  * file whose mtime starts a listing of what changed since, or '-'). Prints on stdout: the
  * listing (walkwatch's SINCE/NOSINCE records), READY, then the journal's records from the
- * position (absolute paths), each batch followed by `POS\0<gen>:<offset>\0`. stdin is the
- * session's: its end (the client stopped or died) unregisters the client and ends the follower.
+ * position (absolute paths), each batch followed by `POS\0<gen>:<offset>\0`. With both POS and
+ * SINCE (a restart, J8), the listing is made only when POS is gone; with POS alone, a position
+ * that is gone is an overflow. stdin is the session's: its end (the client stopped or died)
+ * unregisters the client and ends the follower.
  */
 export const FOLLOW_PL = String.raw`
 my ($J, $id, $root, $pos, $since, $stale, $beat, $limit, $ttl, $keep, $poll, $ww, $jw, @nr) = @ARGV;
@@ -288,7 +290,7 @@ sub open_at {
 }
 sub newest_end { for (1 .. 100) { my @g = gens(); return if @g && open_at($g[-1], -s "$J/$g[-1]") } fail("no journal in $J") }
 my $resumed = $pos =~ /^(\d+):(\d+)$/ && open_at($1, $2);
-unless ($resumed) { newest_end(); out("Q_OVERFLOW\0\0") if $pos ne "-" }
+unless ($resumed) { newest_end(); out("Q_OVERFLOW\0\0") if $pos ne "-" && $since eq "-" }
 if (!$resumed && $since ne "-") {
   # What changed since the marker (ctime, whole seconds, >=), as walkwatch's first walk lists it.
   my @m = stat $since;
@@ -369,7 +371,10 @@ export interface FollowOptions {
   clientId: string;
   /** Where to resume (`gen:offset`), or null: at the journal's end. */
   pos: string | null;
-  /** A marker file (absolute) whose mtime starts a listing of what changed since; only without `pos`. */
+  /**
+   * A marker file (absolute) whose mtime starts a listing of what changed since: without `pos`,
+   * always; with it (a restart at a recorded position, J8), only when that position is gone.
+   */
   sinceMarker?: string;
   tuning?: JournalTuning;
 }
@@ -383,7 +388,7 @@ export interface FollowOptions {
 export function journalSessionScript(root: string, o: FollowOptions): string {
   const t = o.tuning ?? DEFAULT_TUNING;
   const J = absPath(root, JOURNAL_DIR);
-  const since = o.sinceMarker !== undefined && o.pos === null ? o.sinceMarker : '-';
+  const since = o.sinceMarker ?? '-';
   const args = [
     J,
     o.clientId,

@@ -117,6 +117,7 @@ export class SshInotifyWatcher implements RemoteWatcher {
   private shared: boolean;
   /** The last journal position read (`gen:offset`): a reconnection resumes there. */
   private pos: string | null = null;
+  private resumedThere: boolean | undefined = undefined;
 
   constructor(
     private readonly remote: Extract<RemoteSpec, { kind: 'ssh' }>,
@@ -127,6 +128,16 @@ export class SshInotifyWatcher implements RemoteWatcher {
   ) {
     this.backoff = new Backoff(opts.backoffMaxMs ?? DEFAULT_BACKOFF_MAX_MS);
     this.shared = walkwatchEnabled() && sharedWatcherEnabled() && opts.clientId !== undefined;
+    if (this.shared && opts.resumeAt !== undefined) this.pos = opts.resumeAt;
+  }
+
+  /** With opts.resumeAt: whether the first session resumed there (J8); undefined until it began. */
+  resumed(): boolean | undefined {
+    return this.resumedThere;
+  }
+
+  position(): string | null {
+    return this.shared && !this.stopping ? this.pos : null;
   }
 
   /** Whether this client follows the server folder's shared watcher (diagnostics, tests). */
@@ -329,6 +340,10 @@ export class SshInotifyWatcher implements RemoteWatcher {
     let last: string | null = null;
     const rest = records.filter((r) => {
       if (r.events[0] !== 'POS') return true;
+      // The first position after READY is where the follower began: the one asked for when
+      // it could resume there (J8); the journal's end (after a listing) when it could not.
+      if (this.resumedThere === undefined && this.opts.resumeAt !== undefined)
+        this.resumedThere = r.path === this.opts.resumeAt;
       last = r.path;
       return false;
     });

@@ -61,6 +61,13 @@ export interface RemoteWatcher {
    * there since the marker (null: incomplete, compare everything); else undefined.
    */
   changedSince?(): DirtySnapshot | null | undefined;
+  /**
+   * inotify mode, following the server's shared watcher: the journal position read last
+   * (`gen:offset`; every record before it has been handed to onChanges); else null.
+   */
+  position?(): string | null;
+  /** With opts.resumeAt: whether the first session resumed at that position (else it listed since the marker). */
+  resumed?(): boolean | undefined;
 }
 
 export interface RemoteWatchOptions {
@@ -79,6 +86,12 @@ export interface RemoteWatchOptions {
    * (`.lipsync/poll-marker-ID`, see changedSince()), where walkwatch can run.
    */
   sinceMarkerId?: string;
+  /**
+   * inotify mode, following the shared watcher: the journal position recorded at a clean stop
+   * or checkpoint (J8). The first session resumes there and lists nothing; only when that
+   * position is gone does its walk list what changed since `sinceMarkerId`.
+   */
+  resumeAt?: string;
 }
 
 /** The feed for this remote: inotify where the server has inotifywait (over ssh, or local), else polling. */
