@@ -429,7 +429,7 @@ export class PairRunner {
       watcher: this.watcher ? this.watcher.backend : 'none',
       remoteWatcher: this.server.feed ? (this.server.feed.connected ? this.server.feed.mode : 'disconnected') : 'none',
       conflicts: this.conflictCount,
-      entries: this.db ? this.db.count() : 0,
+      entries: this.db ? this.db.count(this.running ? 1000 : 0) : 0,
       pending:
         this.localDirty.size === Number.POSITIVE_INFINITY || this.remoteDirty.size === Number.POSITIVE_INFINITY
           ? -1

@@ -489,3 +489,23 @@ describe('files being sent (W5)', () => {
     d.close();
   });
 });
+
+describe('StateDb.count', () => {
+  it('is exact after every write without staleMs; with it, may lag behind writes only within that time', () => {
+    db.upsert([entry('a'), entry('b')]);
+    expect(db.count()).toBe(2);
+    db.upsert([entry('c')]);
+    // Written since the last count, but the count is younger than a minute: given again.
+    expect(db.count(60_000)).toBe(2);
+    // Without staleMs, a write since always counts again.
+    expect(db.count()).toBe(3);
+    db.deleteTree('a');
+    expect(db.count(0)).toBe(2);
+    // Nothing written since: the last count, whatever its age.
+    expect(db.count(60_000)).toBe(2);
+    // Writes to the scratch tables count as writes too (they can only make it count again).
+    db.candAdd(['x']);
+    db.upsert([entry('d')]);
+    expect(db.count()).toBe(3);
+  });
+});
