@@ -10,7 +10,7 @@ import type { StateDb } from '../state/db.js';
 import type { DirtySnapshot } from '../dirty.js';
 import { DirtySet, isUnderAny, joinPath } from '../dirty.js';
 import { listChangedSince } from '../remote/watch.js';
-import { listRemote, type ListOptions } from '../remote/list.js';
+import { listRemoteBatches, type ListOptions } from '../remote/list.js';
 import { statRemote } from '../remote/stat.js';
 import { LipsyncError } from '../errors.js';
 import type { CycleContext, CycleState } from './context.js';
@@ -155,9 +155,8 @@ export async function listIntoScratch(
 ): Promise<void> {
   c.db.rscanClear();
   let buf: RemoteEntry[] = [];
-  for await (const e of listRemote(c.remote, c.ssh, root, start, c.caps, opts)) {
-    if (!keep(e)) continue;
-    buf.push(e);
+  for await (const batch of listRemoteBatches(c.remote, c.ssh, root, start, c.caps, opts)) {
+    for (const e of batch) if (keep(e)) buf.push(e);
     if (buf.length >= 5000) {
       c.db.rscanInsert(buf);
       buf = [];

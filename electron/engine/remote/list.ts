@@ -107,18 +107,48 @@ export async function* listRemote(
   caps: RemoteCapabilities,
   opts: ListOptions = {},
 ): AsyncGenerator<RemoteEntry> {
+  for await (const batch of listRemoteBatches(remote, ssh, root, start, caps, opts)) yield* batch;
+}
+
+/**
+ * listRemote in batches (never empty): the entries of each chunk of the server's output, as
+ * they came. For the callers that take a whole tree (listIntoScratch): a step of the async
+ * generator per entry cost 15 % more of node's time (listing 1,010,100 entries over ssh on
+ * loopback: 3.0 s of CPU against 2.6 s, 3.4 s against 2.9 s of wall time).
+ */
+export async function* listRemoteBatches(
+  remote: RemoteSpec,
+  ssh: SshOptions,
+  root: string,
+  start: string,
+  caps: RemoteCapabilities,
+  opts: ListOptions = {},
+): AsyncGenerator<RemoteEntry[]> {
   const r = normalizeRoot(root);
   const s = normalizeRel(start);
   const recursive = opts.recursive ?? true;
   if (s !== '' && isIgnoredPath(s, true, opts.excluder)) return;
   const filter = new EntryFilter(opts.excluder, opts.onBadName);
   if (remote.kind === 'local') {
-    yield* listLocal(r, s, recursive, filter);
+    yield* inBatches(listLocal(r, s, recursive, filter));
   } else if (caps.gnuFind) {
     yield* listWithFind(remote, ssh, r, s, recursive, filter);
   } else {
     yield* listWithRsync(remote, ssh, r, s, recursive, filter);
   }
+}
+
+/** Entries of `gen` in arrays of up to `size`. */
+async function* inBatches(gen: AsyncGenerator<RemoteEntry>, size = 1000): AsyncGenerator<RemoteEntry[]> {
+  let batch: RemoteEntry[] = [];
+  for await (const e of gen) {
+    batch.push(e);
+    if (batch.length >= size) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length) yield batch;
 }
 
 export interface ListOptions {
@@ -194,20 +224,25 @@ async function* walkLocal(
 }
 
 /**
- * Yields the entries `parse` finds in each chunk of a listing command's output,
- * then those `end` finds in what is left, and returns how the command ended
- * (throws when it could not start). Breaking out of the loop stops the command.
+ * Yields the entries `parse` finds in each chunk of a listing command's output (one batch
+ * per chunk, none when it found nothing), then those `end` finds in what is left, and
+ * returns how the command ended (throws when it could not start). Breaking out of the loop
+ * stops the command.
  */
 async function* streamed(
   cmd: string,
   stream: StreamedChild,
-  parse: (chunk: Buffer) => Iterable<RemoteEntry>,
-  end?: () => Iterable<RemoteEntry>,
-): AsyncGenerator<RemoteEntry, Awaited<StreamedChild['done']>> {
+  parse: (chunk: Buffer) => RemoteEntry[],
+  end?: () => RemoteEntry[],
+): AsyncGenerator<RemoteEntry[], Awaited<StreamedChild['done']>> {
   let finished = false;
   try {
-    for await (const chunk of stream.stdout) yield* parse(chunk);
-    if (end) yield* end();
+    for await (const chunk of stream.stdout) {
+      const batch = parse(chunk);
+      if (batch.length) yield batch;
+    }
+    const last = end?.() ?? [];
+    if (last.length) yield last;
     finished = true;
   } finally {
     if (!finished) await stopProcess(stream.child);
@@ -242,18 +277,20 @@ async function* listWithFind(
   start: string,
   recursive: boolean,
   filter: EntryFilter,
-): AsyncGenerator<RemoteEntry> {
+): AsyncGenerator<RemoteEntry[]> {
   const [cmd, args] = scriptCommand(remote, ssh);
   const stream = startStream(cmd, args, wrapScript(findListScript(root, start, recursive)));
   const gate = new StreamGate();
   const parser = new FindListParser(start, true);
-  const res = yield* streamed(cmd, stream, function* (chunk) {
+  const res = yield* streamed(cmd, stream, (chunk) => {
     const data = gate.push(chunk);
-    if (data === null) return;
+    if (data === null) return [];
+    const batch: RemoteEntry[] = [];
     for (const e of parser.push(data)) {
-      if (filter.accept(e.path, e.kind === 'dir')) yield e;
+      if (filter.accept(e.path, e.kind === 'dir')) batch.push(e);
     }
     for (const b of parser.badNames.splice(0)) filter.badName(b.path, b.escaped, b.isDir);
+    return batch;
   });
   const where = absPath(root, start);
   if (res.code === 0 && gate.passed && !parser.incomplete()) return;
@@ -280,7 +317,7 @@ async function* listWithRsync(
   start: string,
   recursive: boolean,
   filter: EntryFilter,
-): AsyncGenerator<RemoteEntry> {
+): AsyncGenerator<RemoteEntry[]> {
   const abs = absPath(root, start);
   const args = ['-s', '-l', '-8', '--list-only', recursive ? '-r' : '-d'];
   if (start === '') args.push(`--exclude=/${META_DIR}`);
@@ -298,12 +335,14 @@ async function* listWithRsync(
     }
     return filter.accept(path, isDir) ? { path, ...e.stat } : null;
   };
-  function* entries(lines: Buffer[]): Generator<RemoteEntry> {
+  const entries = (lines: Buffer[]): RemoteEntry[] => {
+    const batch: RemoteEntry[] = [];
     for (const line of lines) {
       const e = toEntry(line);
-      if (e) yield e;
+      if (e) batch.push(e);
     }
-  }
+    return batch;
+  };
   const res = yield* streamed(
     'rsync',
     stream,
