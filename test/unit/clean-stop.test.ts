@@ -59,6 +59,18 @@ function facts(extra: Partial<StopFacts> = {}): StopFacts {
   } as StopFacts;
 }
 
+/** A reachable server watched in poll mode; `position` as a journal follower would give it. */
+function pollRemote(position: string | null): StopFacts['remote'] {
+  return {
+    spec: { kind: 'ssh', host: 'host', path: '/srv' },
+    ssh: {},
+    ready: true,
+    caps: { gnuFind: true },
+    feed: { mode: 'poll', connected: true },
+    position,
+  } as unknown as StopFacts['remote'];
+}
+
 describe('restart records', () => {
   it('a checkpoint is written only when everything seen is in the base', async () => {
     const unclean: Partial<StopFacts>[] = [
@@ -114,13 +126,7 @@ describe('restart records', () => {
   });
 
   it('in poll mode a checkpoint has no server horizon (a stop keeps the poll marker)', async () => {
-    const poll = {
-      spec: { kind: 'ssh', host: 'host', path: '/srv' },
-      ssh: {},
-      ready: true,
-      caps: { gnuFind: true },
-      feed: { mode: 'poll', connected: true },
-    } as unknown as StopFacts['remote'];
+    const poll = pollRemote(null);
     expect(await recordCheckpoint(db, facts({ remote: poll }))).toBe(true);
     expect(takeCleanStop(db, settings())?.remoteMarker).toBeNull();
     await recordCleanStop(db, facts({ remote: poll }));
@@ -128,14 +134,7 @@ describe('restart records', () => {
   });
 
   it('records the journal position only with a server horizon in inotify mode; a start takes only a well-formed one (J8)', async () => {
-    const poll = {
-      spec: { kind: 'ssh', host: 'host', path: '/srv' },
-      ssh: {},
-      ready: true,
-      caps: { gnuFind: true },
-      feed: { mode: 'poll', connected: true },
-      position: '1765000000:4096',
-    } as unknown as StopFacts['remote'];
+    const poll = pollRemote('1765000000:4096');
     await recordCleanStop(db, facts({ remote: poll }));
     expect(takeCleanStop(db, settings())).toMatchObject({ remoteMarker: remoteMarkerId(db), remotePos: null });
     // The server could not be marked: no horizon, so no position either.
