@@ -10,7 +10,7 @@
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, renameSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, renameSync, readdirSync, rmSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { buildEngine, loadHarness, ROOT } from './lib/harness.mjs';
@@ -259,6 +259,8 @@ try {
     B = join(work, 'b');
   log('copying the tree to client A…');
   await shOk('cp', ['-a', tree.dir, A]);
+  // A one-row bench using the cached tree in place (first-sync.mjs, restart.mjs) may still be ending.
+  rmSync(join(A, '.lipsync'), { recursive: true, force: true });
   mkdirSync(S1);
   mkdirSync(B);
   const serverRsyncPids = () => treePids([sshd], { filter: (c) => c === 'rsync' });
