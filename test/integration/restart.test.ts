@@ -199,8 +199,16 @@ async function serverChangesArrived(c: Client, remote: string): Promise<void> {
   sameTrees(c, remote);
 }
 
-/** Messages of the restart after `t`: resumed in the journal, and the clean-stop summary. */
-function restartMessages(c: Client, t: number): { resumed: number; since: string[] } {
+/**
+ * Changes the server while the client is stopped, starts the client, checks that every change
+ * arrived, and returns the restart's messages: resumed in the journal, and the clean-stop summary.
+ */
+async function restartAfterServerChanges(c: Client, remote: string): Promise<{ resumed: number; since: string[] }> {
+  await changeServer(remote);
+  const t = Date.now();
+  await start(c);
+  await waitIdle(c, 60_000);
+  await serverChangesArrived(c, remote);
   const resumed = readLogRecords(c.e).filter((r) => r.t >= t && RESUMED_MSG.test(String(r.msg))).length;
   return { resumed, since: sinceMessages(c, t) };
 }
@@ -212,15 +220,10 @@ describe('restart at the journal position of the last stop (J8)', () => {
     const { c, remote } = await syncedClient();
     expect(await stop(c)).toBe(0);
     expect(cleanStopRecord(c).remotePos).toMatch(/^\d+:\d+$/);
-    await changeServer(remote);
-    const t = Date.now();
-    await start(c);
-    await waitIdle(c, 60_000);
-    const m = restartMessages(c, t);
+    const m = await restartAfterServerChanges(c, remote);
     expect(m.resumed).toBe(1);
     expect(m.since).toHaveLength(1);
     expect(m.since[0]).not.toMatch(/everything/);
-    await serverChangesArrived(c, remote);
     await stop(c);
   });
 
@@ -234,12 +237,7 @@ describe('restart at the journal position of the last stop (J8)', () => {
       30_000,
       () => `the shared watcher of ${remote} to exit`,
     );
-    await changeServer(remote);
-    const t = Date.now();
-    await start(c);
-    await waitIdle(c, 60_000);
-    expect(restartMessages(c, t).resumed).toBe(1);
-    await serverChangesArrived(c, remote);
+    expect((await restartAfterServerChanges(c, remote)).resumed).toBe(1);
     await stop(c);
   });
 
@@ -248,15 +246,10 @@ describe('restart at the journal position of the last stop (J8)', () => {
     expect(await stop(c)).toBe(0);
     // Generation 1 never exists: journal files are named by the clock's seconds.
     cleanStopRecord(c, (r) => (r.remotePos = '1:0'));
-    await changeServer(remote);
-    const t = Date.now();
-    await start(c);
-    await waitIdle(c, 60_000);
-    const m = restartMessages(c, t);
+    const m = await restartAfterServerChanges(c, remote);
     expect(m.resumed).toBe(0);
     expect(m.since).toHaveLength(1);
     expect(m.since[0]).not.toMatch(/everything/);
-    await serverChangesArrived(c, remote);
     await stop(c);
   });
 });
